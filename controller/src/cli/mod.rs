@@ -1,0 +1,53 @@
+//! Command-line parsing and dispatch. Each subcommand lives in its own module.
+
+mod read;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tapwire",
+    version,
+    about = "Bots on personal WeChat through an Android phone, and one event pipeline for every platform"
+)]
+pub struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a UI dump offline: the screen kind, conversation rows or chat messages.
+    Read(read::ReadArgs),
+}
+
+pub fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,tapwire=info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Read(args) => read::run(args),
+    }
+}
+
+/// The `ui-maps/` directory unless the user named one.
+pub fn ui_maps_dir(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(tapwire_device_agent::uimap::default_dir)
+}

@@ -1,0 +1,183 @@
+//! `tapwire read FILE.xml|DIR`: what Tapwire reads on a screen, without a phone. A user can
+//! check a dump of their own phone, and a bug report can carry one.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use tapwire_device_agent::screen::{ChatView, ConversationList, Dialog, Unread};
+use tapwire_device_agent::{Dump, ScreenReading, UiMaps, Version, read_screen, read_screen_any};
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// A dump (`.xml`) or a directory of dumps.
+    pub path: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The WeChat version the dump came from (picks the UI map); tried against every map
+    /// when left out.
+    #[arg(long)]
+    pub wechat: Option<String>,
+    /// Directory of UI maps.
+    #[arg(long)]
+    pub ui_maps: Option<PathBuf>,
+}
+
+pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
+    let maps = UiMaps::load_dir(&super::ui_maps_dir(args.ui_maps.clone()))?;
+    let files = dump_files(&args.path)?;
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for file in &files {
+        match read_file(file, &maps, args.wechat.as_deref()) {
+            Ok(reading) => {
+                let rendered = if args.json {
+                    let mut json = serde_json::to_value(&reading)?;
+                    if files.len() > 1 {
+                        json["file"] = file.display().to_string().into();
+                    }
+                    serde_json::to_string_pretty(&json)?
+                } else {
+                    format!("== {}\n{}", file.display(), render_table(&reading))
+                };
+                writeln!(out, "{rendered}")?;
+            }
+            Err(error) => {
+                failed = true;
+                eprintln!("{}: {error:#}", file.display());
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn dump_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot list {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "no .xml dumps in {}", path.display());
+    Ok(files)
+}
+
+fn read_file(path: &Path, maps: &UiMaps, wechat: Option<&str>) -> anyhow::Result<ScreenReading> {
+    let raw =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let dump = Dump::parse(&raw)?;
+    match wechat {
+        Some(version) => Ok(read_screen(
+            &dump,
+            maps.for_version(&Version::parse(version)?)?,
+        )),
+        None => read_screen_any(&dump, maps).context("no UI maps loaded"),
+    }
+}
+
+fn render_table(reading: &ScreenReading) -> String {
+    let mut out = format!("screen: {:?} (map {})\n", reading.kind, reading.map);
+    if let Some(dialog) = &reading.dialog {
+        render_dialog(&mut out, dialog);
+    }
+    if let Some(chat) = &reading.chat {
+        render_chat(&mut out, chat);
+    }
+    if let Some(list) = &reading.list {
+        render_list(&mut out, list);
+    }
+    out
+}
+
+fn render_dialog(out: &mut String, dialog: &Dialog) {
+    let _ = writeln!(
+        out,
+        "dialog ({}): {}",
+        dialog.package,
+        dialog.texts.join(" / ")
+    );
+    for button in &dialog.buttons {
+        let _ = writeln!(out, "  button {:?} at {}", button.text, button.bounds);
+    }
+}
+
+fn render_chat(out: &mut String, chat: &ChatView) {
+    let _ = writeln!(
+        out,
+        "chat: {} (back badge {})",
+        chat.title.as_deref().unwrap_or("(title not in dump)"),
+        chat.back_unread.map_or("-".into(), |n| n.to_string())
+    );
+    let _ = writeln!(
+        out,
+        "{:>3}  {:<12} {:<6} {:<16} text",
+        "#", "kind", "side", "sender"
+    );
+    for (i, m) in chat.messages.iter().enumerate() {
+        let sender = m
+            .sender
+            .clone()
+            .or_else(|| m.avatar.as_ref().map(|a| format!("({a})")))
+            .unwrap_or_default();
+        let text = m.text.as_deref().map_or_else(
+            || format!("(not in dump, bubble {})", m.bounds),
+            |t| format!("{t:?}"),
+        );
+        let _ = writeln!(
+            out,
+            "{:>3}  {:<12} {:<6} {:<16} {}",
+            i + 1,
+            format!("{:?}", m.kind),
+            format!("{:?}", m.side),
+            sender,
+            text
+        );
+    }
+}
+
+fn render_list(out: &mut String, list: &ConversationList) {
+    let _ = writeln!(
+        out,
+        "conversation list: {} (tab badge {})",
+        list.title.as_deref().unwrap_or("-"),
+        list.tab_unread.map_or("-".into(), |n| n.to_string())
+    );
+    let _ = writeln!(
+        out,
+        "{:>3}  {:<24} {:<8} {:<6} {:<12} preview",
+        "#", "title", "unread", "muted", "time"
+    );
+    for (i, row) in list.rows.iter().enumerate() {
+        let unread = match &row.unread {
+            Unread::None => "-".to_string(),
+            Unread::Dot => "dot".to_string(),
+            Unread::Count(n) => n.to_string(),
+        };
+        let muted = match row.muted {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "?",
+        };
+        let _ = writeln!(
+            out,
+            "{:>3}  {:<24} {:<8} {:<6} {:<12} {:?}",
+            i + 1,
+            row.title.as_deref().unwrap_or("(cut off)"),
+            unread,
+            muted,
+            format!("{:?}", row.time.as_deref().unwrap_or("")),
+            row.preview.as_deref().unwrap_or("")
+        );
+    }
+}
