@@ -1,6 +1,11 @@
 //! `tapwire`: the controller's command line.
 
 mod cli;
+mod config;
+mod event;
+mod pipeline;
+mod runtime;
+mod store;
 
 use clap::Parser;
 

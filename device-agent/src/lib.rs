@@ -5,8 +5,12 @@
 //! - [`uimap`]: the TOML UI maps that say which node plays which role on a WeChat version;
 //! - [`screen`]: recognising the screen and extracting rows and messages from a dump.
 
+pub mod agent;
 pub mod dump;
+pub mod input;
 pub mod screen;
+pub mod tail;
+pub mod transport;
 pub mod uimap;
 
 pub use dump::{Dump, DumpError, Rect};

@@ -1,6 +1,9 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module.
 
+mod devices;
+mod dump;
 mod read;
+pub mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +26,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Drive the phones and answer their messages until Ctrl-C.
+    Run(run::RunArgs),
+    /// List the phones the adb server knows, with their WeChat version.
+    Devices(devices::DevicesArgs),
+    /// Save a UI dump, a screenshot and their reading from a phone.
+    Dump(dump::DumpArgs),
     /// Read a UI dump offline: the screen kind, conversation rows or chat messages.
     Read(read::ReadArgs),
 }
@@ -43,6 +52,9 @@ pub fn init_tracing(verbose: u8) {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Devices(args) => devices::run(args),
+        Command::Dump(args) => dump::run(args),
         Command::Read(args) => read::run(args),
     }
 }

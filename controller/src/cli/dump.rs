@@ -1,0 +1,79 @@
+//! `tapwire dump --out DIR`: a UI dump, a screenshot and what Tapwire reads on them, for
+//! making fixtures and UI maps, and for bug reports.
+
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use tapwire_device_agent::agent::{detect_map, parse_version_name};
+use tapwire_device_agent::transport::{self, AdbServerTransport, Transport};
+use tapwire_device_agent::{Dump, UiMaps, read_screen};
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Where to write `<stamp>.xml`, `<stamp>.png` and `<stamp>.json`.
+    #[arg(long, default_value = "dumps")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long)]
+    pub adb_server: Option<SocketAddrV4>,
+    #[arg(long)]
+    pub ui_maps: Option<PathBuf>,
+}
+
+#[allow(clippy::print_stdout)] // CLI output.
+pub fn run(args: DumpArgs) -> anyhow::Result<ExitCode> {
+    let server = transport::adb_server_addr(args.adb_server);
+    let serial = match args.device {
+        Some(serial) => serial,
+        None => {
+            let devices = transport::list_devices(server)?;
+            match devices.as_slice() {
+                [one] => one.serial.clone(),
+                [] => anyhow::bail!("no phone attached to the adb server at {server}"),
+                _ => anyhow::bail!("several phones attached: pick one with --device"),
+            }
+        }
+    };
+    let mut phone = AdbServerTransport::connect(server, &serial)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let stamp = crate::event::now_rfc3339().replace([':', '.'], "-");
+    let base = args.out.join(&stamp);
+
+    let xml = phone.shell("uiautomator dump /dev/tty")?.stdout_text();
+    std::fs::write(base.with_extension("xml"), &xml)?;
+    let png = phone.shell("screencap -p")?.stdout;
+    std::fs::write(base.with_extension("png"), &png)?;
+    let package = phone.shell("dumpsys package com.tencent.mm")?.stdout_text();
+    let focus = phone
+        .shell("dumpsys window | grep mCurrentFocus")?
+        .stdout_text();
+    let model = phone.shell("getprop ro.product.model")?.stdout_text();
+
+    let maps = UiMaps::load_dir(&super::ui_maps_dir(args.ui_maps))?;
+    let reading = match (detect_map(&mut phone, &maps, &serial), Dump::parse(&xml)) {
+        (Ok((_, map)), Ok(dump)) => serde_json::to_value(read_screen(&dump, &map))?,
+        (Err(e), _) => serde_json::Value::String(format!("no reading: {e}")),
+        (_, Err(e)) => serde_json::Value::String(format!("no reading: {e}")),
+    };
+    let metadata = serde_json::json!({
+        "serial": serial,
+        "model": model.trim(),
+        "wechat": parse_version_name(&package),
+        "focus": focus.trim(),
+        "captured_at": crate::event::now_rfc3339(),
+        "reading": reading,
+    });
+    std::fs::write(
+        base.with_extension("json"),
+        serde_json::to_string_pretty(&metadata)?,
+    )?;
+    println!("{}", base.with_extension("xml").display());
+    println!("{}", base.with_extension("png").display());
+    println!("{}", base.with_extension("json").display());
+    Ok(ExitCode::SUCCESS)
+}

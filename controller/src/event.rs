@@ -1,0 +1,197 @@
+//! Events in, actions out: the one vocabulary every source and handler speaks
+//! (DESIGN.md §3). The JSON form of these types is what webhooks and external plugins see.
+
+use serde::{Deserialize, Serialize};
+
+/// Namespaced event types.
+pub mod types {
+    pub const MESSAGE_RECEIVED: &str = "message.received";
+    pub const MESSAGE_SENT: &str = "message.sent";
+    pub const DEVICE_CONNECTED: &str = "device.connected";
+    pub const DEVICE_DISCONNECTED: &str = "device.disconnected";
+    pub const DEVICE_SCREEN_UNRECOGNIZED: &str = "device.screen_unrecognized";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    Private,
+    Group,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    pub title: Option<String>,
+    pub kind: ConversationKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub is_self: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Segment {
+    Text {
+        text: String,
+    },
+    Mention {
+        user: String,
+    },
+    Image {
+        url: Option<String>,
+    },
+    File {
+        name: Option<String>,
+    },
+    Link {
+        url: String,
+        title: Option<String>,
+    },
+    /// Content the source could not read (an image bubble in a phone dump).
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Which phone or adapter produced it.
+    pub source: String,
+    pub platform: String,
+    pub idempotency_key: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub conversation: Option<Conversation>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sender: Option<Sender>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub content: Vec<Segment>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub platform_message_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null", default)]
+    pub raw: serde_json::Value,
+}
+
+impl Event {
+    /// The plain text of the message: text segments joined.
+    pub fn text(&self) -> Option<String> {
+        let parts: Vec<&str> = self
+            .content
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.concat())
+    }
+}
+
+/// What a handler asks to be done. Stored before it is executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Send text to a conversation of a source (a phone or an adapter).
+    Send {
+        target: String,
+        conversation: String,
+        text: String,
+    },
+}
+
+impl Action {
+    pub fn target(&self) -> &str {
+        match self {
+            Action::Send { target, .. } => target,
+        }
+    }
+    pub fn conversation(&self) -> &str {
+        match self {
+            Action::Send { conversation, .. } => conversation,
+        }
+    }
+}
+
+/// Current time as RFC 3339 UTC, without pulling in a date crate for one format.
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_416), (2025, 11, 24));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn event_json_form_is_stable() {
+        let event = Event {
+            id: "e1".into(),
+            event_type: types::MESSAGE_RECEIVED.into(),
+            source: "phone-1".into(),
+            platform: "wechat".into(),
+            idempotency_key: "k".into(),
+            conversation: Some(Conversation {
+                id: "Alice".into(),
+                title: Some("Alice".into()),
+                kind: ConversationKind::Private,
+            }),
+            sender: Some(Sender {
+                id: "Alice".into(),
+                display_name: Some("Alice".into()),
+                is_self: false,
+            }),
+            content: vec![Segment::Text {
+                text: "你好".into(),
+            }],
+            platform_message_id: None,
+            timestamp: "2026-11-24T00:00:00.000Z".into(),
+            raw: serde_json::Value::Null,
+        };
+        let json = serde_json::to_value(&event).expect("json");
+        assert_eq!(json["type"], "message.received");
+        assert_eq!(json["content"][0]["type"], "text");
+        assert_eq!(json["conversation"]["kind"], "private");
+        let back: Event = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, event);
+        assert_eq!(back.text().as_deref(), Some("你好"));
+    }
+}

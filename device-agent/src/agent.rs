@@ -1,0 +1,893 @@
+//! One actor per phone: it owns the phone's ADB transport, so every read and every tap is
+//! serialised through it. It watches WeChat cheaply while idle, reads what is new, hands it
+//! to a [`Sink`] (which stores it before anything answers), and types the replies it is
+//! given, checking each one appears in the chat.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::dump::{Dump, DumpError, Rect};
+use crate::input::{DEFAULT_METHODS, InputMethod, KEYCODE_BACK, delete_command};
+use crate::screen::{ChatView, ConversationRow, ScreenKind, ScreenReading, Side, read_screen};
+use crate::tail::{self, TailItem, TailKind, Watermark};
+use crate::transport::{Transport, TransportError};
+use crate::uimap::{UiMap, UiMapError, UiMaps, Version};
+
+const WECHAT_LAUNCHER: &str = "com.tencent.mm/.ui.LauncherUI";
+const DUMP_COMMAND: &str = "uiautomator dump /dev/tty";
+/// One shell call for the idle check: WeChat's redraw counter and the focused window.
+const IDLE_COMMAND: &str = "dumpsys gfxinfo com.tencent.mm | grep 'Total frames rendered'; dumpsys window | grep mCurrentFocus";
+/// Fallback where gfxinfo has no frame counter: WeChat's notifications and the focus.
+const IDLE_FALLBACK_COMMAND: &str = "dumpsys notification --noredact | grep -E 'pkg=com.tencent.mm|android.text='; dumpsys window | grep mCurrentFocus";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    UiMap(#[from] UiMapError),
+    #[error(
+        "WeChat is not installed on {device} (`dumpsys package com.tencent.mm` names no version)"
+    )]
+    NoWechat { device: String },
+    #[error("the screen could not be dumped after {attempts} attempts: {last}")]
+    Dump { attempts: u32, last: DumpError },
+    #[error(
+        "WeChat {version} hides its screen from uiautomator on this phone (the dump is one empty node). Turn on an accessibility service (e.g. TalkBack) so the tree is exposed, or use a WeChat build before 8.0.55; vision mode (screenshots + OCR) is not available yet"
+    )]
+    HiddenTree { version: String },
+    #[error("the sink refused the batch: {0}")]
+    Sink(String),
+}
+
+/// Where the actor's readings go. Implemented by the controller over its store: `record`
+/// must make the events and the conversation's new watermark durable together before it
+/// returns, so that a crash either loses both (the messages are read again) or neither.
+pub trait Sink: Send {
+    fn watermark(&mut self, device: &str, conversation: &str) -> Result<Option<Watermark>, String>;
+    fn record(&mut self, batch: Batch) -> Result<(), String>;
+    fn sent(&mut self, action_id: &str, outcome: SendOutcome) -> Result<(), String>;
+    fn status(&mut self, device: &str, status: DeviceStatus);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Batch {
+    pub device: String,
+    pub conversation: String,
+    pub watermark: Watermark,
+    pub messages: Vec<PhoneMessage>,
+}
+
+/// A message read off the phone, before it becomes an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhoneMessage {
+    pub key: String,
+    pub seq: u64,
+    pub conversation: String,
+    pub is_group: bool,
+    /// None for the phone's owner.
+    pub sender: Option<String>,
+    pub is_self: bool,
+    pub text: Option<String>,
+    pub kind: crate::screen::ItemKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SendOutcome {
+    Sent {
+        method: InputMethod,
+    },
+    /// Found in the chat already (a send that completed before a crash).
+    AlreadySent,
+    Failed {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DeviceStatus {
+    Connected { wechat: String, map: String },
+    Disconnected { reason: String },
+    ScreenUnrecognized { kind: ScreenKind, hint: String },
+    DialogDismissed { texts: Vec<String>, button: String },
+}
+
+/// A reply to type into a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    pub action_id: String,
+    pub conversation: String,
+    pub text: String,
+    /// A previous run may have sent it before it could record so: look before typing.
+    pub maybe_sent: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The phone's id in events (its serial).
+    pub device: String,
+    /// Pause between idle checks.
+    pub poll_interval: Duration,
+    /// How long to stay in a chat for replies to what was just read.
+    pub reply_wait: Duration,
+    /// How far to scroll back in a chat (in screens) looking for the last message seen.
+    pub max_scroll_pages: usize,
+    pub input_methods: Vec<InputMethod>,
+}
+
+impl AgentConfig {
+    pub fn new(device: impl Into<String>) -> Self {
+        AgentConfig {
+            device: device.into(),
+            poll_interval: Duration::from_millis(250),
+            reply_wait: Duration::from_millis(1500),
+            max_scroll_pages: 8,
+            input_methods: DEFAULT_METHODS.to_vec(),
+        }
+    }
+}
+
+/// What the idle check last saw.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct IdleSignal(String);
+
+/// Counters for status and benchmarks.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentStats {
+    pub idle_checks: u64,
+    pub dumps: u64,
+    pub shell_calls: u64,
+    pub messages: u64,
+    pub replies_sent: u64,
+    pub replies_failed: u64,
+}
+
+pub struct PhoneAgent {
+    config: AgentConfig,
+    transport: Box<dyn Transport>,
+    map: UiMap,
+    wechat_version: String,
+    sink: Box<dyn Sink>,
+    outbound: Receiver<Outbound>,
+    pending: Vec<Outbound>,
+    last_signal: Option<IdleSignal>,
+    use_fallback_signal: bool,
+    /// The conversation the actor opened last, for chats whose title bar holds no text.
+    current_chat: Option<String>,
+    pub stats: AgentStats,
+}
+
+/// Reads `versionName=` from `dumpsys package com.tencent.mm` (the first block wins when a
+/// system app prints two).
+pub fn parse_version_name(dumpsys: &str) -> Option<String> {
+    dumpsys.lines().find_map(|line| {
+        let value = line.trim().strip_prefix("versionName=")?;
+        let value = value.split_whitespace().next()?;
+        (!value.is_empty()).then(|| value.to_string())
+    })
+}
+
+/// Asks the phone for its WeChat version and picks the UI map for it.
+pub fn detect_map(
+    transport: &mut dyn Transport,
+    maps: &UiMaps,
+    device: &str,
+) -> Result<(String, UiMap), AgentError> {
+    let output = transport.shell("dumpsys package com.tencent.mm")?;
+    let version =
+        parse_version_name(&output.stdout_text()).ok_or_else(|| AgentError::NoWechat {
+            device: device.to_string(),
+        })?;
+    let map = maps.for_version(&Version::parse(&version)?)?.clone();
+    Ok((version, map))
+}
+
+impl PhoneAgent {
+    pub fn new(
+        config: AgentConfig,
+        mut transport: Box<dyn Transport>,
+        maps: &UiMaps,
+        sink: Box<dyn Sink>,
+        outbound: Receiver<Outbound>,
+    ) -> Result<Self, AgentError> {
+        let (wechat_version, map) = detect_map(transport.as_mut(), maps, &config.device)?;
+        tracing::info!(device = %config.device, wechat = %wechat_version, map = %map.name, via = %transport.describe(), "phone ready");
+        Ok(PhoneAgent {
+            config,
+            transport,
+            map,
+            wechat_version,
+            sink,
+            outbound,
+            pending: Vec::new(),
+            last_signal: None,
+            use_fallback_signal: false,
+            current_chat: None,
+            stats: AgentStats::default(),
+        })
+    }
+
+    pub fn wechat_version(&self) -> &str {
+        &self.wechat_version
+    }
+
+    /// Runs until `stop` is set or the outbound channel closes. Transient phone trouble
+    /// (an unplugged cable) is reported and retried with backoff; what needs the user
+    /// (WeChat hiding its tree, no adb server) ends the run with an error that says what
+    /// to do.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), AgentError> {
+        let device = self.config.device.clone();
+        self.sink.status(
+            &device,
+            DeviceStatus::Connected {
+                wechat: self.wechat_version.clone(),
+                map: self.map.name.clone(),
+            },
+        );
+        let mut backoff = Duration::from_millis(200);
+        while !stop.load(Ordering::Relaxed) {
+            match self.cycle() {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(AgentError::Transport(e)) if e.is_transient() => {
+                    tracing::warn!(device = %device, error = %e, retry_in = ?backoff, "phone unreachable");
+                    self.sink.status(
+                        &device,
+                        DeviceStatus::Disconnected {
+                            reason: e.to_string(),
+                        },
+                    );
+                    self.last_signal = None;
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            match self.outbound.recv_timeout(self.config.poll_interval) {
+                Ok(out) => self.pending.push(out),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// One round: deliver what is queued, then look for news if the phone changed.
+    pub fn cycle(&mut self) -> Result<(), AgentError> {
+        self.drain_outbound();
+        if !self.pending.is_empty() {
+            self.deliver_pending()?;
+        }
+        let signal = self.idle_signal()?;
+        if self.last_signal.as_ref() != Some(&signal) {
+            // The baseline is taken before the scan: anything that changes during it,
+            // a message arriving or our own taps, makes the next round look again.
+            self.last_signal = Some(signal);
+            self.scan()?;
+        }
+        Ok(())
+    }
+
+    fn drain_outbound(&mut self) {
+        while let Ok(out) = self.outbound.try_recv() {
+            self.pending.push(out);
+        }
+    }
+
+    fn shell(&mut self, command: &str) -> Result<crate::transport::ShellOutput, AgentError> {
+        self.stats.shell_calls += 1;
+        Ok(self.transport.shell(command)?)
+    }
+
+    fn idle_signal(&mut self) -> Result<IdleSignal, AgentError> {
+        self.stats.idle_checks += 1;
+        if !self.use_fallback_signal {
+            let out = self.shell(IDLE_COMMAND)?.stdout_text();
+            if out.contains("Total frames rendered") {
+                return Ok(IdleSignal(out));
+            }
+            tracing::info!(device = %self.config.device, "no gfxinfo frame counter; watching notifications and focus instead");
+            self.use_fallback_signal = true;
+        }
+        Ok(IdleSignal(self.shell(IDLE_FALLBACK_COMMAND)?.stdout_text()))
+    }
+
+    /// Dumps and reads the screen, retrying while uiautomator reports a transition.
+    pub fn read(&mut self) -> Result<ScreenReading, AgentError> {
+        const ATTEMPTS: u32 = 6;
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            self.stats.dumps += 1;
+            let out = self.shell(DUMP_COMMAND)?;
+            let raw = out.stdout_text();
+            match Dump::parse(&raw) {
+                Ok(dump) => {
+                    let reading = read_screen(&dump, &self.map);
+                    if reading.kind == ScreenKind::HiddenTree {
+                        return Err(AgentError::HiddenTree {
+                            version: self.wechat_version.clone(),
+                        });
+                    }
+                    return Ok(reading);
+                }
+                Err(e) => {
+                    let e = match e {
+                        DumpError::NoHierarchy(_) if !out.stderr.is_empty() => {
+                            DumpError::NoHierarchy(out.stderr_text())
+                        }
+                        other => other,
+                    };
+                    tracing::debug!(device = %self.config.device, attempt, error = %e, "dump failed");
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(50 * u64::from(attempt + 1)));
+                }
+            }
+        }
+        Err(AgentError::Dump {
+            attempts: ATTEMPTS,
+            last: last.unwrap_or(DumpError::NoHierarchy(String::new())),
+        })
+    }
+
+    /// Reads until the screen is of `kind` (screens take a moment to change after a tap).
+    fn read_until(&mut self, kind: ScreenKind) -> Result<Option<ScreenReading>, AgentError> {
+        for _ in 0..8 {
+            let reading = self.read()?;
+            if reading.kind == kind {
+                return Ok(Some(reading));
+            }
+            if reading.kind == ScreenKind::Dialog {
+                self.handle_dialog(&reading)?;
+                continue;
+            }
+            std::thread::sleep(Duration::from_millis(60));
+        }
+        Ok(None)
+    }
+
+    fn tap(&mut self, at: Rect) -> Result<(), AgentError> {
+        let (x, y) = at.center();
+        self.shell(&format!("input tap {x} {y}"))?;
+        Ok(())
+    }
+
+    fn key(&mut self, code: u32) -> Result<(), AgentError> {
+        self.shell(&format!("input keyevent {code}"))?;
+        Ok(())
+    }
+
+    fn scan(&mut self) -> Result<(), AgentError> {
+        let reading = self.read()?;
+        match reading.kind {
+            ScreenKind::ConversationList => self.scan_list(reading),
+            ScreenKind::Chat => {
+                let chat = reading.chat.clone().unwrap_or_else(empty_chat);
+                let name = chat.title.clone().or_else(|| self.current_chat.clone());
+                match name {
+                    Some(name) if chat.back_unread.unwrap_or(0) == 0 => {
+                        self.process_chat(&name, chat, None)?;
+                        self.wait_for_replies(&name)?;
+                    }
+                    _ => {}
+                }
+                self.back_to_list()
+            }
+            ScreenKind::Dialog => self.handle_dialog(&reading),
+            ScreenKind::NotWechat => {
+                tracing::info!(device = %self.config.device, "WeChat is not in front; starting it");
+                self.shell(&format!("am start -n {WECHAT_LAUNCHER}"))?;
+                Ok(())
+            }
+            ScreenKind::HiddenTree => Err(AgentError::HiddenTree {
+                version: self.wechat_version.clone(),
+            }),
+            ScreenKind::Other => {
+                self.sink.status(
+                    &self.config.device,
+                    DeviceStatus::ScreenUnrecognized {
+                        kind: ScreenKind::Other,
+                        hint: "neither the conversation list nor a chat; pressing back".into(),
+                    },
+                );
+                self.back_to_list()
+            }
+        }
+    }
+
+    fn scan_list(&mut self, reading: ScreenReading) -> Result<(), AgentError> {
+        let Some(list) = reading.list else {
+            return Ok(());
+        };
+        let unread: Vec<ConversationRow> = list
+            .rows
+            .into_iter()
+            .filter(|r| r.unread.is_unread() && r.title.is_some())
+            .collect();
+        for row in unread {
+            let Some(title) = row.title.clone() else {
+                continue;
+            };
+            let count = match row.unread {
+                crate::screen::Unread::Count(n) => Some(n),
+                _ => row.preview_count().or(Some(1)),
+            };
+            self.open_row(&row)?;
+            if let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) {
+                self.current_chat = Some(title.clone());
+                self.process_chat(&title, chat, count)?;
+                self.wait_for_replies(&title)?;
+            }
+            self.back_to_list()?;
+        }
+        Ok(())
+    }
+
+    fn open_row(&mut self, row: &ConversationRow) -> Result<(), AgentError> {
+        // The row's top half is its title line; its centre may lie under the tab bar.
+        let target = Rect {
+            bottom: row.bounds.top + row.bounds.height() / 2,
+            ..row.bounds
+        };
+        self.tap(target)
+    }
+
+    fn back_to_list(&mut self) -> Result<(), AgentError> {
+        for _ in 0..4 {
+            let reading = self.read()?;
+            match reading.kind {
+                ScreenKind::ConversationList => {
+                    self.current_chat = None;
+                    return Ok(());
+                }
+                ScreenKind::Dialog => self.handle_dialog(&reading)?,
+                ScreenKind::NotWechat => {
+                    self.shell(&format!("am start -n {WECHAT_LAUNCHER}"))?;
+                }
+                _ => {
+                    let back = reading.chat.as_ref().and_then(|c| c.back_button);
+                    match back {
+                        Some(b) => self.tap(b)?,
+                        None => self.key(KEYCODE_BACK)?,
+                    }
+                }
+            }
+        }
+        self.current_chat = None;
+        Ok(())
+    }
+
+    fn handle_dialog(&mut self, reading: &ScreenReading) -> Result<(), AgentError> {
+        let Some(dialog) = &reading.dialog else {
+            return Ok(());
+        };
+        match &dialog.dismiss {
+            Some(button) => {
+                tracing::warn!(device = %self.config.device, texts = ?dialog.texts, button = %button.text, "dismissing a dialog");
+                self.tap(button.bounds)?;
+                self.sink.status(
+                    &self.config.device,
+                    DeviceStatus::DialogDismissed {
+                        texts: dialog.texts.clone(),
+                        button: button.text.clone(),
+                    },
+                );
+            }
+            None => {
+                // No button we know to be harmless: report it and press back, which closes
+                // a dialog without choosing any of its buttons.
+                tracing::warn!(device = %self.config.device, texts = ?dialog.texts, "unknown dialog; pressing back");
+                self.sink.status(
+                    &self.config.device,
+                    DeviceStatus::ScreenUnrecognized {
+                        kind: ScreenKind::Dialog,
+                        hint: format!("dialog {:?} has no known dismiss button", dialog.texts),
+                    },
+                );
+                self.key(KEYCODE_BACK)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds what is new in an open chat, scrolling back when the last message seen is
+    /// above the screen, and records it. Returns the new items.
+    fn process_chat(
+        &mut self,
+        conversation: &str,
+        chat: ChatView,
+        unread: Option<u32>,
+    ) -> Result<Vec<TailItem>, AgentError> {
+        let device = self.config.device.clone();
+        let mut watermark = self
+            .sink
+            .watermark(&device, conversation)
+            .map_err(AgentError::Sink)?
+            .unwrap_or_default();
+        let mut items = chat.messages.clone();
+        let mut visible: Vec<TailItem> = tail::tail_items(&items)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let mut found = tail::new_items(&watermark.tail, &visible, unread);
+        let mut pages = 0;
+        while !found.complete && pages < self.config.max_scroll_pages {
+            let Some(list) = chat.message_list else {
+                break;
+            };
+            self.scroll(list, Scroll::TowardsOlder)?;
+            pages += 1;
+            let Some(earlier) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+                break;
+            };
+            let joined = tail::prepend_page(&earlier.messages, &items);
+            if joined.len() == items.len() {
+                break; // the top of the chat
+            }
+            items = joined;
+            visible = tail::tail_items(&items)
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            found = tail::new_items(&watermark.tail, &visible, unread);
+        }
+        if pages > 0 {
+            if let Some(list) = chat.message_list {
+                for _ in 0..pages + 1 {
+                    self.scroll(list, Scroll::TowardsNewer)?;
+                }
+            }
+        }
+        let is_group = items
+            .iter()
+            .any(|i| i.is_message() && i.side == Side::Left && i.sender.is_some());
+        let new: Vec<TailItem> = visible[found.start..].to_vec();
+        let mut messages = Vec::new();
+        for item in &new {
+            if item.kind == TailKind::System {
+                continue;
+            }
+            let seq = watermark.next_seq;
+            watermark.next_seq += 1;
+            let is_self = item.kind == TailKind::Own;
+            messages.push(PhoneMessage {
+                key: tail::idempotency_key(&device, conversation, seq, item),
+                seq,
+                conversation: conversation.to_string(),
+                is_group,
+                sender: if is_self {
+                    None
+                } else {
+                    item.sender
+                        .clone()
+                        .or_else(|| Some(conversation.to_string()))
+                },
+                is_self,
+                text: item.text.clone(),
+                kind: if item.text.is_some() {
+                    crate::screen::ItemKind::Text
+                } else {
+                    crate::screen::ItemKind::Unknown
+                },
+            });
+        }
+        let mut updated = Watermark {
+            tail: Vec::new(),
+            next_seq: watermark.next_seq,
+        };
+        updated.push(visible);
+        if messages.is_empty() && updated.tail == watermark.tail {
+            // Nothing new: the stored tail is still right.
+            return Ok(new);
+        }
+        let watermark = updated;
+        self.stats.messages += messages.iter().filter(|m| !m.is_self).count() as u64;
+        for m in &messages {
+            tracing::info!(device = %device, conversation, seq = m.seq, is_self = m.is_self, sender = ?m.sender, text = ?m.text, "message read");
+        }
+        self.sink
+            .record(Batch {
+                device,
+                conversation: conversation.to_string(),
+                watermark,
+                messages,
+            })
+            .map_err(AgentError::Sink)?;
+        Ok(new)
+    }
+
+    fn scroll(&mut self, list: Rect, direction: Scroll) -> Result<(), AgentError> {
+        let x = list.center().0;
+        let (top, bottom) = (
+            list.top + list.height() / 5,
+            list.bottom - list.height() / 5,
+        );
+        let (from, to) = match direction {
+            Scroll::TowardsOlder => (top, bottom),
+            Scroll::TowardsNewer => (bottom, top),
+        };
+        self.shell(&format!("input swipe {x} {from} {x} {to} 200"))?;
+        Ok(())
+    }
+
+    /// Stays in the chat briefly so that quick answers to what was just read go out without
+    /// navigating back to it.
+    fn wait_for_replies(&mut self, conversation: &str) -> Result<(), AgentError> {
+        let deadline = Instant::now() + self.config.reply_wait;
+        loop {
+            self.drain_outbound();
+            let (here, elsewhere): (Vec<Outbound>, Vec<Outbound>) =
+                std::mem::take(&mut self.pending)
+                    .into_iter()
+                    .partition(|o| o.conversation == conversation);
+            self.pending = elsewhere;
+            if !here.is_empty() {
+                for out in here {
+                    self.send_here(out)?;
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            match self.outbound.recv_timeout(deadline - now) {
+                Ok(out) => self.pending.push(out),
+                Err(RecvTimeoutError::Timeout) => return Ok(()),
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    }
+
+    fn deliver_pending(&mut self) -> Result<(), AgentError> {
+        while let Some(first) = self.pending.first().cloned() {
+            let conversation = first.conversation.clone();
+            if !self.open_conversation(&conversation)? {
+                let (failed, rest): (Vec<Outbound>, Vec<Outbound>) =
+                    std::mem::take(&mut self.pending)
+                        .into_iter()
+                        .partition(|o| o.conversation == conversation);
+                self.pending = rest;
+                for out in failed {
+                    self.fail(
+                        &out,
+                        format!("conversation {conversation:?} is not in the conversation list"),
+                    )?;
+                }
+                continue;
+            }
+            self.wait_for_replies(&conversation)?;
+            self.back_to_list()?;
+        }
+        Ok(())
+    }
+
+    /// Opens a conversation from the list (scrolling it if needed), reading what is new in
+    /// it on the way in.
+    fn open_conversation(&mut self, conversation: &str) -> Result<bool, AgentError> {
+        if self.current_chat.as_deref() == Some(conversation) {
+            if let Some(reading) = self.read_until(ScreenKind::Chat)? {
+                if let Some(chat) = reading.chat {
+                    self.process_chat(conversation, chat, None)?;
+                    return Ok(true);
+                }
+            }
+        }
+        self.back_to_list()?;
+        let mut scrolled = 0;
+        let row = loop {
+            let Some(reading) = self.read_until(ScreenKind::ConversationList)? else {
+                return Ok(false);
+            };
+            let list = reading
+                .list
+                .unwrap_or_else(|| crate::screen::ConversationList {
+                    title: None,
+                    tab_unread: None,
+                    rows: Vec::new(),
+                });
+            if let Some(row) = list
+                .rows
+                .iter()
+                .find(|r| r.title.as_deref() == Some(conversation))
+            {
+                break row.clone();
+            }
+            if scrolled >= self.config.max_scroll_pages || list.rows.is_empty() {
+                return Ok(false);
+            }
+            let span = list.rows.iter().fold(list.rows[0].bounds, |acc, r| Rect {
+                bottom: acc.bottom.max(r.bounds.bottom),
+                ..acc
+            });
+            self.scroll(span, Scroll::TowardsNewer)?;
+            scrolled += 1;
+        };
+        let unread = match row.unread {
+            crate::screen::Unread::Count(n) => Some(n),
+            crate::screen::Unread::Dot => row.preview_count().or(Some(1)),
+            crate::screen::Unread::None => None,
+        };
+        self.open_row(&row)?;
+        let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+            return Ok(false);
+        };
+        self.current_chat = Some(conversation.to_string());
+        let new = self.process_chat(conversation, chat, unread)?;
+        // A send recorded as started but not finished: if our text is among the new own
+        // messages, it went out before the crash.
+        let already: Vec<String> = new
+            .iter()
+            .filter(|i| i.kind == TailKind::Own)
+            .filter_map(|i| i.text.clone())
+            .collect();
+        let mut remaining = Vec::new();
+        for out in std::mem::take(&mut self.pending) {
+            if out.conversation == conversation && out.maybe_sent && already.contains(&out.text) {
+                self.sink
+                    .sent(&out.action_id, SendOutcome::AlreadySent)
+                    .map_err(AgentError::Sink)?;
+            } else {
+                remaining.push(out);
+            }
+        }
+        self.pending = remaining;
+        Ok(true)
+    }
+
+    fn fail(&mut self, out: &Outbound, reason: String) -> Result<(), AgentError> {
+        tracing::error!(device = %self.config.device, conversation = %out.conversation, action = %out.action_id, %reason, "reply not sent");
+        self.stats.replies_failed += 1;
+        self.sink
+            .sent(&out.action_id, SendOutcome::Failed { reason })
+            .map_err(AgentError::Sink)
+    }
+
+    /// Types and sends `out` in the chat that is open, then reads the chat back to check
+    /// that it went out. Each input method is tried in turn if the text does not show up.
+    fn send_here(&mut self, out: Outbound) -> Result<(), AgentError> {
+        let mut last_problem = String::from("no input method could type this text");
+        let methods = self.config.input_methods.clone();
+        for method in methods.into_iter().filter(|m| m.supports(&out.text)) {
+            let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+                last_problem = "the chat is no longer on screen".into();
+                break;
+            };
+            let Some(input) = chat.input.clone() else {
+                last_problem = "the chat shows no input box".into();
+                break;
+            };
+            if !input.text.is_empty() {
+                // Leftovers (a draft, a failed attempt) would be sent with our text.
+                self.shell(&delete_command(input.text.chars().count()))?;
+            }
+            self.tap(input.bounds)?;
+            if let Err(e) = method.type_text(self.transport.as_mut(), &out.text) {
+                tracing::debug!(device = %self.config.device, ?method, error = %e, "input method failed");
+                last_problem = e.to_string();
+                continue;
+            }
+            let Some(typed) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+                continue;
+            };
+            let shown = typed.input.as_ref().map(|i| i.text.as_str()).unwrap_or("");
+            let Some(send) = typed.send_button else {
+                last_problem = format!(
+                    "after {method:?} the send button did not appear (input shows {shown:?})"
+                );
+                continue;
+            };
+            if shown != out.text {
+                last_problem = format!("after {method:?} the input shows {shown:?}");
+                self.shell(&delete_command(shown.chars().count()))?;
+                continue;
+            }
+            self.tap(send)?;
+            if self.verify_sent(&out)? {
+                self.stats.replies_sent += 1;
+                tracing::info!(device = %self.config.device, conversation = %out.conversation, ?method, "reply sent");
+                return self
+                    .sink
+                    .sent(&out.action_id, SendOutcome::Sent { method })
+                    .map_err(AgentError::Sink);
+            }
+            last_problem = "the reply did not appear in the chat after pressing send".into();
+            break;
+        }
+        self.fail(&out, last_problem)
+    }
+
+    /// Reads the chat until our text is the newest own message, then records it in the
+    /// conversation's tail so it is never read as news.
+    fn verify_sent(&mut self, out: &Outbound) -> Result<bool, AgentError> {
+        for _ in 0..5 {
+            let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+                continue;
+            };
+            let last_own = chat.messages.iter().rev().find(|m| m.is_message());
+            if last_own.is_some_and(|m| m.is_own() && m.text.as_deref() == Some(out.text.as_str()))
+            {
+                let device = self.config.device.clone();
+                let mut watermark = self
+                    .sink
+                    .watermark(&device, &out.conversation)
+                    .map_err(AgentError::Sink)?
+                    .unwrap_or_default();
+                let visible: Vec<TailItem> = tail::tail_items(&chat.messages)
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .collect();
+                let found = tail::new_items(&watermark.tail, &visible, None);
+                // Everything up to our reply was read before; anything after it is news
+                // for the next read, so the tail stops at our reply.
+                let reply_at = visible
+                    .iter()
+                    .rposition(|t| {
+                        t.kind == TailKind::Own && t.text.as_deref() == Some(out.text.as_str())
+                    })
+                    .unwrap_or(visible.len().saturating_sub(1));
+                if found.start <= reply_at + 1 {
+                    watermark.tail = visible[..=reply_at].to_vec();
+                    watermark.push(std::iter::empty());
+                    self.sink
+                        .record(Batch {
+                            device,
+                            conversation: out.conversation.clone(),
+                            watermark,
+                            messages: Vec::new(),
+                        })
+                        .map_err(AgentError::Sink)?;
+                }
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(80));
+        }
+        Ok(false)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Scroll {
+    TowardsOlder,
+    TowardsNewer,
+}
+
+fn empty_chat() -> ChatView {
+    ChatView {
+        title: None,
+        back_unread: None,
+        messages: Vec::new(),
+        message_list: None,
+        input: None,
+        send_button: None,
+        back_button: None,
+    }
+}
+
+/// Runs an agent on its own thread until `stop` is set; the result says why it ended.
+pub fn spawn(
+    mut agent: PhoneAgent,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<Result<AgentStats, AgentError>>> {
+    let name = format!("phone-{}", agent.config.device);
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || agent.run(&stop).map(|()| agent.stats.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_from_dumpsys_package() {
+        let out = "Packages:\n  Package [com.tencent.mm] (abc):\n    versionCode=2780 minSdk=23\n    versionName=8.0.50\n    splits=[base]\n  Package [com.tencent.mm] (def):\n    versionName=8.0.49\n";
+        assert_eq!(parse_version_name(out).as_deref(), Some("8.0.50"));
+        assert_eq!(parse_version_name("Unable to find package"), None);
+    }
+}

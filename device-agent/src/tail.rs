@@ -1,0 +1,337 @@
+//! Which messages on a chat screen are new: the conversation's tail, remembered between
+//! reads (and persisted across restarts), is aligned with what the screen shows now.
+//!
+//! A screen carries no message ids, and the same text can arrive twice in a row, so a set
+//! of "seen" keys cannot tell a repeat from a re-read. The tail is an ordered sequence: the
+//! newest place where the remembered tail ends on screen splits old from new. Time dividers
+//! are left out because WeChat rewrites them as days pass (`10:07` becomes `昨天 10:07`).
+//! Where the alignment is ambiguous (a repeated text with nothing in between), WeChat's own
+//! unread count breaks the tie.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::screen::{ChatItem, ItemKind, Side};
+
+/// How many items of a conversation's tail are remembered.
+pub const TAIL_LEN: usize = 24;
+
+/// One chat item reduced to what identifies it on screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailItem {
+    pub kind: TailKind,
+    pub sender: Option<String>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TailKind {
+    Own,
+    Other,
+    System,
+}
+
+impl TailItem {
+    /// None for items that are not part of the tail (time dividers).
+    pub fn from_item(item: &ChatItem) -> Option<TailItem> {
+        let kind = match item.kind {
+            ItemKind::TimeDivider => return None,
+            ItemKind::System => TailKind::System,
+            _ if item.side == Side::Right => TailKind::Own,
+            _ => TailKind::Other,
+        };
+        Some(TailItem {
+            kind,
+            sender: item.sender.clone().or_else(|| item.avatar.clone()),
+            text: item.text.clone(),
+        })
+    }
+}
+
+pub fn tail_items(items: &[ChatItem]) -> Vec<(usize, TailItem)> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| TailItem::from_item(item).map(|t| (i, t)))
+        .collect()
+}
+
+/// A conversation's remembered state: the last items seen and the sequence number the next
+/// new message gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    pub tail: Vec<TailItem>,
+    pub next_seq: u64,
+}
+
+impl Watermark {
+    pub fn push(&mut self, items: impl IntoIterator<Item = TailItem>) {
+        self.tail.extend(items);
+        if self.tail.len() > TAIL_LEN {
+            let excess = self.tail.len() - TAIL_LEN;
+            self.tail.drain(..excess);
+        }
+    }
+}
+
+/// Every place where the remembered tail could end in `visible`, newest first: the index
+/// of the first item after it.
+///
+/// Empty when no part of the tail can be found (more arrived than fit on screen, or the
+/// chat was never seen). A match must cover the whole remembered tail, or, where the tail
+/// runs off the top of the screen, the whole visible prefix before the split.
+pub fn alignments(tail: &[TailItem], visible: &[TailItem]) -> Vec<usize> {
+    if tail.is_empty() {
+        return Vec::new();
+    }
+    (1..=visible.len())
+        .rev()
+        .filter(|&split| {
+            let overlap = split.min(tail.len());
+            visible[split - overlap..split] == tail[tail.len() - overlap..]
+                && (overlap == tail.len() || split == overlap)
+        })
+        .collect()
+}
+
+fn others_from(visible: &[TailItem], start: usize) -> usize {
+    visible[start..]
+        .iter()
+        .filter(|i| i.kind == TailKind::Other)
+        .count()
+}
+
+/// The new items of `visible`: those after the remembered tail.
+///
+/// When the tail fits in several places (a text repeated with nothing in between), the
+/// newest place that leaves at least `unread` messages from others wins: WeChat's count is
+/// fresh, since opening the chat clears it. The count never reaches back past every place
+/// the tail fits, so a system line counted as unread cannot make an old message new.
+pub fn new_items(tail: &[TailItem], visible: &[TailItem], unread: Option<u32>) -> NewItems {
+    let wanted = unread.unwrap_or(0) as usize;
+    let candidates = alignments(tail, visible);
+    if let Some(&earliest) = candidates.last() {
+        let start = candidates
+            .iter()
+            .copied()
+            .find(|&s| others_from(visible, s) >= wanted)
+            .unwrap_or(earliest);
+        return NewItems {
+            start,
+            complete: true,
+        };
+    }
+    if unread.is_none() {
+        // Never seen and nothing unread: all of it is history. Seen before but not found:
+        // more arrived than the screen holds.
+        return if tail.is_empty() {
+            NewItems {
+                start: visible.len(),
+                complete: true,
+            }
+        } else {
+            NewItems {
+                start: 0,
+                complete: false,
+            }
+        };
+    }
+    // Back from the end over `wanted` messages from others.
+    let mut start = visible.len();
+    let mut found = 0;
+    for (i, item) in visible.iter().enumerate().rev() {
+        if found == wanted {
+            break;
+        }
+        if item.kind == TailKind::Other {
+            found += 1;
+            start = i;
+        }
+    }
+    NewItems {
+        start,
+        complete: found == wanted && tail.is_empty(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewItems {
+    /// Index of the first new item.
+    pub start: usize,
+    /// False when older new items may be above the screen: scroll up and read again.
+    pub complete: bool,
+}
+
+/// Joins an earlier page (read after scrolling up) in front of what was read so far,
+/// dropping the items both show.
+pub fn prepend_page(earlier: &[ChatItem], later: &[ChatItem]) -> Vec<ChatItem> {
+    let same = |a: &ChatItem, b: &ChatItem| {
+        a.kind == b.kind && a.side == b.side && a.sender == b.sender && a.text == b.text
+    };
+    let max = earlier.len().min(later.len());
+    let overlap = (1..=max)
+        .rev()
+        .find(|o| {
+            earlier[earlier.len() - o..]
+                .iter()
+                .zip(&later[..*o])
+                .all(|(a, b)| same(a, b))
+        })
+        .unwrap_or(0);
+    let mut joined = earlier.to_vec();
+    joined.extend_from_slice(&later[overlap..]);
+    joined
+}
+
+/// A stable key for a new message: the same message read again (after a crash, on a
+/// second screen) has the same sequence number, because the number is persisted together
+/// with the tail that marks the message as seen.
+pub fn idempotency_key(device: &str, conversation: &str, seq: u64, item: &TailItem) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        device,
+        conversation,
+        &seq.to_string(),
+        item.sender.as_deref().unwrap_or(""),
+        item.text.as_deref().unwrap_or(""),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn other(text: &str) -> TailItem {
+        TailItem {
+            kind: TailKind::Other,
+            sender: Some("A".into()),
+            text: Some(text.into()),
+        }
+    }
+    fn own(text: &str) -> TailItem {
+        TailItem {
+            kind: TailKind::Own,
+            sender: None,
+            text: Some(text.into()),
+        }
+    }
+
+    #[test]
+    fn new_after_the_remembered_tail() {
+        let tail = vec![other("a"), own("a")];
+        let visible = vec![other("x"), other("a"), own("a"), other("b"), other("c")];
+        assert_eq!(
+            new_items(&tail, &visible, None),
+            NewItems {
+                start: 3,
+                complete: true
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_new_when_the_screen_ends_with_the_tail() {
+        let tail = vec![other("a"), own("a")];
+        let visible = vec![other("a"), own("a")];
+        assert_eq!(new_items(&tail, &visible, None).start, 2);
+    }
+
+    #[test]
+    fn a_repeat_is_new_when_unread_says_so() {
+        // "hi" answered, then "hi" again: the tail alone matches the last "hi" too.
+        let tail = vec![other("hi")];
+        let visible = vec![other("hi"), other("hi")];
+        assert_eq!(new_items(&tail, &visible, None).start, 2);
+        assert_eq!(new_items(&tail, &visible, Some(1)).start, 1);
+        // With our own answer between them there is no ambiguity at all.
+        let tail = vec![other("hi"), own("hi")];
+        let visible = vec![other("hi"), own("hi"), other("hi")];
+        assert_eq!(new_items(&tail, &visible, None).start, 2);
+    }
+
+    #[test]
+    fn tail_scrolled_off_the_top_still_aligns_on_the_visible_part() {
+        let tail = vec![other("1"), other("2"), other("3")];
+        let visible = vec![other("3"), other("4")];
+        assert_eq!(alignments(&tail, &visible), vec![1]);
+    }
+
+    #[test]
+    fn unseen_tail_asks_to_scroll_up() {
+        let tail = vec![other("old")];
+        let visible = vec![other("n1"), other("n2")];
+        assert_eq!(
+            new_items(&tail, &visible, Some(5)),
+            NewItems {
+                start: 0,
+                complete: false
+            }
+        );
+        assert!(!new_items(&tail, &visible, None).complete);
+    }
+
+    #[test]
+    fn first_read_of_a_chat_takes_only_the_unread() {
+        let visible = vec![other("h1"), own("me"), other("n1"), other("n2")];
+        assert_eq!(
+            new_items(&[], &visible, Some(2)),
+            NewItems {
+                start: 2,
+                complete: true
+            }
+        );
+        assert_eq!(new_items(&[], &visible, None).start, 4);
+    }
+
+    #[test]
+    fn a_system_line_counted_as_unread_never_makes_an_old_message_new() {
+        let system = TailItem {
+            kind: TailKind::System,
+            sender: None,
+            text: Some("X joined".into()),
+        };
+        let tail = vec![other("a"), own("a")];
+        let visible = vec![other("a"), own("a"), system, other("b")];
+        assert_eq!(new_items(&tail, &visible, Some(2)).start, 2);
+    }
+
+    #[test]
+    fn pages_join_without_duplicates() {
+        let item = |t: &str| ChatItem {
+            kind: ItemKind::Text,
+            side: Side::Left,
+            sender: None,
+            avatar: None,
+            text: Some(t.into()),
+            bounds: crate::dump::Rect::default(),
+        };
+        let earlier = vec![item("1"), item("2"), item("3")];
+        let later = vec![item("2"), item("3"), item("4")];
+        let texts: Vec<_> = prepend_page(&earlier, &later)
+            .into_iter()
+            .map(|i| i.text.unwrap_or_default())
+            .collect();
+        assert_eq!(texts, ["1", "2", "3", "4"]);
+    }
+
+    #[test]
+    fn watermark_keeps_a_bounded_tail() {
+        let mut w = Watermark::default();
+        w.push((0..100).map(|i| other(&i.to_string())));
+        assert_eq!(w.tail.len(), TAIL_LEN);
+        assert_eq!(w.tail.last(), Some(&other("99")));
+    }
+
+    #[test]
+    fn keys_differ_by_sequence() {
+        let a = idempotency_key("d", "c", 1, &other("x"));
+        let b = idempotency_key("d", "c", 2, &other("x"));
+        assert_ne!(a, b);
+        assert_eq!(a, idempotency_key("d", "c", 1, &other("x")));
+    }
+}
