@@ -274,7 +274,8 @@ fn open_element(
         depth,
         ..Node::default()
     };
-    for attribute in start.attributes() {
+    // uiautomator never repeats an attribute; the duplicate check is quadratic per node.
+    for attribute in start.attributes().with_checks(false) {
         let attribute =
             attribute.map_err(|e| malformed(xml, position, format!("bad attribute: {e}")))?;
         let value = || -> Result<Cow<'_, str>, DumpError> {

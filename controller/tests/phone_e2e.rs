@@ -1,0 +1,260 @@
+//! End to end: the real `tapwire` binary drives a virtual phone through a real adb server.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{AdbServer, phone, sent_to, tapwire_once, tapwire_run, wait_for_sent};
+use tapwire_phone_sim::wechat::model::Popup;
+use tapwire_phone_sim::{IncomingMessage, OwnerMessage, SimConfig};
+
+fn incoming(chat: &str, group: bool, sender: Option<&str>, text: &str) -> IncomingMessage {
+    IncomingMessage {
+        chat: chat.into(),
+        group,
+        sender: sender.map(Into::into),
+        text: text.into(),
+        system: false,
+    }
+}
+
+const LONG: &str = "这是一条很长的消息，用来检查换行和滚动：第一段讲的是周一早上的例会安排，第二段讲的是下午的客户拜访，第三段讲的是周五之前要交的报告，最后再说一遍，别忘了带电脑。";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn echoes_every_message_exactly_once_in_its_own_chat() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tapwire = tapwire_run(&adb, &phone.serial, &dir.path().join("t.db"), &[]);
+
+    let c = &phone.control;
+    c.incoming(&incoming("李雷", false, None, "你好"));
+    c.incoming(&incoming("李雷", false, None, "你好"));
+    c.incoming(&incoming("李雷", false, None, "周末一起吃饭吗？😀"));
+    // The owner writes first (on the phone, which also marks the chat read), then a long
+    // message arrives: only the long one is answered.
+    c.outgoing_by_owner(&OwnerMessage {
+        chat: "韩梅梅".into(),
+        text: "我自己发的，不用回".into(),
+    });
+    c.incoming(&incoming("韩梅梅", false, None, LONG));
+    c.incoming(&incoming("项目群", true, Some("王芳"), "明天几点开会？"));
+    c.incoming(&incoming("项目群", true, Some("陈静"), "@王芳\u{2005}十点"));
+
+    let sent = wait_for_sent(c, 6, Duration::from_secs(90)).await;
+    // Give a wrong extra answer time to show up before judging.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent_after = c.sent();
+    assert_eq!(
+        sent_after,
+        sent,
+        "nothing more may be sent: {}",
+        tapwire.log()
+    );
+    assert_eq!(
+        sent_to(&sent, "李雷"),
+        ["你好", "你好", "周末一起吃饭吗？😀"],
+        "log: {}",
+        tapwire.log()
+    );
+    assert_eq!(sent_to(&sent, "韩梅梅"), [LONG], "log: {}", tapwire.log());
+    assert_eq!(
+        sent_to(&sent, "项目群"),
+        ["明天几点开会？", "@王芳\u{2005}十点"],
+        "log: {}",
+        tapwire.log()
+    );
+    assert_eq!(sent.len(), 6, "exactly one answer per message: {sent:?}");
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_in_the_middle_of_a_burst_answers_each_message_once() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let chats = ["李雷", "韩梅梅", "项目群"];
+    let mut expected = Vec::new();
+    let mut tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+    for round in 0..6 {
+        for chat in chats {
+            let text = format!("{chat} 第{round}条");
+            phone
+                .control
+                .incoming(&incoming(chat, chat == "项目群", Some("王芳"), &text));
+            expected.push((chat, text));
+        }
+        if round == 2 {
+            // Kill it once it is busy answering, then start it again on the same database.
+            wait_for_sent(&phone.control, 2, Duration::from_secs(60)).await;
+            tapwire.kill();
+            tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let sent = wait_for_sent(&phone.control, expected.len(), Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = {
+        let again = phone.control.sent();
+        assert_eq!(again.len(), sent.len(), "late duplicates: {again:?}");
+        again
+    };
+    for chat in chats {
+        let want: Vec<String> = expected
+            .iter()
+            .filter(|(c, _)| *c == chat)
+            .map(|(_, t)| t.clone())
+            .collect();
+        assert_eq!(
+            sent_to(&sent, chat),
+            want,
+            "chat {chat}; log: {}",
+            tapwire.log()
+        );
+    }
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_popup_is_dismissed_without_a_tap_on_anything_behind_it() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tapwire = tapwire_run(&adb, &phone.serial, &dir.path().join("t.db"), &[]);
+    phone.control.popup(Popup {
+        title: "发现新版本".into(),
+        text: "微信 8.0.51 已发布，是否立即更新？".into(),
+        buttons: vec!["以后再说".into(), "立即更新".into()],
+    });
+    phone
+        .control
+        .incoming(&incoming("李雷", false, None, "在吗"));
+    let sent = wait_for_sent(&phone.control, 1, Duration::from_secs(60)).await;
+    assert_eq!(sent_to(&sent, "李雷"), ["在吗"], "log: {}", tapwire.log());
+    let events = phone.control.events();
+    let blocked: Vec<_> = events.iter().filter(|e| e.kind == "tap_blocked").collect();
+    assert!(
+        blocked.is_empty(),
+        "taps landed behind the popup: {blocked:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind.contains("popup") && e.detail.contains("以后再说")),
+        "the popup was dismissed with its harmless button: {events:?}"
+    );
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn problems_the_user_must_fix_are_explained() {
+    let adb = AdbServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let db = db.to_string_lossy().to_string();
+    let timeout = Duration::from_secs(60);
+
+    // WeChat hiding its tree.
+    let hidden = phone(
+        &adb,
+        SimConfig {
+            wechat_version: "8.0.56".into(),
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let (ok, out) = tapwire_once(
+        &[
+            "run",
+            "--device",
+            &hidden.serial,
+            "--adb-server",
+            &adb.addr(),
+            "--db",
+            &db,
+        ],
+        timeout,
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("hides its screen") && out.contains("TalkBack"),
+        "{out}"
+    );
+
+    // A version no map covers.
+    let unknown = phone(
+        &adb,
+        SimConfig {
+            wechat_version: "9.1.0".into(),
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let (ok, out) = tapwire_once(
+        &[
+            "run",
+            "--device",
+            &unknown.serial,
+            "--adb-server",
+            &adb.addr(),
+            "--db",
+            &db,
+        ],
+        timeout,
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("9.1.0") && out.contains("tapwire dump"),
+        "{out}"
+    );
+
+    // A phone that went away: adb keeps it listed as offline.
+    let gone = phone(&adb, SimConfig::default()).await;
+    let serial = gone.serial.clone();
+    gone.sim.shutdown().await;
+    adb.wait_for_state(&serial, "offline");
+    let (ok, out) = tapwire_once(
+        &[
+            "run",
+            "--device",
+            &serial,
+            "--adb-server",
+            &adb.addr(),
+            "--db",
+            &db,
+        ],
+        timeout,
+    );
+    assert!(!ok);
+    assert!(out.contains("offline") && out.contains("cable"), "{out}");
+
+    // No adb server at all.
+    let nothing = format!("127.0.0.1:{}", {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    });
+    let (ok, out) = tapwire_once(
+        &[
+            "run",
+            "--device",
+            "x",
+            "--adb-server",
+            &nothing,
+            "--db",
+            &db,
+        ],
+        timeout,
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("no adb server") && out.contains("adb start-server"),
+        "{out}"
+    );
+
+    hidden.sim.shutdown().await;
+    unknown.sim.shutdown().await;
+}

@@ -1,0 +1,224 @@
+//! What the end-to-end tests share: a private adb server, a virtual phone connected to it,
+//! and the real `tapwire` binary run against them. Everything started here is stopped by
+//! its pid (or adb's own kill-server for the adb daemon) when the guard drops.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tapwire_phone_sim::wechat::model::SentRecord;
+use tapwire_phone_sim::{SimConfig, SimControl, SimHandle};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// An adb server of our own on a private port, killed on drop.
+pub struct AdbServer {
+    pub port: u16,
+}
+
+impl AdbServer {
+    pub fn start() -> AdbServer {
+        let port = free_port();
+        let status = Command::new("adb")
+            .args(["-P", &port.to_string(), "start-server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("`adb` must be installed: run scripts/setup");
+        assert!(status.success(), "adb start-server failed on port {port}");
+        AdbServer { port }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn adb(&self, args: &[&str]) -> String {
+        let out = Command::new("adb")
+            .arg("-P")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .expect("adb runs");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// `adb connect`, then waits until the server lists the device in `state`.
+    pub fn connect(&self, device: SocketAddr) {
+        let serial = device.to_string();
+        let out = self.adb(&["connect", &serial]);
+        assert!(out.contains("connected"), "adb connect {serial}: {out}");
+        self.wait_for_state(&serial, "device");
+    }
+
+    pub fn wait_for_state(&self, serial: &str, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let devices = self.adb(&["devices"]);
+            if devices
+                .lines()
+                .any(|l| l.starts_with(serial) && l.split_whitespace().nth(1) == Some(state))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{serial} never became {state}: {devices}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for AdbServer {
+    fn drop(&mut self) {
+        let _ = Command::new("adb")
+            .args(["-P", &self.port.to_string(), "kill-server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A virtual phone on free loopback ports, connected to `adb`.
+pub struct Phone {
+    pub sim: SimHandle,
+    pub control: SimControl,
+    pub serial: String,
+}
+
+/// Tests run on a multi-thread runtime, so the blocking `adb connect` here leaves the
+/// phone's own tasks other workers to run on.
+pub async fn phone(adb: &AdbServer, config: SimConfig) -> Phone {
+    let sim = tapwire_phone_sim::start(config)
+        .await
+        .expect("phone-sim starts");
+    let serial = sim.adb_addr().to_string();
+    adb.connect(sim.adb_addr());
+    let control = sim.control();
+    Phone {
+        sim,
+        control,
+        serial,
+    }
+}
+
+/// The real `tapwire run` against a phone, killed on drop.
+pub struct Tapwire {
+    pub child: Child,
+    pub stderr_path: PathBuf,
+}
+
+pub fn tapwire_run(adb: &AdbServer, serial: &str, db: &Path, extra: &[&str]) -> Tapwire {
+    let stderr_path = db.with_extension(format!("{}.log", std::process::id()));
+    let stderr = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&stderr_path)
+        .expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_tapwire"))
+        .args(["run", "--device", serial, "--adb-server", &adb.addr()])
+        .arg("--db")
+        .arg(db)
+        .args(["--poll-ms", "50"])
+        .args(extra)
+        .env("TAPWIRE_UI_MAPS", repo_root().join("ui-maps"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("tapwire starts");
+    Tapwire { child, stderr_path }
+}
+
+impl Tapwire {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Tapwire {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `tapwire` to completion with a timeout and returns (exit success, stderr).
+pub fn tapwire_once(args: &[&str], timeout: Duration) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tapwire"))
+        .args(args)
+        .env("TAPWIRE_UI_MAPS", repo_root().join("ui-maps"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tapwire starts");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            return (
+                status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "tapwire {args:?} did not exit within {timeout:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the phone's sent log has `count` entries (or the timeout passes) and returns it.
+pub async fn wait_for_sent(
+    control: &SimControl,
+    count: usize,
+    timeout: Duration,
+) -> Vec<SentRecord> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let sent = control.sent();
+        if sent.len() >= count || Instant::now() > deadline {
+            return sent;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The texts sent to one chat, in order.
+pub fn sent_to(sent: &[SentRecord], chat: &str) -> Vec<String> {
+    sent.iter()
+        .filter(|s| s.chat == chat)
+        .map(|s| s.text.clone())
+        .collect()
+}
