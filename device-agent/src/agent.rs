@@ -372,11 +372,10 @@ impl PhoneAgent {
                 match name {
                     Some(name) if chat.back_unread.unwrap_or(0) == 0 => {
                         self.process_chat(&name, chat, None)?;
-                        self.wait_for_replies(&name)?;
+                        self.leave_chat(&name).map(drop)
                     }
-                    _ => {}
+                    _ => self.back_to_list().map(drop),
                 }
-                self.back_to_list()
             }
             ScreenKind::Dialog => self.handle_dialog(&reading),
             ScreenKind::NotWechat => {
@@ -395,23 +394,27 @@ impl PhoneAgent {
                         hint: "neither the conversation list nor a chat; pressing back".into(),
                     },
                 );
-                self.back_to_list()
+                self.back_to_list().map(drop)
             }
         }
     }
 
-    fn scan_list(&mut self, reading: ScreenReading) -> Result<(), AgentError> {
-        let Some(list) = reading.list else {
-            return Ok(());
-        };
-        let unread: Vec<ConversationRow> = list
-            .rows
-            .into_iter()
-            .filter(|r| r.unread.is_unread() && r.title.is_some())
-            .collect();
-        for row in unread {
+    /// Opens unread conversations one at a time, newest first. The list is read again
+    /// after each one: counts change while a chat is open, and a stale count would make the
+    /// first read of a chat take too few messages as new.
+    fn scan_list(&mut self, mut reading: ScreenReading) -> Result<(), AgentError> {
+        // Bounded so a chat that keeps its badge (a failing open) cannot trap the actor.
+        for _ in 0..32 {
+            let Some(row) = reading.list.as_ref().and_then(|list| {
+                list.rows
+                    .iter()
+                    .find(|r| r.unread.is_unread() && r.title.is_some())
+                    .cloned()
+            }) else {
+                return Ok(());
+            };
             let Some(title) = row.title.clone() else {
-                continue;
+                return Ok(());
             };
             let count = match row.unread {
                 crate::screen::Unread::Count(n) => Some(n),
@@ -421,9 +424,11 @@ impl PhoneAgent {
             if let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) {
                 self.current_chat = Some(title.clone());
                 self.process_chat(&title, chat, count)?;
-                self.wait_for_replies(&title)?;
             }
-            self.back_to_list()?;
+            match self.leave_chat(&title)? {
+                Some(list) => reading = list,
+                None => return Ok(()),
+            }
         }
         Ok(())
     }
@@ -437,13 +442,15 @@ impl PhoneAgent {
         self.tap(target)
     }
 
-    fn back_to_list(&mut self) -> Result<(), AgentError> {
+    /// Goes back to the conversation list and returns its reading (None if it could not
+    /// get there in a few steps; the next round tries again).
+    fn back_to_list(&mut self) -> Result<Option<ScreenReading>, AgentError> {
         for _ in 0..4 {
             let reading = self.read()?;
             match reading.kind {
                 ScreenKind::ConversationList => {
                     self.current_chat = None;
-                    return Ok(());
+                    return Ok(Some(reading));
                 }
                 ScreenKind::Dialog => self.handle_dialog(&reading)?,
                 ScreenKind::NotWechat => {
@@ -459,7 +466,7 @@ impl PhoneAgent {
             }
         }
         self.current_chat = None;
-        Ok(())
+        Ok(None)
     }
 
     fn handle_dialog(&mut self, reading: &ScreenReading) -> Result<(), AgentError> {
@@ -661,10 +668,61 @@ impl PhoneAgent {
                 }
                 continue;
             }
-            self.wait_for_replies(&conversation)?;
-            self.back_to_list()?;
+            self.leave_chat(&conversation)?;
         }
         Ok(())
+    }
+
+    /// Answers what is queued for the open chat, reads what arrived meanwhile (a message
+    /// in an open chat raises no badge, so this is the only chance to see it), then goes
+    /// back to the list. If the list's preview of the chat shows something newer than what
+    /// was read, it arrived while leaving: the chat is opened again.
+    fn leave_chat(&mut self, conversation: &str) -> Result<Option<ScreenReading>, AgentError> {
+        for _ in 0..3 {
+            for _ in 0..4 {
+                self.wait_for_replies(conversation)?;
+                let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+                    break;
+                };
+                let new = self.process_chat(conversation, chat, None)?;
+                if !new.iter().any(|i| i.kind == TailKind::Other) {
+                    break;
+                }
+            }
+            let Some(list) = self.back_to_list()? else {
+                return Ok(None);
+            };
+            let row = list.list.as_ref().and_then(|l| {
+                l.rows
+                    .iter()
+                    .find(|r| r.title.as_deref() == Some(conversation))
+                    .cloned()
+            });
+            let Some(row) = row else {
+                return Ok(Some(list));
+            };
+            let last = self
+                .sink
+                .watermark(&self.config.device, conversation)
+                .map_err(AgentError::Sink)?
+                .and_then(|w| w.tail.last().cloned());
+            let stale = match (&row.preview, &last) {
+                (Some(preview), Some(last)) => !tail::preview_matches(preview, last),
+                _ => false,
+            };
+            if !stale || row.unread.is_unread() {
+                // An unread badge is the list scan's business.
+                return Ok(Some(list));
+            }
+            tracing::debug!(device = %self.config.device, conversation, preview = ?row.preview, "preview changed after leaving; reopening");
+            self.open_row(&row)?;
+            let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+                return Ok(None);
+            };
+            self.current_chat = Some(conversation.to_string());
+            self.process_chat(conversation, chat, None)?;
+        }
+        self.back_to_list()
     }
 
     /// Opens a conversation from the list (scrolling it if needed), reading what is new in

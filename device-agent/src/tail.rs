@@ -184,6 +184,44 @@ pub fn prepend_page(earlier: &[ChatItem], later: &[ChatItem]) -> Vec<ChatItem> {
     joined
 }
 
+/// Whether a conversation-list preview can show `last` as the chat's newest item.
+///
+/// Messages that arrive in a chat while it is open raise no badge; after leaving it, a
+/// preview that does not match what was read last means something came in just then. The
+/// preview is cut with `…`, may lead with `[N条] ` or `[@所有人] `, and shows a group
+/// sender as `Sender: text`.
+pub fn preview_matches(preview: &str, last: &TailItem) -> bool {
+    let Some(text) = last.text.as_deref() else {
+        return true; // nothing to compare with
+    };
+    let mut shown = preview.trim();
+    if let Some(rest) = shown.strip_prefix('[') {
+        if let Some((tag, after)) = rest.split_once(']') {
+            if tag.ends_with('条') || tag.starts_with('@') || tag.contains("@我") {
+                shown = after.trim_start();
+            }
+        }
+    }
+    let cut = shown
+        .strip_suffix('…')
+        .or_else(|| shown.strip_suffix("..."))
+        .map(str::trim_end);
+    let with_sender = last.sender.as_deref().map(|s| format!("{s}: {text}"));
+    // Previews fold line breaks into spaces.
+    let flat = |s: &str| s.replace('\n', " ");
+    let candidates = std::iter::once(flat(text)).chain(with_sender.map(|s| flat(&s)));
+    for candidate in candidates {
+        let fits = match cut {
+            Some(prefix) => candidate.starts_with(prefix),
+            None => candidate == flat(shown),
+        };
+        if fits {
+            return true;
+        }
+    }
+    false
+}
+
 /// A stable key for a new message: the same message read again (after a crash, on a
 /// second screen) has the same sequence number, because the number is persisted together
 /// with the tail that marks the message as seen.
@@ -298,6 +336,21 @@ mod tests {
         let tail = vec![other("a"), own("a")];
         let visible = vec![other("a"), own("a"), system, other("b")];
         assert_eq!(new_items(&tail, &visible, Some(2)).start, 2);
+    }
+
+    #[test]
+    fn previews_match_the_last_item_read() {
+        let last = TailItem {
+            kind: TailKind::Other,
+            sender: Some("王芳".into()),
+            text: Some("明天几点开会？".into()),
+        };
+        assert!(preview_matches("明天几点开会？", &last));
+        assert!(preview_matches("王芳: 明天几点开会？", &last));
+        assert!(preview_matches("[3条] 王芳: 明天几…", &last));
+        assert!(!preview_matches("王芳: 改到下午", &last));
+        assert!(!preview_matches("好的", &own("明天几点开会？")));
+        assert!(preview_matches("a b", &own("a\nb")));
     }
 
     #[test]
