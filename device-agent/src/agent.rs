@@ -17,6 +17,8 @@ use crate::tail::{self, TailItem, TailKind, Watermark};
 use crate::transport::{Transport, TransportError};
 use crate::uimap::{UiMap, UiMapError, UiMaps, Version};
 
+/// After an answer went out, how long to wait for the next one before leaving the chat.
+const REPLY_GRACE: Duration = Duration::from_millis(150);
 const WECHAT_LAUNCHER: &str = "com.tencent.mm/.ui.LauncherUI";
 const DUMP_COMMAND: &str = "uiautomator dump /dev/tty";
 /// One shell call for the idle check: WeChat's redraw counter and the focused window.
@@ -160,6 +162,8 @@ pub struct PhoneAgent {
     use_fallback_signal: bool,
     /// The conversation the actor opened last, for chats whose title bar holds no text.
     current_chat: Option<String>,
+    /// Messages were just read in the open chat and their answers may be on the way.
+    awaiting_replies: bool,
     pub stats: AgentStats,
 }
 
@@ -209,6 +213,7 @@ impl PhoneAgent {
             last_signal: None,
             use_fallback_signal: false,
             current_chat: None,
+            awaiting_replies: false,
             stats: AgentStats::default(),
         })
     }
@@ -593,7 +598,9 @@ impl PhoneAgent {
             return Ok(new);
         }
         let watermark = updated;
-        self.stats.messages += messages.iter().filter(|m| !m.is_self).count() as u64;
+        let received = messages.iter().filter(|m| !m.is_self).count();
+        self.stats.messages += received as u64;
+        self.awaiting_replies |= received > 0;
         for m in &messages {
             tracing::info!(device = %device, conversation, seq = m.seq, is_self = m.is_self, sender = ?m.sender, text = ?m.text, "message read");
         }
@@ -625,7 +632,14 @@ impl PhoneAgent {
     /// Stays in the chat briefly so that quick answers to what was just read go out without
     /// navigating back to it.
     fn wait_for_replies(&mut self, conversation: &str) -> Result<(), AgentError> {
-        let deadline = Instant::now() + self.config.reply_wait;
+        // Only just-read messages are worth waiting for; a slower answer is delivered
+        // later by navigating back.
+        let mut deadline = Instant::now()
+            + if std::mem::take(&mut self.awaiting_replies) {
+                self.config.reply_wait
+            } else {
+                Duration::ZERO
+            };
         loop {
             self.drain_outbound();
             let (here, elsewhere): (Vec<Outbound>, Vec<Outbound>) =
@@ -637,6 +651,9 @@ impl PhoneAgent {
                 for out in here {
                     self.send_here(out)?;
                 }
+                // Several answers to one burst come close together; after one, wait
+                // only briefly for the next.
+                deadline = Instant::now() + REPLY_GRACE;
                 continue;
             }
             let now = Instant::now();

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module.
 
+mod demo;
 mod devices;
 mod dump;
 mod read;
@@ -26,6 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// A virtual phone, a scripted conversation and Tapwire answering it live.
+    Demo(demo::DemoArgs),
     /// Drive the phones and answer their messages until Ctrl-C.
     Run(run::RunArgs),
     /// List the phones the adb server knows, with their WeChat version.
@@ -52,6 +55,7 @@ pub fn init_tracing(verbose: u8) {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(args),
         Command::Devices(args) => devices::run(args),
         Command::Dump(args) => dump::run(args),
