@@ -258,3 +258,46 @@ async fn problems_the_user_must_fix_are_explained() {
     hidden.sim.shutdown().await;
     unknown.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_arriving_while_answering_are_answered_too() {
+    // Slow screens leave room for messages to land between reading a chat, typing the
+    // answer and leaving: each must still be answered exactly once.
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    phone.control.set_latency(tapwire_phone_sim::Latency {
+        dump_ms: 120,
+        screencap_ms: 0,
+        tap_ms: 20,
+        input_ms: 60,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tapwire = tapwire_run(&adb, &phone.serial, &dir.path().join("t.db"), &[]);
+    let chats = ["李雷", "韩梅梅", "张伟", "王芳", "陈静"];
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let chat = chats[i % chats.len()];
+        let text = format!("忙碌 {i}");
+        phone.control.incoming(&incoming(chat, false, None, &text));
+        expected.push((chat, text));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let sent = wait_for_sent(&phone.control, expected.len(), Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(phone.control.sent().len(), sent.len(), "late duplicates");
+    for chat in chats {
+        let want: Vec<String> = expected
+            .iter()
+            .filter(|(c, _)| *c == chat)
+            .map(|(_, t)| t.clone())
+            .collect();
+        assert_eq!(
+            sent_to(&sent, chat),
+            want,
+            "chat {chat}; log: {}",
+            tapwire.log()
+        );
+    }
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}

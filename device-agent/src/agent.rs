@@ -121,6 +121,18 @@ pub struct AgentConfig {
     /// How far to scroll back in a chat (in screens) looking for the last message seen.
     pub max_scroll_pages: usize,
     pub input_methods: Vec<InputMethod>,
+    pub idle: IdleStrategy,
+}
+
+/// How the actor notices that something changed while it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdleStrategy {
+    /// One cheap call (WeChat's redraw counter and the focused window); dump only when it
+    /// changed.
+    #[default]
+    ChangeSignal,
+    /// Dump the screen on every poll: what most WeChat bots do; kept for comparison.
+    FullDump,
 }
 
 impl AgentConfig {
@@ -131,6 +143,7 @@ impl AgentConfig {
             reply_wait: Duration::from_millis(1500),
             max_scroll_pages: 8,
             input_methods: DEFAULT_METHODS.to_vec(),
+            idle: IdleStrategy::default(),
         }
     }
 }
@@ -164,6 +177,9 @@ pub struct PhoneAgent {
     current_chat: Option<String>,
     /// Messages were just read in the open chat and their answers may be on the way.
     awaiting_replies: bool,
+    known: std::collections::HashMap<String, KnownChat>,
+    /// The open chat as last read, while nothing has touched the screen since.
+    fresh_chat: Option<ChatView>,
     pub stats: AgentStats,
 }
 
@@ -214,6 +230,8 @@ impl PhoneAgent {
             use_fallback_signal: false,
             current_chat: None,
             awaiting_replies: false,
+            known: std::collections::HashMap::new(),
+            fresh_chat: None,
             stats: AgentStats::default(),
         })
     }
@@ -268,6 +286,9 @@ impl PhoneAgent {
         self.drain_outbound();
         if !self.pending.is_empty() {
             self.deliver_pending()?;
+        }
+        if self.config.idle == IdleStrategy::FullDump {
+            return self.scan();
         }
         let signal = self.idle_signal()?;
         if self.last_signal.as_ref() != Some(&signal) {
@@ -357,12 +378,14 @@ impl PhoneAgent {
     }
 
     fn tap(&mut self, at: Rect) -> Result<(), AgentError> {
+        self.fresh_chat = None;
         let (x, y) = at.center();
         self.shell(&format!("input tap {x} {y}"))?;
         Ok(())
     }
 
     fn key(&mut self, code: u32) -> Result<(), AgentError> {
+        self.fresh_chat = None;
         self.shell(&format!("input keyevent {code}"))?;
         Ok(())
     }
@@ -376,7 +399,7 @@ impl PhoneAgent {
                 let name = chat.title.clone().or_else(|| self.current_chat.clone());
                 match name {
                     Some(name) if chat.back_unread.unwrap_or(0) == 0 => {
-                        self.process_chat(&name, chat, None)?;
+                        self.process_chat(&name, chat, &RowHint::default())?;
                         self.leave_chat(&name).map(drop)
                     }
                     _ => self.back_to_list().map(drop),
@@ -404,31 +427,33 @@ impl PhoneAgent {
         }
     }
 
-    /// Opens unread conversations one at a time, newest first. The list is read again
-    /// after each one: counts change while a chat is open, and a stale count would make the
-    /// first read of a chat take too few messages as new.
+    /// Opens conversations with news one at a time, newest first: a badge, or a preview
+    /// that differs from the last item read there (a message that came while the chat was
+    /// open raises no badge). The list is read again after each one: counts change while a
+    /// chat is open, and a stale count would make a first read take too few messages.
     fn scan_list(&mut self, mut reading: ScreenReading) -> Result<(), AgentError> {
         // Bounded so a chat that keeps its badge (a failing open) cannot trap the actor.
         for _ in 0..32 {
-            let Some(row) = reading.list.as_ref().and_then(|list| {
-                list.rows
-                    .iter()
-                    .find(|r| r.unread.is_unread() && r.title.is_some())
-                    .cloned()
-            }) else {
+            let Some(row) = reading
+                .list
+                .as_ref()
+                .and_then(|list| list.rows.iter().find(|r| self.has_news(r)).cloned())
+            else {
                 return Ok(());
             };
             let Some(title) = row.title.clone() else {
                 return Ok(());
             };
-            let count = match row.unread {
-                crate::screen::Unread::Count(n) => Some(n),
-                _ => row.preview_count().or(Some(1)),
-            };
+            if !row.unread.is_unread() {
+                tracing::debug!(device = %self.config.device, conversation = %title, preview = ?row.preview, "preview changed without a badge");
+                if let (Some(known), Some(preview)) = (self.known.get_mut(&title), &row.preview) {
+                    known.accepted_preview = Some(preview.clone());
+                }
+            }
             self.open_row(&row)?;
             if let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) {
                 self.current_chat = Some(title.clone());
-                self.process_chat(&title, chat, count)?;
+                self.process_chat(&title, chat, &RowHint::of(&row))?;
             }
             match self.leave_chat(&title)? {
                 Some(list) => reading = list,
@@ -436,6 +461,30 @@ impl PhoneAgent {
             }
         }
         Ok(())
+    }
+
+    /// A badge, or a preview that the last item read in that chat cannot explain.
+    fn has_news(&self, row: &ConversationRow) -> bool {
+        let Some(title) = &row.title else {
+            return false;
+        };
+        if row.unread.is_unread() {
+            return true;
+        }
+        let (Some(known), Some(preview)) = (self.known.get(title), &row.preview) else {
+            return false;
+        };
+        let Some(last) = &known.last else {
+            return false;
+        };
+        known.accepted_preview.as_deref() != Some(preview.as_str())
+            && !tail::preview_matches(preview, last)
+    }
+
+    /// Remembers the newest item read in a conversation, for [`Self::has_news`].
+    fn remember(&mut self, conversation: &str, watermark: &Watermark) {
+        let known = self.known.entry(conversation.to_string()).or_default();
+        known.last = watermark.tail.last().cloned();
     }
 
     fn open_row(&mut self, row: &ConversationRow) -> Result<(), AgentError> {
@@ -513,10 +562,12 @@ impl PhoneAgent {
         &mut self,
         conversation: &str,
         chat: ChatView,
-        unread: Option<u32>,
+        hint: &RowHint,
     ) -> Result<Vec<TailItem>, AgentError> {
+        let unread = hint.unread;
+        let preview = hint.preview.as_deref();
         let device = self.config.device.clone();
-        let mut watermark = self
+        let watermark = self
             .sink
             .watermark(&device, conversation)
             .map_err(AgentError::Sink)?
@@ -526,7 +577,7 @@ impl PhoneAgent {
             .into_iter()
             .map(|(_, t)| t)
             .collect();
-        let mut found = tail::new_items(&watermark.tail, &visible, unread);
+        let mut found = tail::new_items(&watermark.tail, &visible, unread, preview);
         let mut pages = 0;
         while !found.complete && pages < self.config.max_scroll_pages {
             let Some(list) = chat.message_list else {
@@ -546,7 +597,7 @@ impl PhoneAgent {
                 .into_iter()
                 .map(|(_, t)| t)
                 .collect();
-            found = tail::new_items(&watermark.tail, &visible, unread);
+            found = tail::new_items(&watermark.tail, &visible, unread, preview);
         }
         if pages > 0 {
             if let Some(list) = chat.message_list {
@@ -558,15 +609,43 @@ impl PhoneAgent {
         let is_group = items
             .iter()
             .any(|i| i.is_message() && i.side == Side::Left && i.sender.is_some());
-        let new: Vec<TailItem> = visible[found.start..].to_vec();
+        if pages == 0 {
+            self.fresh_chat = Some(chat);
+        }
+        let end = visible.len();
+        self.commit(
+            conversation,
+            watermark,
+            visible,
+            found.start..end,
+            is_group,
+            None,
+        )
+    }
+
+    /// Records `visible[range]` as read: a message event for each item in it (never for
+    /// `ours`, the reply just typed) and a tail that ends with the range. Returns the
+    /// range's items.
+    fn commit(
+        &mut self,
+        conversation: &str,
+        old: Watermark,
+        visible: Vec<TailItem>,
+        range: std::ops::Range<usize>,
+        is_group: bool,
+        ours: Option<&str>,
+    ) -> Result<Vec<TailItem>, AgentError> {
+        let device = self.config.device.clone();
+        let new: Vec<TailItem> = visible[range.clone()].to_vec();
+        let mut next_seq = old.next_seq;
         let mut messages = Vec::new();
         for item in &new {
-            if item.kind == TailKind::System {
+            let is_self = item.kind == TailKind::Own;
+            if item.kind == TailKind::System || (is_self && item.text.as_deref() == ours) {
                 continue;
             }
-            let seq = watermark.next_seq;
-            watermark.next_seq += 1;
-            let is_self = item.kind == TailKind::Own;
+            let seq = next_seq;
+            next_seq += 1;
             messages.push(PhoneMessage {
                 key: tail::idempotency_key(&device, conversation, seq, item),
                 seq,
@@ -588,16 +667,16 @@ impl PhoneAgent {
                 },
             });
         }
-        let mut updated = Watermark {
+        let mut watermark = Watermark {
             tail: Vec::new(),
-            next_seq: watermark.next_seq,
+            next_seq,
         };
-        updated.push(visible);
-        if messages.is_empty() && updated.tail == watermark.tail {
+        watermark.push(visible.into_iter().take(range.end));
+        self.remember(conversation, &watermark);
+        if messages.is_empty() && watermark == old {
             // Nothing new: the stored tail is still right.
             return Ok(new);
         }
-        let watermark = updated;
         let received = messages.iter().filter(|m| !m.is_self).count();
         self.stats.messages += received as u64;
         self.awaiting_replies |= received > 0;
@@ -616,6 +695,7 @@ impl PhoneAgent {
     }
 
     fn scroll(&mut self, list: Rect, direction: Scroll) -> Result<(), AgentError> {
+        self.fresh_chat = None;
         let x = list.center().0;
         let (top, bottom) = (
             list.top + list.height() / 5,
@@ -690,54 +770,22 @@ impl PhoneAgent {
         Ok(())
     }
 
-    /// Answers what is queued for the open chat, reads what arrived meanwhile (a message
-    /// in an open chat raises no badge, so this is the only chance to see it), then goes
-    /// back to the list. If the list's preview of the chat shows something newer than what
-    /// was read, it arrived while leaving: the chat is opened again.
+    /// Answers what is queued for the open chat and reads what arrived meanwhile (a
+    /// message in an open chat raises no badge), then goes back to the list.
     fn leave_chat(&mut self, conversation: &str) -> Result<Option<ScreenReading>, AgentError> {
-        for _ in 0..3 {
-            for _ in 0..4 {
-                self.wait_for_replies(conversation)?;
-                let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
-                    break;
-                };
-                let new = self.process_chat(conversation, chat, None)?;
-                if !new.iter().any(|i| i.kind == TailKind::Other) {
-                    break;
-                }
+        for _ in 0..4 {
+            self.wait_for_replies(conversation)?;
+            let chat = match self.fresh_chat.take() {
+                Some(chat) => chat,
+                None => match self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) {
+                    Some(chat) => chat,
+                    None => break,
+                },
+            };
+            let new = self.process_chat(conversation, chat, &RowHint::default())?;
+            if !new.iter().any(|i| i.kind == TailKind::Other) {
+                break;
             }
-            let Some(list) = self.back_to_list()? else {
-                return Ok(None);
-            };
-            let row = list.list.as_ref().and_then(|l| {
-                l.rows
-                    .iter()
-                    .find(|r| r.title.as_deref() == Some(conversation))
-                    .cloned()
-            });
-            let Some(row) = row else {
-                return Ok(Some(list));
-            };
-            let last = self
-                .sink
-                .watermark(&self.config.device, conversation)
-                .map_err(AgentError::Sink)?
-                .and_then(|w| w.tail.last().cloned());
-            let stale = match (&row.preview, &last) {
-                (Some(preview), Some(last)) => !tail::preview_matches(preview, last),
-                _ => false,
-            };
-            if !stale || row.unread.is_unread() {
-                // An unread badge is the list scan's business.
-                return Ok(Some(list));
-            }
-            tracing::debug!(device = %self.config.device, conversation, preview = ?row.preview, "preview changed after leaving; reopening");
-            self.open_row(&row)?;
-            let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
-                return Ok(None);
-            };
-            self.current_chat = Some(conversation.to_string());
-            self.process_chat(conversation, chat, None)?;
         }
         self.back_to_list()
     }
@@ -748,7 +796,7 @@ impl PhoneAgent {
         if self.current_chat.as_deref() == Some(conversation) {
             if let Some(reading) = self.read_until(ScreenKind::Chat)? {
                 if let Some(chat) = reading.chat {
-                    self.process_chat(conversation, chat, None)?;
+                    self.process_chat(conversation, chat, &RowHint::default())?;
                     return Ok(true);
                 }
             }
@@ -783,17 +831,12 @@ impl PhoneAgent {
             self.scroll(span, Scroll::TowardsNewer)?;
             scrolled += 1;
         };
-        let unread = match row.unread {
-            crate::screen::Unread::Count(n) => Some(n),
-            crate::screen::Unread::Dot => row.preview_count().or(Some(1)),
-            crate::screen::Unread::None => None,
-        };
         self.open_row(&row)?;
         let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
             return Ok(false);
         };
         self.current_chat = Some(conversation.to_string());
-        let new = self.process_chat(conversation, chat, unread)?;
+        let new = self.process_chat(conversation, chat, &RowHint::of(&row))?;
         // A send recorded as started but not finished: if our text is among the new own
         // messages, it went out before the crash.
         let already: Vec<String> = new
@@ -829,9 +872,15 @@ impl PhoneAgent {
         let mut last_problem = String::from("no input method could type this text");
         let methods = self.config.input_methods.clone();
         for method in methods.into_iter().filter(|m| m.supports(&out.text)) {
-            let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
-                last_problem = "the chat is no longer on screen".into();
-                break;
+            let chat = match self.fresh_chat.take() {
+                Some(chat) => chat,
+                None => match self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) {
+                    Some(chat) => chat,
+                    None => {
+                        last_problem = "the chat is no longer on screen".into();
+                        break;
+                    }
+                },
             };
             let Some(input) = chat.input.clone() else {
                 last_problem = "the chat shows no input box".into();
@@ -877,8 +926,9 @@ impl PhoneAgent {
         self.fail(&out, last_problem)
     }
 
-    /// Reads the chat until our text is the newest own message, then records it in the
-    /// conversation's tail so it is never read as news.
+    /// Reads the chat until our text is the newest own message, then records everything up
+    /// to it as read. Messages that came in while we were typing sit before our reply and
+    /// are recorded as news, never swallowed; anything after it is left for the next read.
     fn verify_sent(&mut self, out: &Outbound) -> Result<bool, AgentError> {
         for _ in 0..5 {
             let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
@@ -887,43 +937,69 @@ impl PhoneAgent {
             let last_own = chat.messages.iter().rev().find(|m| m.is_message());
             if last_own.is_some_and(|m| m.is_own() && m.text.as_deref() == Some(out.text.as_str()))
             {
-                let device = self.config.device.clone();
-                let mut watermark = self
+                let watermark = self
                     .sink
-                    .watermark(&device, &out.conversation)
+                    .watermark(&self.config.device, &out.conversation)
                     .map_err(AgentError::Sink)?
                     .unwrap_or_default();
                 let visible: Vec<TailItem> = tail::tail_items(&chat.messages)
                     .into_iter()
                     .map(|(_, t)| t)
                     .collect();
-                let found = tail::new_items(&watermark.tail, &visible, None);
-                // Everything up to our reply was read before; anything after it is news
-                // for the next read, so the tail stops at our reply.
-                let reply_at = visible
+                let found = tail::new_items(&watermark.tail, &visible, None, None);
+                let reply_at = visible.iter().rposition(|t| {
+                    t.kind == TailKind::Own && t.text.as_deref() == Some(out.text.as_str())
+                });
+                let is_group = chat
+                    .messages
                     .iter()
-                    .rposition(|t| {
-                        t.kind == TailKind::Own && t.text.as_deref() == Some(out.text.as_str())
-                    })
-                    .unwrap_or(visible.len().saturating_sub(1));
-                if found.start <= reply_at + 1 {
-                    watermark.tail = visible[..=reply_at].to_vec();
-                    watermark.push(std::iter::empty());
-                    self.sink
-                        .record(Batch {
-                            device,
-                            conversation: out.conversation.clone(),
-                            watermark,
-                            messages: Vec::new(),
-                        })
-                        .map_err(AgentError::Sink)?;
+                    .any(|i| i.is_message() && i.side == Side::Left && i.sender.is_some());
+                if let Some(reply_at) = reply_at.filter(|r| found.complete && found.start <= *r) {
+                    self.commit(
+                        &out.conversation,
+                        watermark,
+                        visible,
+                        found.start..reply_at + 1,
+                        is_group,
+                        Some(&out.text),
+                    )?;
                 }
+                self.fresh_chat = Some(chat);
                 return Ok(true);
             }
             std::thread::sleep(Duration::from_millis(80));
         }
         Ok(false)
     }
+}
+
+/// What the conversation list said about a chat when it was opened.
+#[derive(Debug, Clone, Default)]
+struct RowHint {
+    unread: Option<u32>,
+    preview: Option<String>,
+}
+
+impl RowHint {
+    fn of(row: &ConversationRow) -> RowHint {
+        let unread = match row.unread {
+            crate::screen::Unread::Count(n) => Some(n),
+            crate::screen::Unread::Dot => row.preview_count().or(Some(1)),
+            crate::screen::Unread::None => None,
+        };
+        RowHint {
+            unread,
+            preview: row.preview.clone(),
+        }
+    }
+}
+
+/// What the actor remembers of a conversation it has read, to spot news without a badge.
+#[derive(Debug, Clone, Default)]
+struct KnownChat {
+    last: Option<TailItem>,
+    /// A preview already looked into that matched nothing new (formats differ: media).
+    accepted_preview: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -108,7 +108,15 @@ fn others_from(visible: &[TailItem], start: usize) -> usize {
 /// newest place that leaves at least `unread` messages from others wins: WeChat's count is
 /// fresh, since opening the chat clears it. The count never reaches back past every place
 /// the tail fits, so a system line counted as unread cannot make an old message new.
-pub fn new_items(tail: &[TailItem], visible: &[TailItem], unread: Option<u32>) -> NewItems {
+/// `preview` is the conversation list's preview of the chat when it was chosen: on a
+/// chat never read before it marks the newest message at that moment, so messages that
+/// arrived between reading the list and opening the chat are not mistaken for history.
+pub fn new_items(
+    tail: &[TailItem],
+    visible: &[TailItem],
+    unread: Option<u32>,
+    preview: Option<&str>,
+) -> NewItems {
     let wanted = unread.unwrap_or(0) as usize;
     let candidates = alignments(tail, visible);
     if let Some(&earliest) = candidates.last() {
@@ -137,10 +145,14 @@ pub fn new_items(tail: &[TailItem], visible: &[TailItem], unread: Option<u32>) -
             }
         };
     }
-    // Back from the end over `wanted` messages from others.
-    let mut start = visible.len();
+    // Back over `wanted` messages from others, from the one the preview showed (or the end).
+    let anchor = preview
+        .filter(|_| tail.is_empty())
+        .and_then(|p| visible.iter().rposition(|i| preview_matches(p, i)))
+        .map_or(visible.len(), |i| i + 1);
+    let mut start = anchor;
     let mut found = 0;
-    for (i, item) in visible.iter().enumerate().rev() {
+    for (i, item) in visible[..anchor].iter().enumerate().rev() {
         if found == wanted {
             break;
         }
@@ -264,7 +276,7 @@ mod tests {
         let tail = vec![other("a"), own("a")];
         let visible = vec![other("x"), other("a"), own("a"), other("b"), other("c")];
         assert_eq!(
-            new_items(&tail, &visible, None),
+            new_items(&tail, &visible, None, None),
             NewItems {
                 start: 3,
                 complete: true
@@ -276,7 +288,7 @@ mod tests {
     fn nothing_new_when_the_screen_ends_with_the_tail() {
         let tail = vec![other("a"), own("a")];
         let visible = vec![other("a"), own("a")];
-        assert_eq!(new_items(&tail, &visible, None).start, 2);
+        assert_eq!(new_items(&tail, &visible, None, None).start, 2);
     }
 
     #[test]
@@ -284,12 +296,12 @@ mod tests {
         // "hi" answered, then "hi" again: the tail alone matches the last "hi" too.
         let tail = vec![other("hi")];
         let visible = vec![other("hi"), other("hi")];
-        assert_eq!(new_items(&tail, &visible, None).start, 2);
-        assert_eq!(new_items(&tail, &visible, Some(1)).start, 1);
+        assert_eq!(new_items(&tail, &visible, None, None).start, 2);
+        assert_eq!(new_items(&tail, &visible, Some(1), None).start, 1);
         // With our own answer between them there is no ambiguity at all.
         let tail = vec![other("hi"), own("hi")];
         let visible = vec![other("hi"), own("hi"), other("hi")];
-        assert_eq!(new_items(&tail, &visible, None).start, 2);
+        assert_eq!(new_items(&tail, &visible, None, None).start, 2);
     }
 
     #[test]
@@ -304,26 +316,26 @@ mod tests {
         let tail = vec![other("old")];
         let visible = vec![other("n1"), other("n2")];
         assert_eq!(
-            new_items(&tail, &visible, Some(5)),
+            new_items(&tail, &visible, Some(5), None),
             NewItems {
                 start: 0,
                 complete: false
             }
         );
-        assert!(!new_items(&tail, &visible, None).complete);
+        assert!(!new_items(&tail, &visible, None, None).complete);
     }
 
     #[test]
     fn first_read_of_a_chat_takes_only_the_unread() {
         let visible = vec![other("h1"), own("me"), other("n1"), other("n2")];
         assert_eq!(
-            new_items(&[], &visible, Some(2)),
+            new_items(&[], &visible, Some(2), None),
             NewItems {
                 start: 2,
                 complete: true
             }
         );
-        assert_eq!(new_items(&[], &visible, None).start, 4);
+        assert_eq!(new_items(&[], &visible, None, None).start, 4);
     }
 
     #[test]
@@ -335,7 +347,7 @@ mod tests {
         };
         let tail = vec![other("a"), own("a")];
         let visible = vec![other("a"), own("a"), system, other("b")];
-        assert_eq!(new_items(&tail, &visible, Some(2)).start, 2);
+        assert_eq!(new_items(&tail, &visible, Some(2), None).start, 2);
     }
 
     #[test]
@@ -351,6 +363,14 @@ mod tests {
         assert!(!preview_matches("王芳: 改到下午", &last));
         assert!(!preview_matches("好的", &own("明天几点开会？")));
         assert!(preview_matches("a b", &own("a\nb")));
+    }
+
+    #[test]
+    fn first_read_counts_back_from_the_previewed_message() {
+        // The list showed 1 unread, "n1"; "n2" arrived before the chat opened.
+        let visible = vec![other("h1"), other("n1"), other("n2")];
+        assert_eq!(new_items(&[], &visible, Some(1), Some("n1")).start, 1);
+        assert_eq!(new_items(&[], &visible, Some(1), None).start, 2);
     }
 
     #[test]

@@ -1,0 +1,358 @@
+//! The phone loop, measured against phone-sim: what an idle poll costs, how long a message
+//! waits for its answer, and how many answers one phone gives per minute, for Tapwire's
+//! change signal beside the plain "full dump every poll" approach.
+//!
+//! `cargo bench -p tapwire-device-agent --bench phone_loop` (or `scripts/bench`). Prints a
+//! table; docs/benchmarks.md keeps the figures.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tapwire_device_agent::UiMaps;
+use tapwire_device_agent::agent::{
+    self, AgentConfig, Batch, DeviceStatus, IdleStrategy, Outbound, PhoneAgent, SendOutcome, Sink,
+};
+use tapwire_device_agent::tail::Watermark;
+use tapwire_device_agent::transport::AdbServerTransport;
+use tapwire_phone_sim::{IncomingMessage, Latency, SimConfig, SimControl};
+
+/// Answers every message with its text at once, as `--handler echo` does, with the
+/// watermarks in memory.
+struct EchoSink {
+    watermarks: Arc<Mutex<HashMap<String, Watermark>>>,
+    outbound: Sender<Outbound>,
+}
+
+impl Sink for EchoSink {
+    fn watermark(&mut self, _: &str, conversation: &str) -> Result<Option<Watermark>, String> {
+        Ok(self
+            .watermarks
+            .lock()
+            .map_err(|e| e.to_string())?
+            .get(conversation)
+            .cloned())
+    }
+    fn record(&mut self, batch: Batch) -> Result<(), String> {
+        self.watermarks
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(batch.conversation.clone(), batch.watermark);
+        for m in batch.messages.iter().filter(|m| !m.is_self) {
+            let _ = self.outbound.send(Outbound {
+                action_id: m.key.clone(),
+                conversation: m.conversation.clone(),
+                text: m.text.clone().unwrap_or_default(),
+                maybe_sent: false,
+            });
+        }
+        Ok(())
+    }
+    fn sent(&mut self, _: &str, _: SendOutcome) -> Result<(), String> {
+        Ok(())
+    }
+    fn status(&mut self, _: &str, _: DeviceStatus) {}
+}
+
+/// A private adb server, killed on drop: the agent reaches the phone the default way.
+struct AdbServer {
+    port: u16,
+}
+
+impl AdbServer {
+    fn start() -> AdbServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let server = AdbServer { port };
+        server.adb(&["start-server"]);
+        server
+    }
+    fn adb(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("adb")
+            .arg("-P")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .expect("adb is installed (scripts/setup)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn connect(&self, device: std::net::SocketAddr) {
+        self.adb(&["connect", &device.to_string()]);
+        for _ in 0..100 {
+            if self
+                .adb(&["devices"])
+                .contains(&format!("{device}\tdevice"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{device} never came online");
+    }
+}
+
+impl Drop for AdbServer {
+    fn drop(&mut self) {
+        self.adb(&["kill-server"]);
+    }
+}
+
+struct Rig {
+    adb: AdbServer,
+    sim: tapwire_phone_sim::SimHandle,
+    control: SimControl,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<agent::AgentStats, agent::AgentError>>>,
+}
+
+impl Rig {
+    async fn start(idle: IdleStrategy, latency: Latency) -> Rig {
+        let sim = tapwire_phone_sim::start(SimConfig {
+            control_addr: None,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("sim");
+        let control = sim.control();
+        control.set_latency(latency);
+        let maps = UiMaps::load_dir(&std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../ui-maps"
+        )))
+        .expect("maps");
+        let addr = sim.adb_addr();
+        let adb = AdbServer::start();
+        adb.connect(addr);
+        let server = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, adb.port);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = EchoSink {
+            watermarks: Arc::default(),
+            outbound: tx,
+        };
+        let mut config = AgentConfig::new(addr.to_string());
+        config.poll_interval = Duration::from_millis(200);
+        config.idle = idle;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = tokio::task::spawn_blocking(move || {
+            let transport =
+                AdbServerTransport::connect(server, &addr.to_string()).expect("adb transport");
+            let agent = PhoneAgent::new(config, Box::new(transport), &maps, Box::new(sink), rx)
+                .expect("agent");
+            agent::spawn(agent, stop2).expect("thread")
+        })
+        .await
+        .expect("spawn");
+        Rig {
+            adb,
+            sim,
+            control,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        self.sim.shutdown().await;
+        drop(self.adb);
+    }
+
+    async fn wait_sent(&self, count: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.control.sent().len() >= count {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    }
+}
+
+fn message(chat: &str, text: String) -> IncomingMessage {
+    IncomingMessage {
+        chat: chat.into(),
+        group: false,
+        sender: None,
+        text,
+        system: false,
+    }
+}
+
+const REAL_PHONE: Latency = Latency {
+    dump_ms: 500,
+    screencap_ms: 300,
+    tap_ms: 50,
+    input_ms: 50,
+};
+const ZERO: Latency = Latency {
+    dump_ms: 0,
+    screencap_ms: 0,
+    tap_ms: 0,
+    input_ms: 0,
+};
+const CHATS: [&str; 5] = ["李雷", "韩梅梅", "张伟", "王芳", "陈静"];
+
+async fn idle_cost(idle: IdleStrategy) {
+    let rig = Rig::start(idle, ZERO).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // settle: first scan, baseline
+    let before = rig.control.stats();
+    let window = Duration::from_secs(5);
+    tokio::time::sleep(window).await;
+    let after = rig.control.stats();
+    let services: u64 =
+        after.services.values().sum::<u64>() - before.services.values().sum::<u64>();
+    let bytes = after.bytes_to_host - before.bytes_to_host;
+    let dumps = after.commands.get("uiautomator").copied().unwrap_or(0)
+        - before.commands.get("uiautomator").copied().unwrap_or(0);
+    // One poll per 200 ms pause plus the call itself: count polls by the services.
+    let polls = match idle {
+        IdleStrategy::ChangeSignal => services.max(1),
+        IdleStrategy::FullDump => dumps.max(1),
+    };
+    println!(
+        "idle {idle:?}: {:.2} ADB calls, {:.0} bytes, {:.2} dumps per poll ({polls} polls in {window:?})",
+        services as f64 / polls as f64,
+        bytes as f64 / polls as f64,
+        dumps as f64 / polls as f64,
+    );
+    rig.stop().await;
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn latency(idle: IdleStrategy, latency: Latency, label: &str, count: usize) {
+    let rig = Rig::start(idle, latency).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dumps_before = rig
+        .control
+        .stats()
+        .commands
+        .get("uiautomator")
+        .copied()
+        .unwrap_or(0);
+    let mut samples = Vec::new();
+    for i in 0..count {
+        let sent = rig.control.sent().len();
+        let start = Instant::now();
+        rig.control
+            .incoming(&message(CHATS[i % CHATS.len()], format!("延迟测试 {i}")));
+        if !rig.wait_sent(sent + 1, Duration::from_secs(30)).await {
+            println!("latency {label} {idle:?}: message {i} not answered within 30 s");
+            break;
+        }
+        samples.push(start.elapsed());
+        // Let the actor leave the chat and settle before the next message.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    samples.sort();
+    let dumps = rig
+        .control
+        .stats()
+        .commands
+        .get("uiautomator")
+        .copied()
+        .unwrap_or(0)
+        - dumps_before;
+    if !samples.is_empty() {
+        println!(
+            "latency {label} {idle:?}: arrival → reply sent p50 {:?}, p99 {:?}, max {:?} ({} messages, {:.1} dumps per message)",
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99),
+            samples[samples.len() - 1],
+            samples.len(),
+            dumps as f64 / samples.len() as f64
+        );
+    }
+    rig.stop().await;
+}
+
+async fn throughput(idle: IdleStrategy) {
+    let rig = Rig::start(idle, REAL_PHONE).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let window = Duration::from_secs(60);
+    let start = Instant::now();
+    let mut injected = 0;
+    // 5 busy chats: one message every second, round robin (60 per minute offered).
+    while start.elapsed() < window {
+        rig.control.incoming(&message(
+            CHATS[injected % CHATS.len()],
+            format!("吞吐 {injected}"),
+        ));
+        injected += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let in_window = rig.control.sent().len();
+    // Drain: until everything is answered or nothing moved for 20 s.
+    let mut last = in_window;
+    let mut still = Instant::now();
+    while rig.control.sent().len() < injected && still.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = rig.control.sent().len();
+        if now != last {
+            last = now;
+            still = Instant::now();
+        }
+    }
+    let sent = rig.control.sent();
+    let answered: std::collections::HashSet<_> = sent.iter().map(|s| s.text.clone()).collect();
+    let lost: Vec<String> = (0..injected)
+        .map(|i| format!("吞吐 {i}"))
+        .filter(|t| !answered.contains(t))
+        .collect();
+    if !lost.is_empty() {
+        eprintln!("lost: {lost:?}");
+    }
+    println!(
+        "throughput {idle:?} (real-phone latencies, 5 chats, {injected} messages in {window:?}): {in_window} replies/min during the burst, {} answered after draining, {} lost, {} duplicates",
+        answered.len(),
+        injected - answered.len().min(injected),
+        sent.len() - answered.len()
+    );
+    rig.stop().await;
+}
+
+fn main() {
+    // RUST_LOG=tapwire_device_agent=debug shows what the actor does.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    // PHONE_LOOP=throughput runs only that part.
+    let only = std::env::var("PHONE_LOOP").unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let wants = |part: &str| only.is_empty() || only == part;
+    runtime.block_on(async {
+        if wants("idle") {
+            for idle in [IdleStrategy::ChangeSignal, IdleStrategy::FullDump] {
+                idle_cost(idle).await;
+            }
+        }
+        if wants("latency") {
+            latency(IdleStrategy::ChangeSignal, ZERO, "zero-latency phone", 30).await;
+            for idle in [IdleStrategy::ChangeSignal, IdleStrategy::FullDump] {
+                latency(idle, REAL_PHONE, "real-phone latencies", 12).await;
+            }
+        }
+        if wants("throughput") {
+            for idle in [IdleStrategy::ChangeSignal, IdleStrategy::FullDump] {
+                throughput(idle).await;
+            }
+        }
+    });
+}
