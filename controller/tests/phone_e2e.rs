@@ -81,9 +81,11 @@ async fn a_restart_in_the_middle_of_a_burst_answers_each_message_once() {
     for round in 0..6 {
         for chat in chats {
             let text = format!("{chat} 第{round}条");
-            phone
-                .control
-                .incoming(&incoming(chat, chat == "项目群", Some("王芳"), &text));
+            phone.control.incoming(&if chat == "项目群" {
+                incoming(chat, true, Some("王芳"), &text)
+            } else {
+                incoming(chat, false, None, &text)
+            });
             expected.push((chat, text));
         }
         if round == 2 {

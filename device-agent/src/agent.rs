@@ -450,11 +450,16 @@ impl PhoneAgent {
                     known.accepted_preview = Some(preview.clone());
                 }
             }
-            self.open_row(&row)?;
-            if let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) {
-                self.current_chat = Some(title.clone());
-                self.process_chat(&title, chat, &RowHint::of(&row))?;
-            }
+            let Some(chat) = self.open_checked(&row)? else {
+                // The list moved under the tap: read it again and choose afresh.
+                match self.back_to_list()? {
+                    Some(list) => reading = list,
+                    None => return Ok(()),
+                }
+                continue;
+            };
+            self.current_chat = Some(title.clone());
+            self.process_chat(&title, chat, &RowHint::of(&row))?;
             match self.leave_chat(&title)? {
                 Some(list) => reading = list,
                 None => return Ok(()),
@@ -485,6 +490,21 @@ impl PhoneAgent {
     fn remember(&mut self, conversation: &str, watermark: &Watermark) {
         let known = self.known.entry(conversation.to_string()).or_default();
         known.last = watermark.tail.last().cloned();
+    }
+
+    /// Taps a row and checks that the chat that opened is the row's: the list re-sorts
+    /// whenever a message arrives, so a row read half a second ago may have moved. Returns
+    /// None when the chat does not fit the row.
+    fn open_checked(&mut self, row: &ConversationRow) -> Result<Option<ChatView>, AgentError> {
+        self.open_row(row)?;
+        let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+            return Ok(None);
+        };
+        if chat_fits_row(&chat, row) {
+            return Ok(Some(chat));
+        }
+        tracing::warn!(device = %self.config.device, row = ?row.title, preview = ?row.preview, "the chat that opened is not the row tapped (the list moved)");
+        Ok(None)
     }
 
     fn open_row(&mut self, row: &ConversationRow) -> Result<(), AgentError> {
@@ -831,8 +851,9 @@ impl PhoneAgent {
             self.scroll(span, Scroll::TowardsNewer)?;
             scrolled += 1;
         };
-        self.open_row(&row)?;
-        let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+        let Some(chat) = self.open_checked(&row)? else {
+            // Never type into a chat we are not sure of; the next round tries again.
+            self.back_to_list()?;
             return Ok(false);
         };
         self.current_chat = Some(conversation.to_string());
@@ -926,35 +947,34 @@ impl PhoneAgent {
         self.fail(&out, last_problem)
     }
 
-    /// Reads the chat until our text is the newest own message, then records everything up
-    /// to it as read. Messages that came in while we were typing sit before our reply and
-    /// are recorded as news, never swallowed; anything after it is left for the next read.
+    /// Reads the chat until our text shows up as an own message after what was read
+    /// before, then records everything up to it as read. Messages that came in while we
+    /// were typing sit before our reply and are recorded as news, never swallowed; anything
+    /// after it (someone answering at once) is left for the next read.
     fn verify_sent(&mut self, out: &Outbound) -> Result<bool, AgentError> {
+        let watermark = self
+            .sink
+            .watermark(&self.config.device, &out.conversation)
+            .map_err(AgentError::Sink)?
+            .unwrap_or_default();
         for _ in 0..5 {
             let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
                 continue;
             };
-            let last_own = chat.messages.iter().rev().find(|m| m.is_message());
-            if last_own.is_some_and(|m| m.is_own() && m.text.as_deref() == Some(out.text.as_str()))
-            {
-                let watermark = self
-                    .sink
-                    .watermark(&self.config.device, &out.conversation)
-                    .map_err(AgentError::Sink)?
-                    .unwrap_or_default();
-                let visible: Vec<TailItem> = tail::tail_items(&chat.messages)
-                    .into_iter()
-                    .map(|(_, t)| t)
-                    .collect();
-                let found = tail::new_items(&watermark.tail, &visible, None, None);
-                let reply_at = visible.iter().rposition(|t| {
-                    t.kind == TailKind::Own && t.text.as_deref() == Some(out.text.as_str())
-                });
-                let is_group = chat
-                    .messages
-                    .iter()
-                    .any(|i| i.is_message() && i.side == Side::Left && i.sender.is_some());
-                if let Some(reply_at) = reply_at.filter(|r| found.complete && found.start <= *r) {
+            let visible: Vec<TailItem> = tail::tail_items(&chat.messages)
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            let found = tail::new_items(&watermark.tail, &visible, None, None);
+            let reply_at = visible.iter().rposition(|t| {
+                t.kind == TailKind::Own && t.text.as_deref() == Some(out.text.as_str())
+            });
+            match reply_at {
+                Some(reply_at) if found.complete && reply_at >= found.start => {
+                    let is_group = chat
+                        .messages
+                        .iter()
+                        .any(|i| i.is_message() && i.side == Side::Left && i.sender.is_some());
                     self.commit(
                         &out.conversation,
                         watermark,
@@ -963,13 +983,42 @@ impl PhoneAgent {
                         is_group,
                         Some(&out.text),
                     )?;
+                    self.fresh_chat = Some(chat);
+                    return Ok(true);
                 }
-                self.fresh_chat = Some(chat);
-                return Ok(true);
+                // The screen holds no trace of what was read before (a flood of messages):
+                // the reply being the newest own bubble is the best evidence there is.
+                Some(_) if !found.complete => {
+                    let newest_own = chat.messages.iter().rev().find(|m| m.is_own());
+                    if newest_own.is_some_and(|m| m.text.as_deref() == Some(out.text.as_str())) {
+                        self.fresh_chat = Some(chat);
+                        return Ok(true);
+                    }
+                }
+                _ => {}
             }
             std::thread::sleep(Duration::from_millis(80));
         }
         Ok(false)
+    }
+}
+
+/// Whether an opened chat can be the conversation of `row`. The 8.0 title bar holds no
+/// text, so the evidence is the content: the chat must show the message the row previewed
+/// (it was the newest when the list was read). Avatar names are not used: with a remark
+/// name set, the list and the avatar may name one person differently.
+fn chat_fits_row(chat: &ChatView, row: &ConversationRow) -> bool {
+    if let (Some(title), Some(shown)) = (&row.title, &chat.title) {
+        // Older builds (and some phones) do name the chat; a group's bar adds its size.
+        return shown.starts_with(title.trim_end_matches('…'));
+    }
+    match row.preview.as_deref().map(str::trim) {
+        // Nothing to compare, or a draft of ours rather than a message.
+        None | Some("") => true,
+        Some(p) if p.starts_with("[草稿]") => true,
+        Some(preview) => tail::tail_items(&chat.messages)
+            .iter()
+            .any(|(_, item)| tail::preview_matches(preview, item)),
     }
 }
 
