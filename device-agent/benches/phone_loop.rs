@@ -233,6 +233,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn latency(idle: IdleStrategy, latency: Latency, label: &str, count: usize) {
+    let settle = Duration::from_millis(latency.dump_ms * 5 + 500);
     let rig = Rig::start(idle, latency).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let dumps_before = rig
@@ -253,8 +254,9 @@ async fn latency(idle: IdleStrategy, latency: Latency, label: &str, count: usize
             break;
         }
         samples.push(start.elapsed());
-        // Let the actor leave the chat and settle before the next message.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Let the actor leave the chat and go idle: each message then measures the way
+        // from an idle phone to the answer, not the tail of the previous visit.
+        tokio::time::sleep(settle).await;
     }
     samples.sort();
     let dumps = rig
@@ -342,6 +344,15 @@ fn main() {
             for idle in [IdleStrategy::ChangeSignal, IdleStrategy::FullDump] {
                 idle_cost(idle).await;
             }
+        }
+        if wants("latency-real") {
+            latency(
+                IdleStrategy::ChangeSignal,
+                REAL_PHONE,
+                "real-phone latencies",
+                3,
+            )
+            .await;
         }
         if wants("latency") {
             latency(IdleStrategy::ChangeSignal, ZERO, "zero-latency phone", 30).await;

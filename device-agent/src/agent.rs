@@ -308,6 +308,7 @@ impl PhoneAgent {
 
     fn shell(&mut self, command: &str) -> Result<crate::transport::ShellOutput, AgentError> {
         self.stats.shell_calls += 1;
+        tracing::trace!(device = %self.config.device, command, "adb shell");
         Ok(self.transport.shell(command)?)
     }
 
