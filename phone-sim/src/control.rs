@@ -1,0 +1,429 @@
+//! Driving the phone from outside: [`SimControl`] in process, and the same operations as
+//! JSON over HTTP ([`router`]) for tests and demos in other processes.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::device::{Device, Faults, Latency, StatsSnapshot};
+use crate::wechat::model::{Chat, Event, MsgKind, Notification, Popup, Screen, SentRecord};
+use crate::wechat::ui::{self, Node};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IncomingMessage {
+    pub chat: String,
+    #[serde(default)]
+    pub group: bool,
+    /// Defaults to the chat's name (a private chat's other party).
+    #[serde(default)]
+    pub sender: Option<String>,
+    pub text: String,
+    /// A centred system line (`"X"邀请"Y"加入了群聊`) instead of a bubble.
+    #[serde(default)]
+    pub system: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OwnerMessage {
+    pub chat: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChatSettings {
+    pub name: String,
+    #[serde(default)]
+    pub group: bool,
+    #[serde(default)]
+    pub muted: bool,
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClockAdvance {
+    pub seconds: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RowView {
+    pub title: String,
+    pub preview: String,
+    pub time: String,
+    /// The number on the badge; muted chats show a dot instead (`dot`).
+    pub badge: Option<String>,
+    pub dot: bool,
+    pub muted: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MessageView {
+    /// `text`, `system` or `divider`
+    pub kind: String,
+    pub own: bool,
+    pub sender: Option<String>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScreenView {
+    /// `list`, `chat`, `popup` (over either) or `launcher`
+    pub kind: String,
+    pub chat: Option<String>,
+    pub popup: Option<Popup>,
+    pub rows: Vec<RowView>,
+    pub messages: Vec<MessageView>,
+    pub input: String,
+    pub input_focused: bool,
+    pub send_button: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChatsView {
+    pub chats: Vec<ChatView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChatView {
+    pub name: String,
+    pub group: bool,
+    pub muted: bool,
+    pub pinned: bool,
+    pub unread: u32,
+    pub draft: String,
+    pub messages: Vec<ChatMessageView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChatMessageView {
+    pub id: u64,
+    pub ts: i64,
+    pub time: String,
+    pub kind: MsgKind,
+    pub own: bool,
+    pub sender: Option<String>,
+    pub text: String,
+}
+
+/// In-process equivalent of the HTTP control API.
+#[derive(Clone)]
+pub struct SimControl {
+    device: Device,
+}
+
+fn find<'a>(node: &'a Node, id: &str) -> Option<&'a Node> {
+    let mut hit = None;
+    node.walk(&mut |n| {
+        if hit.is_none() && n.id.ends_with(&format!(":id/{id}")) {
+            hit = Some(n);
+        }
+    });
+    hit
+}
+
+impl SimControl {
+    pub fn new(device: Device) -> Self {
+        SimControl { device }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn incoming(&self, m: &IncomingMessage) {
+        self.device.with(|st| {
+            let ts = st.clock.now();
+            let kind = if m.system {
+                MsgKind::System
+            } else {
+                MsgKind::Text
+            };
+            st.wechat
+                .incoming(&m.chat, m.group, m.sender.as_deref(), &m.text, kind, ts);
+        });
+    }
+
+    pub fn outgoing_by_owner(&self, m: &OwnerMessage) {
+        self.device.with(|st| {
+            let ts = st.clock.now();
+            st.wechat.outgoing_by_owner(&m.chat, &m.text, ts);
+        });
+    }
+
+    pub fn configure_chat(&self, c: &ChatSettings) {
+        self.device.with(|st| {
+            st.wechat
+                .configure_chat(&c.name, c.group, c.muted, c.pinned)
+        });
+    }
+
+    pub fn sent(&self) -> Vec<SentRecord> {
+        self.device.read(|st| st.wechat.sent.clone())
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.device.read(|st| st.wechat.events.clone())
+    }
+
+    pub fn notifications(&self) -> Vec<Notification> {
+        self.device.read(|st| st.wechat.notifications.clone())
+    }
+
+    pub fn popup(&self, p: Popup) {
+        self.device.with(|st| st.wechat.popup = Some(p));
+    }
+
+    pub fn set_latency(&self, l: Latency) {
+        self.device.with(|st| st.latency = l);
+    }
+
+    pub fn set_faults(&self, f: Faults) {
+        self.device.with(|st| st.faults = f);
+    }
+
+    pub fn advance_clock(&self, seconds: i64) {
+        self.device.with(|st| st.clock.offset_secs += seconds);
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.device.stats().snapshot()
+    }
+
+    pub fn tap(&self, x: i32, y: i32) {
+        self.device.tap(x, y);
+    }
+
+    pub fn chats(&self) -> ChatsView {
+        self.device.read(|st| ChatsView {
+            chats: crate::wechat::model::ordered(&st.wechat.chats)
+                .into_iter()
+                .map(|c: &Chat| ChatView {
+                    name: c.name.clone(),
+                    group: c.group,
+                    muted: c.muted,
+                    pinned: c.pinned,
+                    unread: c.unread,
+                    draft: c.draft.clone(),
+                    messages: c
+                        .messages
+                        .iter()
+                        .map(|m| ChatMessageView {
+                            id: m.id,
+                            ts: m.ts,
+                            time: st.clock.hhmm(m.ts),
+                            kind: m.kind,
+                            own: m.own,
+                            sender: m.sender.clone(),
+                            text: m.text.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The current screen, read back from the same view tree the dumps come from.
+    pub fn screen(&self) -> ScreenView {
+        let windows = self.device.windows();
+        let ids = &self.device.config().ids;
+        let (w_screen, fg, popup, focused) = self.device.read(|st| {
+            (
+                st.wechat.screen.clone(),
+                st.wechat.foreground,
+                st.wechat.popup.clone(),
+                st.wechat.input_focused,
+            )
+        });
+        let mut view = ScreenView {
+            kind: String::new(),
+            chat: None,
+            popup: popup.clone(),
+            rows: Vec::new(),
+            messages: Vec::new(),
+            input: String::new(),
+            input_focused: false,
+            send_button: false,
+        };
+        if !fg {
+            view.kind = "launcher".into();
+            return view;
+        }
+        let Some(app) = windows.iter().find(|w| w.package == ui::WECHAT_PKG) else {
+            return view;
+        };
+        let text_of = |n: &Node, id: &str| find(n, id).map(|x| x.text.clone());
+        match &w_screen {
+            Screen::List => {
+                view.kind = "list".into();
+                app.walk(&mut |n| {
+                    if n.id.ends_with(&format!(":id/{}", ids.conversation_row)) {
+                        view.rows.push(RowView {
+                            title: text_of(n, &ids.row_title).unwrap_or_default(),
+                            preview: text_of(n, &ids.row_preview).unwrap_or_default(),
+                            time: text_of(n, &ids.row_time).unwrap_or_default(),
+                            badge: text_of(n, &ids.row_unread_badge),
+                            dot: find(n, &ids.row_unread_dot).is_some(),
+                            muted: find(n, &ids.row_muted).is_some(),
+                        });
+                    }
+                });
+            }
+            Screen::Chat(name) => {
+                view.kind = "chat".into();
+                view.chat = Some(name.clone());
+                if let Some(list) = find(app, &ids.message_list) {
+                    for row in &list.children {
+                        if let Some(d) = find(row, &ids.time_divider) {
+                            view.messages.push(MessageView {
+                                kind: "divider".into(),
+                                own: false,
+                                sender: None,
+                                text: d.text.clone(),
+                            });
+                        }
+                        let Some(t) = find(row, &ids.message_text) else {
+                            continue;
+                        };
+                        match find(row, &ids.message_avatar) {
+                            None => view.messages.push(MessageView {
+                                kind: "system".into(),
+                                own: false,
+                                sender: None,
+                                text: t.text.clone(),
+                            }),
+                            Some(av) => {
+                                let own = av.bounds.l > ui::SCREEN_W / 2;
+                                let sender = if own {
+                                    None
+                                } else {
+                                    av.desc
+                                        .strip_suffix(ids.avatar_suffix.as_str())
+                                        .map(str::to_string)
+                                };
+                                view.messages.push(MessageView {
+                                    kind: "text".into(),
+                                    own,
+                                    sender,
+                                    text: t.text.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+                let edit = {
+                    let mut hit = None;
+                    app.walk(&mut |n| {
+                        if n.class == "android.widget.EditText" && hit.is_none() {
+                            hit = Some(n.text.clone());
+                        }
+                    });
+                    hit
+                };
+                view.input = edit.unwrap_or_default();
+                view.input_focused = focused;
+                view.send_button = find(app, &ids.send_button).is_some();
+            }
+        }
+        if popup.is_some() {
+            view.kind = "popup".into();
+        }
+        view
+    }
+}
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+async fn incoming(
+    State(c): State<SimControl>,
+    Json(m): Json<IncomingMessage>,
+) -> Result<StatusCode, ApiError> {
+    if m.chat.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "chat must not be empty".into(),
+        ));
+    }
+    c.incoming(&m);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn outgoing(State(c): State<SimControl>, Json(m): Json<OwnerMessage>) -> StatusCode {
+    c.outgoing_by_owner(&m);
+    StatusCode::NO_CONTENT
+}
+
+async fn configure_chat(State(c): State<SimControl>, Json(s): Json<ChatSettings>) -> StatusCode {
+    c.configure_chat(&s);
+    StatusCode::NO_CONTENT
+}
+
+async fn popup(State(c): State<SimControl>, Json(p): Json<Popup>) -> Result<StatusCode, ApiError> {
+    if p.buttons.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "a popup needs at least one button".into(),
+        ));
+    }
+    c.popup(p);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn latency(State(c): State<SimControl>, Json(l): Json<Latency>) -> StatusCode {
+    c.set_latency(l);
+    StatusCode::NO_CONTENT
+}
+
+async fn faults(State(c): State<SimControl>, Json(f): Json<Faults>) -> StatusCode {
+    c.set_faults(f);
+    StatusCode::NO_CONTENT
+}
+
+async fn clock(State(c): State<SimControl>, Json(a): Json<ClockAdvance>) -> StatusCode {
+    c.advance_clock(a.seconds);
+    StatusCode::NO_CONTENT
+}
+
+pub fn router(control: SimControl) -> Router {
+    Router::new()
+        .route("/incoming", post(incoming))
+        .route("/outgoing-by-owner", post(outgoing))
+        .route("/chat", post(configure_chat))
+        .route("/popup", post(popup))
+        .route("/latency", post(latency))
+        .route("/faults", post(faults))
+        .route("/clock", post(clock))
+        .route(
+            "/sent",
+            get(|State(c): State<SimControl>| async move { Json(c.sent()) }),
+        )
+        .route(
+            "/screen",
+            get(|State(c): State<SimControl>| async move { Json(c.screen()) }),
+        )
+        .route(
+            "/chats",
+            get(|State(c): State<SimControl>| async move { Json(c.chats()) }),
+        )
+        .route(
+            "/events",
+            get(|State(c): State<SimControl>| async move { Json(c.events()) }),
+        )
+        .route(
+            "/notifications",
+            get(|State(c): State<SimControl>| async move { Json(c.notifications()) }),
+        )
+        .route(
+            "/stats",
+            get(|State(c): State<SimControl>| async move { Json(c.stats()) }),
+        )
+        .with_state(control)
+}

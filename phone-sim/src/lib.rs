@@ -1,0 +1,238 @@
+//! `phone-sim`: a virtual Android phone running a model of WeChat, reachable over the real
+//! ADB wire protocol (`adb connect 127.0.0.1:PORT`) and driven from outside through a JSON
+//! control API.
+//!
+//! Layout:
+//! - [`adb`]: the device side of the ADB protocol (packets, streams, shell, sync).
+//! - [`shell_cmds`]: the shell commands Android answers (`uiautomator`, `input`, `dumpsys`, …).
+//! - [`device`]: one phone's state (file system, properties, clock, logs, counters).
+//! - [`wechat`]: the WeChat model, its view tree, dumps and screenshots.
+//! - [`control`]: [`SimControl`] and the HTTP routes over it.
+//! - [`scenario`]: the chats a phone starts with.
+//!
+//! Start one with [`start`]; the returned [`SimHandle`] knows its addresses and shuts it down.
+
+pub mod adb;
+pub mod clock;
+pub mod control;
+pub mod device;
+pub mod fs;
+pub mod scenario;
+pub mod shell_cmds;
+pub mod wechat;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+
+pub use control::{IncomingMessage, OwnerMessage, SimControl};
+pub use device::{Device, Faults, Latency};
+pub use scenario::Scenario;
+pub use wechat::dump::AttrSet;
+
+#[derive(Debug, Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read UI map {path}: {source}")]
+    ReadMap {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Map(#[from] wechat::ids::MapError),
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Where the ADB device listens; port 0 picks a free port.
+    pub adb_addr: SocketAddr,
+    /// Where the HTTP control API listens; `None` runs without it (use [`SimHandle::control`]).
+    pub control_addr: Option<SocketAddr>,
+    /// What `dumpsys package com.tencent.mm` reports; ≥ 8.0.55 hides the view tree.
+    pub wechat_version: String,
+    pub attrs: AttrSet,
+    /// Put the chat's name in the title bar (`obn`); real 8.0.x dumps leave it out.
+    pub title_text: bool,
+    /// A UI map other than the bundled `ui-maps/wechat-8.0.toml`.
+    pub ui_map: Option<PathBuf>,
+    pub scenario: Scenario,
+    pub serial: String,
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            adb_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            control_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            wechat_version: "8.0.50".into(),
+            attrs: AttrSet::Modern,
+            title_text: false,
+            ui_map: None,
+            scenario: Scenario::default_chats(),
+            serial: "10AD5F1E0001".into(),
+            utc_offset_minutes: 480,
+        }
+    }
+}
+
+/// A running phone.
+pub struct SimHandle {
+    adb_addr: SocketAddr,
+    control_addr: Option<SocketAddr>,
+    control: SimControl,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    pub fn adb_addr(&self) -> SocketAddr {
+        self.adb_addr
+    }
+
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
+    pub fn control(&self) -> SimControl {
+        self.control.clone()
+    }
+
+    /// Stops listening, drops every ADB connection and waits for the servers to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+pub fn build_device(config: &SimConfig) -> Result<Device, SimError> {
+    let ids = match &config.ui_map {
+        Some(p) => wechat::ids::Ids::from_toml(&std::fs::read_to_string(p).map_err(|source| {
+            SimError::ReadMap {
+                path: p.clone(),
+                source,
+            }
+        })?)?,
+        None => wechat::ids::Ids::bundled()?,
+    };
+    let clock = clock::Clock {
+        offset_secs: 0,
+        utc_offset_minutes: config.utc_offset_minutes,
+    };
+    let mut wechat = wechat::model::WeChat::default();
+    config.scenario.apply(&mut wechat, &clock);
+    Ok(Device::new(
+        device::DeviceConfig {
+            wechat_version: config.wechat_version.clone(),
+            attrs: config.attrs,
+            title_text: config.title_text,
+            ids,
+            clock,
+            serial: config.serial.clone(),
+        },
+        wechat,
+    ))
+}
+
+/// Starts the phone: the ADB listener and, if configured, the control API.
+pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+    let device = build_device(&config)?;
+    let adb = TcpListener::bind(config.adb_addr)
+        .await
+        .map_err(|source| SimError::Bind {
+            addr: config.adb_addr,
+            source,
+        })?;
+    let adb_addr = adb.local_addr().map_err(|source| SimError::Bind {
+        addr: config.adb_addr,
+        source,
+    })?;
+    let (shutdown, rx) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(serve_adb(adb, device.clone(), rx.clone()))];
+
+    let control = SimControl::new(device.clone());
+    let mut control_addr = None;
+    if let Some(addr) = config.control_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SimError::Bind { addr, source })?;
+        control_addr = Some(
+            listener
+                .local_addr()
+                .map_err(|source| SimError::Bind { addr, source })?,
+        );
+        let app = control::router(control.clone());
+        let mut rx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let stop = async move { stopped(&mut rx).await };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::warn!(error = %e, "control server stopped");
+            }
+        }));
+    }
+    info!(%adb_addr, ?control_addr, version = %config.wechat_version, "phone-sim listening");
+    Ok(SimHandle {
+        adb_addr,
+        control_addr,
+        control,
+        shutdown,
+        tasks,
+    })
+}
+
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn serve_adb(listener: TcpListener, device: Device, mut stop: watch::Receiver<bool>) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((sock, peer)) => {
+                    debug!(%peer, "adb host connected");
+                    let device = device.clone();
+                    conns.spawn(async move {
+                        if let Err(e) = adb::serve_connection(sock, device).await {
+                            debug!(%peer, error = %e, "adb connection ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}

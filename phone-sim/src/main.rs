@@ -1,0 +1,105 @@
+//! `tapwire-phone-sim serve`: runs one virtual phone until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tapwire_phone_sim::{AttrSet, Scenario, SimConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "tapwire-phone-sim",
+    about = "A virtual Android phone running a model of WeChat, reachable over ADB"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Listen for ADB hosts and control-API clients.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:5555")]
+        adb: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        control: SocketAddr,
+        /// WeChat version the phone reports; 8.0.55 and later hide the view tree from dumps.
+        #[arg(long, default_value = "8.0.50")]
+        wechat: String,
+        /// Attribute set of dumps: modern (uiautomator2-style) or stock (older `uiautomator dump`).
+        #[arg(long, default_value = "modern")]
+        attrs: AttrSet,
+        /// Show the chat's name in the title bar (real 8.0.x dumps do not).
+        #[arg(long)]
+        title_text: bool,
+        /// Chats to start with (TOML); a small built-in set otherwise.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// A UI map other than the bundled ui-maps/wechat-8.0.toml.
+        #[arg(long)]
+        ui_map: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Cmd::Serve {
+        adb,
+        control,
+        wechat,
+        attrs,
+        title_text,
+        scenario,
+        ui_map,
+    } = Cli::parse().cmd;
+    let scenario = match scenario {
+        Some(p) => {
+            Scenario::load(&p).with_context(|| format!("loading scenario {}", p.display()))?
+        }
+        None => Scenario::default_chats(),
+    };
+    let config = SimConfig {
+        adb_addr: adb,
+        control_addr: Some(control),
+        wechat_version: wechat,
+        attrs,
+        title_text,
+        ui_map,
+        scenario,
+        ..SimConfig::default()
+    };
+    let handle = tapwire_phone_sim::start(config)
+        .await
+        .context("starting the phone")?;
+    let line = serde_json::json!({
+        "adb": handle.adb_addr().to_string(),
+        "control": handle.control_addr().map(|a| a.to_string()),
+    });
+    {
+        // The one line on stdout: callers read it to learn the ports that port 0 picked.
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{line}");
+        }
+        std::io::stdout().flush().context("flushing stdout")?;
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    handle.shutdown().await;
+    Ok(())
+}

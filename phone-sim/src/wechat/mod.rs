@@ -1,0 +1,39 @@
+//! The WeChat model.
+//!
+//! - [`model`]: chats, messages, the current screen, input focus, pop-ups, notifications.
+//! - [`ui`]: the view tree built from the model (geometry and ids copied from real dumps).
+//! - [`dump`]: uiautomator XML from that tree.
+//! - [`render`]: PNG screenshots from that tree.
+//! - [`ids`]: role ids read from the UI map.
+
+pub mod dump;
+pub mod ids;
+pub mod model;
+pub mod render;
+pub mod ui;
+
+/// Parses `8.0.50` into comparable parts; missing or non-numeric parts count as 0.
+pub fn version_parts(v: &str) -> Vec<u32> {
+    v.split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect()
+}
+
+/// Builds from 8.0.55 on hide their view tree from uiautomator (DESIGN §4).
+pub fn hides_tree(version: &str) -> bool {
+    let v = version_parts(version);
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    (get(0), get(1), get(2)) >= (8, 0, 55)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hidden_tree_from_8_0_55() {
+        assert!(!super::hides_tree("8.0.50"));
+        assert!(super::hides_tree("8.0.55"));
+        assert!(super::hides_tree("8.0.61"));
+        assert!(super::hides_tree("8.1.0"));
+        assert!(!super::hides_tree("7.0.21"));
+    }
+}

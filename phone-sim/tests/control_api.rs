@@ -1,0 +1,195 @@
+//! The binary and its HTTP control API: ports from the JSON line, the routes, SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_control_api_and_adb() {
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_tapwire-phone-sim"))
+            .args([
+                "serve",
+                "--adb",
+                "127.0.0.1:0",
+                "--control",
+                "127.0.0.1:0",
+                "--wechat",
+                "8.0.50",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("binary starts"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("join")
+    .expect("one line");
+    let ports: Value = serde_json::from_str(&line).expect("JSON line");
+    let control = format!(
+        "http://{}",
+        ports["control"].as_str().expect("control addr")
+    );
+    let adb: std::net::SocketAddr = ports["adb"]
+        .as_str()
+        .expect("adb addr")
+        .parse()
+        .expect("addr");
+    let http = reqwest::Client::new();
+
+    let post = |path: &str, body: Value| {
+        let req = http.post(format!("{control}{path}")).json(&body);
+        async move { req.send().await.expect("POST").status().as_u16() }
+    };
+    let get = |path: &str| {
+        let req = http.get(format!("{control}{path}"));
+        async move {
+            req.send()
+                .await
+                .expect("GET")
+                .json::<Value>()
+                .await
+                .expect("JSON")
+        }
+    };
+
+    assert_eq!(
+        post("/incoming", json!({"chat": "Alice", "text": "ping"})).await,
+        204
+    );
+    assert_eq!(
+        post(
+            "/incoming",
+            json!({"chat": "Team", "group": true, "sender": "Bob", "text": "hello all"})
+        )
+        .await,
+        204
+    );
+    let screen = get("/screen").await;
+    assert_eq!(screen["kind"], "list");
+    assert_eq!(screen["rows"][0]["title"], "Team");
+    assert_eq!(screen["rows"][0]["preview"], "Bob: hello all");
+    assert_eq!(screen["rows"][1]["badge"], "1");
+    let chats = get("/chats").await;
+    assert_eq!(chats["chats"][1]["unread"], 1);
+
+    // Over ADB: the notification and its logcat line are visible.
+    let (mut host, _) = common::RawHost::connect(adb, 0x0100_0001, "host::").await;
+    let notes =
+        String::from_utf8(host.exec(1, "dumpsys notification --noredact").await).expect("utf8");
+    assert!(
+        notes.contains("pkg=com.tencent.mm")
+            && notes.contains("android.title=String (Team)")
+            && notes.contains("android.text=String (Bob: hello all)"),
+        "{notes}"
+    );
+    let log = String::from_utf8(
+        host.exec(2, "logcat -b events -d | grep notification_enqueue")
+            .await,
+    )
+    .expect("utf8");
+    assert_eq!(log.lines().count(), 2, "{log}");
+
+    // Open Alice's chat, type through the ADB keyboard, send.
+    host.exec(3, "input tap 360 357").await; // second row
+    host.exec(4, "input tap 300 1558").await; // the input box
+    host.exec(5, "am broadcast -a ADB_INPUT_B64 --es msg 5L2g5aW9")
+        .await; // 你好
+    let screen = get("/screen").await;
+    assert_eq!(screen["kind"], "chat");
+    assert_eq!(screen["chat"], "Alice");
+    assert_eq!(screen["input"], "你好");
+    assert_eq!(screen["send_button"], true);
+    host.exec(6, "input tap 650 1558").await;
+    assert_eq!(
+        get("/sent").await,
+        json!([{"chat": "Alice", "text": "你好"}])
+    );
+    assert_eq!(
+        post(
+            "/outgoing-by-owner",
+            json!({"chat": "Alice", "text": "typed by hand"})
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        get("/sent").await.as_array().map(Vec::len),
+        Some(1),
+        "owner's own messages are not 'sent'"
+    );
+
+    // Popups block taps; faults and latency apply to dumps.
+    assert_eq!(
+        post(
+            "/popup",
+            json!({"title": "提示", "text": "版本更新", "buttons": ["取消", "确定"]})
+        )
+        .await,
+        204
+    );
+    host.exec(7, "input tap 360 300").await;
+    let events = get("/events").await;
+    assert!(
+        events
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|e| e["kind"] == "tap_blocked")
+    );
+    assert_eq!(get("/screen").await["kind"], "popup");
+    host.exec(8, "input keyevent KEYCODE_BACK").await;
+    assert_eq!(get("/screen").await["kind"], "chat");
+
+    assert_eq!(post("/faults", json!({"dump_idle_errors": 1})).await, 204);
+    host.open(9, "shell,v2,raw:uiautomator dump /dev/tty").await;
+    let framed = host.read_to_close(9).await;
+    assert!(String::from_utf8_lossy(&framed).contains("ERROR: could not get idle state."));
+    assert_eq!(framed.last(), Some(&1), "exit code 1");
+    assert_eq!(post("/latency", json!({"dump_ms": 300})).await, 204);
+    let t = std::time::Instant::now();
+    let ok = String::from_utf8(host.exec(10, "uiautomator dump /dev/tty").await).expect("utf8");
+    assert!(ok.contains("<hierarchy") && t.elapsed() >= Duration::from_millis(300));
+
+    let stats = get("/stats").await;
+    assert!(stats["services"]["exec"].as_u64().unwrap_or(0) >= 9);
+    assert!(stats["bytes_to_host"].as_u64().unwrap_or(0) > 1000);
+
+    // SIGTERM ends it cleanly.
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let mut waited = 0;
+    loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            assert!(status.success(), "clean exit: {status:?}");
+            break;
+        }
+        waited += 1;
+        assert!(waited < 50, "exits within 5 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
