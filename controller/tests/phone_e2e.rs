@@ -296,7 +296,8 @@ async fn messages_arriving_while_answering_are_answered_too() {
         assert_eq!(
             sent_to(&sent, chat),
             want,
-            "chat {chat}; log: {}",
+            "chat {chat}; screen: {:?}; log: {}",
+            phone.control.screen(),
             tapwire.log()
         );
     }

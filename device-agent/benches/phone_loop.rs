@@ -1,9 +1,13 @@
 //! The phone loop, measured against phone-sim: what an idle poll costs, how long a message
+
 //! waits for its answer, and how many answers one phone gives per minute, for Tapwire's
 //! change signal beside the plain "full dump every poll" approach.
 //!
 //! `cargo bench -p tapwire-device-agent --bench phone_loop` (or `scripts/bench`). Prints a
 //! table; docs/benchmarks.md keeps the figures.
+
+// A benchmark report is printed output.
+#![allow(clippy::print_stdout)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

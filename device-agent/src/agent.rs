@@ -178,6 +178,10 @@ pub struct PhoneAgent {
     /// Messages were just read in the open chat and their answers may be on the way.
     awaiting_replies: bool,
     known: std::collections::HashMap<String, KnownChat>,
+    /// Badges seen but not yet read, with what the list said then. Opening a chat clears
+    /// its badge, so if the wrong chat opens (the list moved under the tap) this is all
+    /// that is left of its news.
+    unread_seen: std::collections::HashMap<String, RowHint>,
     /// The open chat as last read, while nothing has touched the screen since.
     fresh_chat: Option<ChatView>,
     pub stats: AgentStats,
@@ -231,6 +235,7 @@ impl PhoneAgent {
             current_chat: None,
             awaiting_replies: false,
             known: std::collections::HashMap::new(),
+            unread_seen: std::collections::HashMap::new(),
             fresh_chat: None,
             stats: AgentStats::default(),
         })
@@ -435,6 +440,15 @@ impl PhoneAgent {
     fn scan_list(&mut self, mut reading: ScreenReading) -> Result<(), AgentError> {
         // Bounded so a chat that keeps its badge (a failing open) cannot trap the actor.
         for _ in 0..32 {
+            if let Some(list) = &reading.list {
+                for row in list.rows.iter().filter(|r| r.unread.is_unread()) {
+                    if let Some(title) = &row.title {
+                        self.unread_seen
+                            .entry(title.clone())
+                            .or_insert_with(|| RowHint::of(row));
+                    }
+                }
+            }
             let Some(row) = reading
                 .list
                 .as_ref()
@@ -445,22 +459,42 @@ impl PhoneAgent {
             let Some(title) = row.title.clone() else {
                 return Ok(());
             };
-            if !row.unread.is_unread() {
+            // A badge on screen is the freshest count; without one, what an earlier list
+            // showed before a mistaken open cleared it.
+            let hint = if row.unread.is_unread() {
+                RowHint::of(&row)
+            } else {
+                self.unread_seen.get(&title).cloned().unwrap_or_default()
+            };
+            if !row.unread.is_unread() && !self.unread_seen.contains_key(&title) {
                 tracing::debug!(device = %self.config.device, conversation = %title, preview = ?row.preview, "preview changed without a badge");
                 if let (Some(known), Some(preview)) = (self.known.get_mut(&title), &row.preview) {
                     known.accepted_preview = Some(preview.clone());
                 }
             }
-            let Some(chat) = self.open_checked(&row)? else {
-                // The list moved under the tap: read it again and choose afresh.
-                match self.back_to_list()? {
-                    Some(list) => reading = list,
-                    None => return Ok(()),
+            let before = reading.list.clone();
+            let chat = match self.open_checked(&row)? {
+                Opened::Row(chat) => chat,
+                Opened::Other(orphan) => {
+                    // The list moved under the tap. Opening that chat cleared its badge, so
+                    // work out whose it was and read it now, then choose afresh.
+                    let Some(after) = self.back_to_list()? else {
+                        return Ok(());
+                    };
+                    self.adopt(orphan, before.as_ref(), after.list.as_ref(), &title)?;
+                    reading = after;
+                    continue;
                 }
-                continue;
+                Opened::Nothing => match self.back_to_list()? {
+                    Some(list) => {
+                        reading = list;
+                        continue;
+                    }
+                    None => return Ok(()),
+                },
             };
             self.current_chat = Some(title.clone());
-            self.process_chat(&title, chat, &RowHint::of(&row))?;
+            self.process_chat(&title, chat, &hint)?;
             match self.leave_chat(&title)? {
                 Some(list) => reading = list,
                 None => return Ok(()),
@@ -474,7 +508,7 @@ impl PhoneAgent {
         let Some(title) = &row.title else {
             return false;
         };
-        if row.unread.is_unread() {
+        if row.unread.is_unread() || self.unread_seen.contains_key(title) {
             return true;
         }
         let (Some(known), Some(preview)) = (self.known.get(title), &row.preview) else {
@@ -494,18 +528,69 @@ impl PhoneAgent {
     }
 
     /// Taps a row and checks that the chat that opened is the row's: the list re-sorts
-    /// whenever a message arrives, so a row read half a second ago may have moved. Returns
-    /// None when the chat does not fit the row.
-    fn open_checked(&mut self, row: &ConversationRow) -> Result<Option<ChatView>, AgentError> {
+    /// whenever a message arrives, so a row read half a second ago may have moved.
+    fn open_checked(&mut self, row: &ConversationRow) -> Result<Opened, AgentError> {
         self.open_row(row)?;
         let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
-            return Ok(None);
+            return Ok(Opened::Nothing);
         };
         if chat_fits_row(&chat, row) {
-            return Ok(Some(chat));
+            return Ok(Opened::Row(chat));
         }
         tracing::warn!(device = %self.config.device, row = ?row.title, preview = ?row.preview, "the chat that opened is not the row tapped (the list moved)");
-        Ok(None)
+        Ok(Opened::Other(chat))
+    }
+
+    /// Reads a chat that opened by mistake under the name of the one row that fits it: a
+    /// row whose badge is gone (opening cleared it) and whose preview the chat shows. What
+    /// is new comes from what the list said before the tap.
+    fn adopt(
+        &mut self,
+        orphan: ChatView,
+        before: Option<&crate::screen::ConversationList>,
+        after: Option<&crate::screen::ConversationList>,
+        tapped: &str,
+    ) -> Result<(), AgentError> {
+        let candidates: Vec<&ConversationRow> = after
+            .map(|l| l.rows.iter())
+            .into_iter()
+            .flatten()
+            .filter(|r| {
+                r.title.as_deref().is_some_and(|t| t != tapped)
+                    && !r.unread.is_unread()
+                    && chat_fits_row(&orphan, r)
+            })
+            .collect();
+        let [row] = candidates.as_slice() else {
+            tracing::warn!(device = %self.config.device, candidates = candidates.len(), "cannot tell which chat opened by mistake");
+            return Ok(());
+        };
+        let Some(title) = row.title.clone() else {
+            return Ok(());
+        };
+        let earlier = before.and_then(|l| {
+            l.rows
+                .iter()
+                .find(|r| r.title.as_deref() == Some(title.as_str()))
+        });
+        let hint = match (self.unread_seen.get(&title), earlier) {
+            (Some(seen), _) => seen.clone(),
+            (None, Some(r)) if r.unread.is_unread() => RowHint::of(r),
+            // Its news arrived after the list was read: everything after what the row
+            // previewed then is new.
+            (None, Some(r)) => RowHint {
+                unread: None,
+                preview: None,
+                old_preview: r.preview.clone(),
+            },
+            (None, None) => RowHint::default(),
+        };
+        tracing::info!(device = %self.config.device, conversation = %title, "read the chat that opened by mistake");
+        self.process_chat(&title, orphan, &hint)?;
+        // Read from a screen that is gone: nothing may be typed on the strength of it.
+        self.fresh_chat = None;
+        self.awaiting_replies = false;
+        Ok(())
     }
 
     fn open_row(&mut self, row: &ConversationRow) -> Result<(), AgentError> {
@@ -585,6 +670,7 @@ impl PhoneAgent {
         chat: ChatView,
         hint: &RowHint,
     ) -> Result<Vec<TailItem>, AgentError> {
+        self.unread_seen.remove(conversation);
         let unread = hint.unread;
         let preview = hint.preview.as_deref();
         let device = self.config.device.clone();
@@ -599,6 +685,15 @@ impl PhoneAgent {
             .map(|(_, t)| t)
             .collect();
         let mut found = tail::new_items(&watermark.tail, &visible, unread, preview);
+        if let Some(old) = hint.old_preview.as_deref()
+            && watermark.tail.is_empty()
+            && let Some(at) = visible.iter().rposition(|i| tail::preview_matches(old, i))
+        {
+            found = tail::NewItems {
+                start: at + 1,
+                complete: true,
+            };
+        }
         let mut pages = 0;
         while !found.complete && pages < self.config.max_scroll_pages {
             let Some(list) = chat.message_list else {
@@ -620,11 +715,11 @@ impl PhoneAgent {
                 .collect();
             found = tail::new_items(&watermark.tail, &visible, unread, preview);
         }
-        if pages > 0 {
-            if let Some(list) = chat.message_list {
-                for _ in 0..pages + 1 {
-                    self.scroll(list, Scroll::TowardsNewer)?;
-                }
+        if pages > 0
+            && let Some(list) = chat.message_list
+        {
+            for _ in 0..pages + 1 {
+                self.scroll(list, Scroll::TowardsNewer)?;
             }
         }
         let is_group = items
@@ -814,13 +909,11 @@ impl PhoneAgent {
     /// Opens a conversation from the list (scrolling it if needed), reading what is new in
     /// it on the way in.
     fn open_conversation(&mut self, conversation: &str) -> Result<bool, AgentError> {
-        if self.current_chat.as_deref() == Some(conversation) {
-            if let Some(reading) = self.read_until(ScreenKind::Chat)? {
-                if let Some(chat) = reading.chat {
-                    self.process_chat(conversation, chat, &RowHint::default())?;
-                    return Ok(true);
-                }
-            }
+        if self.current_chat.as_deref() == Some(conversation)
+            && let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat)
+        {
+            self.process_chat(conversation, chat, &RowHint::default())?;
+            return Ok(true);
         }
         self.back_to_list()?;
         let mut scrolled = 0;
@@ -852,8 +945,9 @@ impl PhoneAgent {
             self.scroll(span, Scroll::TowardsNewer)?;
             scrolled += 1;
         };
-        let Some(chat) = self.open_checked(&row)? else {
-            // Never type into a chat we are not sure of; the next round tries again.
+        let Opened::Row(chat) = self.open_checked(&row)? else {
+            // Never type into a chat we are not sure of; the next round tries again (and
+            // the list scan works out which chat did open).
             self.back_to_list()?;
             return Ok(false);
         };
@@ -1023,11 +1117,20 @@ fn chat_fits_row(chat: &ChatView, row: &ConversationRow) -> bool {
     }
 }
 
+enum Opened {
+    Row(ChatView),
+    /// Some other chat: the list moved between reading it and tapping.
+    Other(ChatView),
+    Nothing,
+}
+
 /// What the conversation list said about a chat when it was opened.
 #[derive(Debug, Clone, Default)]
 struct RowHint {
     unread: Option<u32>,
     preview: Option<String>,
+    /// The preview of a chat without a badge: on a first read, what follows it is new.
+    old_preview: Option<String>,
 }
 
 impl RowHint {
@@ -1040,6 +1143,7 @@ impl RowHint {
         RowHint {
             unread,
             preview: row.preview.clone(),
+            old_preview: None,
         }
     }
 }

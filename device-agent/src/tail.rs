@@ -207,12 +207,11 @@ pub fn preview_matches(preview: &str, last: &TailItem) -> bool {
         return true; // nothing to compare with
     };
     let mut shown = preview.trim();
-    if let Some(rest) = shown.strip_prefix('[') {
-        if let Some((tag, after)) = rest.split_once(']') {
-            if tag.ends_with('条') || tag.starts_with('@') || tag.contains("@我") {
-                shown = after.trim_start();
-            }
-        }
+    if let Some(rest) = shown.strip_prefix('[')
+        && let Some((tag, after)) = rest.split_once(']')
+        && (tag.ends_with('条') || tag.starts_with('@') || tag.contains("@我"))
+    {
+        shown = after.trim_start();
     }
     let cut = shown
         .strip_suffix('…')
