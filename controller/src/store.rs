@@ -83,12 +83,11 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| {
-            let state: String = row.get(0);
-            serde_json::from_str(&state).map_err(|source| StoreError::Corrupt {
-                what: "watermark",
-                id: format!("{device}/{conversation}"),
-                source,
-            })
+            decode(
+                "watermark",
+                format!("{device}/{conversation}"),
+                &row.get::<String, _>(0),
+            )
         })
         .transpose()
     }
@@ -140,15 +139,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|row| {
-                let id: String = row.get(0);
-                let body: String = row.get(1);
-                serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
-                    what: "event",
-                    id,
-                    source,
-                })
-            })
+            .map(|row| decode("event", row.get(0), &row.get::<String, _>(1)))
             .collect()
     }
 
@@ -204,15 +195,9 @@ impl Store {
         rows.into_iter()
             .map(|row| {
                 let id: String = row.get(0);
-                let body: String = row.get(1);
-                let action = serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
-                    what: "action",
-                    id: id.clone(),
-                    source,
-                })?;
                 Ok(StoredAction {
+                    action: decode("action", id.clone(), &row.get::<String, _>(1))?,
                     id,
-                    action,
                     status: row.get(2),
                 })
             })
@@ -257,6 +242,15 @@ async fn insert_event(
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected() > 0)
+}
+
+/// Decodes a stored JSON column, naming what and which row when it is not valid.
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    id: String,
+    json: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|source| StoreError::Corrupt { what, id, source })
 }
 
 /// A short, stable id fragment.

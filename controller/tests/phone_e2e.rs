@@ -152,66 +152,50 @@ async fn a_popup_is_dismissed_without_a_tap_on_anything_behind_it() {
     phone.sim.shutdown().await;
 }
 
+/// `tapwire run` against `serial` must fail and say all of `needles`.
+fn run_fails_saying(adb_server: &str, serial: &str, db: &str, needles: &[&str]) {
+    let (ok, out) = tapwire_once(
+        &[
+            "run",
+            "--device",
+            serial,
+            "--adb-server",
+            adb_server,
+            "--db",
+            db,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!ok, "tapwire run should have failed: {out}");
+    for needle in needles {
+        assert!(out.contains(needle), "missing {needle:?} in: {out}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn problems_the_user_must_fix_are_explained() {
     let adb = AdbServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("t.db");
-    let db = db.to_string_lossy().to_string();
-    let timeout = Duration::from_secs(60);
+    let db = dir.path().join("t.db").to_string_lossy().to_string();
+    let with_version = |version: &str| SimConfig {
+        wechat_version: version.into(),
+        ..SimConfig::default()
+    };
 
-    // WeChat hiding its tree.
-    let hidden = phone(
-        &adb,
-        SimConfig {
-            wechat_version: "8.0.56".into(),
-            ..SimConfig::default()
-        },
-    )
-    .await;
-    let (ok, out) = tapwire_once(
-        &[
-            "run",
-            "--device",
-            &hidden.serial,
-            "--adb-server",
-            &adb.addr(),
-            "--db",
-            &db,
-        ],
-        timeout,
-    );
-    assert!(!ok);
-    assert!(
-        out.contains("hides its screen") && out.contains("TalkBack"),
-        "{out}"
+    let hidden = phone(&adb, with_version("8.0.56")).await;
+    run_fails_saying(
+        &adb.addr(),
+        &hidden.serial,
+        &db,
+        &["hides its screen", "TalkBack"],
     );
 
-    // A version no map covers.
-    let unknown = phone(
-        &adb,
-        SimConfig {
-            wechat_version: "9.1.0".into(),
-            ..SimConfig::default()
-        },
-    )
-    .await;
-    let (ok, out) = tapwire_once(
-        &[
-            "run",
-            "--device",
-            &unknown.serial,
-            "--adb-server",
-            &adb.addr(),
-            "--db",
-            &db,
-        ],
-        timeout,
-    );
-    assert!(!ok);
-    assert!(
-        out.contains("9.1.0") && out.contains("tapwire dump"),
-        "{out}"
+    let unknown = phone(&adb, with_version("9.1.0")).await;
+    run_fails_saying(
+        &adb.addr(),
+        &unknown.serial,
+        &db,
+        &["9.1.0", "tapwire dump"],
     );
 
     // A phone that went away: adb keeps it listed as offline.
@@ -219,43 +203,14 @@ async fn problems_the_user_must_fix_are_explained() {
     let serial = gone.serial.clone();
     gone.sim.shutdown().await;
     adb.wait_for_state(&serial, "offline");
-    let (ok, out) = tapwire_once(
-        &[
-            "run",
-            "--device",
-            &serial,
-            "--adb-server",
-            &adb.addr(),
-            "--db",
-            &db,
-        ],
-        timeout,
-    );
-    assert!(!ok);
-    assert!(out.contains("offline") && out.contains("cable"), "{out}");
+    run_fails_saying(&adb.addr(), &serial, &db, &["offline", "cable"]);
 
-    // No adb server at all.
-    let nothing = format!("127.0.0.1:{}", {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        l.local_addr().expect("addr").port()
-    });
-    let (ok, out) = tapwire_once(
-        &[
-            "run",
-            "--device",
-            "x",
-            "--adb-server",
-            &nothing,
-            "--db",
-            &db,
-        ],
-        timeout,
-    );
-    assert!(!ok);
-    assert!(
-        out.contains("no adb server") && out.contains("adb start-server"),
-        "{out}"
-    );
+    // No adb server at all: a port nobody listens on.
+    let nothing = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        listener.local_addr().expect("addr").to_string()
+    };
+    run_fails_saying(&nothing, "x", &db, &["no adb server", "adb start-server"]);
 
     hidden.sim.shutdown().await;
     unknown.sim.shutdown().await;
