@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::pipeline::HandlerKind;
+use crate::router::{self, Router};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -35,6 +36,12 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where it was read from and its text (after `${NAME}` expansion), so that checks
+    /// made after parsing can still name a line.
+    #[serde(skip)]
+    path: PathBuf,
+    #[serde(skip)]
+    text: String,
     #[serde(default)]
     pub storage: Storage,
     #[serde(default)]
@@ -76,8 +83,26 @@ pub struct PhoneConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    pub event: String,
+    /// Names the route in logs; defaults to `route-N`. Must be unique.
+    pub id: Option<toml::Spanned<String>>,
+    /// `message.received`, `message.*` or `*`.
+    pub event: toml::Spanned<String>,
     pub handler: HandlerKind,
+    /// Only events from this phone or adapter.
+    pub source: Option<String>,
+    /// Only events in this conversation (its id or title).
+    pub conversation: Option<String>,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Let later routes handle the event too.
+    #[serde(default, rename = "continue")]
+    pub continue_: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 impl Config {
@@ -91,7 +116,7 @@ impl Config {
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let expanded = expand_env(text, path, |name| std::env::var(name).ok())?;
-        toml::from_str(&expanded).map_err(|e| {
+        let mut config: Config = toml::from_str(&expanded).map_err(|e| {
             let (line, column) = e
                 .span()
                 .map(|span| line_col(&expanded, span.start))
@@ -102,15 +127,66 @@ impl Config {
                 column,
                 message: e.message().to_string(),
             }
-        })
+        })?;
+        config.path = path.to_path_buf();
+        config.text = expanded;
+        Ok(config)
     }
 
-    /// The handler for `message.received`: the first route that names it.
-    pub fn message_handler(&self) -> Option<HandlerKind> {
-        self.routes
-            .iter()
-            .find(|r| r.event == "message.received" || r.event == "message.*" || r.event == "*")
-            .map(|r| r.handler)
+    /// The router the `[[routes]]` describe, or, without any, `message.received` to
+    /// `fallback` (what `tapwire run --handler` chose).
+    pub fn router(&self, fallback: HandlerKind) -> Result<Router, ConfigError> {
+        if self.routes.is_empty() {
+            return Ok(Router::new(vec![router::Route {
+                id: "default".into(),
+                pattern: router::Pattern::Exact("message.received".into()),
+                source: None,
+                conversation: None,
+                priority: 0,
+                enabled: true,
+                continue_: false,
+                handler: fallback,
+            }]));
+        }
+        let mut routes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (index, route) in self.routes.iter().enumerate() {
+            let id = match &route.id {
+                Some(id) => {
+                    if !seen.insert(id.get_ref().clone()) {
+                        return Err(self.invalid_at(
+                            id.span().start,
+                            format!("duplicate route id {:?}", id.get_ref()),
+                        ));
+                    }
+                    id.get_ref().clone()
+                }
+                None => format!("route-{}", index + 1),
+            };
+            let pattern = router::Pattern::parse(route.event.get_ref())
+                .map_err(|message| self.invalid_at(route.event.span().start, message))?;
+            routes.push(router::Route {
+                id,
+                pattern,
+                source: route.source.clone(),
+                conversation: route.conversation.clone(),
+                priority: route.priority,
+                enabled: route.enabled,
+                continue_: route.continue_,
+                handler: route.handler,
+            });
+        }
+        Ok(Router::new(routes))
+    }
+
+    fn invalid_at(&self, offset: usize, message: String) -> ConfigError {
+        let (line, column) = line_col(&self.text, offset);
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            line,
+            column,
+            message,
+        }
     }
 }
 
@@ -169,7 +245,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(config.phones[0].serial, "127.0.0.1:5555");
-        assert_eq!(config.message_handler(), Some(HandlerKind::Echo));
+        assert!(config.router(HandlerKind::Help).is_ok());
     }
 
     #[test]
@@ -182,6 +258,27 @@ mod tests {
         .to_string();
         assert!(err.starts_with("t.toml:3:"), "{err}");
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn bad_route_patterns_and_duplicate_ids_name_their_line() {
+        let bad_pattern = "[[routes]]\nevent = \"message\"\nhandler = \"echo\"\n";
+        let err = Config::parse(bad_pattern, Path::new("t.toml"))
+            .expect("parses")
+            .router(HandlerKind::Echo)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.toml:2:9:"), "{err}");
+        let duplicate = "[[routes]]\nid = \"a\"\nevent = \"*\"\nhandler = \"echo\"\n[[routes]]\nid = \"a\"\nevent = \"*\"\nhandler = \"help\"\n";
+        let err = Config::parse(duplicate, Path::new("t.toml"))
+            .expect("parses")
+            .router(HandlerKind::Echo)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.toml:6:") && err.contains("duplicate route id"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod event;
 mod pipeline;
+mod router;
 mod runtime;
 mod store;
 

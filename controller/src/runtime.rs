@@ -21,6 +21,7 @@ use crate::event::{
     Action, Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, types,
 };
 use crate::pipeline::Pipeline;
+use crate::router::Router;
 use crate::store::{ActionStatus, Store, StoreError, StoredAction, short_hash};
 
 /// What happened, for live display (`tapwire demo`) and tests.
@@ -52,7 +53,7 @@ pub enum Activity {
 
 pub struct Runtime {
     store: Store,
-    pipeline: Pipeline,
+    router: Router,
     phones: Mutex<HashMap<String, std::sync::mpsc::Sender<Outbound>>>,
     /// Sent actions' texts by id, for activity reports.
     in_flight: Mutex<HashMap<String, Action>>,
@@ -62,12 +63,12 @@ pub struct Runtime {
 
 impl Runtime {
     /// Creates the runtime and starts its router task.
-    pub fn start(store: Store, pipeline: Pipeline) -> Arc<Runtime> {
+    pub fn start(store: Store, router: Router) -> Arc<Runtime> {
         let (events, rx) = mpsc::unbounded_channel();
         let (activity, _) = broadcast::channel(1024);
         let runtime = Arc::new(Runtime {
             store,
-            pipeline,
+            router,
             phones: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             events,
@@ -84,6 +85,11 @@ impl Runtime {
     fn report(&self, activity: Activity) {
         // Nobody listening is fine.
         let _ = self.activity.send(activity);
+    }
+
+    /// Events no route matched since the start.
+    pub fn unmatched_events(&self) -> u64 {
+        self.router.unmatched()
     }
 
     /// Registers a phone's outbound queue; returns its receiving end for the agent.
@@ -132,7 +138,15 @@ impl Runtime {
     }
 
     async fn route(&self, event: Event) -> Result<(), StoreError> {
-        let actions = self.pipeline.handle(&event);
+        let actions: Vec<Action> = self
+            .router
+            .route(&event)
+            .into_iter()
+            .flat_map(|route| {
+                tracing::debug!(event = %event.id, route = %route.id, handler = ?route.handler, "route matched");
+                Pipeline::new(route.handler).handle(&event)
+            })
+            .collect();
         tracing::debug!(event = %event.id, r#type = %event.event_type, actions = actions.len(), "routed");
         let stored = self.store.complete_event(&event, &actions).await?;
         for action in stored {

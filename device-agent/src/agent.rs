@@ -1002,11 +1002,12 @@ impl PhoneAgent {
                 last_problem = "the chat shows no input box".into();
                 break;
             };
+            // Focus first: keys and text reach the input box only while it has focus.
+            self.tap(input.bounds)?;
             if !input.text.is_empty() {
                 // Leftovers (a draft, a failed attempt) would be sent with our text.
                 self.shell(&delete_command(input.text.chars().count()))?;
             }
-            self.tap(input.bounds)?;
             if let Err(e) = method.type_text(self.transport.as_mut(), &out.text) {
                 tracing::debug!(device = %self.config.device, ?method, error = %e, "input method failed");
                 last_problem = e.to_string();

@@ -11,7 +11,8 @@ use tapwire_device_agent::UiMaps;
 use tapwire_phone_sim::{IncomingMessage, SimConfig, SimControl};
 
 use super::run::{PhoneSpec, serve, shutdown_signal};
-use crate::pipeline::{HandlerKind, Pipeline};
+use crate::config::Config;
+use crate::pipeline::HandlerKind;
 use crate::runtime::Activity;
 
 #[derive(Debug, Args)]
@@ -92,7 +93,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 shutdown_signal().await;
             }
         };
-        let code = serve(&db, Pipeline::new(args.handler), vec![spec], &maps, stop, Some(print_activity)).await;
+        let code = serve(&db, Config::default().router(args.handler)?, vec![spec], &maps, stop, Some(print_activity)).await;
         script.abort();
         drop(adb_server);
         sim.shutdown().await;

@@ -14,7 +14,8 @@ use tapwire_device_agent::agent::{AgentConfig, AgentError, AgentStats};
 use tapwire_device_agent::transport::{self, AdbServerTransport, DirectTcpTransport, Transport};
 
 use crate::config::{Config, PhoneConfig};
-use crate::pipeline::{HandlerKind, Pipeline};
+use crate::pipeline::HandlerKind;
+use crate::router::Router;
 use crate::runtime::{Activity, Runtime};
 use crate::store::Store;
 
@@ -68,7 +69,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let handler = config.message_handler().unwrap_or(args.handler);
+    let router = config.router(args.handler)?;
     let db = args
         .db
         .clone()
@@ -107,15 +108,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let printer = args
         .activity_json
         .then_some(print_activity_json as fn(&Activity));
-    serve(
-        &db,
-        Pipeline::new(handler),
-        phones,
-        &maps,
-        shutdown,
-        printer,
-    )
-    .await
+    serve(&db, router, phones, &maps, shutdown, printer).await
 }
 
 async fn only_device(server: SocketAddrV4) -> anyhow::Result<String> {
@@ -187,7 +180,7 @@ fn connect(spec: &PhoneSpec) -> Result<Box<dyn Transport>, transport::TransportE
 /// stopped. Exits non-zero when a phone stopped with an error.
 pub async fn serve(
     db: &std::path::Path,
-    pipeline: Pipeline,
+    router: Router,
     phones: Vec<PhoneSpec>,
     maps: &UiMaps,
     shutdown: impl std::future::Future<Output = ()>,
@@ -196,7 +189,7 @@ pub async fn serve(
     let store = Store::open(db)
         .await
         .with_context(|| format!("cannot open the database {}", db.display()))?;
-    let runtime = Runtime::start(store, pipeline);
+    let runtime = Runtime::start(store, router);
     if let Some(print) = on_activity {
         let mut rx = runtime.subscribe();
         tokio::spawn(async move {
@@ -241,6 +234,10 @@ pub async fn serve(
     }
     stop.store(true, Ordering::Relaxed);
     runtime.close_phones();
+    tracing::info!(
+        unmatched = runtime.unmatched_events(),
+        "events no route matched"
+    );
     let mut failed = false;
     for (serial, handle) in agents {
         let result: Result<AgentStats, AgentError> = tokio::task::spawn_blocking(move || {
