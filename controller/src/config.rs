@@ -190,40 +190,71 @@ impl Config {
     }
 }
 
-/// Replaces `${NAME}` with the variable's value. A missing variable is an error naming it,
-/// never an empty string.
+/// Replaces `${NAME}` with the variable's value, outside comments. A missing variable is
+/// an error naming it, never an empty string.
 fn expand_env(
     text: &str,
     path: &Path,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let name = &after[..end];
-        match lookup(name) {
-            Some(value) => out.push_str(&value),
-            None => {
-                let offset = text.len() - rest.len() + start;
-                let (line, column) = line_col(text, offset);
-                return Err(ConfigError::MissingEnv {
-                    path: path.to_path_buf(),
-                    line,
-                    column,
-                    name: name.to_string(),
-                });
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let code_end = comment_start(line).unwrap_or(line.len());
+        let (code, comment) = line.split_at(code_end);
+        let mut rest = code;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            match lookup(name) {
+                Some(value) => out.push_str(&value),
+                None => {
+                    let at = offset + (code.len() - rest.len()) + start;
+                    let (line, column) = line_col(text, at);
+                    return Err(ConfigError::MissingEnv {
+                        path: path.to_path_buf(),
+                        line,
+                        column,
+                        name: name.to_string(),
+                    });
+                }
             }
+            rest = &after[end + 1..];
         }
-        rest = &after[end + 1..];
+        out.push_str(rest);
+        out.push_str(comment);
+        offset += line.len();
     }
-    out.push_str(rest);
     Ok(out)
+}
+
+/// Where a TOML comment starts on a line: the first `#` outside a string.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '#' => return Some(i),
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None => {}
+        }
+    }
+    None
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

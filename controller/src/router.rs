@@ -105,6 +105,10 @@ impl Router {
         chosen
     }
 
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+
     pub fn unmatched(&self) -> u64 {
         self.unmatched.load(Ordering::Relaxed)
     }

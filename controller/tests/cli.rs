@@ -154,3 +154,54 @@ fn a_broken_config_names_file_line_and_column() {
     assert!(!ok);
     assert!(out.contains("bad.toml:3:"), "{out}");
 }
+
+#[test]
+fn config_check_names_the_line_of_each_kind_of_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown handler",
+            "[[routes]]\nevent = \"message.received\"\nhandler = \"llm\"\n",
+            ":3:",
+        ),
+        (
+            "bad event pattern",
+            "[[routes]]\nevent = \"message\"\nhandler = \"echo\"\n",
+            ":2:",
+        ),
+        (
+            "missing env var",
+            "[storage]\npath = \"${TAPWIRE_TEST_SURELY_UNSET}\"\n",
+            ":2:",
+        ),
+        (
+            "duplicate route id",
+            "[[routes]]\nid = \"a\"\nevent = \"*\"\nhandler = \"echo\"\n\n[[routes]]\nid = \"a\"\nevent = \"*\"\nhandler = \"help\"\n",
+            ":7:",
+        ),
+        (
+            "unknown field",
+            "[[phones]]\nserial = \"x\"\nserail = \"y\"\n",
+            ":3:",
+        ),
+    ];
+    for (what, text, line) in cases {
+        let file = dir.path().join("tapwire.toml");
+        std::fs::write(&file, text).expect("write");
+        let (ok, out) = tapwire_once(
+            &["config", "check", &file.to_string_lossy()],
+            Duration::from_secs(30),
+        );
+        assert!(!ok, "{what}: accepted");
+        assert!(
+            out.contains(&format!("tapwire.toml{line}")),
+            "{what}: {out}"
+        );
+    }
+    let example = repo_root().join("tapwire.example.toml");
+    let (ok, out) = tapwire_once(
+        &["config", "check", &example.to_string_lossy()],
+        Duration::from_secs(30),
+    );
+    assert!(ok && out.contains("ok (1 phone(s), 1 route(s))"), "{out}");
+}

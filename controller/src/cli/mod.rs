@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module.
 
+mod config_cmd;
 mod demo;
 mod devices;
 mod dump;
@@ -35,6 +36,8 @@ pub enum Command {
     Devices(devices::DevicesArgs),
     /// Save a UI dump, a screenshot and their reading from a phone.
     Dump(dump::DumpArgs),
+    /// Work with the configuration file.
+    Config(config_cmd::ConfigArgs),
     /// Read a UI dump offline: the screen kind, conversation rows or chat messages.
     Read(read::ReadArgs),
 }
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Devices(args) => devices::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Read(args) => read::run(args),
+        Command::Config(args) => config_cmd::run(args),
     }
 }
 
