@@ -94,6 +94,32 @@ impl Event {
     }
 }
 
+/// A private-chat text message from `sender` to `source`: the event tests build most.
+#[cfg(test)]
+pub fn test_message(source: &str, sender: &str, text: &str, is_self: bool) -> Event {
+    Event {
+        id: "e1".into(),
+        event_type: types::MESSAGE_RECEIVED.into(),
+        source: source.into(),
+        platform: "wechat".into(),
+        idempotency_key: "k".into(),
+        conversation: Some(Conversation {
+            id: sender.into(),
+            title: Some(sender.into()),
+            kind: ConversationKind::Private,
+        }),
+        sender: Some(Sender {
+            id: sender.into(),
+            display_name: Some(sender.into()),
+            is_self,
+        }),
+        content: vec![Segment::Text { text: text.into() }],
+        platform_message_id: None,
+        timestamp: "2026-11-24T00:00:00.000Z".into(),
+        raw: serde_json::Value::Null,
+    }
+}
+
 /// What a handler asks to be done. Stored before it is executed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -137,29 +163,7 @@ mod tests {
 
     #[test]
     fn event_json_form_is_stable() {
-        let event = Event {
-            id: "e1".into(),
-            event_type: types::MESSAGE_RECEIVED.into(),
-            source: "phone-1".into(),
-            platform: "wechat".into(),
-            idempotency_key: "k".into(),
-            conversation: Some(Conversation {
-                id: "Alice".into(),
-                title: Some("Alice".into()),
-                kind: ConversationKind::Private,
-            }),
-            sender: Some(Sender {
-                id: "Alice".into(),
-                display_name: Some("Alice".into()),
-                is_self: false,
-            }),
-            content: vec![Segment::Text {
-                text: "你好".into(),
-            }],
-            platform_message_id: None,
-            timestamp: "2026-11-24T00:00:00.000Z".into(),
-            raw: serde_json::Value::Null,
-        };
+        let event = test_message("phone-1", "Alice", "你好", false);
         let json = serde_json::to_value(&event).expect("json");
         assert_eq!(json["type"], "message.received");
         assert_eq!(json["content"][0]["type"], "text");

@@ -62,30 +62,9 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Conversation, ConversationKind, Segment, Sender};
 
     fn message(text: &str, is_self: bool) -> Event {
-        Event {
-            id: "e".into(),
-            event_type: types::MESSAGE_RECEIVED.into(),
-            source: "phone".into(),
-            platform: "wechat".into(),
-            idempotency_key: "k".into(),
-            conversation: Some(Conversation {
-                id: "Alice".into(),
-                title: Some("Alice".into()),
-                kind: ConversationKind::Private,
-            }),
-            sender: Some(Sender {
-                id: "Alice".into(),
-                display_name: None,
-                is_self,
-            }),
-            content: vec![Segment::Text { text: text.into() }],
-            platform_message_id: None,
-            timestamp: String::new(),
-            raw: serde_json::Value::Null,
-        }
+        crate::event::test_message("phone", "Alice", text, is_self)
     }
 
     #[test]

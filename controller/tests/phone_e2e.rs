@@ -4,7 +4,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::{AdbServer, phone, sent_to, tapwire_once, tapwire_run, wait_for_sent};
+use support::{
+    AdbServer, assert_answered_in_order, phone, sent_to, tapwire_once, tapwire_run, wait_for_sent,
+};
 use tapwire_phone_sim::wechat::model::Popup;
 use tapwire_phone_sim::{IncomingMessage, OwnerMessage, SimConfig};
 
@@ -103,19 +105,7 @@ async fn a_restart_in_the_middle_of_a_burst_answers_each_message_once() {
         assert_eq!(again.len(), sent.len(), "late duplicates: {again:?}");
         again
     };
-    for chat in chats {
-        let want: Vec<String> = expected
-            .iter()
-            .filter(|(c, _)| *c == chat)
-            .map(|(_, t)| t.clone())
-            .collect();
-        assert_eq!(
-            sent_to(&sent, chat),
-            want,
-            "chat {chat}; log: {}",
-            tapwire.log()
-        );
-    }
+    assert_answered_in_order(&sent, &expected, || format!("log: {}", tapwire.log()));
     drop(tapwire);
     phone.sim.shutdown().await;
 }
@@ -242,20 +232,13 @@ async fn messages_arriving_while_answering_are_answered_too() {
     let sent = wait_for_sent(&phone.control, expected.len(), Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(phone.control.sent().len(), sent.len(), "late duplicates");
-    for chat in chats {
-        let want: Vec<String> = expected
-            .iter()
-            .filter(|(c, _)| *c == chat)
-            .map(|(_, t)| t.clone())
-            .collect();
-        assert_eq!(
-            sent_to(&sent, chat),
-            want,
-            "chat {chat}; screen: {:?}; log: {}",
+    assert_answered_in_order(&sent, &expected, || {
+        format!(
+            "screen: {:?}; log: {}",
             phone.control.screen(),
             tapwire.log()
-        );
-    }
+        )
+    });
     drop(tapwire);
     phone.sim.shutdown().await;
 }

@@ -222,3 +222,23 @@ pub fn sent_to(sent: &[SentRecord], chat: &str) -> Vec<String> {
         .map(|s| s.text.clone())
         .collect()
 }
+
+/// Each chat got exactly the answers `expected` lists for it, in order; `context` is shown
+/// on failure (the controller's log, the screen).
+pub fn assert_answered_in_order(
+    sent: &[SentRecord],
+    expected: &[(&str, String)],
+    context: impl Fn() -> String,
+) {
+    let mut chats: Vec<&str> = expected.iter().map(|(c, _)| *c).collect();
+    chats.sort_unstable();
+    chats.dedup();
+    for chat in chats {
+        let want: Vec<String> = expected
+            .iter()
+            .filter(|(c, _)| *c == chat)
+            .map(|(_, t)| t.clone())
+            .collect();
+        assert_eq!(sent_to(sent, chat), want, "chat {chat}; {}", context());
+    }
+}
