@@ -349,7 +349,7 @@ fn main() {
                 idle_cost(idle).await;
             }
         }
-        if wants("latency-real") {
+        if only == "latency-real" {
             latency(
                 IdleStrategy::ChangeSignal,
                 REAL_PHONE,
