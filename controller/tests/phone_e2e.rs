@@ -242,3 +242,58 @@ async fn messages_arriving_while_answering_are_answered_too() {
     drop(tapwire);
     phone.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_draft_left_in_the_input_box_is_cleared_before_the_answer() {
+    // What a crash in the middle of typing leaves behind: text in the box, never sent.
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    phone
+        .control
+        .incoming(&incoming("李雷", false, None, "先来一条"));
+    // Open the newest chat (the first row), focus the input box, type, leave.
+    phone.control.tap(360, 162 + 65);
+    phone.control.tap(324, 1558);
+    let shell = |args: &[&str]| {
+        let mut all = vec!["-s", phone.serial.as_str(), "shell"];
+        all.extend_from_slice(args);
+        adb.adb(&all)
+    };
+    shell(&["input", "text", "half%styped"]);
+    shell(&["input", "keyevent", "4"]);
+    shell(&["input", "keyevent", "4"]);
+    let drafts: Vec<String> = phone
+        .control
+        .chats()
+        .chats
+        .iter()
+        .map(|c| c.draft.clone())
+        .filter(|d| !d.is_empty())
+        .collect();
+    assert_eq!(drafts, ["half typed"], "the setup left no draft");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tapwire = tapwire_run(&adb, &phone.serial, &dir.path().join("t.db"), &[]);
+    phone
+        .control
+        .incoming(&incoming("李雷", false, None, "在吗"));
+    let sent = wait_for_sent(&phone.control, 1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sent_to(&phone.control.sent(), "李雷"),
+        ["在吗"],
+        "sent {sent:?}; log: {}",
+        tapwire.log()
+    );
+    // Typed once: the draft was deleted before typing, not noticed after a wrong attempt.
+    let typed: Vec<String> = phone
+        .control
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == "text")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(typed.len(), 2, "setup + one answer: {typed:?}");
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}
