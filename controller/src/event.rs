@@ -145,6 +145,59 @@ impl Action {
     }
 }
 
+/// The actions a webhook or an external plugin answers with, relative to the event that
+/// reached it: `reply` answers in the event's own conversation, `send` and `forward` name
+/// a target source and conversation. This is their JSON form:
+/// `{"action": "reply", "text": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HandlerAction {
+    Reply {
+        text: String,
+    },
+    Send {
+        target: String,
+        conversation: String,
+        text: String,
+    },
+    /// Sends the event's text to another conversation, on any source.
+    Forward {
+        target: String,
+        conversation: String,
+    },
+}
+
+impl HandlerAction {
+    /// The concrete action, or `None` when the event gives it nothing to act on (a reply
+    /// to an event without a conversation, a forward of an event without text).
+    pub fn resolve(self, event: &Event) -> Option<Action> {
+        match self {
+            HandlerAction::Reply { text } => Some(Action::Send {
+                target: event.source.clone(),
+                conversation: event.conversation.as_ref()?.id.clone(),
+                text,
+            }),
+            HandlerAction::Send {
+                target,
+                conversation,
+                text,
+            } => Some(Action::Send {
+                target,
+                conversation,
+                text,
+            }),
+            HandlerAction::Forward {
+                target,
+                conversation,
+            } => Some(Action::Send {
+                target,
+                conversation,
+                text: event.text()?,
+            }),
+        }
+    }
+}
+
 /// Current time as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
@@ -171,5 +224,31 @@ mod tests {
         let back: Event = serde_json::from_value(json).expect("round trip");
         assert_eq!(back, event);
         assert_eq!(back.text().as_deref(), Some("你好"));
+    }
+
+    #[test]
+    fn handler_actions_resolve_against_their_event() {
+        let event = test_message("phone-1", "Alice", "hello", false);
+        let reply: HandlerAction =
+            serde_json::from_str(r#"{"action":"reply","text":"hi"}"#).expect("reply");
+        assert_eq!(
+            reply.resolve(&event),
+            Some(Action::Send {
+                target: "phone-1".into(),
+                conversation: "Alice".into(),
+                text: "hi".into()
+            })
+        );
+        let forward: HandlerAction =
+            serde_json::from_str(r#"{"action":"forward","target":"phone-2","conversation":"Ops"}"#)
+                .expect("forward");
+        assert!(
+            matches!(forward.resolve(&event), Some(Action::Send { text, .. }) if text == "hello")
+        );
+        assert!(serde_json::from_str::<HandlerAction>(r#"{"action":"reply"}"#).is_err());
+        assert!(
+            serde_json::from_str::<HandlerAction>(r#"{"action":"reply","text":"x","bogus":1}"#)
+                .is_err()
+        );
     }
 }

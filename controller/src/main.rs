@@ -1,12 +1,6 @@
 //! `tapwire`: the controller's command line.
 
 mod cli;
-mod config;
-mod event;
-mod pipeline;
-mod router;
-mod runtime;
-mod store;
 
 use clap::Parser;
 

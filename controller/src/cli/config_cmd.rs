@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::config::Config;
-use crate::pipeline::HandlerKind;
+use tapwire::config::Config;
+use tapwire::pipeline::HandlerKind;
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {

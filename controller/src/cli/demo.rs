@@ -11,9 +11,9 @@ use tapwire_device_agent::UiMaps;
 use tapwire_phone_sim::{IncomingMessage, SimConfig, SimControl};
 
 use super::run::{PhoneSpec, serve, shutdown_signal};
-use crate::config::Config;
-use crate::pipeline::HandlerKind;
-use crate::runtime::Activity;
+use tapwire::config::Config;
+use tapwire::pipeline::HandlerKind;
+use tapwire::runtime::Activity;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

@@ -41,7 +41,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<ExitCode> {
     let mut phone = AdbServerTransport::connect(server, &serial)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let stamp = crate::event::now_rfc3339().replace([':', '.'], "-");
+    let stamp = tapwire::event::now_rfc3339().replace([':', '.'], "-");
     let base = args.out.join(&stamp);
 
     let xml = phone.shell("uiautomator dump /dev/tty")?.stdout_text();
@@ -65,7 +65,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<ExitCode> {
         "model": model.trim(),
         "wechat": parse_version_name(&package),
         "focus": focus.trim(),
-        "captured_at": crate::event::now_rfc3339(),
+        "captured_at": tapwire::event::now_rfc3339(),
         "reading": reading,
     });
     std::fs::write(

@@ -13,11 +13,11 @@ use tapwire_device_agent::UiMaps;
 use tapwire_device_agent::agent::{AgentConfig, AgentError, AgentStats};
 use tapwire_device_agent::transport::{self, AdbServerTransport, DirectTcpTransport, Transport};
 
-use crate::config::{Config, PhoneConfig};
-use crate::pipeline::HandlerKind;
-use crate::router::Router;
-use crate::runtime::{Activity, Runtime};
-use crate::store::Store;
+use tapwire::config::{Config, PhoneConfig};
+use tapwire::pipeline::HandlerKind;
+use tapwire::router::Router;
+use tapwire::runtime::{Activity, Runtime};
+use tapwire::store::Store;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
