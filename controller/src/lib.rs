@@ -5,8 +5,10 @@
 //! event goes to), `pipeline` (the staged command handler), `store` (durable events,
 //! actions, watermarks), `runtime` (phones and router wired together).
 
+pub mod command;
 pub mod config;
 pub mod event;
+pub mod permission;
 pub mod pipeline;
 pub mod router;
 pub mod runtime;

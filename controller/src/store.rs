@@ -52,6 +52,29 @@ pub struct StoredAction {
     pub status: String,
 }
 
+/// An event a handler gave up on, waiting for `tapwire dlq replay` or `drop`.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub id: String,
+    pub event: Event,
+    /// The handler that failed: the one a replay delivers to.
+    pub handler: String,
+    pub error: String,
+    pub attempts: i64,
+    pub created_at: String,
+}
+
+/// One permission: `scene` `*` is everything, `command` empty the whole scene.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub user: String,
+    pub scene: String,
+    pub command: String,
+    /// RFC 3339 UTC; `None` never expires.
+    pub expires_at: Option<String>,
+    pub granted_by: String,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -150,39 +173,237 @@ impl Store {
         actions: &[Action],
     ) -> Result<Vec<StoredAction>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let now = now_rfc3339();
-        let mut stored = Vec::new();
-        for (index, action) in actions.iter().enumerate() {
-            let key = format!("{}:{index}", event.idempotency_key);
-            let id = format!("act_{}", short_hash(&key));
-            let result = sqlx::query(
-                "INSERT INTO actions (id, idempotency_key, event_id, target, conversation, body, status, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(&key)
-            .bind(&event.id)
-            .bind(action.target())
-            .bind(action.conversation())
-            .bind(serde_json::to_string(action)?)
-            .bind(&now)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            if result.rows_affected() > 0 {
-                stored.push(StoredAction {
-                    id,
-                    action: action.clone(),
-                    status: "pending".into(),
-                });
-            }
-        }
-        sqlx::query("UPDATE events SET status = 'handled' WHERE id = ?")
-            .bind(&event.id)
-            .execute(&mut *tx)
-            .await?;
+        let keyed: Vec<(String, &Action)> = actions
+            .iter()
+            .enumerate()
+            .map(|(index, action)| (format!("{}:{index}", event.idempotency_key), action))
+            .collect();
+        let stored = insert_actions(&mut tx, &event.id, &keyed).await?;
+        set_event_status(&mut tx, &event.id, "handled").await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// Stores one action decided before the event is finished (an acknowledgement sent
+    /// while slow work goes on). `tag` makes its key: the same tag is stored once.
+    pub async fn add_interim_action(
+        &self,
+        event: &Event,
+        tag: &str,
+        action: &Action,
+    ) -> Result<Option<StoredAction>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let key = format!("{}:{tag}", event.idempotency_key);
+        let mut stored = insert_actions(&mut tx, &event.id, &[(key, action)]).await?;
+        tx.commit().await?;
+        Ok(stored.pop())
+    }
+
+    /// Moves an event to the dead-letter queue: the handler gave up on it. The event is
+    /// finished for the router; `tapwire dlq replay` can take it up again.
+    pub async fn dead_letter(
+        &self,
+        event: &Event,
+        handler: &str,
+        error: &str,
+        attempts: u32,
+    ) -> Result<String, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_rfc3339();
+        let id = format!("dl_{}", short_hash(&format!("{}:{handler}", event.id)));
+        sqlx::query(
+            "INSERT INTO dead_letters (id, event_id, handler, error, attempts, status, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 'dead', ?, ?) \
+             ON CONFLICT (event_id, handler) DO UPDATE SET error = excluded.error, \
+             attempts = dead_letters.attempts + excluded.attempts, status = 'dead', updated_at = excluded.updated_at",
+        )
+        .bind(&id)
+        .bind(&event.id)
+        .bind(handler)
+        .bind(error)
+        .bind(i64::from(attempts))
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        set_event_status(&mut tx, &event.id, "dead").await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Dead letters still waiting (status `dead`), oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.handler, d.error, d.attempts, d.created_at, e.body \
+             FROM dead_letters d JOIN events e ON e.id = d.event_id \
+             WHERE d.status = 'dead' ORDER BY d.created_at, d.rowid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let id: String = row.get(0);
+                Ok(DeadLetter {
+                    event: decode("event", id.clone(), &row.get::<String, _>(5))?,
+                    handler: row.get(1),
+                    error: row.get(2),
+                    attempts: row.get(3),
+                    created_at: row.get(4),
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a dead letter for good. False if there was none waiting with that id.
+    pub async fn drop_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE dead_letters SET status = 'dropped', updated_at = ? WHERE id = ? AND status = 'dead'",
+        )
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// A replayed dead letter was delivered: its actions join the outbox (keyed so that a
+    /// second replay of the same letter cannot send them twice) and the letter is closed.
+    pub async fn resolve_dead_letter(
+        &self,
+        letter: &DeadLetter,
+        actions: &[Action],
+    ) -> Result<Vec<StoredAction>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let keyed: Vec<(String, &Action)> = actions
+            .iter()
+            .enumerate()
+            .map(|(index, action)| {
+                (
+                    format!(
+                        "{}:{}:replay:{index}",
+                        letter.event.idempotency_key, letter.handler
+                    ),
+                    action,
+                )
+            })
+            .collect();
+        let stored = insert_actions(&mut tx, &letter.event.id, &keyed).await?;
+        sqlx::query("UPDATE dead_letters SET status = 'replayed', updated_at = ? WHERE id = ?")
+            .bind(now_rfc3339())
+            .bind(&letter.id)
+            .execute(&mut *tx)
+            .await?;
+        set_event_status(&mut tx, &letter.event.id, "handled").await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Records a replay that failed again.
+    pub async fn retry_failed(
+        &self,
+        letter: &DeadLetter,
+        error: &str,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE dead_letters SET error = ?, attempts = attempts + ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(error)
+        .bind(i64::from(attempts))
+        .bind(now_rfc3339())
+        .bind(&letter.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Grants `user` a scene (`command` empty), a scene's command, or everything (`scene`
+    /// `*`), until `expires_at` (RFC 3339, UTC) or for good. A second grant of the same
+    /// thing replaces the first, so extending a grant is granting it again.
+    pub async fn grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO permissions (user_id, scene, command, expires_at, granted_by, created_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (user_id, scene, command) DO UPDATE SET expires_at = excluded.expires_at, \
+             granted_by = excluded.granted_by, created_at = excluded.created_at",
+        )
+        .bind(&grant.user)
+        .bind(&grant.scene)
+        .bind(&grant.command)
+        .bind(&grant.expires_at)
+        .bind(&grant.granted_by)
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Revokes a grant; `command` `None` revokes the scene with all its commands, scene
+    /// `*` everything the user had. Returns how many grants went.
+    pub async fn revoke(
+        &self,
+        user: &str,
+        scene: &str,
+        command: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let result = match (scene, command) {
+            ("*", _) => {
+                sqlx::query("DELETE FROM permissions WHERE user_id = ?")
+                    .bind(user)
+                    .execute(&self.pool)
+                    .await?
+            }
+            (scene, None) => {
+                sqlx::query("DELETE FROM permissions WHERE user_id = ? AND scene = ?")
+                    .bind(user)
+                    .bind(scene)
+                    .execute(&self.pool)
+                    .await?
+            }
+            (scene, Some(command)) => {
+                sqlx::query(
+                    "DELETE FROM permissions WHERE user_id = ? AND scene = ? AND command = ?",
+                )
+                .bind(user)
+                .bind(scene)
+                .bind(command)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(result.rows_affected())
+    }
+
+    /// A user's grants (every user's when `None`), expired ones included: the caller
+    /// decides with its own clock, and `perms` shows what lapsed.
+    pub async fn grants(&self, user: Option<&str>) -> Result<Vec<Grant>, StoreError> {
+        let rows = match user {
+            Some(user) => {
+                sqlx::query(
+                    "SELECT user_id, scene, command, expires_at, granted_by FROM permissions WHERE user_id = ? ORDER BY scene, command",
+                )
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT user_id, scene, command, expires_at, granted_by FROM permissions ORDER BY user_id, scene, command",
+                )
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|row| Grant {
+                user: row.get(0),
+                scene: row.get(1),
+                command: row.get(2),
+                expires_at: row.get(3),
+                granted_by: row.get(4),
+            })
+            .collect())
     }
 
     /// Actions not yet done or failed, oldest first (what a restart must finish).
@@ -222,6 +443,53 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+async fn insert_actions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    event_id: &str,
+    actions: &[(String, &Action)],
+) -> Result<Vec<StoredAction>, StoreError> {
+    let now = now_rfc3339();
+    let mut stored = Vec::new();
+    for (key, action) in actions {
+        let id = format!("act_{}", short_hash(key));
+        let result = sqlx::query(
+            "INSERT INTO actions (id, idempotency_key, event_id, target, conversation, body, status, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(key)
+        .bind(event_id)
+        .bind(action.target())
+        .bind(action.conversation())
+        .bind(serde_json::to_string(action)?)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?;
+        if result.rows_affected() > 0 {
+            stored.push(StoredAction {
+                id,
+                action: (*action).clone(),
+                status: "pending".into(),
+            });
+        }
+    }
+    Ok(stored)
+}
+
+async fn set_event_status(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    event_id: &str,
+    status: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE events SET status = ? WHERE id = ?")
+        .bind(status)
+        .bind(event_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn insert_event(
@@ -331,5 +599,98 @@ mod tests {
         let open = reopened.open_actions().await.expect("open actions");
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].status, "dispatched");
+    }
+
+    #[tokio::test]
+    async fn dead_letters_replay_once_and_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let ev = event("dl");
+        assert!(store.insert_event(&ev).await.expect("insert"));
+        let id = store
+            .dead_letter(&ev, "hook", "HTTP 500 after 4 attempts", 4)
+            .await
+            .expect("dead letter");
+        assert!(store.pending_events().await.expect("pending").is_empty());
+        let letters = store.dead_letters().await.expect("list");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(
+            (letters[0].id.as_str(), letters[0].attempts),
+            (id.as_str(), 4)
+        );
+        assert_eq!(letters[0].event, ev);
+
+        let send = Action::Send {
+            target: "p".into(),
+            conversation: "c".into(),
+            text: "late answer".into(),
+        };
+        let stored = store
+            .resolve_dead_letter(&letters[0], std::slice::from_ref(&send))
+            .await
+            .expect("resolve");
+        assert_eq!(stored.len(), 1);
+        assert!(store.dead_letters().await.expect("list").is_empty());
+        let again = store
+            .resolve_dead_letter(&letters[0], std::slice::from_ref(&send))
+            .await
+            .expect("resolve twice");
+        assert!(
+            again.is_empty(),
+            "a second replay cannot queue the answer twice"
+        );
+
+        let ev2 = event("dl2");
+        store.insert_event(&ev2).await.expect("insert");
+        let id2 = store.dead_letter(&ev2, "hook", "x", 1).await.expect("dl");
+        assert!(store.drop_dead_letter(&id2).await.expect("drop"));
+        assert!(!store.drop_dead_letter(&id2).await.expect("drop twice"));
+        assert!(store.dead_letters().await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn grants_replace_and_revoke() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let grant = |scene: &str, command: &str, expires: Option<&str>| Grant {
+            user: "wechat:李娜".into(),
+            scene: scene.into(),
+            command: command.into(),
+            expires_at: expires.map(str::to_string),
+            granted_by: "wechat:张伟".into(),
+        };
+        store
+            .grant(&grant("roster", "", None))
+            .await
+            .expect("grant");
+        store
+            .grant(&grant("roster", "", Some("2027-01-01T00:00:00.000Z")))
+            .await
+            .expect("regrant");
+        store
+            .grant(&grant("ops", "deploy", None))
+            .await
+            .expect("grant");
+        let grants = store.grants(Some("wechat:李娜")).await.expect("grants");
+        assert_eq!(grants.len(), 2, "{grants:?}");
+        assert_eq!(
+            grants[1].expires_at.as_deref(),
+            Some("2027-01-01T00:00:00.000Z")
+        );
+        assert_eq!(
+            store
+                .revoke("wechat:李娜", "ops", Some("deploy"))
+                .await
+                .expect("revoke"),
+            1
+        );
+        assert_eq!(
+            store
+                .revoke("wechat:李娜", "*", None)
+                .await
+                .expect("revoke all"),
+            1
+        );
+        assert!(store.grants(None).await.expect("grants").is_empty());
     }
 }
