@@ -2,8 +2,8 @@
 //! in any language that speaks JSON lines on stdin/stdout. Dropping a directory in adds a
 //! scene of commands (`roster who`) and event subscriptions without touching core code.
 //!
-//! Layout: `manifest` (reading and checking `plugin.toml`). The process host that speaks
-//! the protocol below comes next.
+//! Layout: `manifest` (reading and checking `plugin.toml`), `wire` (the line protocol),
+//! `host` (one supervised process per plugin: requests, restarts, faults).
 //!
 //! # Wire protocol
 //!
@@ -32,13 +32,16 @@
 //! directory and should exit when stdin closes. `plugins/README.md` is the same contract
 //! written for plugin authors.
 
+mod host;
 mod manifest;
+mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::event::Event;
 
+pub use host::{PluginHost, PluginStats};
 pub use manifest::{CommandSpec, DEFAULT_TIMEOUT, Manifest, RESERVED_SCENES, load_dir};
 
 /// What the host asks of a plugin.
