@@ -10,6 +10,7 @@ pub mod config;
 pub mod event;
 pub mod permission;
 pub mod pipeline;
+pub mod plugin;
 pub mod router;
 pub mod runtime;
 pub mod store;
