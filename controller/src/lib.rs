@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod event;
+pub mod format;
 pub mod pipeline;
 pub mod router;
 pub mod runtime;
