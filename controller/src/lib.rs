@@ -11,4 +11,5 @@ pub mod format;
 pub mod pipeline;
 pub mod router;
 pub mod runtime;
+pub mod schedule;
 pub mod store;
