@@ -13,3 +13,4 @@ pub mod router;
 pub mod runtime;
 pub mod schedule;
 pub mod store;
+pub mod webhook;
