@@ -11,12 +11,14 @@ CREATE TABLE permissions (
     PRIMARY KEY (user_id, scene, command)
 );
 
--- Events a handler gave up on (a webhook past its retries). Kept whole, so that
--- `tapwire dlq replay` can deliver them again once the receiver is back.
+-- Events a handler gave up on (a webhook past its retries). The body is the event as
+-- that handler received it (a prefix handler gets the text without its prefix), so
+-- `tapwire dlq replay` delivers exactly what failed.
 CREATE TABLE dead_letters (
     id TEXT PRIMARY KEY,
     event_id TEXT NOT NULL REFERENCES events (id),
     handler TEXT NOT NULL,
+    body TEXT NOT NULL,
     error TEXT NOT NULL,
     attempts INTEGER NOT NULL,
     status TEXT NOT NULL DEFAULT 'dead',

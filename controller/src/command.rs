@@ -42,7 +42,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(mut scenes: Vec<Scene>, mut prefixes: Vec<Prefix>) -> Registry {
         scenes.sort_by(|a, b| a.name.cmp(&b.name));
-        prefixes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.prefix.len()));
         Registry { scenes, prefixes }
     }
 
@@ -205,7 +205,7 @@ impl Registry {
             out.push_str(&format!("\n{}<text>: {}", prefix.prefix, prefix.help));
         }
         if access.admin {
-            out.push_str("\ngrant <user> <scene|*> [command] [until YYYY-MM-DD]\nrevoke <user> <scene|*> [command]\nperms [user]");
+            out.push_str(&format!("\n{GRANT_USAGE}\n{REVOKE_USAGE}\nperms [user]"));
         } else {
             out.push_str("\nperms: what you may use");
         }
@@ -255,8 +255,8 @@ pub enum Admin {
     },
 }
 
-const GRANT_USAGE: &str = "usage: grant <user> <scene|*> [command] [until YYYY-MM-DD]";
-const REVOKE_USAGE: &str = "usage: revoke <user> <scene|*> [command]";
+const GRANT_USAGE: &str = "grant <user> <scene|*> [command] [until YYYY-MM-DD]";
+const REVOKE_USAGE: &str = "revoke <user> <scene|*> [command]";
 
 fn parse_target(words: &[&str]) -> Result<Target, ()> {
     match words {
@@ -275,14 +275,14 @@ fn parse_grant(words: &[&str]) -> Parsed {
         Some(at) => match words.get(at + 1..) {
             Some([date]) => match Until::parse(date) {
                 Ok(until) => (&words[..at], until),
-                Err(message) => return Parsed::Invalid(format!("{message}\n{GRANT_USAGE}")),
+                Err(message) => return Parsed::Invalid(format!("{message}\nusage: {GRANT_USAGE}")),
             },
-            _ => return Parsed::Invalid(GRANT_USAGE.into()),
+            _ => return Parsed::Invalid(format!("usage: {GRANT_USAGE}")),
         },
         None => (words, Until::Forever),
     };
     let Some((user, target)) = words.split_first() else {
-        return Parsed::Invalid(GRANT_USAGE.into());
+        return Parsed::Invalid(format!("usage: {GRANT_USAGE}"));
     };
     match parse_target(target) {
         Ok(target) => Parsed::Admin(Admin::Grant {
@@ -290,20 +290,20 @@ fn parse_grant(words: &[&str]) -> Parsed {
             target,
             until,
         }),
-        Err(()) => Parsed::Invalid(GRANT_USAGE.into()),
+        Err(()) => Parsed::Invalid(format!("usage: {GRANT_USAGE}")),
     }
 }
 
 fn parse_revoke(words: &[&str]) -> Parsed {
     let Some((user, target)) = words.split_first() else {
-        return Parsed::Invalid(REVOKE_USAGE.into());
+        return Parsed::Invalid(format!("usage: {REVOKE_USAGE}"));
     };
     match parse_target(target) {
         Ok(target) => Parsed::Admin(Admin::Revoke {
             user: user.to_string(),
             target,
         }),
-        Err(()) => Parsed::Invalid(REVOKE_USAGE.into()),
+        Err(()) => Parsed::Invalid(format!("usage: {REVOKE_USAGE}")),
     }
 }
 

@@ -1,14 +1,23 @@
-//! `tapwire.toml`, as far as the phone slice needs it: storage, phones and the handler
-//! that answers them. Secrets never live here; `${NAME}` takes a value from the
-//! environment. Every error names the file, line and column.
-
+//! `tapwire.toml`: storage, runtime, phones, routes, handlers (pipelines, webhooks,
+//! plugins), schedules and the permissions bootstrap. Secrets never live here; `${NAME}`
+//! takes a value from the environment. Parsing reports every error it can find at once,
+//! each with file, line and column, so a broken config is fixed in one round.
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use crate::pipeline::HandlerKind;
+use crate::command::RESERVED;
+use crate::permission::Until;
+use crate::pipeline::PipelineConfig;
+use crate::plugin::Manifest;
 use crate::router::{self, Router};
+use crate::schedule::{Schedule, ScheduleConfig};
+use crate::webhook::{Webhook, WebhookConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -31,23 +40,48 @@ pub enum ConfigError {
         column: usize,
         name: String,
     },
+    /// A plugin's own `plugin.toml` is broken (its message names that file).
+    #[error("{0}")]
+    Plugin(String),
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+/// Every error found in one config, in file order.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The handler names that exist without being declared.
+pub const BUILTIN_HANDLERS: &[&str] = &["echo", "help"];
+
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Where it was read from and its text (after `${NAME}` expansion), so that checks
     /// made after parsing can still name a line.
-    #[serde(skip)]
     path: PathBuf,
-    #[serde(skip)]
     text: String,
-    #[serde(default)]
     pub storage: Storage,
-    #[serde(default)]
+    pub runtime: RuntimeConfig,
     pub phones: Vec<PhoneConfig>,
-    #[serde(default)]
     pub routes: Vec<Route>,
+    pub handlers: BTreeMap<String, HandlerConfig>,
+    pub schedules: Vec<ScheduleConfig>,
+    pub permissions: PermissionsConfig,
+    /// Where each handler and schedule was declared, for errors found later.
+    handler_spans: HashMap<String, std::ops::Range<usize>>,
+    schedule_spans: Vec<std::ops::Range<usize>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +103,34 @@ fn default_db() -> PathBuf {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Conversations handled at the same time (one conversation is always in order).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// External plugins, one directory each; relative to the config file.
+    #[serde(default = "default_plugins_dir")]
+    pub plugins_dir: PathBuf,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            concurrency: default_concurrency(),
+            plugins_dir: default_plugins_dir(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
+fn default_plugins_dir() -> PathBuf {
+    PathBuf::from("plugins")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PhoneConfig {
     /// The serial `adb devices` shows (for a phone over Wi-Fi, `HOST:PORT`).
     pub serial: String,
@@ -78,16 +140,68 @@ pub struct PhoneConfig {
     #[serde(default)]
     pub direct: bool,
     pub poll_ms: Option<u64>,
+    pub ack_after_ms: Option<u64>,
+    pub give_up_after_ms: Option<u64>,
+    pub ack_text: Option<String>,
+    pub timeout_text: Option<String>,
+}
+
+impl PhoneConfig {
+    pub fn timing(&self) -> ReplyTiming {
+        let default = ReplyTiming::default();
+        ReplyTiming {
+            ack_after_ms: self.ack_after_ms.unwrap_or(default.ack_after_ms),
+            give_up_after_ms: self.give_up_after_ms.unwrap_or(default.give_up_after_ms),
+            ack_text: self.ack_text.clone().unwrap_or(default.ack_text),
+            timeout_text: self.timeout_text.clone().unwrap_or(default.timeout_text),
+        }
+    }
+}
+
+/// How long a sender waits: an answer ready within `ack_after_ms` goes out as it is;
+/// slower work is acknowledged with `ack_text` and its result pushed when ready; work
+/// still running after `give_up_after_ms` is cancelled and the sender told `timeout_text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTiming {
+    pub ack_after_ms: u64,
+    pub give_up_after_ms: u64,
+    pub ack_text: String,
+    pub timeout_text: String,
+}
+
+impl Default for ReplyTiming {
+    fn default() -> Self {
+        ReplyTiming {
+            ack_after_ms: default_ack_after(),
+            give_up_after_ms: default_give_up_after(),
+            ack_text: default_ack_text(),
+            timeout_text: default_timeout_text(),
+        }
+    }
+}
+
+fn default_ack_after() -> u64 {
+    5_000
+}
+fn default_give_up_after() -> u64 {
+    120_000
+}
+fn default_ack_text() -> String {
+    "收到，正在处理…".into()
+}
+fn default_timeout_text() -> String {
+    "抱歉，处理超时，已取消。".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Names the route in logs; defaults to `route-N`. Must be unique.
-    pub id: Option<toml::Spanned<String>>,
+    pub id: Option<Spanned<String>>,
     /// `message.received`, `message.*` or `*`.
-    pub event: toml::Spanned<String>,
-    pub handler: HandlerKind,
+    pub event: Spanned<String>,
+    /// A `[handlers.NAME]`, or a built-in: `echo`, `help`.
+    pub handler: Spanned<String>,
     /// Only events from this phone or adapter.
     pub source: Option<String>,
     /// Only events in this conversation (its id or title).
@@ -105,39 +219,384 @@ fn enabled() -> bool {
     true
 }
 
+/// `[handlers.NAME]`: `type` picks the kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HandlerConfig {
+    Pipeline(PipelineConfig),
+    Webhook(WebhookConfig),
+    /// Every routed event goes to one external plugin.
+    Plugin(PluginHandlerConfig),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginHandlerConfig {
+    pub plugin: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsConfig {
+    /// Users who may grant, revoke and use everything: `<platform>:<sender id>`.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Grants made at every start (again, so the file stays the source of truth for them).
+    #[serde(default)]
+    pub grants: Vec<GrantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    pub user: String,
+    pub scene: String,
+    #[serde(default)]
+    pub command: String,
+    pub until: Option<String>,
+}
+
 impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            ConfigErrors(vec![ConfigError::Io {
+                path: path.to_path_buf(),
+                source,
+            }])
         })?;
         Config::parse(&text, path)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let expanded = expand_env(text, path, |name| std::env::var(name).ok())?;
-        let mut config: Config = toml::from_str(&expanded).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|span| line_col(&expanded, span.start))
-                .unwrap_or((1, 1));
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: e.message().to_string(),
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let expanded = expand_env(text, path, |name| std::env::var(name).ok(), &mut errors);
+        let mut config = Config {
+            path: path.to_path_buf(),
+            text: expanded.clone(),
+            ..Config::default()
+        };
+        let (root, syntax) = DeTable::parse_recoverable(&expanded);
+        for error in syntax {
+            errors.push(config.toml_error(&error));
+        }
+        for (key, value) in root.get_ref().iter() {
+            match key.get_ref().as_ref() {
+                "storage" => {
+                    if let Some(v) = config.one(value, &mut errors) {
+                        config.storage = v;
+                    }
+                }
+                "runtime" => {
+                    if let Some(v) = config.one(value, &mut errors) {
+                        config.runtime = v;
+                    }
+                }
+                "permissions" => {
+                    if let Some(v) = config.one(value, &mut errors) {
+                        config.permissions = v;
+                    }
+                }
+                "phones" => config.phones = config.each(value, &mut errors).into_iter().map(|(v, _)| v).collect(),
+                "routes" => config.routes = config.each(value, &mut errors).into_iter().map(|(v, _)| v).collect(),
+                "schedules" => {
+                    for (schedule, span) in config.each(value, &mut errors) {
+                        config.schedules.push(schedule);
+                        config.schedule_spans.push(span);
+                    }
+                }
+                "handlers" => match value.get_ref() {
+                    DeValue::Table(table) => {
+                        for (name, handler) in table.iter() {
+                            config
+                                .handler_spans
+                                .insert(name.get_ref().to_string(), name.span());
+                            if let Some(h) = config.one(handler, &mut errors) {
+                                config.handlers.insert(name.get_ref().to_string(), h);
+                            }
+                        }
+                    }
+                    _ => errors.push(config.invalid_at(value.span().start, "handlers must be a table: [handlers.NAME]".into())),
+                },
+                other => errors.push(config.invalid_at(
+                    key.span().start,
+                    format!("unknown section `{other}`; expected storage, runtime, phones, routes, handlers, schedules or permissions"),
+                )),
             }
-        })?;
-        config.path = path.to_path_buf();
-        config.text = expanded;
-        Ok(config)
+        }
+        config.check_references(&mut errors);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            errors.sort_by_key(|e| match e {
+                ConfigError::Invalid { line, column, .. }
+                | ConfigError::MissingEnv { line, column, .. } => (*line, *column),
+                _ => (usize::MAX, 0),
+            });
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Checks a loaded config against the plugins it will run with: every error at once.
+    pub fn check_with_plugins(&self, manifests: &[Manifest]) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        let plugins: HashSet<&str> = manifests.iter().map(|m| m.name.as_str()).collect();
+        for (name, handler) in &self.handlers {
+            let at = self.handler_spans.get(name).map_or(0, |s| s.start);
+            match handler {
+                HandlerConfig::Pipeline(p) => {
+                    for scene in p.scenes.iter().flatten() {
+                        if !plugins.contains(scene.as_str()) {
+                            errors.push(self.invalid_at(at, format!("handler {name:?}: no plugin named {scene:?} in the plugins directory")));
+                        }
+                    }
+                }
+                HandlerConfig::Plugin(p) => {
+                    if !plugins.contains(p.plugin.as_str()) {
+                        errors.push(self.invalid_at(
+                            at,
+                            format!(
+                                "handler {name:?}: no plugin named {:?} in the plugins directory",
+                                p.plugin
+                            ),
+                        ));
+                    }
+                }
+                HandlerConfig::Webhook(_) => {}
+            }
+        }
+        for grant in &self.permissions.grants {
+            if grant.scene != "*" && !plugins.contains(grant.scene.as_str()) {
+                errors.push(ConfigError::Plugin(format!(
+                    "{}: permissions.grants: no plugin named {:?} (for {})",
+                    self.path.display(),
+                    grant.scene,
+                    grant.user
+                )));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The plugins directory, relative to the config file.
+    pub fn plugins_dir(&self) -> PathBuf {
+        if self.runtime.plugins_dir.is_absolute() || self.path.as_os_str().is_empty() {
+            return self.runtime.plugins_dir.clone();
+        }
+        self.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.runtime.plugins_dir)
+    }
+
+    /// The schedules, built (their expressions were checked at parse time).
+    pub fn build_schedules(&self) -> Vec<Schedule> {
+        self.schedules
+            .iter()
+            .filter(|s| s.enabled)
+            .filter_map(|s| Schedule::new(s.clone()).ok())
+            .collect()
+    }
+
+    fn check_references(&self, errors: &mut Vec<ConfigError>) {
+        let exists =
+            |name: &str| BUILTIN_HANDLERS.contains(&name) || self.handlers.contains_key(name);
+        for (name, handler) in &self.handlers {
+            let at = self.handler_spans.get(name).map_or(0, |s| s.start);
+            if BUILTIN_HANDLERS.contains(&name.as_str()) {
+                errors.push(self.invalid_at(
+                    at,
+                    format!("handler name {name:?} is built in; choose another name"),
+                ));
+            }
+            match handler {
+                HandlerConfig::Pipeline(p) => {
+                    if p.fallback.is_some() && p.fallback_reply.is_some() {
+                        errors.push(self.invalid_at(
+                            at,
+                            format!("handler {name:?}: set fallback or fallback_reply, not both"),
+                        ));
+                    }
+                    if let Some(fallback) = &p.fallback
+                        && fallback != "echo"
+                        && !exists(fallback)
+                    {
+                        errors.push(self.invalid_at(
+                            at,
+                            format!("handler {name:?}: fallback {fallback:?} is not a handler"),
+                        ));
+                    }
+                    for prefix in &p.prefixes {
+                        if prefix.prefix.trim().is_empty() {
+                            errors.push(self.invalid_at(
+                                at,
+                                format!(
+                                    "handler {name:?}: an empty prefix would catch every message"
+                                ),
+                            ));
+                        }
+                        if !exists(&prefix.handler) {
+                            errors.push(self.invalid_at(at, format!("handler {name:?}: prefix {:?} goes to {:?}, which is not a handler", prefix.prefix, prefix.handler)));
+                        }
+                    }
+                    if let Some(limit) = p.rate_limit
+                        && (limit.messages == 0 || limit.per_seconds == 0)
+                    {
+                        errors.push(self.invalid_at(at, format!("handler {name:?}: rate_limit needs messages and per_seconds above 0")));
+                    }
+                }
+                HandlerConfig::Webhook(w) => {
+                    let unset = |v: &str| v.contains("${");
+                    // A missing variable is reported on its own line already.
+                    if !unset(&w.url)
+                        && !w.headers.values().any(|v| unset(v))
+                        && let Err(error) = Webhook::new(name, w.clone())
+                    {
+                        errors.push(self.invalid_at(at, format!("handler {name:?}: {error}")));
+                    }
+                }
+                HandlerConfig::Plugin(_) => {}
+            }
+        }
+        if let Some(cycle) = self.handler_cycle() {
+            let at = self.handler_spans.get(&cycle[0]).map_or(0, |s| s.start);
+            errors.push(self.invalid_at(
+                at,
+                format!(
+                    "handlers hand events to each other in a loop: {}",
+                    cycle.join(" → ")
+                ),
+            ));
+        }
+        let mut ids = HashSet::new();
+        for route in &self.routes {
+            if let Some(id) = &route.id
+                && !ids.insert(id.get_ref().clone())
+            {
+                errors.push(self.invalid_at(
+                    id.span().start,
+                    format!("duplicate route id {:?}", id.get_ref()),
+                ));
+            }
+            if let Err(message) = router::Pattern::parse(route.event.get_ref()) {
+                errors.push(self.invalid_at(route.event.span().start, message));
+            }
+            if !exists(route.handler.get_ref()) {
+                errors.push(self.invalid_at(
+                    route.handler.span().start,
+                    format!(
+                        "unknown handler {:?}: declare [handlers.{}] or use echo or help",
+                        route.handler.get_ref(),
+                        route.handler.get_ref()
+                    ),
+                ));
+            }
+        }
+        let mut schedule_ids = HashSet::new();
+        for (schedule, span) in self.schedules.iter().zip(&self.schedule_spans) {
+            if !schedule_ids.insert(schedule.id.clone()) {
+                errors.push(self.invalid_at(
+                    span.start,
+                    format!("duplicate schedule id {:?}", schedule.id),
+                ));
+            }
+            if let Err(error) = Schedule::new(schedule.clone()) {
+                errors.push(
+                    self.invalid_at(span.start, format!("schedule {:?}: {error}", schedule.id)),
+                );
+            }
+        }
+        let mut serials = HashSet::new();
+        for phone in &self.phones {
+            if !serials.insert(phone.serial.clone()) {
+                errors.push(ConfigError::Plugin(format!(
+                    "{}: phone {:?} is declared twice",
+                    self.path.display(),
+                    phone.serial
+                )));
+            }
+        }
+        for admin in &self.permissions.admins {
+            if !admin.contains(':') {
+                errors.push(ConfigError::Plugin(format!(
+                    "{}: permissions.admins: {admin:?} needs its platform, e.g. \"wechat:{admin}\"",
+                    self.path.display()
+                )));
+            }
+        }
+        for grant in &self.permissions.grants {
+            if let Some(until) = &grant.until
+                && let Err(message) = Until::parse(until)
+            {
+                errors.push(ConfigError::Plugin(format!(
+                    "{}: permissions.grants for {}: {message}",
+                    self.path.display(),
+                    grant.user
+                )));
+            }
+            if RESERVED.contains(&grant.scene.as_str()) {
+                errors.push(ConfigError::Plugin(format!(
+                    "{}: permissions.grants: {:?} is not a scene",
+                    self.path.display(),
+                    grant.scene
+                )));
+            }
+        }
+    }
+
+    /// A loop of pipelines handing events to each other (prefix or fallback), if any.
+    fn handler_cycle(&self) -> Option<Vec<String>> {
+        let next = |name: &str| -> Vec<String> {
+            match self.handlers.get(name) {
+                Some(HandlerConfig::Pipeline(p)) => p
+                    .prefixes
+                    .iter()
+                    .map(|x| x.handler.clone())
+                    .chain(p.fallback.clone().filter(|f| f != "echo"))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        fn visit(
+            name: &str,
+            next: &dyn Fn(&str) -> Vec<String>,
+            path: &mut Vec<String>,
+            done: &mut HashSet<String>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = path.iter().position(|p| p == name) {
+                let mut cycle = path[at..].to_vec();
+                cycle.push(name.to_string());
+                return Some(cycle);
+            }
+            if !done.insert(name.to_string()) {
+                return None;
+            }
+            path.push(name.to_string());
+            for n in next(name) {
+                if let Some(cycle) = visit(&n, next, path, done) {
+                    return Some(cycle);
+                }
+            }
+            path.pop();
+            None
+        }
+        let mut done = HashSet::new();
+        for name in self.handlers.keys() {
+            if let Some(cycle) = visit(name, &next, &mut Vec::new(), &mut done) {
+                return Some(cycle);
+            }
+        }
+        None
     }
 
     /// The router the `[[routes]]` describe, or, without any, `message.received` to
     /// `fallback` (what `tapwire run --handler` chose).
-    pub fn router(&self, fallback: HandlerKind) -> Result<Router, ConfigError> {
+    pub fn router(&self, fallback: &str) -> Router {
         if self.routes.is_empty() {
-            return Ok(Router::new(vec![router::Route {
+            return Router::new(vec![router::Route {
                 id: "default".into(),
                 pattern: router::Pattern::Exact("message.received".into()),
                 source: None,
@@ -145,38 +604,70 @@ impl Config {
                 priority: 0,
                 enabled: true,
                 continue_: false,
-                handler: fallback,
-            }]));
+                handler: fallback.to_string(),
+            }]);
         }
-        let mut routes = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (index, route) in self.routes.iter().enumerate() {
-            let id = match &route.id {
-                Some(id) => {
-                    if !seen.insert(id.get_ref().clone()) {
-                        return Err(self.invalid_at(
-                            id.span().start,
-                            format!("duplicate route id {:?}", id.get_ref()),
-                        ));
-                    }
-                    id.get_ref().clone()
-                }
-                None => format!("route-{}", index + 1),
-            };
-            let pattern = router::Pattern::parse(route.event.get_ref())
-                .map_err(|message| self.invalid_at(route.event.span().start, message))?;
-            routes.push(router::Route {
-                id,
-                pattern,
-                source: route.source.clone(),
-                conversation: route.conversation.clone(),
-                priority: route.priority,
-                enabled: route.enabled,
-                continue_: route.continue_,
-                handler: route.handler,
-            });
-        }
-        Ok(Router::new(routes))
+        let routes = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, route)| {
+                Some(router::Route {
+                    id: route
+                        .id
+                        .as_ref()
+                        .map_or_else(|| format!("route-{}", index + 1), |id| id.get_ref().clone()),
+                    // Checked when the config was parsed.
+                    pattern: router::Pattern::parse(route.event.get_ref()).ok()?,
+                    source: route.source.clone(),
+                    conversation: route.conversation.clone(),
+                    priority: route.priority,
+                    enabled: route.enabled,
+                    continue_: route.continue_,
+                    handler: route.handler.get_ref().clone(),
+                })
+            })
+            .collect();
+        Router::new(routes)
+    }
+
+    fn one<T: DeserializeOwned>(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<T> {
+        T::deserialize(ValueDeserializer::from(value.clone()))
+            .map_err(|e| errors.push(self.toml_error_or(&e, value.span().start)))
+            .ok()
+    }
+
+    /// Each element of an array of tables on its own, so one bad `[[routes]]` does not
+    /// hide the next one's errors. Keeps each element's span.
+    fn each<T: DeserializeOwned>(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Vec<(T, std::ops::Range<usize>)> {
+        let DeValue::Array(items) = value.get_ref() else {
+            errors.push(self.invalid_at(
+                value.span().start,
+                "expected an array of tables, e.g. [[routes]]".into(),
+            ));
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| self.one(item, errors).map(|v| (v, item.span())))
+            .collect()
+    }
+
+    fn toml_error(&self, error: &toml::de::Error) -> ConfigError {
+        self.toml_error_or(error, 0)
+    }
+
+    fn toml_error_or(&self, error: &toml::de::Error, fallback: usize) -> ConfigError {
+        let at = error.span().map_or(fallback, |s| s.start);
+        self.invalid_at(at, error.message().trim().to_string())
     }
 
     fn invalid_at(&self, offset: usize, message: String) -> ConfigError {
@@ -196,7 +687,8 @@ fn expand_env(
     text: &str,
     path: &Path,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+    errors: &mut Vec<ConfigError>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
@@ -215,9 +707,11 @@ fn expand_env(
             match lookup(name) {
                 Some(value) => out.push_str(&value),
                 None => {
+                    // Left as written, so later checks see a placeholder, not a value.
+                    out.push_str(&rest[start..start + 2 + end + 1]);
                     let at = offset + (code.len() - rest.len()) + start;
                     let (line, column) = line_col(text, at);
-                    return Err(ConfigError::MissingEnv {
+                    errors.push(ConfigError::MissingEnv {
                         path: path.to_path_buf(),
                         line,
                         column,
@@ -231,7 +725,7 @@ fn expand_env(
         out.push_str(comment);
         offset += line.len();
     }
-    Ok(out)
+    out
 }
 
 /// Where a TOML comment starts on a line: the first `#` outside a string.
@@ -268,58 +762,164 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn parses_phones_and_routes() {
-        let config = Config::parse(
-            "[storage]\npath = \"x.db\"\n[[phones]]\nserial = \"127.0.0.1:5555\"\nadb_server = \"127.0.0.1:5037\"\n[[routes]]\nevent = \"message.received\"\nhandler = \"echo\"\n",
-            Path::new("t.toml"),
+    fn parses_every_section() {
+        let config = parse(
+            r##"
+[storage]
+path = "x.db"
+[runtime]
+concurrency = 4
+[[phones]]
+serial = "127.0.0.1:5555"
+adb_server = "127.0.0.1:5037"
+ack_after_ms = 3000
+[[routes]]
+event = "message.received"
+handler = "main"
+[handlers.main]
+type = "pipeline"
+fallback = "llm"
+rate_limit = { messages = 10, per_seconds = 60 }
+prefixes = [{ prefix = "#", handler = "llm", help = "ask" }]
+[handlers.llm]
+type = "webhook"
+url = "http://127.0.0.1:9/llm"
+[handlers.duty]
+type = "plugin"
+plugin = "roster"
+[[schedules]]
+id = "duty"
+cron = "0 9 * * 1-5"
+timezone = "Asia/Shanghai"
+[permissions]
+admins = ["wechat:张伟"]
+grants = [{ user = "wechat:李娜", scene = "roster", until = "2026-12-31" }]
+"##,
         )
         .expect("valid");
         assert_eq!(config.phones[0].serial, "127.0.0.1:5555");
-        assert!(config.router(HandlerKind::Help).is_ok());
+        assert_eq!(config.phones[0].timing().ack_after_ms, 3000);
+        assert_eq!(config.runtime.concurrency, 4);
+        assert_eq!(config.handlers.len(), 3);
+        assert_eq!(config.router("echo").route_count(), 1);
+        assert_eq!(config.build_schedules().len(), 1);
     }
 
     #[test]
-    fn errors_name_file_line_and_column() {
-        let err = Config::parse(
-            "[[phones]]\nserial = \"a\"\nbogus = 1\n",
-            Path::new("t.toml"),
+    fn every_error_is_reported_with_its_line() {
+        let err = parse(
+            r#"[[phones]]
+serial = "a"
+bogus = 1
+[[routes]]
+id = "r"
+event = "message"
+handler = "nobody"
+[[routes]]
+id = "r"
+event = "*"
+handler = "echo"
+[[schedules]]
+id = "s"
+cron = "61 * * * *"
+[handlers.hook]
+type = "webhook"
+url = "${TAPWIRE_TEST_SURELY_UNSET}"
+"#,
         )
-        .unwrap_err()
-        .to_string();
-        assert!(err.starts_with("t.toml:3:"), "{err}");
-        assert!(err.contains("bogus"), "{err}");
-    }
-
-    #[test]
-    fn bad_route_patterns_and_duplicate_ids_name_their_line() {
-        let bad_pattern = "[[routes]]\nevent = \"message\"\nhandler = \"echo\"\n";
-        let err = Config::parse(bad_pattern, Path::new("t.toml"))
-            .expect("parses")
-            .router(HandlerKind::Echo)
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("t.toml:2:9:"), "{err}");
-        let duplicate = "[[routes]]\nid = \"a\"\nevent = \"*\"\nhandler = \"echo\"\n[[routes]]\nid = \"a\"\nevent = \"*\"\nhandler = \"help\"\n";
-        let err = Config::parse(duplicate, Path::new("t.toml"))
-            .expect("parses")
-            .router(HandlerKind::Echo)
-            .unwrap_err()
-            .to_string();
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
         assert!(
-            err.starts_with("t.toml:6:") && err.contains("duplicate route id"),
+            lines[0].starts_with("t.toml:3:1:") && lines[0].contains("bogus"),
+            "{err}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("t.toml:6:9:") && l.contains("bad event pattern")),
+            "{err}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("t.toml:7:11:") && l.contains("unknown handler \"nobody\"")),
+            "{err}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("t.toml:9:") && l.contains("duplicate route id")),
+            "{err}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("t.toml:12:") && l.contains("schedule \"s\"")),
+            "{err}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("t.toml:17:8:") && l.contains("TAPWIRE_TEST_SURELY_UNSET")),
             "{err}"
         );
     }
 
     #[test]
-    fn missing_env_var_is_named() {
-        let err = expand_env("a = 1\nb = \"${NOPE_X}\"\n", Path::new("t.toml"), |_| None)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "t.toml:2:6: environment variable NOPE_X is not set");
-        let ok =
-            expand_env("b = \"${X}\"", Path::new("t.toml"), |_| Some("v".into())).expect("expands");
+    fn handler_loops_and_unknown_references_are_named() {
+        let err = parse(
+            "[handlers.a]\ntype = \"pipeline\"\nfallback = \"b\"\n[handlers.b]\ntype = \"pipeline\"\nprefixes = [{ prefix = \"#\", handler = \"a\" }]\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("in a loop: a → b → a"), "{err}");
+        let err = parse("[handlers.a]\ntype = \"pipeline\"\nfallback = \"ghost\"\n").unwrap_err();
+        assert!(
+            err.starts_with("t.toml:1:11:") && err.contains("fallback \"ghost\""),
+            "{err}"
+        );
+        let err = parse("[handlers.a]\ntype = \"carrier-pigeon\"\n").unwrap_err();
+        assert!(
+            err.starts_with("t.toml:") && err.contains("carrier-pigeon"),
+            "{err}"
+        );
+        let err = parse("[nonsense]\nx = 1\n").unwrap_err();
+        assert!(
+            err.starts_with("t.toml:1:2:") && err.contains("unknown section"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_env_vars_are_all_named() {
+        let mut errors = Vec::new();
+        let out = expand_env(
+            "a = \"${NOPE_X}\"\nb = \"${NOPE_Y}\"\n# ${NOT_IN_COMMENTS}\n",
+            Path::new("t.toml"),
+            |_| None,
+            &mut errors,
+        );
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            vec![
+                "t.toml:1:6: environment variable NOPE_X is not set",
+                "t.toml:2:6: environment variable NOPE_Y is not set"
+            ]
+        );
+        assert!(out.contains("# ${NOT_IN_COMMENTS}"));
+        let mut errors = Vec::new();
+        let ok = expand_env(
+            "b = \"${X}\"",
+            Path::new("t.toml"),
+            |_| Some("v".into()),
+            &mut errors,
+        );
         assert_eq!(ok, "b = \"v\"");
+        assert!(errors.is_empty());
     }
 }

@@ -10,6 +10,9 @@ pub mod types {
     pub const DEVICE_CONNECTED: &str = "device.connected";
     pub const DEVICE_DISCONNECTED: &str = "device.disconnected";
     pub const DEVICE_SCREEN_UNRECOGNIZED: &str = "device.screen_unrecognized";
+    pub const SCHEDULE_FIRED: &str = "schedule.fired";
+    /// An external plugin crashed, hung or wrote garbage.
+    pub const PLUGIN_FAULT: &str = "plugin.fault";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

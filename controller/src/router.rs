@@ -6,7 +6,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::event::Event;
-use crate::pipeline::HandlerKind;
 
 /// An event-type pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +55,8 @@ pub struct Route {
     pub enabled: bool,
     /// Let the next matching route see the event too.
     pub continue_: bool,
-    pub handler: HandlerKind,
+    /// A handler's name: `[handlers.NAME]` or a built-in.
+    pub handler: String,
 }
 
 impl Route {
@@ -148,7 +148,7 @@ mod tests {
             priority,
             enabled: true,
             continue_: false,
-            handler: HandlerKind::Echo,
+            handler: "echo".into(),
         }
     }
 

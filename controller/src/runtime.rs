@@ -3,8 +3,10 @@
 //! phone that must carry them out. A restart picks up what was stored and not finished.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 use tapwire_device_agent::UiMaps;
@@ -15,12 +17,13 @@ use tapwire_device_agent::agent::{
 use tapwire_device_agent::screen::ItemKind;
 use tapwire_device_agent::tail::Watermark;
 use tapwire_device_agent::transport::Transport;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 
+use crate::config::ReplyTiming;
 use crate::event::{
     Action, Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, types,
 };
-use crate::pipeline::Pipeline;
+use crate::handler::{HandlerError, Handlers, Outcome};
 use crate::router::Router;
 use crate::store::{ActionStatus, Store, StoreError, StoredAction, short_hash};
 
@@ -51,30 +54,55 @@ pub enum Activity {
     },
 }
 
+/// How long lanes with nothing to do stay alive before they are let go.
+const LANE_IDLE: Duration = Duration::from_secs(30);
+/// How often the outbox is checked for actions nobody is carrying out (a dead letter
+/// replayed by `tapwire dlq replay`, a reply kept while its phone was away).
+const OUTBOX_SWEEP: Duration = Duration::from_secs(1);
+
 pub struct Runtime {
     store: Store,
     router: Router,
+    handlers: Arc<Handlers>,
+    /// Reply deadlines per source; sources not listed use the defaults.
+    timing: HashMap<String, ReplyTiming>,
     phones: Mutex<HashMap<String, std::sync::mpsc::Sender<Outbound>>>,
     /// Sent actions' texts by id, for activity reports.
     in_flight: Mutex<HashMap<String, Action>>,
-    events: mpsc::UnboundedSender<Event>,
+    /// One queue per conversation: its events are handled in order, while different
+    /// conversations run side by side, at most `permits` at a time.
+    lanes: Mutex<HashMap<String, mpsc::UnboundedSender<Event>>>,
+    permits: Arc<Semaphore>,
     activity: broadcast::Sender<Activity>,
+    handled: AtomicU64,
+    /// Lanes are started from phone threads too, which are outside the async runtime.
+    tokio: tokio::runtime::Handle,
 }
 
 impl Runtime {
-    /// Creates the runtime and starts its router task.
-    pub fn start(store: Store, router: Router) -> Arc<Runtime> {
-        let (events, rx) = mpsc::unbounded_channel();
+    /// Creates the runtime and starts its outbox sweep.
+    pub fn start(
+        store: Store,
+        router: Router,
+        handlers: Arc<Handlers>,
+        timing: HashMap<String, ReplyTiming>,
+        concurrency: usize,
+    ) -> Arc<Runtime> {
         let (activity, _) = broadcast::channel(1024);
         let runtime = Arc::new(Runtime {
             store,
             router,
+            handlers,
+            timing,
             phones: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
-            events,
+            lanes: Mutex::new(HashMap::new()),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
             activity,
+            handled: AtomicU64::new(0),
+            tokio: tokio::runtime::Handle::current(),
         });
-        tokio::spawn(route_loop(runtime.clone(), rx));
+        tokio::spawn(sweep_outbox(Arc::downgrade(&runtime)));
         runtime
     }
 
@@ -92,32 +120,30 @@ impl Runtime {
         self.router.unmatched()
     }
 
+    /// Events handled to the end since the start.
+    pub fn handled_events(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Registers a phone's outbound queue; returns its receiving end for the agent.
     pub fn register_phone(&self, device: &str) -> std::sync::mpsc::Receiver<Outbound> {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.lock_phones().insert(device.to_string(), tx);
+        lock(&self.phones).insert(device.to_string(), tx);
         rx
-    }
-
-    fn lock_phones(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, std::sync::mpsc::Sender<Outbound>>> {
-        // A panic elsewhere while holding the lock leaves the map itself intact.
-        self.phones.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, Action>> {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Closes every phone's queue so the agents stop.
     pub fn close_phones(&self) {
-        self.lock_phones().clear();
+        lock(&self.phones).clear();
     }
 
     /// Finishes what a previous run left: actions first (they were decided already), then
     /// events that were stored but not handled.
-    pub async fn recover(&self) -> Result<(), StoreError> {
+    pub async fn recover(self: &Arc<Self>) -> Result<(), StoreError> {
         let actions = self.store.open_actions().await?;
         let events = self.store.pending_events().await?;
         if !actions.is_empty() || !events.is_empty() {
@@ -132,25 +158,146 @@ impl Runtime {
             self.dispatch(action, maybe_sent).await?;
         }
         for event in events {
-            let _ = self.events.send(event);
+            self.submit(event);
         }
         Ok(())
     }
 
-    async fn route(&self, event: Event) -> Result<(), StoreError> {
-        let actions: Vec<Action> = self
+    /// Stores an event from a source without watermarks (a schedule, a plugin fault) and
+    /// routes it; an event stored before is not routed again.
+    pub async fn accept(self: &Arc<Self>, event: Event) -> Result<bool, StoreError> {
+        let fresh = self.store.insert_event(&event).await?;
+        if fresh {
+            self.submit(event);
+        }
+        Ok(fresh)
+    }
+
+    /// Queues a stored event on its conversation's lane.
+    pub fn submit(self: &Arc<Self>, event: Event) {
+        let key = match &event.conversation {
+            Some(c) => format!("{}\u{1f}{}", event.source, c.id),
+            None => event.source.clone(),
+        };
+        let mut lanes = lock(&self.lanes);
+        // Sending under the lock: a lane only leaves the map under it, when empty, so an
+        // event can never land in a lane that is going away.
+        if let Some(lane) = lanes.get(&key)
+            && lane.send(event.clone()).is_ok()
+        {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(event);
+        lanes.insert(key.clone(), tx);
+        self.tokio.spawn(run_lane(self.clone(), key, rx));
+    }
+
+    fn timing_for(&self, source: &str) -> ReplyTiming {
+        self.timing.get(source).cloned().unwrap_or_default()
+    }
+
+    async fn handle(self: &Arc<Self>, event: Event) -> Result<(), StoreError> {
+        let routes: Vec<String> = self
             .router
             .route(&event)
             .into_iter()
-            .flat_map(|route| {
-                tracing::debug!(event = %event.id, route = %route.id, handler = ?route.handler, "route matched");
-                Pipeline::new(route.handler).handle(&event)
+            .map(|route| {
+                tracing::debug!(event = %event.id, route = %route.id, handler = %route.handler, "route matched");
+                route.handler.clone()
             })
             .collect();
-        tracing::debug!(event = %event.id, r#type = %event.event_type, actions = actions.len(), "routed");
-        let stored = self.store.complete_event(&event, &actions).await?;
+        let handlers = self.handlers.clone();
+        let work = {
+            let event = event.clone();
+            async move {
+                let mut all = Outcome::default();
+                for name in &routes {
+                    let outcome = handlers.handle(name, &event).await?;
+                    all.actions.extend(outcome.actions);
+                    if all.dead.is_none() {
+                        all.dead = outcome.dead;
+                    }
+                }
+                Ok::<Outcome, HandlerError>(all)
+            }
+        };
+        let timing = self.timing_for(&event.source);
+        let outcome = self
+            .within_deadlines(&event, &timing, work)
+            .await?
+            .unwrap_or_else(|| Ok(Outcome::default()));
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(HandlerError::Store(error)) => return Err(error),
+            Err(error) => {
+                // A config mistake, not a passing fault: handling it again would fail the
+                // same way, so the event is finished and the error logged.
+                tracing::error!(event = %event.id, %error, "handler failed");
+                Outcome::default()
+            }
+        };
+        tracing::debug!(event = %event.id, r#type = %event.event_type, actions = outcome.actions.len(), dead = outcome.dead.is_some(), "handled");
+        let stored = self
+            .store
+            .complete_event(&event, &outcome.actions, outcome.dead.as_ref())
+            .await?;
+        self.handled.fetch_add(1, Ordering::Relaxed);
         for action in stored {
             self.dispatch(action, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the handlers under the source's reply deadlines: past `ack_after` the sender
+    /// gets an acknowledgement and the work goes on; past `give_up_after` it is
+    /// cancelled (dropping the future drops its HTTP request or plugin call) and the
+    /// sender told. `None` means it was cancelled.
+    async fn within_deadlines(
+        self: &Arc<Self>,
+        event: &Event,
+        timing: &ReplyTiming,
+        work: impl Future<Output = Result<Outcome, HandlerError>>,
+    ) -> Result<Option<Result<Outcome, HandlerError>>, StoreError> {
+        tokio::pin!(work);
+        let ack_after = Duration::from_millis(timing.ack_after_ms);
+        let give_up = Duration::from_millis(timing.give_up_after_ms.max(timing.ack_after_ms));
+        if let Ok(result) = tokio::time::timeout(ack_after, &mut work).await {
+            return Ok(Some(result));
+        }
+        let waiting = waiting_sender(event);
+        if let Some(conversation) = &waiting {
+            tracing::info!(event = %event.id, after_ms = timing.ack_after_ms, "slow answer: acknowledged, result follows");
+            self.interim(event, "ack", conversation, &timing.ack_text)
+                .await?;
+        }
+        match tokio::time::timeout(give_up - ack_after, &mut work).await {
+            Ok(result) => Ok(Some(result)),
+            Err(_) => {
+                tracing::warn!(event = %event.id, after_ms = timing.give_up_after_ms, "work cancelled at the hard limit");
+                if let Some(conversation) = &waiting {
+                    self.interim(event, "timeout", conversation, &timing.timeout_text)
+                        .await?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    async fn interim(
+        &self,
+        event: &Event,
+        tag: &str,
+        conversation: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let action = Action::Send {
+            target: event.source.clone(),
+            conversation: conversation.to_string(),
+            text: text.to_string(),
+        };
+        if let Some(stored) = self.store.add_interim_action(event, tag, &action).await? {
+            self.dispatch(stored, false).await?;
         }
         Ok(())
     }
@@ -161,28 +308,25 @@ impl Runtime {
             conversation,
             text,
         } = &stored.action;
-        let sender = self.lock_phones().get(target).cloned();
-        match sender {
-            Some(sender) => {
-                self.store
-                    .set_action_status(&stored.id, ActionStatus::Dispatched, None)
-                    .await?;
-                self.lock_in_flight()
-                    .insert(stored.id.clone(), stored.action.clone());
-                let outbound = Outbound {
-                    action_id: stored.id.clone(),
-                    conversation: conversation.clone(),
-                    text: text.clone(),
-                    maybe_sent,
-                };
-                if sender.send(outbound).is_err() {
-                    tracing::warn!(action = %stored.id, %target, "phone stopped; the reply stays queued for the next run");
-                }
-            }
-            None => {
-                // Not connected now: kept open, so the next run delivers it.
-                tracing::warn!(action = %stored.id, %target, "no such phone connected; reply kept for later");
-            }
+        let Some(sender) = lock(&self.phones).get(target).cloned() else {
+            // Not connected now: kept open, so the outbox sweep or the next run delivers it.
+            tracing::debug!(action = %stored.id, %target, "no such phone connected; reply kept for later");
+            return Ok(());
+        };
+        // A dispatched action from a previous run is already ours; a pending one must be
+        // claimed, so that nothing else sends it as well.
+        if !maybe_sent && !self.store.claim_action(&stored.id).await? {
+            return Ok(());
+        }
+        lock(&self.in_flight).insert(stored.id.clone(), stored.action.clone());
+        let outbound = Outbound {
+            action_id: stored.id.clone(),
+            conversation: conversation.clone(),
+            text: text.clone(),
+            maybe_sent,
+        };
+        if sender.send(outbound).is_err() {
+            tracing::warn!(action = %stored.id, %target, "phone stopped; the reply stays queued for the next run");
         }
         Ok(())
     }
@@ -206,11 +350,64 @@ impl Runtime {
     }
 }
 
-async fn route_loop(runtime: Arc<Runtime>, mut rx: mpsc::UnboundedReceiver<Event>) {
-    while let Some(event) = rx.recv().await {
-        if let Err(error) = runtime.route(event.clone()).await {
-            // The event stays pending in the store and is routed again on restart.
-            tracing::error!(event = %event.id, %error, "routing failed");
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere while holding a lock leaves these maps intact.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The conversation of someone waiting for an answer, if the event has one.
+fn waiting_sender(event: &Event) -> Option<String> {
+    let waiting = event.event_type == types::MESSAGE_RECEIVED
+        && event.sender.as_ref().is_some_and(|s| !s.is_self);
+    waiting
+        .then(|| event.conversation.as_ref().map(|c| c.id.clone()))
+        .flatten()
+}
+
+async fn run_lane(runtime: Arc<Runtime>, key: String, mut rx: mpsc::UnboundedReceiver<Event>) {
+    loop {
+        let event = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => return,
+            Err(_) => {
+                let mut lanes = lock(&runtime.lanes);
+                if rx.is_empty() {
+                    lanes.remove(&key);
+                    return;
+                }
+                continue;
+            }
+        };
+        let Ok(_permit) = runtime.permits.clone().acquire_owned().await else {
+            return;
+        };
+        let id = event.id.clone();
+        if let Err(error) = runtime.handle(event).await {
+            // The event stays pending in the store and is handled again on restart.
+            tracing::error!(event = %id, %error, "handling failed");
+        }
+    }
+}
+
+async fn sweep_outbox(runtime: std::sync::Weak<Runtime>) {
+    let mut tick = tokio::time::interval(OUTBOX_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(runtime) = runtime.upgrade() else {
+            return;
+        };
+        let pending = match runtime.store.pending_actions().await {
+            Ok(pending) => pending,
+            Err(error) => {
+                tracing::warn!(%error, "outbox sweep failed");
+                continue;
+            }
+        };
+        for action in pending {
+            if let Err(error) = runtime.dispatch(action, false).await {
+                tracing::warn!(%error, "outbox sweep failed");
+            }
         }
     }
 }
@@ -298,7 +495,7 @@ impl Sink for PhoneSink {
                 text: message.text.clone(),
                 is_self: message.is_self,
             });
-            let _ = self.runtime.events.send(event);
+            self.runtime.submit(event);
         }
         Ok(())
     }
@@ -315,7 +512,7 @@ impl Sink for PhoneSink {
                     .set_action_status(action_id, status, error),
             )
             .map_err(|e| e.to_string())?;
-        let action = self.runtime.lock_in_flight().remove(action_id);
+        let action = lock(&self.runtime.in_flight).remove(action_id);
         if let Some(Action::Send {
             target,
             conversation,
@@ -366,9 +563,7 @@ impl Sink for PhoneSink {
             .handle
             .block_on(self.runtime.store.insert_event(&event))
         {
-            Ok(true) => {
-                let _ = self.runtime.events.send(event);
-            }
+            Ok(true) => self.runtime.submit(event),
             Ok(false) => {}
             Err(error) => tracing::error!(device, %error, "cannot store a device event"),
         }

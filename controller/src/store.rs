@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use tapwire_device_agent::tail::Watermark;
 
 use crate::event::{Action, Event, now_rfc3339};
+use crate::handler::DeadLetterInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -166,11 +167,13 @@ impl Store {
             .collect()
     }
 
-    /// Stores a handled event's actions and marks it handled, in one transaction.
+    /// Stores a handled event's actions and marks it handled, in one transaction; with
+    /// `dead`, the event also goes to the dead-letter queue in that same transaction.
     pub async fn complete_event(
         &self,
         event: &Event,
         actions: &[Action],
+        dead: Option<&DeadLetterInfo>,
     ) -> Result<Vec<StoredAction>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let keyed: Vec<(String, &Action)> = actions
@@ -179,7 +182,12 @@ impl Store {
             .map(|(index, action)| (format!("{}:{index}", event.idempotency_key), action))
             .collect();
         let stored = insert_actions(&mut tx, &event.id, &keyed).await?;
-        set_event_status(&mut tx, &event.id, "handled").await?;
+        match dead {
+            Some(dead) => {
+                insert_dead_letter(&mut tx, event, dead).await?;
+            }
+            None => set_event_status(&mut tx, &event.id, "handled").await?,
+        }
         tx.commit().await?;
         Ok(stored)
     }
@@ -204,29 +212,10 @@ impl Store {
     pub async fn dead_letter(
         &self,
         event: &Event,
-        handler: &str,
-        error: &str,
-        attempts: u32,
+        dead: &DeadLetterInfo,
     ) -> Result<String, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let now = now_rfc3339();
-        let id = format!("dl_{}", short_hash(&format!("{}:{handler}", event.id)));
-        sqlx::query(
-            "INSERT INTO dead_letters (id, event_id, handler, error, attempts, status, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 'dead', ?, ?) \
-             ON CONFLICT (event_id, handler) DO UPDATE SET error = excluded.error, \
-             attempts = dead_letters.attempts + excluded.attempts, status = 'dead', updated_at = excluded.updated_at",
-        )
-        .bind(&id)
-        .bind(&event.id)
-        .bind(handler)
-        .bind(error)
-        .bind(i64::from(attempts))
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        set_event_status(&mut tx, &event.id, "dead").await?;
+        let id = insert_dead_letter(&mut tx, event, dead).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -234,9 +223,8 @@ impl Store {
     /// Dead letters still waiting (status `dead`), oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         let rows = sqlx::query(
-            "SELECT d.id, d.handler, d.error, d.attempts, d.created_at, e.body \
-             FROM dead_letters d JOIN events e ON e.id = d.event_id \
-             WHERE d.status = 'dead' ORDER BY d.created_at, d.rowid",
+            "SELECT id, handler, error, attempts, created_at, body FROM dead_letters \
+             WHERE status = 'dead' ORDER BY created_at, rowid",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -408,11 +396,22 @@ impl Store {
 
     /// Actions not yet done or failed, oldest first (what a restart must finish).
     pub async fn open_actions(&self) -> Result<Vec<StoredAction>, StoreError> {
-        let rows = sqlx::query(
+        self.actions_where(
             "SELECT id, body, status FROM actions WHERE status IN ('pending', 'dispatched') ORDER BY created_at, rowid",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .await
+    }
+
+    /// Actions nobody has taken yet, oldest first.
+    pub async fn pending_actions(&self) -> Result<Vec<StoredAction>, StoreError> {
+        self.actions_where(
+            "SELECT id, body, status FROM actions WHERE status = 'pending' ORDER BY created_at, rowid",
+        )
+        .await
+    }
+
+    async fn actions_where(&self, query: &'static str) -> Result<Vec<StoredAction>, StoreError> {
+        let rows = sqlx::query(query).fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|row| {
                 let id: String = row.get(0);
@@ -423,6 +422,19 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Takes a pending action for execution. Only one caller wins, so the outbox sweep
+    /// and the router can never both send the same action.
+    pub async fn claim_action(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE actions SET status = 'dispatched', attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
     }
 
     pub async fn set_action_status(
@@ -477,6 +489,36 @@ async fn insert_actions(
         }
     }
     Ok(stored)
+}
+
+async fn insert_dead_letter(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    event: &Event,
+    dead: &DeadLetterInfo,
+) -> Result<String, StoreError> {
+    let now = now_rfc3339();
+    let id = format!(
+        "dl_{}",
+        short_hash(&format!("{}:{}", event.id, dead.handler))
+    );
+    sqlx::query(
+        "INSERT INTO dead_letters (id, event_id, handler, body, error, attempts, status, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, 'dead', ?, ?) \
+         ON CONFLICT (event_id, handler) DO UPDATE SET error = excluded.error, body = excluded.body, \
+         attempts = dead_letters.attempts + excluded.attempts, status = 'dead', updated_at = excluded.updated_at",
+    )
+    .bind(&id)
+    .bind(&event.id)
+    .bind(&dead.handler)
+    .bind(serde_json::to_string(&dead.delivered)?)
+    .bind(&dead.error)
+    .bind(i64::from(dead.attempts))
+    .bind(&now)
+    .bind(&now)
+    .execute(&mut **tx)
+    .await?;
+    set_event_status(tx, &event.id, "dead").await?;
+    Ok(id)
 }
 
 async fn set_event_status(
@@ -576,12 +618,12 @@ mod tests {
             text: "hi".into(),
         };
         let stored = store
-            .complete_event(&event("a"), std::slice::from_ref(&send))
+            .complete_event(&event("a"), std::slice::from_ref(&send), None)
             .await
             .expect("complete");
         assert_eq!(stored.len(), 1);
         let twice = store
-            .complete_event(&event("a"), std::slice::from_ref(&send))
+            .complete_event(&event("a"), std::slice::from_ref(&send), None)
             .await
             .expect("complete");
         assert!(
@@ -601,6 +643,15 @@ mod tests {
         assert_eq!(open[0].status, "dispatched");
     }
 
+    fn dead(delivered: &Event, error: &str, attempts: u32) -> DeadLetterInfo {
+        DeadLetterInfo {
+            delivered: delivered.clone(),
+            handler: "hook".into(),
+            error: error.into(),
+            attempts,
+        }
+    }
+
     #[tokio::test]
     async fn dead_letters_replay_once_and_drop() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -608,7 +659,7 @@ mod tests {
         let ev = event("dl");
         assert!(store.insert_event(&ev).await.expect("insert"));
         let id = store
-            .dead_letter(&ev, "hook", "HTTP 500 after 4 attempts", 4)
+            .dead_letter(&ev, &dead(&ev, "HTTP 500 after 4 attempts", 4))
             .await
             .expect("dead letter");
         assert!(store.pending_events().await.expect("pending").is_empty());
@@ -642,7 +693,10 @@ mod tests {
 
         let ev2 = event("dl2");
         store.insert_event(&ev2).await.expect("insert");
-        let id2 = store.dead_letter(&ev2, "hook", "x", 1).await.expect("dl");
+        let id2 = store
+            .dead_letter(&ev2, &dead(&ev2, "x", 1))
+            .await
+            .expect("dl");
         assert!(store.drop_dead_letter(&id2).await.expect("drop"));
         assert!(!store.drop_dead_letter(&id2).await.expect("drop twice"));
         assert!(store.dead_letters().await.expect("list").is_empty());

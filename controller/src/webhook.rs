@@ -94,6 +94,18 @@ pub enum WebhookError {
     Exhausted { attempts: u32, last: String },
 }
 
+impl WebhookError {
+    /// Requests made before giving up (a config error makes none).
+    pub fn attempts(&self) -> u32 {
+        match self {
+            WebhookError::Config(_) => 0,
+            WebhookError::Permanent { attempts, .. } | WebhookError::Exhausted { attempts, .. } => {
+                *attempts
+            }
+        }
+    }
+}
+
 /// A successful delivery: the actions the receiver answered with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

@@ -155,53 +155,78 @@ fn a_broken_config_names_file_line_and_column() {
     assert!(out.contains("bad.toml:3:"), "{out}");
 }
 
+/// Each file in fixtures/configs/broken says what `config check` must report in its
+/// `# expect: LINE: text` comments; every expected error must be there, on its line.
 #[test]
-fn config_check_names_the_line_of_each_kind_of_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cases: &[(&str, &str, &str)] = &[
-        (
-            "unknown handler",
-            "[[routes]]\nevent = \"message.received\"\nhandler = \"llm\"\n",
-            ":3:",
-        ),
-        (
-            "bad event pattern",
-            "[[routes]]\nevent = \"message\"\nhandler = \"echo\"\n",
-            ":2:",
-        ),
-        (
-            "missing env var",
-            "[storage]\npath = \"${TAPWIRE_TEST_SURELY_UNSET}\"\n",
-            ":2:",
-        ),
-        (
-            "duplicate route id",
-            "[[routes]]\nid = \"a\"\nevent = \"*\"\nhandler = \"echo\"\n\n[[routes]]\nid = \"a\"\nevent = \"*\"\nhandler = \"help\"\n",
-            ":7:",
-        ),
-        (
-            "unknown field",
-            "[[phones]]\nserial = \"x\"\nserail = \"y\"\n",
-            ":3:",
-        ),
-    ];
-    for (what, text, line) in cases {
-        let file = dir.path().join("tapwire.toml");
-        std::fs::write(&file, text).expect("write");
+fn config_check_reports_every_error_of_each_broken_config_with_its_line() {
+    let dir = repo_root().join("fixtures/configs/broken");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures/configs/broken")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let expected: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .map(|e| {
+                let (line, message) = e.split_once(": ").expect("# expect: LINE: text");
+                (line.to_string(), message.to_string())
+            })
+            .collect();
+        assert!(!expected.is_empty(), "{} expects nothing", file.display());
         let (ok, out) = tapwire_once(
             &["config", "check", &file.to_string_lossy()],
             Duration::from_secs(30),
         );
-        assert!(!ok, "{what}: accepted");
+        assert!(!ok, "{}: accepted", file.display());
+        let name = file
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        for (line, message) in &expected {
+            assert!(
+                out.lines().any(|l| l.contains(&format!("{name}:{line}:")) && l.contains(message.as_str())),
+                "{name}: no error on line {line} saying {message:?} in:\n{out}"
+            );
+        }
         assert!(
-            out.contains(&format!("tapwire.toml{line}")),
-            "{what}: {out}"
+            out.contains(&format!("{} error(s)", expected.len())),
+            "{name}: exactly the expected errors:\n{out}"
         );
     }
+}
+
+#[test]
+fn the_example_config_is_valid() {
     let example = repo_root().join("tapwire.example.toml");
-    let (ok, out) = tapwire_once(
-        &["config", "check", &example.to_string_lossy()],
-        Duration::from_secs(30),
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
+        .args(["config", "check", &example.to_string_lossy()])
+        .env("ASSISTANT_TOKEN", "example")
+        .output()
+        .expect("tapwire runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(ok && out.contains("ok (1 phone(s), 1 route(s))"), "{out}");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("ok (1 phone(s), 3 route(s), 4 handler(s), 1 schedule(s), 1 plugin(s))"),
+        "{text}"
+    );
+    // Without the secret in the environment, the check names it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
+        .args(["config", "check", &example.to_string_lossy()])
+        .env_remove("ASSISTANT_TOKEN")
+        .output()
+        .expect("tapwire runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("environment variable ASSISTANT_TOKEN is not set")
+    );
 }

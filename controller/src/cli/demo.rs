@@ -10,9 +10,8 @@ use clap::Args;
 use tapwire_device_agent::UiMaps;
 use tapwire_phone_sim::{IncomingMessage, SimConfig, SimControl};
 
-use super::run::{PhoneSpec, serve, shutdown_signal};
+use super::run::{HandlerKind, PhoneSpec, serve, shutdown_signal};
 use tapwire::config::Config;
-use tapwire::pipeline::HandlerKind;
 use tapwire::runtime::Activity;
 
 #[derive(Debug, Args)]
@@ -93,7 +92,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 shutdown_signal().await;
             }
         };
-        let code = serve(&db, Config::default().router(args.handler)?, vec![spec], &maps, stop, Some(print_activity)).await;
+        let code = serve(&db, &Config::default(), args.handler, vec![spec], &maps, stop, Some(print_activity)).await;
         script.abort();
         drop(adb_server);
         sim.shutdown().await;

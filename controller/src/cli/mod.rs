@@ -3,6 +3,7 @@
 mod config_cmd;
 mod demo;
 mod devices;
+mod dlq;
 mod dump;
 mod read;
 pub mod run;
@@ -38,6 +39,8 @@ pub enum Command {
     Dump(dump::DumpArgs),
     /// Work with the configuration file.
     Config(config_cmd::ConfigArgs),
+    /// The dead-letter queue: events a handler gave up on.
+    Dlq(dlq::DlqArgs),
     /// Read a UI dump offline: the screen kind, conversation rows or chat messages.
     Read(read::ReadArgs),
 }
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dump(args) => dump::run(args),
         Command::Read(args) => read::run(args),
         Command::Config(args) => config_cmd::run(args),
+        Command::Dlq(args) => dlq::run(args),
     }
 }
 

@@ -13,11 +13,28 @@ use tapwire_device_agent::UiMaps;
 use tapwire_device_agent::agent::{AgentConfig, AgentError, AgentStats};
 use tapwire_device_agent::transport::{self, AdbServerTransport, DirectTcpTransport, Transport};
 
+use tapwire::app::App;
 use tapwire::config::{Config, PhoneConfig};
-use tapwire::pipeline::HandlerKind;
-use tapwire::router::Router;
-use tapwire::runtime::{Activity, Runtime};
+use tapwire::runtime::Activity;
 use tapwire::store::Store;
+
+/// What answers messages when no config routes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HandlerKind {
+    /// Answers commands and `help`, and anything else with exactly its text.
+    Echo,
+    /// Answers commands and `help` only.
+    Help,
+}
+
+impl HandlerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            HandlerKind::Echo => "echo",
+            HandlerKind::Help => "help",
+        }
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -69,7 +86,6 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let router = config.router(args.handler)?;
     let db = args
         .db
         .clone()
@@ -108,7 +124,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let printer = args
         .activity_json
         .then_some(print_activity_json as fn(&Activity));
-    serve(&db, router, phones, &maps, shutdown, printer).await
+    serve(&db, &config, args.handler, phones, &maps, shutdown, printer).await
 }
 
 async fn only_device(server: SocketAddrV4) -> anyhow::Result<String> {
@@ -180,7 +196,8 @@ fn connect(spec: &PhoneSpec) -> Result<Box<dyn Transport>, transport::TransportE
 /// stopped. Exits non-zero when a phone stopped with an error.
 pub async fn serve(
     db: &std::path::Path,
-    router: Router,
+    config: &Config,
+    handler: HandlerKind,
     phones: Vec<PhoneSpec>,
     maps: &UiMaps,
     shutdown: impl std::future::Future<Output = ()>,
@@ -189,7 +206,8 @@ pub async fn serve(
     let store = Store::open(db)
         .await
         .with_context(|| format!("cannot open the database {}", db.display()))?;
-    let runtime = Runtime::start(store, router);
+    let app = App::start(config, handler.name(), store).await?;
+    let runtime = app.runtime.clone();
     if let Some(print) = on_activity {
         let mut rx = runtime.subscribe();
         tokio::spawn(async move {
@@ -234,9 +252,11 @@ pub async fn serve(
     }
     stop.store(true, Ordering::Relaxed);
     runtime.close_phones();
+    app.shutdown().await;
     tracing::info!(
+        handled = runtime.handled_events(),
         unmatched = runtime.unmatched_events(),
-        "events no route matched"
+        "events handled, and those no route matched"
     );
     let mut failed = false;
     for (serial, handle) in agents {

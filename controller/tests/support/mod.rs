@@ -126,18 +126,33 @@ pub struct Tapwire {
 }
 
 pub fn tapwire_run(adb: &AdbServer, serial: &str, db: &Path, extra: &[&str]) -> Tapwire {
-    let stderr_path = db.with_extension(format!("{}.log", std::process::id()));
+    let db_arg = db.to_string_lossy().to_string();
+    let adb_addr = adb.addr();
+    let mut args = vec![
+        "run",
+        "--device",
+        serial,
+        "--adb-server",
+        &adb_addr,
+        "--db",
+        &db_arg,
+        "--poll-ms",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    tapwire_command(&args, db)
+}
+
+/// The real `tapwire` with `args`, its log appended to a file beside `near`; killed on drop.
+pub fn tapwire_command(args: &[&str], near: &Path) -> Tapwire {
+    let stderr_path = near.with_extension(format!("{}.log", std::process::id()));
     let stderr = std::fs::File::options()
         .create(true)
         .append(true)
         .open(&stderr_path)
         .expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_tapwire"))
-        .args(["run", "--device", serial, "--adb-server", &adb.addr()])
-        .arg("--db")
-        .arg(db)
-        .args(["--poll-ms", "50"])
-        .args(extra)
+        .args(args)
         .env("TAPWIRE_UI_MAPS", repo_root().join("ui-maps"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

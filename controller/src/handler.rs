@@ -1,0 +1,188 @@
+//! Handlers by name: what a route points at. A handler takes an event and decides actions;
+//! it never executes them (the runtime stores them first). Kinds: the staged pipeline,
+//! a webhook, an external plugin.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::event::{Action, Event, HandlerAction};
+use crate::pipeline::Pipeline;
+use crate::plugin::{PluginHost, PluginRequest};
+use crate::store::{Store, StoreError};
+use crate::webhook::Webhook;
+
+/// Pipelines may hand an event to other handlers (prefixes, fallback); a loop the config
+/// check missed must still end.
+const MAX_DEPTH: usize = 8;
+
+pub enum Handler {
+    Pipeline(Pipeline),
+    Webhook(Webhook),
+    /// Every routed event goes to this external plugin (e.g. `schedule.fired` to a roster).
+    Plugin {
+        plugin: String,
+    },
+}
+
+/// A handler gave up on the event (a webhook past its retries): it goes to the
+/// dead-letter queue, from which `tapwire dlq replay` can deliver it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterInfo {
+    pub handler: String,
+    /// The event as this handler received it.
+    pub delivered: Event,
+    pub error: String,
+    pub attempts: u32,
+}
+
+/// What handling an event decided.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub actions: Vec<Action>,
+    pub dead: Option<DeadLetterInfo>,
+}
+
+impl Outcome {
+    pub fn actions(actions: Vec<Action>) -> Outcome {
+        Outcome {
+            actions,
+            dead: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event stays pending and is handled again on restart.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no handler named {0:?}")]
+    Unknown(String),
+    #[error(
+        "handlers call each other more than {MAX_DEPTH} deep (from {0:?}): a loop in the config"
+    )]
+    TooDeep(String),
+}
+
+pub type HandlerFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Outcome, HandlerError>> + Send + 'a>>;
+
+/// Every handler of a running controller, and what they share.
+pub struct Handlers {
+    handlers: HashMap<String, Handler>,
+    pub store: Store,
+    pub plugins: PluginHost,
+    pub admins: HashSet<String>,
+    /// Which platform each source speaks, so replies are formatted for where they go.
+    platforms: HashMap<String, String>,
+}
+
+impl Handlers {
+    pub fn new(
+        handlers: HashMap<String, Handler>,
+        store: Store,
+        plugins: PluginHost,
+        admins: HashSet<String>,
+        platforms: HashMap<String, String>,
+    ) -> Handlers {
+        Handlers {
+            handlers,
+            store,
+            plugins,
+            admins,
+            platforms,
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.handlers.contains_key(name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Handler> {
+        self.handlers.get(name)
+    }
+
+    /// The platform a target source speaks; a source nobody declared is assumed to be a
+    /// WeChat phone, the one source that needs no declaration to exist.
+    pub fn platform_of(&self, source: &str) -> &str {
+        self.platforms.get(source).map_or("wechat", String::as_str)
+    }
+
+    pub fn handle<'a>(&'a self, name: &'a str, event: &'a Event) -> HandlerFuture<'a> {
+        self.handle_at(name, event, 0)
+    }
+
+    pub(crate) fn handle_at<'a>(
+        &'a self,
+        name: &'a str,
+        event: &'a Event,
+        depth: usize,
+    ) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            if depth >= MAX_DEPTH {
+                return Err(HandlerError::TooDeep(name.to_string()));
+            }
+            let handler = self
+                .handlers
+                .get(name)
+                .ok_or_else(|| HandlerError::Unknown(name.to_string()))?;
+            match handler {
+                Handler::Pipeline(pipeline) => pipeline.handle(self, event, depth).await,
+                Handler::Webhook(webhook) => Ok(self.deliver(name, webhook, event).await),
+                Handler::Plugin { plugin } => {
+                    let request = PluginRequest::Event {
+                        event: event.clone(),
+                    };
+                    match self.plugins.call(plugin, request).await {
+                        Ok(actions) => Ok(Outcome::actions(resolve(actions, event))),
+                        Err(error) => {
+                            // The host reports the fault; an event nobody typed has no one
+                            // to tell, so it is logged and finished.
+                            tracing::warn!(handler = name, %plugin, event = %event.id, %error, "plugin failed on an event");
+                            Ok(Outcome::default())
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Delivers to a webhook; past its retries the event becomes a dead letter.
+    pub async fn deliver(&self, name: &str, webhook: &Webhook, event: &Event) -> Outcome {
+        match webhook.deliver(event).await {
+            Ok(delivery) => {
+                tracing::debug!(handler = name, event = %event.id, attempts = delivery.attempts, "webhook delivered");
+                Outcome::actions(resolve(delivery.actions, event))
+            }
+            Err(error) => {
+                tracing::error!(handler = name, event = %event.id, %error, "webhook gave up; event dead-lettered");
+                Outcome {
+                    actions: Vec::new(),
+                    dead: Some(DeadLetterInfo {
+                        handler: name.to_string(),
+                        delivered: event.clone(),
+                        attempts: error.attempts(),
+                        error: error.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// Turns handler answers into actions; one that cannot apply to this event is dropped
+/// with a warning rather than failing the rest.
+pub fn resolve(actions: Vec<HandlerAction>, event: &Event) -> Vec<Action> {
+    actions
+        .into_iter()
+        .filter_map(|action| {
+            let described = format!("{action:?}");
+            let resolved = action.resolve(event);
+            if resolved.is_none() {
+                tracing::warn!(event = %event.id, action = %described, "action does not apply to this event; dropped");
+            }
+            resolved
+        })
+        .collect()
+}
