@@ -4,9 +4,6 @@
 
 use crate::permission::{Access, Target, Until};
 
-/// The words that are not scenes: they belong to the controller itself.
-pub const RESERVED: &[&str] = &["help", "grant", "revoke", "perms"];
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandInfo {
     pub name: String,

@@ -11,7 +11,6 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use crate::command::RESERVED;
 use crate::permission::Until;
 use crate::pipeline::PipelineConfig;
 use crate::plugin::Manifest;
@@ -537,7 +536,7 @@ impl Config {
                     grant.user
                 )));
             }
-            if RESERVED.contains(&grant.scene.as_str()) {
+            if crate::plugin::RESERVED_SCENES.contains(&grant.scene.as_str()) {
                 errors.push(ConfigError::Plugin(format!(
                     "{}: permissions.grants: {:?} is not a scene",
                     self.path.display(),

@@ -83,6 +83,17 @@ pub struct Event {
 }
 
 impl Event {
+    /// Where a `reply` to this event goes: the source it came from, except for a
+    /// schedule, which names the source (a phone) its reminders go out through.
+    pub fn reply_target(&self) -> &str {
+        if self.event_type == types::SCHEDULE_FIRED
+            && let Some(target) = self.raw.get("target").and_then(|t| t.as_str())
+        {
+            return target;
+        }
+        &self.source
+    }
+
     /// The plain text of the message: text segments joined.
     pub fn text(&self) -> Option<String> {
         let parts: Vec<&str> = self
@@ -176,7 +187,7 @@ impl HandlerAction {
     pub fn resolve(self, event: &Event) -> Option<Action> {
         match self {
             HandlerAction::Reply { text } => Some(Action::Send {
-                target: event.source.clone(),
+                target: event.reply_target().to_string(),
                 conversation: event.conversation.as_ref()?.id.clone(),
                 text,
             }),
@@ -252,6 +263,15 @@ mod tests {
         assert!(
             serde_json::from_str::<HandlerAction>(r#"{"action":"reply","text":"x","bogus":1}"#)
                 .is_err()
+        );
+        // A reply to a schedule goes out through the phone the schedule names.
+        let mut fired = event.clone();
+        fired.event_type = types::SCHEDULE_FIRED.into();
+        fired.source = "scheduler".into();
+        fired.raw = serde_json::json!({ "target": "phone-9" });
+        let reply = HandlerAction::Reply { text: "早".into() };
+        assert!(
+            matches!(reply.resolve(&fired), Some(Action::Send { target, .. }) if target == "phone-9")
         );
     }
 }

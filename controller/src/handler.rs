@@ -5,11 +5,13 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use crate::event::{Action, Event, HandlerAction};
+use crate::permission::Access;
 use crate::pipeline::Pipeline;
 use crate::plugin::{PluginHost, PluginRequest};
-use crate::store::{Store, StoreError};
+use crate::store::{Grant, Store, StoreError};
 use crate::webhook::Webhook;
 
 /// Pipelines may hand an event to other handlers (prefixes, fallback); a loop the config
@@ -76,6 +78,9 @@ pub struct Handlers {
     pub admins: HashSet<String>,
     /// Which platform each source speaks, so replies are formatted for where they go.
     platforms: HashMap<String, String>,
+    /// Grants by user, read from the store once: every change goes through `grant` and
+    /// `revoke` here, which keep it current.
+    grants: std::sync::Mutex<HashMap<String, Vec<Grant>>>,
 }
 
 impl Handlers {
@@ -92,7 +97,48 @@ impl Handlers {
             plugins,
             admins,
             platforms,
+            grants: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    fn cached_grants(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Grant>>> {
+        self.grants.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What `user` may do now.
+    pub async fn access(&self, user: &str) -> Result<Access, StoreError> {
+        let cached = self.cached_grants().get(user).cloned();
+        let grants = match cached {
+            Some(grants) => grants,
+            None => {
+                let grants = self.store.grants(Some(user)).await?;
+                self.cached_grants()
+                    .insert(user.to_string(), grants.clone());
+                grants
+            }
+        };
+        Ok(Access::at(
+            self.admins.contains(user),
+            grants,
+            SystemTime::now(),
+        ))
+    }
+
+    pub async fn grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        self.store.grant(grant).await?;
+        self.cached_grants().remove(&grant.user);
+        Ok(())
+    }
+
+    pub async fn revoke(
+        &self,
+        user: &str,
+        scene: &str,
+        command: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let removed = self.store.revoke(user, scene, command).await?;
+        self.cached_grants().remove(user);
+        Ok(removed)
     }
 
     pub fn contains(&self, name: &str) -> bool {

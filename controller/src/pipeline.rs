@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -264,11 +264,7 @@ impl Pipeline {
             parsed => parsed,
         };
         let user = user_key(event).unwrap_or_default();
-        let access = Access::at(
-            ctx.admins.contains(&user),
-            ctx.store.grants(Some(&user)).await?,
-            SystemTime::now(),
-        );
+        let access = ctx.access(&user).await?;
         let answer = match parsed {
             Parsed::NotCommand | Parsed::Prefix { .. } => return stop("command"),
             Parsed::Help { scene, command } => {
@@ -351,15 +347,14 @@ impl Pipeline {
                 }
                 let user = qualify(&user, &event.platform);
                 let (scene, command) = target.columns();
-                ctx.store
-                    .grant(&Grant {
-                        user: user.clone(),
-                        scene: scene.to_string(),
-                        command: command.to_string(),
-                        expires_at: until.expires_at(),
-                        granted_by: me.clone(),
-                    })
-                    .await?;
+                ctx.grant(&Grant {
+                    user: user.clone(),
+                    scene: scene.to_string(),
+                    command: command.to_string(),
+                    expires_at: until.expires_at(),
+                    granted_by: me.clone(),
+                })
+                .await?;
                 tracing::info!(admin = %me, %user, what = %target.describe(), ?until, "granted");
                 match until.expires_at() {
                     Some(end) => format!(
@@ -374,17 +369,13 @@ impl Pipeline {
                 let user = qualify(&user, &event.platform);
                 let (scene, command) = target.columns();
                 let command = (!command.is_empty()).then_some(command);
-                let removed = ctx.store.revoke(&user, scene, command).await?;
+                let removed = ctx.revoke(&user, scene, command).await?;
                 tracing::info!(admin = %me, %user, what = %target.describe(), removed, "revoked");
                 format!("Revoked {removed} grant(s) of {user}.")
             }
             Admin::Perms { user: Some(user) } => {
                 let user = qualify(&user, &event.platform);
-                let theirs = Access::at(
-                    ctx.admins.contains(&user),
-                    ctx.store.grants(Some(&user)).await?,
-                    SystemTime::now(),
-                );
+                let theirs = ctx.access(&user).await?;
                 format!("{user}:\n{}", theirs.describe())
             }
             Admin::Perms { user: None } => access.describe(),

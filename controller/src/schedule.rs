@@ -25,7 +25,7 @@ use crate::event::{Conversation, ConversationKind, Event, now_rfc3339};
 use crate::store::short_hash;
 
 /// The type of the events schedules fire.
-pub const SCHEDULE_FIRED: &str = "schedule.fired";
+pub const SCHEDULE_FIRED: &str = crate::event::types::SCHEDULE_FIRED;
 
 /// The source and platform of fired events.
 pub const SOURCE: &str = "scheduler";

@@ -16,6 +16,7 @@ use crate::router::Pattern;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// Scene names the built-in commands own; a plugin taking one would shadow them.
+/// The words that are not scenes: they belong to the controller's own commands.
 pub const RESERVED_SCENES: &[&str] = &["help", "grant", "revoke", "perms"];
 
 const MANIFEST_FILE: &str = "plugin.toml";
