@@ -41,6 +41,8 @@ const SCRIPT: &[(&str, bool, Option<&str>, &str, u64)] = &[
     ),
     ("李雷", false, None, "周末一起去爬山吧 ⛰️", 700),
     ("韩梅梅", false, None, "help", 600),
+    // Answered by the roster plugin when plugins/ is at hand (scripts/demo), echoed otherwise.
+    ("张伟", false, None, "roster who", 500),
     ("李雷", false, None, "你好，在吗？", 500),
 ];
 
