@@ -2,7 +2,7 @@
 //! permissions bootstrap stored, the runtime and the scheduler running. What `tapwire
 //! run`, `tapwire demo` and the tests start, the same way.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use crate::permission::Until;
 use crate::pipeline::Pipeline;
 use crate::plugin::{self, PluginFault, PluginHost};
 use crate::runtime::Runtime;
-use crate::store::{Grant, Store, StoreError, short_hash};
+use crate::store::{Grant, Store, StoreError};
 use crate::webhook::Webhook;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,15 +43,7 @@ impl App {
         let (faults_tx, faults_rx) = tokio::sync::mpsc::unbounded_channel();
         let plugins = PluginHost::start(manifests, faults_tx).await;
 
-        let mut handlers: HashMap<String, Handler> = HashMap::new();
-        handlers.insert(
-            "echo".into(),
-            Handler::Pipeline(Pipeline::builtin("echo", true)),
-        );
-        handlers.insert(
-            "help".into(),
-            Handler::Pipeline(Pipeline::builtin("help", false)),
-        );
+        let mut handlers = Handler::builtins();
         for (name, handler) in &config.handlers {
             let built = match handler {
                 HandlerConfig::Pipeline(p) => Handler::Pipeline(Pipeline::new(name, p)),
@@ -159,24 +151,17 @@ async fn report_faults(
     mut faults: tokio::sync::mpsc::UnboundedReceiver<PluginFault>,
 ) {
     while let Some(fault) = faults.recv().await {
-        let timestamp = now_rfc3339();
-        let key = format!("plugin:{}:{timestamp}:{:?}", fault.plugin, fault.kind);
-        let event = Event {
-            id: format!("ev_{}", short_hash(&key)),
-            event_type: crate::event::types::PLUGIN_FAULT.into(),
-            source: "plugins".into(),
-            platform: "tapwire".into(),
-            idempotency_key: key,
-            conversation: None,
-            sender: None,
-            content: Vec::new(),
-            platform_message_id: None,
-            timestamp,
-            raw: serde_json::json!({
+        let key = format!("plugin:{}:{}:{:?}", fault.plugin, now_rfc3339(), fault.kind);
+        let event = Event::notice(
+            crate::event::types::PLUGIN_FAULT,
+            "plugins",
+            "tapwire",
+            key,
+            serde_json::json!({
                 "plugin": fault.plugin,
                 "fault": format!("{:?}", fault.kind),
             }),
-        };
+        );
         if let Err(error) = runtime.accept(event).await {
             tracing::error!(%error, "cannot store a plugin fault event");
         }

@@ -83,6 +83,31 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event about the system rather than a message (a device's status, a plugin's
+    /// fault): no conversation, no sender, `raw` says what happened. Its id derives from
+    /// its key.
+    pub fn notice(
+        event_type: &str,
+        source: &str,
+        platform: &str,
+        idempotency_key: String,
+        raw: serde_json::Value,
+    ) -> Event {
+        Event {
+            id: format!("ev_{}", crate::store::short_hash(&idempotency_key)),
+            event_type: event_type.into(),
+            source: source.into(),
+            platform: platform.into(),
+            idempotency_key,
+            conversation: None,
+            sender: None,
+            content: Vec::new(),
+            platform_message_id: None,
+            timestamp: now_rfc3339(),
+            raw,
+        }
+    }
+
     /// Where a `reply` to this event goes: the source it came from, except for a
     /// schedule, which names the source (a phone) its reminders go out through.
     pub fn reply_target(&self) -> &str {

@@ -27,6 +27,23 @@ pub enum Handler {
     },
 }
 
+impl Handler {
+    /// The handlers that exist without being declared: `echo` (commands, help, and
+    /// anything else echoed) and `help` (commands and help only).
+    pub fn builtins() -> HashMap<String, Handler> {
+        HashMap::from([
+            (
+                "echo".to_string(),
+                Handler::Pipeline(Pipeline::builtin("echo", true)),
+            ),
+            (
+                "help".to_string(),
+                Handler::Pipeline(Pipeline::builtin("help", false)),
+            ),
+        ])
+    }
+}
+
 /// A handler gave up on the event (a webhook past its retries): it goes to the
 /// dead-letter queue, from which `tapwire dlq replay` can deliver it again.
 #[derive(Debug, Clone, PartialEq, Eq)]

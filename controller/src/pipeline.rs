@@ -513,15 +513,7 @@ mod tests {
         };
         let (faults, _) = tokio::sync::mpsc::unbounded_channel();
         let host = PluginHost::start(manifests, faults).await;
-        let mut handlers = HashMap::new();
-        handlers.insert(
-            "echo".into(),
-            Handler::Pipeline(Pipeline::builtin("echo", true)),
-        );
-        handlers.insert(
-            "help".into(),
-            Handler::Pipeline(Pipeline::builtin("help", false)),
-        );
+        let mut handlers = Handler::builtins();
         for (name, handler) in extra {
             handlers.insert(name.to_string(), handler);
         }

@@ -544,21 +544,14 @@ impl Sink for PhoneSink {
                 types::DEVICE_SCREEN_UNRECOGNIZED
             }
         };
-        let timestamp = now_rfc3339();
-        let key = format!("{device}:{event_type}:{timestamp}");
-        let event = Event {
-            id: format!("ev_{}", short_hash(&key)),
-            event_type: event_type.into(),
-            source: device.to_string(),
-            platform: "wechat".into(),
-            idempotency_key: key,
-            conversation: None,
-            sender: None,
-            content: Vec::new(),
-            platform_message_id: None,
-            timestamp,
-            raw: serde_json::to_value(&status).unwrap_or_default(),
-        };
+        let key = format!("{device}:{event_type}:{}", now_rfc3339());
+        let event = Event::notice(
+            event_type,
+            device,
+            "wechat",
+            key,
+            serde_json::to_value(&status).unwrap_or_default(),
+        );
         match self
             .handle
             .block_on(self.runtime.store.insert_event(&event))

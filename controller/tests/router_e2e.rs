@@ -99,6 +99,12 @@ async fn kill_9_at_random_points_of_a_100_message_burst_answers_each_once_in_ord
         .collect();
     kill_at.sort_unstable();
     let mut tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+    // SIGKILL, keep its log, start again on the same database.
+    let kill_and_restart = |mut old: Tapwire, logs: &mut String| {
+        old.kill();
+        logs.push_str(&old.log());
+        tapwire_run(&adb, &phone.serial, &db, &[])
+    };
     let mut expected = Vec::new();
     let mut kills = 0;
     let mut logs = String::new();
@@ -114,10 +120,8 @@ async fn kill_9_at_random_points_of_a_100_message_burst_answers_each_once_in_ord
         {
             kill_at.remove(0);
             tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
-            tapwire.kill();
             kills += 1;
-            logs.push_str(&tapwire.log());
-            tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+            tapwire = kill_and_restart(tapwire, &mut logs);
         }
     }
     // Kills still due once the burst is in: made while the backlog is answered.
@@ -126,10 +130,8 @@ async fn kill_9_at_random_points_of_a_100_message_burst_answers_each_once_in_ord
         if phone.control.sent().len() >= at.min(expected.len() - 5) {
             kill_at.remove(0);
             tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
-            tapwire.kill();
             kills += 1;
-            logs.push_str(&tapwire.log());
-            tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+            tapwire = kill_and_restart(tapwire, &mut logs);
         }
         assert!(
             Instant::now() < deadline,
