@@ -566,3 +566,125 @@ impl Sink for PhoneSink {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::event::test_message;
+    use crate::handler::Handler;
+    use crate::pipeline::{Pipeline, PipelineConfig, PrefixConfig};
+    use crate::plugin::PluginHost;
+    use crate::router::{Pattern, Route};
+    use crate::webhook::{Webhook, WebhookConfig};
+
+    /// A webhook that answers after `delay_ms`, echoing the text.
+    async fn slow_hook(delay_ms: u64) -> String {
+        async fn answer(
+            axum::extract::State(delay): axum::extract::State<u64>,
+            axum::Json(event): axum::Json<Event>,
+        ) -> axum::Json<serde_json::Value> {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let text = event.text().unwrap_or_default();
+            axum::Json(
+                serde_json::json!({"actions": [{"action": "reply", "text": format!("slow {text}")}]}),
+            )
+        }
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(answer))
+            .with_state(delay_ms);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn message(chat: &str, text: &str, key: &str) -> Event {
+        let mut event = test_message("phone", chat, text, false);
+        event.id = format!("ev_{key}");
+        event.idempotency_key = key.into();
+        event
+    }
+
+    /// The texts of the stored actions, oldest first, once `count` exist.
+    async fn wait_for_actions(store: &Store, count: usize) -> Vec<(String, Instant)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen: Vec<(String, Instant)> = Vec::new();
+        while seen.len() < count {
+            assert!(Instant::now() < deadline, "only {seen:?}");
+            for action in store.pending_actions().await.expect("actions") {
+                let Action::Send { text, .. } = action.action;
+                if !seen.iter().any(|(t, _)| *t == text) {
+                    seen.push((text, Instant::now()));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        seen
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_conversation_in_order_while_others_go_ahead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).await.expect("store");
+        let url = slow_hook(600).await;
+        let (faults, _) = tokio::sync::mpsc::unbounded_channel();
+        let plugins = PluginHost::start(Vec::new(), faults).await;
+        let mut handlers = Handler::builtins();
+        handlers.insert(
+            "slow".into(),
+            Handler::Webhook(Webhook::new("slow", WebhookConfig::new(url)).expect("webhook")),
+        );
+        handlers.insert(
+            "bot".into(),
+            Handler::Pipeline(Pipeline::new(
+                "bot",
+                &PipelineConfig {
+                    prefixes: vec![PrefixConfig {
+                        prefix: "~".into(),
+                        handler: "slow".into(),
+                        help: String::new(),
+                    }],
+                    fallback: Some("echo".into()),
+                    ..PipelineConfig::default()
+                },
+            )),
+        );
+        let handlers = Arc::new(Handlers::new(
+            handlers,
+            store.clone(),
+            plugins,
+            Default::default(),
+            HashMap::new(),
+        ));
+        let router = Router::new(vec![Route {
+            id: "all".into(),
+            pattern: Pattern::parse("message.*").expect("pattern"),
+            source: None,
+            conversation: None,
+            priority: 0,
+            enabled: true,
+            continue_: false,
+            handler: "bot".into(),
+        }]);
+        let runtime = Runtime::start(store.clone(), router, handlers, HashMap::new(), 4);
+        for event in [
+            message("Alice", "~first", "a1"),
+            message("Alice", "second", "a2"),
+            message("Bob", "meanwhile", "b1"),
+        ] {
+            assert!(runtime.accept(event).await.expect("stored"));
+        }
+        let done = wait_for_actions(&store, 3).await;
+        let texts: Vec<&str> = done.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["meanwhile", "slow first", "second"],
+            "Bob is not held up by Alice's slow answer; Alice's second waits for her first"
+        );
+        assert_eq!(runtime.handled_events(), 3);
+    }
+}
