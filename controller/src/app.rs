@@ -50,7 +50,7 @@ impl App {
                 HandlerConfig::Webhook(w) => Handler::Webhook(
                     // Checked when the config was parsed; a failure here is a bug.
                     Webhook::new(name, w.clone()).map_err(|e| {
-                        ConfigErrors(vec![crate::config::ConfigError::Plugin(format!(
+                        ConfigErrors(vec![crate::config::ConfigError::Unbuildable(format!(
                             "handler {name:?}: {e}"
                         ))])
                     })?,
@@ -61,7 +61,7 @@ impl App {
             };
             handlers.insert(name.clone(), built);
         }
-        for grant in &config.permissions.grants {
+        for grant in config.permissions.grants.iter().map(|g| g.get_ref()) {
             store
                 .grant(&Grant {
                     user: grant.user.clone(),
@@ -76,7 +76,12 @@ impl App {
                 })
                 .await?;
         }
-        let admins: HashSet<String> = config.permissions.admins.iter().cloned().collect();
+        let admins: HashSet<String> = config
+            .permissions
+            .admins
+            .iter()
+            .map(|a| a.get_ref().clone())
+            .collect();
         let platforms = config
             .phones
             .iter()

@@ -39,9 +39,9 @@ pub enum ConfigError {
         column: usize,
         name: String,
     },
-    /// A plugin's own `plugin.toml` is broken (its message names that file).
+    /// A config that passed its checks and still cannot be built (a bug, not a typo).
     #[error("{0}")]
-    Plugin(String),
+    Unbuildable(String),
 }
 
 /// Every error found in one config, in file order.
@@ -81,6 +81,7 @@ pub struct Config {
     /// Where each handler and schedule was declared, for errors found later.
     handler_spans: HashMap<String, std::ops::Range<usize>>,
     schedule_spans: Vec<std::ops::Range<usize>>,
+    phone_spans: Vec<std::ops::Range<usize>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -239,10 +240,10 @@ pub struct PluginHandlerConfig {
 pub struct PermissionsConfig {
     /// Users who may grant, revoke and use everything: `<platform>:<sender id>`.
     #[serde(default)]
-    pub admins: Vec<String>,
+    pub admins: Vec<Spanned<String>>,
     /// Grants made at every start (again, so the file stays the source of truth for them).
     #[serde(default)]
-    pub grants: Vec<GrantConfig>,
+    pub grants: Vec<Spanned<GrantConfig>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -295,7 +296,12 @@ impl Config {
                         config.permissions = v;
                     }
                 }
-                "phones" => config.phones = config.each(value, &mut errors).into_iter().map(|(v, _)| v).collect(),
+                "phones" => {
+                    for (phone, span) in config.each(value, &mut errors) {
+                        config.phones.push(phone);
+                        config.phone_spans.push(span);
+                    }
+                }
                 "routes" => config.routes = config.each(value, &mut errors).into_iter().map(|(v, _)| v).collect(),
                 "schedules" => {
                     for (schedule, span) in config.each(value, &mut errors) {
@@ -364,13 +370,15 @@ impl Config {
             }
         }
         for grant in &self.permissions.grants {
+            let (at, grant) = (grant.span().start, grant.get_ref());
             if grant.scene != "*" && !plugins.contains(grant.scene.as_str()) {
-                errors.push(ConfigError::Plugin(format!(
-                    "{}: permissions.grants: no plugin named {:?} (for {})",
-                    self.path.display(),
-                    grant.scene,
-                    grant.user
-                )));
+                errors.push(self.invalid_at(
+                    at,
+                    format!(
+                        "grant for {}: no plugin named {:?} in the plugins directory",
+                        grant.user, grant.scene
+                    ),
+                ));
             }
         }
         if errors.is_empty() {
@@ -509,39 +517,35 @@ impl Config {
             }
         }
         let mut serials = HashSet::new();
-        for phone in &self.phones {
+        for (phone, span) in self.phones.iter().zip(&self.phone_spans) {
             if !serials.insert(phone.serial.clone()) {
-                errors.push(ConfigError::Plugin(format!(
-                    "{}: phone {:?} is declared twice",
-                    self.path.display(),
-                    phone.serial
-                )));
+                errors.push(self.invalid_at(
+                    span.start,
+                    format!("phone {:?} is declared twice", phone.serial),
+                ));
             }
         }
         for admin in &self.permissions.admins {
-            if !admin.contains(':') {
-                errors.push(ConfigError::Plugin(format!(
-                    "{}: permissions.admins: {admin:?} needs its platform, e.g. \"wechat:{admin}\"",
-                    self.path.display()
-                )));
+            if !admin.get_ref().contains(':') {
+                let name = admin.get_ref();
+                errors.push(self.invalid_at(
+                    admin.span().start,
+                    format!("admin {name:?} needs its platform, e.g. \"wechat:{name}\""),
+                ));
             }
         }
         for grant in &self.permissions.grants {
+            let (at, grant) = (grant.span().start, grant.get_ref());
             if let Some(until) = &grant.until
                 && let Err(message) = Until::parse(until)
             {
-                errors.push(ConfigError::Plugin(format!(
-                    "{}: permissions.grants for {}: {message}",
-                    self.path.display(),
-                    grant.user
-                )));
+                errors.push(self.invalid_at(at, format!("grant for {}: {message}", grant.user)));
             }
             if crate::plugin::RESERVED_SCENES.contains(&grant.scene.as_str()) {
-                errors.push(ConfigError::Plugin(format!(
-                    "{}: permissions.grants: {:?} is not a scene",
-                    self.path.display(),
-                    grant.scene
-                )));
+                errors.push(self.invalid_at(
+                    at,
+                    format!("grant for {}: {:?} is not a scene", grant.user, grant.scene),
+                ));
             }
         }
     }
