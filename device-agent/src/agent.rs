@@ -867,19 +867,27 @@ impl PhoneAgent {
     fn deliver_pending(&mut self) -> Result<(), AgentError> {
         while let Some(first) = self.pending.first().cloned() {
             let conversation = first.conversation.clone();
-            if !self.open_conversation(&conversation)? {
-                let (failed, rest): (Vec<Outbound>, Vec<Outbound>) =
-                    std::mem::take(&mut self.pending)
-                        .into_iter()
-                        .partition(|o| o.conversation == conversation);
-                self.pending = rest;
-                for out in failed {
-                    self.fail(
-                        &out,
-                        format!("conversation {conversation:?} is not in the conversation list"),
-                    )?;
+            match self.open_conversation(&conversation)? {
+                OpenOutcome::Opened => {}
+                // The list re-sorted under the tap: nothing is lost by trying again on the
+                // next round, while failing here would drop the replies for good.
+                OpenOutcome::Moved => return Ok(()),
+                OpenOutcome::NotFound => {
+                    let (failed, rest): (Vec<Outbound>, Vec<Outbound>) =
+                        std::mem::take(&mut self.pending)
+                            .into_iter()
+                            .partition(|o| o.conversation == conversation);
+                    self.pending = rest;
+                    for out in failed {
+                        self.fail(
+                            &out,
+                            format!(
+                                "conversation {conversation:?} is not in the conversation list"
+                            ),
+                        )?;
+                    }
+                    continue;
                 }
-                continue;
             }
             self.leave_chat(&conversation)?;
         }
@@ -908,18 +916,18 @@ impl PhoneAgent {
 
     /// Opens a conversation from the list (scrolling it if needed), reading what is new in
     /// it on the way in.
-    fn open_conversation(&mut self, conversation: &str) -> Result<bool, AgentError> {
+    fn open_conversation(&mut self, conversation: &str) -> Result<OpenOutcome, AgentError> {
         if self.current_chat.as_deref() == Some(conversation)
             && let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat)
         {
             self.process_chat(conversation, chat, &RowHint::default())?;
-            return Ok(true);
+            return Ok(OpenOutcome::Opened);
         }
         self.back_to_list()?;
         let mut scrolled = 0;
         let row = loop {
             let Some(reading) = self.read_until(ScreenKind::ConversationList)? else {
-                return Ok(false);
+                return Ok(OpenOutcome::Moved);
             };
             let list = reading
                 .list
@@ -936,7 +944,7 @@ impl PhoneAgent {
                 break row.clone();
             }
             if scrolled >= self.config.max_scroll_pages || list.rows.is_empty() {
-                return Ok(false);
+                return Ok(OpenOutcome::NotFound);
             }
             let span = list.rows.iter().fold(list.rows[0].bounds, |acc, r| Rect {
                 bottom: acc.bottom.max(r.bounds.bottom),
@@ -949,7 +957,7 @@ impl PhoneAgent {
             // Never type into a chat we are not sure of; the next round tries again (and
             // the list scan works out which chat did open).
             self.back_to_list()?;
-            return Ok(false);
+            return Ok(OpenOutcome::Moved);
         };
         self.current_chat = Some(conversation.to_string());
         let new = self.process_chat(conversation, chat, &RowHint::of(&row))?;
@@ -971,7 +979,7 @@ impl PhoneAgent {
             }
         }
         self.pending = remaining;
-        Ok(true)
+        Ok(OpenOutcome::Opened)
     }
 
     fn fail(&mut self, out: &Outbound, reason: String) -> Result<(), AgentError> {
@@ -1158,6 +1166,15 @@ struct KnownChat {
 }
 
 #[derive(Debug, Clone, Copy)]
+/// How opening a conversation to answer in it went.
+enum OpenOutcome {
+    Opened,
+    /// Not in the list, even scrolled: the replies cannot be delivered.
+    NotFound,
+    /// Another chat opened, or no list could be read: try again on the next round.
+    Moved,
+}
+
 enum Scroll {
     TowardsOlder,
     TowardsNewer,
