@@ -68,6 +68,8 @@ pub struct Pipeline {
     fallback: Fallback,
     windows: Mutex<HashMap<String, Window>>,
     seen: Mutex<Seen>,
+    /// Built on first use: the plugins, and so the scenes, are fixed once running.
+    registry: std::sync::OnceLock<Registry>,
 }
 
 struct Window {
@@ -129,6 +131,7 @@ impl Pipeline {
             fallback,
             windows: Mutex::new(HashMap::new()),
             seen: Mutex::new(Seen::default()),
+            registry: std::sync::OnceLock::new(),
         }
     }
 
@@ -157,7 +160,11 @@ impl Pipeline {
     }
 
     /// The commands this pipeline answers to, from the plugins it offers.
-    fn registry(&self, ctx: &Handlers) -> Registry {
+    fn registry(&self, ctx: &Handlers) -> &Registry {
+        self.registry.get_or_init(|| self.build_registry(ctx))
+    }
+
+    fn build_registry(&self, ctx: &Handlers) -> Registry {
         let scenes = ctx
             .plugins
             .manifests()
@@ -277,7 +284,7 @@ impl Pipeline {
                 None => registry.help(&access, Some(&scene), None),
             },
             Parsed::Invalid(usage) => usage,
-            Parsed::Admin(admin) => self.admin(ctx, event, &access, &registry, admin).await?,
+            Parsed::Admin(admin) => self.admin(ctx, event, &access, registry, admin).await?,
             Parsed::Command {
                 scene,
                 command,
