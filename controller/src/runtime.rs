@@ -69,6 +69,9 @@ pub struct Runtime {
     phones: Mutex<HashMap<String, std::sync::mpsc::Sender<Outbound>>>,
     /// Sent actions' texts by id, for activity reports.
     in_flight: Mutex<HashMap<String, Action>>,
+    /// Replies an earlier run handed to a phone and never saw finish: each may have gone
+    /// out before the crash, which the phone's next read of its chat shows.
+    unconfirmed: Mutex<std::collections::HashSet<String>>,
     /// One queue per conversation: its events are handled in order, while different
     /// conversations run side by side, at most `permits` at a time.
     lanes: Mutex<HashMap<String, mpsc::UnboundedSender<Event>>>,
@@ -96,6 +99,7 @@ impl Runtime {
             timing,
             phones: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            unconfirmed: Mutex::new(std::collections::HashSet::new()),
             lanes: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             activity,
@@ -154,8 +158,13 @@ impl Runtime {
             );
         }
         for action in actions {
-            let maybe_sent = action.status == "dispatched";
-            self.dispatch(action, maybe_sent).await?;
+            // A dispatched reply may have gone out before the crash: the phone's next read
+            // of that chat settles it if so (`Store::record`), before it is typed.
+            let claimed = action.status == "dispatched";
+            if claimed {
+                lock(&self.unconfirmed).insert(action.id.clone());
+            }
+            self.dispatch(action, claimed).await?;
         }
         for event in events {
             self.submit(event);
@@ -302,7 +311,7 @@ impl Runtime {
         Ok(())
     }
 
-    async fn dispatch(&self, stored: StoredAction, maybe_sent: bool) -> Result<(), StoreError> {
+    async fn dispatch(&self, stored: StoredAction, claimed: bool) -> Result<(), StoreError> {
         let Action::Send {
             target,
             conversation,
@@ -315,7 +324,7 @@ impl Runtime {
         };
         // A dispatched action from a previous run is already ours; a pending one must be
         // claimed, so that nothing else sends it as well.
-        if !maybe_sent && !self.store.claim_action(&stored.id).await? {
+        if !claimed && !self.store.claim_action(&stored.id).await? {
             return Ok(());
         }
         lock(&self.in_flight).insert(stored.id.clone(), stored.action.clone());
@@ -323,7 +332,6 @@ impl Runtime {
             action_id: stored.id.clone(),
             conversation: conversation.clone(),
             text: text.clone(),
-            maybe_sent,
         };
         if sender.send(outbound).is_err() {
             tracing::warn!(action = %stored.id, %target, "phone stopped; the reply stays queued for the next run");
@@ -458,6 +466,33 @@ struct PhoneSink {
     handle: tokio::runtime::Handle,
 }
 
+impl PhoneSink {
+    /// Reports a reply's end (stored already) to whoever watches the activity.
+    fn finished(&self, action_id: &str, outcome: SendOutcome) {
+        lock(&self.runtime.unconfirmed).remove(action_id);
+        let Some(Action::Send {
+            target,
+            conversation,
+            text,
+        }) = lock(&self.runtime.in_flight).remove(action_id)
+        else {
+            return;
+        };
+        self.runtime.report(match outcome {
+            SendOutcome::Failed { reason } => Activity::ReplyFailed {
+                device: target,
+                conversation,
+                reason,
+            },
+            _ => Activity::Replied {
+                device: target,
+                conversation,
+                text,
+            },
+        });
+    }
+}
+
 impl Sink for PhoneSink {
     fn watermark(&mut self, device: &str, conversation: &str) -> Result<Option<Watermark>, String> {
         self.handle
@@ -465,22 +500,36 @@ impl Sink for PhoneSink {
             .map_err(|e| e.to_string())
     }
 
-    fn record(&mut self, batch: Batch) -> Result<(), String> {
+    fn record(&mut self, batch: Batch) -> Result<Vec<String>, String> {
         let events: Vec<Event> = batch
             .messages
             .iter()
             .map(|m| phone_event(&batch.device, m))
             .collect();
-        let fresh = self
+        let unconfirmed: Vec<String> = lock(&self.runtime.unconfirmed).iter().cloned().collect();
+        let recorded = self
             .handle
             .block_on(self.runtime.store.record(
                 &batch.device,
                 &batch.conversation,
                 &batch.watermark,
                 &events,
+                batch.delivered.as_ref().map(|d| d.action_id.as_str()),
+                &unconfirmed,
             ))
             .map_err(|e| e.to_string())?;
-        for event in fresh {
+        if let Some(delivered) = &batch.delivered {
+            self.finished(
+                &delivered.action_id,
+                SendOutcome::Sent {
+                    method: delivered.method,
+                },
+            );
+        }
+        for id in &recorded.settled {
+            self.finished(id, SendOutcome::AlreadySent);
+        }
+        for event in recorded.fresh {
             let Some(message) = batch
                 .messages
                 .iter()
@@ -497,7 +546,7 @@ impl Sink for PhoneSink {
             });
             self.runtime.submit(event);
         }
-        Ok(())
+        Ok(recorded.settled)
     }
 
     fn sent(&mut self, action_id: &str, outcome: SendOutcome) -> Result<(), String> {
@@ -512,26 +561,7 @@ impl Sink for PhoneSink {
                     .set_action_status(action_id, status, error),
             )
             .map_err(|e| e.to_string())?;
-        let action = lock(&self.runtime.in_flight).remove(action_id);
-        if let Some(Action::Send {
-            target,
-            conversation,
-            text,
-        }) = action
-        {
-            self.runtime.report(match outcome {
-                SendOutcome::Failed { reason } => Activity::ReplyFailed {
-                    device: target,
-                    conversation,
-                    reason,
-                },
-                _ => Activity::Replied {
-                    device: target,
-                    conversation,
-                    text,
-                },
-            });
-        }
+        self.finished(action_id, outcome);
         Ok(())
     }
 

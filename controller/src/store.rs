@@ -78,6 +78,15 @@ pub struct Grant {
     pub granted_by: String,
 }
 
+/// What [`Store::record`] did with a phone's batch.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Events not stored before (a re-read message is skipped by its key).
+    pub fresh: Vec<Event>,
+    /// Replies in flight that the batch's own messages show went out already.
+    pub settled: Vec<String>,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -125,15 +134,20 @@ impl Store {
         .transpose()
     }
 
-    /// Stores new events and the conversation's watermark in one transaction. Returns the
-    /// events that were not stored before (a re-read message is skipped by its key).
+    /// Stores new events and the conversation's watermark in one transaction, with what
+    /// they say about replies: `delivered` (the reply the watermark ends with) is done, and
+    /// so is an `unconfirmed` reply (handed to the phone by a run that crashed) whose text
+    /// is among the new own messages: it went out before the crash. Oldest such reply
+    /// first, one per own message, so two equal answers in a row are told apart.
     pub async fn record(
         &self,
         device: &str,
         conversation: &str,
         watermark: &Watermark,
         events: &[Event],
-    ) -> Result<Vec<Event>, StoreError> {
+        delivered: Option<&str>,
+        unconfirmed: &[String],
+    ) -> Result<Recorded, StoreError> {
         let mut tx = self.pool.begin().await?;
         let now = now_rfc3339();
         sqlx::query(
@@ -146,15 +160,28 @@ impl Store {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        let mut fresh = Vec::new();
+        let mut recorded = Recorded::default();
         for event in events {
             let inserted = insert_event(&mut *tx, event).await?;
             if inserted {
-                fresh.push(event.clone());
+                recorded.fresh.push(event.clone());
             }
         }
+        if let Some(id) = delivered {
+            set_action_status_in(&mut tx, id, ActionStatus::Done, None).await?;
+        }
+        let own: Vec<String> = recorded
+            .fresh
+            .iter()
+            .filter(|e| e.sender.as_ref().is_some_and(|s| s.is_self))
+            .filter_map(Event::text)
+            .collect();
+        if !own.is_empty() && !unconfirmed.is_empty() {
+            recorded.settled =
+                settle_sent_replies(&mut tx, device, conversation, &own, unconfirmed).await?;
+        }
         tx.commit().await?;
-        Ok(fresh)
+        Ok(recorded)
     }
 
     /// Stores one event (from a source without watermarks). False if it was already there.
@@ -459,18 +486,69 @@ impl Store {
         status: ActionStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE actions SET status = ?, last_error = ?, attempts = attempts + CASE WHEN ? = 'dispatched' THEN 1 ELSE 0 END, updated_at = ? WHERE id = ?",
-        )
-        .bind(status.as_str())
-        .bind(error)
-        .bind(status.as_str())
-        .bind(now_rfc3339())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        set_action_status_in(&mut conn, id, status, error).await
     }
+}
+
+async fn set_action_status_in(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+    status: ActionStatus,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE actions SET status = ?, last_error = ?, attempts = attempts + CASE WHEN ? = 'dispatched' THEN 1 ELSE 0 END, updated_at = ? WHERE id = ?",
+    )
+    .bind(status.as_str())
+    .bind(error)
+    .bind(status.as_str())
+    .bind(now_rfc3339())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks done the oldest `unconfirmed` dispatched reply to `conversation` on `device` for
+/// each text in `own` (texts the phone shows as sent by its owner). Returns their ids.
+async fn settle_sent_replies(
+    conn: &mut sqlx::SqliteConnection,
+    device: &str,
+    conversation: &str,
+    own: &[String],
+    unconfirmed: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, body FROM actions WHERE status = 'dispatched' AND target = ? AND conversation = ? ORDER BY created_at, rowid",
+    )
+    .bind(device)
+    .bind(conversation)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut in_flight: Vec<(String, Action)> = rows
+        .into_iter()
+        .map(|row| {
+            let id: String = row.get(0);
+            Ok((id.clone(), decode("action", id, &row.get::<String, _>(1))?))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?
+        .into_iter()
+        .filter(|(id, _)| unconfirmed.contains(id))
+        .collect();
+    let mut settled = Vec::new();
+    for text in own {
+        let Some(at) = in_flight
+            .iter()
+            .position(|(_, Action::Send { text: t, .. })| t == text)
+        else {
+            continue;
+        };
+        let (id, _) = in_flight.remove(at);
+        set_action_status_in(conn, &id, ActionStatus::Done, None).await?;
+        settled.push(id);
+    }
+    Ok(settled)
 }
 
 async fn insert_actions(
@@ -616,15 +694,18 @@ mod tests {
             next_seq: 3,
         };
         let fresh = store
-            .record("p", "c", &wm, &[event("a"), event("b")])
+            .record("p", "c", &wm, &[event("a"), event("b")], None, &[])
             .await
             .expect("record");
-        assert_eq!(fresh.len(), 2);
+        assert_eq!(fresh.fresh.len(), 2);
         let again = store
-            .record("p", "c", &wm, &[event("a")])
+            .record("p", "c", &wm, &[event("a")], None, &[])
             .await
             .expect("record");
-        assert!(again.is_empty(), "a re-read message is not stored twice");
+        assert!(
+            again.fresh.is_empty(),
+            "a re-read message is not stored twice"
+        );
         assert_eq!(store.watermark("p", "c").await.expect("wm"), Some(wm));
         assert_eq!(store.pending_events().await.expect("pending").len(), 2);
 
@@ -657,6 +738,63 @@ mod tests {
         let open = reopened.open_actions().await.expect("open actions");
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].status, "dispatched");
+    }
+
+    /// Replies are settled by what the phone shows: the one a batch delivers, and those
+    /// a crashed run may have sent, matched one own message each, oldest first.
+    #[tokio::test]
+    async fn a_batch_settles_its_delivered_reply_and_unconfirmed_ones_it_shows_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let send = |text: &str| Action::Send {
+            target: "p".into(),
+            conversation: "c".into(),
+            text: text.into(),
+        };
+        let replies = [send("ok"), send("ok"), send("ok"), send("other")];
+        assert!(store.insert_event(&event("q")).await.expect("insert"));
+        let stored = store
+            .complete_event(&event("q"), &replies, None)
+            .await
+            .expect("complete");
+        for action in &stored {
+            assert!(store.claim_action(&action.id).await.expect("claim"));
+        }
+        let ids: Vec<String> = stored.iter().map(|a| a.id.clone()).collect();
+        let own = |key: &str, text: &str| Event {
+            idempotency_key: key.into(),
+            id: format!("ev_{}", short_hash(key)),
+            ..crate::event::test_message("p", "c", text, true)
+        };
+        let wm = Watermark::default();
+        // The first "ok" was delivered with this batch; two own "ok" bubbles are new, but
+        // only the third reply is unconfirmed: the second was handed out in this run.
+        let recorded = store
+            .record(
+                "p",
+                "c",
+                &wm,
+                &[own("o1", "ok"), own("o2", "ok"), own("o3", "other")],
+                Some(&ids[0]),
+                &[ids[2].clone()],
+            )
+            .await
+            .expect("record");
+        assert_eq!(recorded.settled, vec![ids[2].clone()]);
+        let open: Vec<String> = store
+            .open_actions()
+            .await
+            .expect("open")
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(open, vec![ids[1].clone(), ids[3].clone()]);
+        // A message stored before settles nothing again.
+        let again = store
+            .record("p", "c", &wm, &[own("o1", "ok")], None, &ids)
+            .await
+            .expect("record");
+        assert!(again.settled.is_empty());
     }
 
     fn dead(delivered: &Event, error: &str, attempts: u32) -> DeadLetterInfo {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use support::{
     AdbServer, assert_answered_in_order, phone, sent_to, tapwire_once, tapwire_run, wait_for_sent,
 };
+use tapwire_device_agent::tail::TailKind;
 use tapwire_phone_sim::wechat::model::Popup;
 use tapwire_phone_sim::{IncomingMessage, OwnerMessage, SimConfig};
 
@@ -294,6 +295,77 @@ async fn a_draft_left_in_the_input_box_is_cleared_before_the_answer() {
         .map(|e| e.detail)
         .collect();
     assert_eq!(typed.len(), 2, "setup + one answer: {typed:?}");
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}
+
+/// The narrowest crash window: the reply is on the phone, but the controller died before
+/// it recorded so (the action still `dispatched`, the watermark ending before the bubble).
+/// The restarted controller must see the bubble and not type the reply again. The state
+/// is made exactly: answer once, stop, then roll the store back to that moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_sent_just_before_a_crash_is_not_typed_again() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let mut tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+    phone
+        .control
+        .incoming(&incoming("李雷", false, None, "在吗"));
+    wait_for_sent(&phone.control, 1, Duration::from_secs(60)).await;
+    // Stopped while idle, so the reply's bookkeeping is all in.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tapwire.kill();
+    let first_log = tapwire.log();
+
+    let store = tapwire::store::Store::open(&db).await.expect("store");
+    let mut watermark = store
+        .watermark(&phone.serial, "李雷")
+        .await
+        .expect("watermark")
+        .expect("the chat was read");
+    let bubble = watermark.tail.pop().expect("a tail");
+    assert_eq!(
+        (bubble.kind, bubble.text.as_deref()),
+        (TailKind::Own, Some("在吗")),
+        "the watermark ends with the reply: {first_log}"
+    );
+    store
+        .record(&phone.serial, "李雷", &watermark, &[], None, &[])
+        .await
+        .expect("roll the watermark back");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("db");
+    let rolled_back = sqlx::query("UPDATE actions SET status = 'dispatched' WHERE status = 'done'")
+        .execute(&pool)
+        .await
+        .expect("roll the action back")
+        .rows_affected();
+    assert_eq!(rolled_back, 1, "one reply was sent: {first_log}");
+    pool.close().await;
+    drop(store);
+
+    let tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+    // Something new in the same chat: once it is answered, the old reply's fate is known.
+    phone
+        .control
+        .incoming(&incoming("李雷", false, None, "人呢"));
+    wait_for_sent(&phone.control, 2, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sent_to(&phone.control.sent(), "李雷"),
+        ["在吗", "人呢"],
+        "log: {}",
+        tapwire.log()
+    );
+    let store = tapwire::store::Store::open(&db).await.expect("store");
+    assert!(
+        store.open_actions().await.expect("actions").is_empty(),
+        "the reply sent before the crash is settled: {}",
+        tapwire.log()
+    );
     drop(tapwire);
     phone.sim.shutdown().await;
 }

@@ -39,7 +39,7 @@ impl Sink for EchoSink {
             .get(conversation)
             .cloned())
     }
-    fn record(&mut self, batch: Batch) -> Result<(), String> {
+    fn record(&mut self, batch: Batch) -> Result<Vec<String>, String> {
         self.watermarks
             .lock()
             .map_err(|e| e.to_string())?
@@ -49,10 +49,9 @@ impl Sink for EchoSink {
                 action_id: m.key.clone(),
                 conversation: m.conversation.clone(),
                 text: m.text.clone().unwrap_or_default(),
-                maybe_sent: false,
             });
         }
-        Ok(())
+        Ok(Vec::new())
     }
     fn sent(&mut self, _: &str, _: SendOutcome) -> Result<(), String> {
         Ok(())

@@ -47,11 +47,14 @@ pub enum AgentError {
 }
 
 /// Where the actor's readings go. Implemented by the controller over its store: `record`
-/// must make the events and the conversation's new watermark durable together before it
-/// returns, so that a crash either loses both (the messages are read again) or neither.
+/// must make the events, the conversation's new watermark and the batch's `delivered`
+/// reply durable together before it returns, so that a crash either loses all (the
+/// messages are read again, the reply looked for again) or none.
 pub trait Sink: Send {
     fn watermark(&mut self, device: &str, conversation: &str) -> Result<Option<Watermark>, String>;
-    fn record(&mut self, batch: Batch) -> Result<(), String>;
+    /// Returns the replies that the batch's own messages show went out already: sends of
+    /// an earlier run that a crash kept from being marked done. They must not be typed.
+    fn record(&mut self, batch: Batch) -> Result<Vec<String>, String>;
     fn sent(&mut self, action_id: &str, outcome: SendOutcome) -> Result<(), String>;
     fn status(&mut self, device: &str, status: DeviceStatus);
 }
@@ -62,6 +65,15 @@ pub struct Batch {
     pub conversation: String,
     pub watermark: Watermark,
     pub messages: Vec<PhoneMessage>,
+    /// The reply whose bubble this batch's watermark ends with: it is done exactly when
+    /// the watermark that covers it is stored.
+    pub delivered: Option<Delivered>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivered {
+    pub action_id: String,
+    pub method: InputMethod,
 }
 
 /// A message read off the phone, before it becomes an event.
@@ -106,8 +118,6 @@ pub struct Outbound {
     pub action_id: String,
     pub conversation: String,
     pub text: String,
-    /// A previous run may have sent it before it could record so: look before typing.
-    pub maybe_sent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +194,9 @@ pub struct PhoneAgent {
     unread_seen: std::collections::HashMap<String, RowHint>,
     /// The open chat as last read, while nothing has touched the screen since.
     fresh_chat: Option<ChatView>,
+    /// Replies the store found already sent (by an earlier run, before a crash): dropped if
+    /// they are queued, or when they arrive.
+    settled: std::collections::HashSet<String>,
     pub stats: AgentStats,
 }
 
@@ -237,6 +250,7 @@ impl PhoneAgent {
             known: std::collections::HashMap::new(),
             unread_seen: std::collections::HashMap::new(),
             fresh_chat: None,
+            settled: std::collections::HashSet::new(),
             stats: AgentStats::default(),
         })
     }
@@ -278,7 +292,7 @@ impl PhoneAgent {
                 Err(e) => return Err(e),
             }
             match self.outbound.recv_timeout(self.config.poll_interval) {
-                Ok(out) => self.pending.push(out),
+                Ok(out) => self.queue(out),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -307,8 +321,16 @@ impl PhoneAgent {
 
     fn drain_outbound(&mut self) {
         while let Ok(out) = self.outbound.try_recv() {
-            self.pending.push(out);
+            self.queue(out);
         }
+    }
+
+    fn queue(&mut self, out: Outbound) {
+        if self.settled.contains(&out.action_id) {
+            tracing::info!(device = %self.config.device, action = %out.action_id, "reply went out before a restart; not typing it again");
+            return;
+        }
+        self.pending.push(out);
     }
 
     fn shell(&mut self, command: &str) -> Result<crate::transport::ShellOutput, AgentError> {
@@ -740,8 +762,8 @@ impl PhoneAgent {
     }
 
     /// Records `visible[range]` as read: a message event for each item in it (never for
-    /// `ours`, the reply just typed) and a tail that ends with the range. Returns the
-    /// range's items.
+    /// `ours`, the reply just typed, which is recorded as delivered instead) and a tail
+    /// that ends with the range. Returns the range's items.
     fn commit(
         &mut self,
         conversation: &str,
@@ -749,7 +771,7 @@ impl PhoneAgent {
         visible: Vec<TailItem>,
         range: std::ops::Range<usize>,
         is_group: bool,
-        ours: Option<&str>,
+        ours: Option<(&Outbound, InputMethod)>,
     ) -> Result<Vec<TailItem>, AgentError> {
         let device = self.config.device.clone();
         let new: Vec<TailItem> = visible[range.clone()].to_vec();
@@ -757,7 +779,9 @@ impl PhoneAgent {
         let mut messages = Vec::new();
         for item in &new {
             let is_self = item.kind == TailKind::Own;
-            if item.kind == TailKind::System || (is_self && item.text.as_deref() == ours) {
+            if item.kind == TailKind::System
+                || (is_self && ours.is_some_and(|(o, _)| item.text.as_deref() == Some(&o.text)))
+            {
                 continue;
             }
             let seq = next_seq;
@@ -789,7 +813,7 @@ impl PhoneAgent {
         };
         watermark.push(visible.into_iter().take(range.end));
         self.remember(conversation, &watermark);
-        if messages.is_empty() && watermark == old {
+        if messages.is_empty() && watermark == old && ours.is_none() {
             // Nothing new: the stored tail is still right.
             return Ok(new);
         }
@@ -799,14 +823,24 @@ impl PhoneAgent {
         for m in &messages {
             tracing::info!(device = %device, conversation, seq = m.seq, is_self = m.is_self, sender = ?m.sender, text = ?m.text, "message read");
         }
-        self.sink
+        let settled = self
+            .sink
             .record(Batch {
                 device,
                 conversation: conversation.to_string(),
                 watermark,
                 messages,
+                delivered: ours.map(|(out, method)| Delivered {
+                    action_id: out.action_id.clone(),
+                    method,
+                }),
             })
             .map_err(AgentError::Sink)?;
+        if !settled.is_empty() {
+            tracing::info!(device = %self.config.device, conversation, actions = ?settled, "replies found sent before a restart");
+            self.pending.retain(|o| !settled.contains(&o.action_id));
+            self.settled.extend(settled);
+        }
         Ok(new)
     }
 
@@ -857,7 +891,7 @@ impl PhoneAgent {
                 return Ok(());
             }
             match self.outbound.recv_timeout(deadline - now) {
-                Ok(out) => self.pending.push(out),
+                Ok(out) => self.queue(out),
                 Err(RecvTimeoutError::Timeout) => return Ok(()),
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
@@ -960,25 +994,9 @@ impl PhoneAgent {
             return Ok(OpenOutcome::Moved);
         };
         self.current_chat = Some(conversation.to_string());
-        let new = self.process_chat(conversation, chat, &RowHint::of(&row))?;
-        // A send recorded as started but not finished: if our text is among the new own
-        // messages, it went out before the crash.
-        let already: Vec<String> = new
-            .iter()
-            .filter(|i| i.kind == TailKind::Own)
-            .filter_map(|i| i.text.clone())
-            .collect();
-        let mut remaining = Vec::new();
-        for out in std::mem::take(&mut self.pending) {
-            if out.conversation == conversation && out.maybe_sent && already.contains(&out.text) {
-                self.sink
-                    .sent(&out.action_id, SendOutcome::AlreadySent)
-                    .map_err(AgentError::Sink)?;
-            } else {
-                remaining.push(out);
-            }
-        }
-        self.pending = remaining;
+        // A send that went out before a crash shows as a new own message here; recording
+        // it settles that reply (see `commit`), so it is not typed again.
+        self.process_chat(conversation, chat, &RowHint::of(&row))?;
         Ok(OpenOutcome::Opened)
     }
 
@@ -1037,25 +1055,33 @@ impl PhoneAgent {
                 continue;
             }
             self.tap(send)?;
-            if self.verify_sent(&out)? {
+            let verified = self.verify_sent(&out, method)?;
+            if verified != Verified::Missing {
                 self.stats.replies_sent += 1;
                 tracing::info!(device = %self.config.device, conversation = %out.conversation, ?method, "reply sent");
-                return self
+            }
+            return match verified {
+                Verified::Recorded => Ok(()),
+                Verified::Seen => self
                     .sink
                     .sent(&out.action_id, SendOutcome::Sent { method })
-                    .map_err(AgentError::Sink);
-            }
-            last_problem = "the reply did not appear in the chat after pressing send".into();
-            break;
+                    .map_err(AgentError::Sink),
+                Verified::Missing => self.fail(
+                    &out,
+                    "the reply did not appear in the chat after pressing send".into(),
+                ),
+            };
         }
         self.fail(&out, last_problem)
     }
 
     /// Reads the chat until our text shows up as an own message after what was read
-    /// before, then records everything up to it as read. Messages that came in while we
-    /// were typing sit before our reply and are recorded as news, never swallowed; anything
-    /// after it (someone answering at once) is left for the next read.
-    fn verify_sent(&mut self, out: &Outbound) -> Result<bool, AgentError> {
+    /// before, then records everything up to it as read, and the reply as done, in one
+    /// batch: a crash cannot leave the bubble read but the reply open (it would be typed
+    /// again). Messages that came in while we were typing sit before our reply and are
+    /// recorded as news, never swallowed; anything after it (someone answering at once) is
+    /// left for the next read.
+    fn verify_sent(&mut self, out: &Outbound, method: InputMethod) -> Result<Verified, AgentError> {
         let watermark = self
             .sink
             .watermark(&self.config.device, &out.conversation)
@@ -1085,10 +1111,10 @@ impl PhoneAgent {
                         visible,
                         found.start..reply_at + 1,
                         is_group,
-                        Some(&out.text),
+                        Some((out, method)),
                     )?;
                     self.fresh_chat = Some(chat);
-                    return Ok(true);
+                    return Ok(Verified::Recorded);
                 }
                 // The screen holds no trace of what was read before (a flood of messages):
                 // the reply being the newest own bubble is the best evidence there is.
@@ -1096,14 +1122,14 @@ impl PhoneAgent {
                     let newest_own = chat.messages.iter().rev().find(|m| m.is_own());
                     if newest_own.is_some_and(|m| m.text.as_deref() == Some(out.text.as_str())) {
                         self.fresh_chat = Some(chat);
-                        return Ok(true);
+                        return Ok(Verified::Seen);
                     }
                 }
                 _ => {}
             }
             std::thread::sleep(Duration::from_millis(80));
         }
-        Ok(false)
+        Ok(Verified::Missing)
     }
 }
 
@@ -1124,6 +1150,17 @@ fn chat_fits_row(chat: &ChatView, row: &ConversationRow) -> bool {
             .iter()
             .any(|(_, item)| tail::preview_matches(preview, item)),
     }
+}
+
+/// What reading the chat back after pressing send showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verified {
+    /// The reply is on screen and recorded as delivered with the watermark.
+    Recorded,
+    /// The reply is on screen but nothing could be recorded with it (no trace of what
+    /// was read before): the caller marks it sent.
+    Seen,
+    Missing,
 }
 
 enum Opened {
