@@ -369,3 +369,40 @@ async fn a_reply_sent_just_before_a_crash_is_not_typed_again() {
     drop(tapwire);
     phone.sim.shutdown().await;
 }
+
+/// A message that comes while its chat is open raises no badge. If the controller is
+/// down then, the restarted one finds the chat open with no name in the title bar, and
+/// the list shows only a preview: the stored watermark is what tells it that is news.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_that_came_into_an_open_chat_while_down_is_answered_after_restart() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let mut tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+    phone
+        .control
+        .incoming(&incoming("李雷", false, None, "第一条"));
+    wait_for_sent(&phone.control, 1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tapwire.kill();
+    // Open the newest chat (the first row) and let a message arrive in it.
+    phone.control.tap(360, 162 + 65);
+    phone
+        .control
+        .incoming(&incoming("李雷", false, None, "第二条"));
+    let unread: u32 = phone.control.chats().chats.iter().map(|c| c.unread).sum();
+    assert_eq!(unread, 0, "the setup must leave no badge");
+
+    let tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+    wait_for_sent(&phone.control, 2, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sent_to(&phone.control.sent(), "李雷"),
+        ["第一条", "第二条"],
+        "log: {}",
+        tapwire.log()
+    );
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}

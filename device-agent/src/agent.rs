@@ -470,6 +470,9 @@ impl PhoneAgent {
                             .or_insert_with(|| RowHint::of(row));
                     }
                 }
+                for title in list.rows.iter().filter_map(|r| r.title.as_ref()) {
+                    self.recall(title)?;
+                }
             }
             let Some(row) = reading
                 .list
@@ -543,6 +546,27 @@ impl PhoneAgent {
             && !tail::preview_matches(preview, last)
     }
 
+    /// Loads what an earlier run read in a conversation, once: after a restart, a message
+    /// that came while its chat was open (no badge) shows only as a preview the stored
+    /// watermark cannot explain.
+    fn recall(&mut self, conversation: &str) -> Result<(), AgentError> {
+        if self.known.contains_key(conversation) {
+            return Ok(());
+        }
+        let watermark = self
+            .sink
+            .watermark(&self.config.device, conversation)
+            .map_err(AgentError::Sink)?;
+        self.known.insert(
+            conversation.to_string(),
+            KnownChat {
+                last: watermark.and_then(|w| w.tail.last().cloned()),
+                accepted_preview: None,
+            },
+        );
+        Ok(())
+    }
+
     /// Remembers the newest item read in a conversation, for [`Self::has_news`].
     fn remember(&mut self, conversation: &str, watermark: &Watermark) {
         let known = self.known.entry(conversation.to_string()).or_default();
@@ -605,7 +629,14 @@ impl PhoneAgent {
                 preview: None,
                 old_preview: r.preview.clone(),
             },
-            (None, None) => RowHint::default(),
+            // Not in the list at all then: a chat from below the fold (or a new one) that a
+            // message just brought to the top. What arrived in that moment is its newest
+            // message; on a first read, older ones are history.
+            (None, None) => RowHint {
+                unread: Some(1),
+                preview: row.preview.clone(),
+                old_preview: None,
+            },
         };
         tracing::info!(device = %self.config.device, conversation = %title, "read the chat that opened by mistake");
         self.process_chat(&title, orphan, &hint)?;
