@@ -5,7 +5,9 @@
 //!   memory. Command dispatch to a scene goes as far as the plugin host; the scene's
 //!   process is not running, so no I/O is measured here.
 //! - `durable`: the same, with the event stored before routing and its actions stored
-//!   after, on SQLite in WAL mode, one event at a time.
+//!   after, on SQLite in WAL mode: one conversation (one event at a time, in a task on
+//!   the multi-thread runtime as a lane runs), then 8 conversations side by side, whose
+//!   writes the store's single writer commits together (group commit).
 //! - `plugin`: `roster who` through the live roster plugin (Python, JSON lines).
 //!
 //! `cargo bench -p tapwire --bench router` (BENCH_EVENTS scales the counts).
@@ -330,10 +332,17 @@ fn main() {
         in_process(0, scale, &handlers, &router)
             .await
             .report("in-process route + pipeline");
-        durable(10_000_000, scale / 10, &store, &handlers, &router)
-            .await
-            .report("durable, one conversation (store event, route, store actions; SQLite WAL)");
         let router = Arc::new(router);
+        // On a worker thread, as a lane runs in the binary (not on the thread in block_on).
+        let one = {
+            let (store, handlers, router) = (store.clone(), handlers.clone(), router.clone());
+            tokio::spawn(async move {
+                durable(10_000_000, scale / 10, &store, &handlers, &router).await
+            })
+        };
+        one.await
+            .expect("one conversation")
+            .report("durable, one conversation (store event, route, store actions; SQLite WAL)");
         durable_lanes(8, scale / 10, &store, &handlers, &router)
             .await
             .report("durable, 8 conversations side by side");

@@ -2,14 +2,17 @@
 //! execution, and each phone conversation's watermark. Ids derive from idempotency keys,
 //! so storing the same thing twice is a no-op rather than a duplicate.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use tapwire_device_agent::tail::Watermark;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::event::{Action, Event, now_rfc3339};
 use crate::handler::DeadLetterInfo;
@@ -28,6 +31,8 @@ pub enum StoreError {
     },
     #[error("cannot encode {what}: {0}", what = "JSON")]
     Encode(#[from] serde_json::Error),
+    #[error("the store's writer has stopped")]
+    WriterGone,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,31 +92,57 @@ pub struct Recorded {
     pub settled: Vec<String>,
 }
 
+/// The most writes one group commit takes: enough to absorb every lane at once, few
+/// enough that one commit stays short and a bad write's retry alone is cheap.
+const MAX_BATCH: usize = 256;
+/// The most rows one multi-row statement carries (events: 7 parameters each, far below
+/// SQLite's 32766).
+const MAX_ROWS: usize = 256;
+
 #[derive(Clone)]
 pub struct Store {
+    /// Reads. WAL lets them run beside the writer, each on a consistent snapshot.
     pool: SqlitePool,
+    /// Every write of this process goes through this one connection, so our own
+    /// connections never wait on each other's write lock (`busy_timeout` is left for
+    /// other processes: `tapwire dlq`). Hot writes come through `queue`; rare ones (dead
+    /// letter replays, grants) take the lock themselves.
+    writer: Arc<Mutex<SqliteConnection>>,
+    /// Group commit: writes queued here are applied in batches by `group_commit`.
+    queue: mpsc::UnboundedSender<(Write, Reply)>,
 }
 
 impl Store {
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL: a commit survives the process dying (kill -9, a panic) and the
-            // file never corrupts; only a power cut may roll back the last commits. That
-            // is safe here by construction: watermarks commit with their events (the phone
-            // is re-read from the older mark), and events and actions are keyed (a redone
-            // commit stores the same rows, a re-sent reply is checked against the chat).
-            // FULL would fsync every commit, about 3× slower per event.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(5));
+        let options = connect_options(path)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            // The default pings a connection before handing it out: a round trip to its
+            // thread (about as dear as the query) that cannot find anything wrong with a
+            // local file the query itself would not.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        let writer = Arc::new(Mutex::new(SqliteConnection::connect_with(&options).await?));
+        let (queue, requests) = mpsc::unbounded_channel();
+        // The writer outlives any caller: a caller that gives up waiting cannot cut a
+        // batch short, and the task ends when the last `Store` clone is dropped.
+        tokio::spawn(group_commit(writer.clone(), options, requests));
+        Ok(Store {
+            pool,
+            writer,
+            queue,
+        })
+    }
+
+    /// Queues a write for the next group commit and waits until it has committed.
+    async fn write(&self, write: Write) -> Result<Written, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((write, reply))
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
     pub async fn watermark(
@@ -148,46 +179,59 @@ impl Store {
         delivered: Option<&str>,
         unconfirmed: &[String],
     ) -> Result<Recorded, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let rows = events.iter().map(EventRow::new).collect::<Result<_, _>>()?;
         let now = now_rfc3339();
-        sqlx::query(
-            "INSERT INTO watermarks (device, conversation, state, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (device, conversation) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-        )
-        .bind(device)
-        .bind(conversation)
-        .bind(serde_json::to_string(watermark)?)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        let mut recorded = Recorded::default();
-        for event in events {
-            let inserted = insert_event(&mut *tx, event).await?;
-            if inserted {
-                recorded.fresh.push(event.clone());
-            }
-        }
-        if let Some(id) = delivered {
-            set_action_status_in(&mut tx, id, ActionStatus::Done, None).await?;
-        }
-        let own: Vec<String> = recorded
-            .fresh
+        // Only after a crash are there replies to settle, and only own messages can.
+        let own: Vec<(String, String)> = events
             .iter()
             .filter(|e| e.sender.as_ref().is_some_and(|s| s.is_self))
-            .filter_map(Event::text)
+            .filter_map(|e| Some((e.idempotency_key.clone(), e.text()?)))
             .collect();
-        if !own.is_empty() && !unconfirmed.is_empty() {
-            recorded.settled =
-                settle_sent_replies(&mut tx, device, conversation, &own, unconfirmed).await?;
-        }
-        tx.commit().await?;
-        Ok(recorded)
+        let settle = (!own.is_empty() && !unconfirmed.is_empty()).then(|| SettleRow {
+            device: device.to_string(),
+            conversation: conversation.to_string(),
+            own,
+            unconfirmed: unconfirmed.to_vec(),
+        });
+        let written = self
+            .write(Write {
+                watermark: Some(WatermarkRow {
+                    device: device.to_string(),
+                    conversation: conversation.to_string(),
+                    state: serde_json::to_string(watermark)?,
+                    now: now.clone(),
+                }),
+                events: rows,
+                status: delivered.map(|id| StatusRow {
+                    id: id.to_string(),
+                    status: ActionStatus::Done.as_str(),
+                    error: None,
+                    now,
+                }),
+                settle,
+                ..Write::default()
+            })
+            .await?;
+        Ok(Recorded {
+            fresh: events
+                .iter()
+                .zip(written.fresh)
+                .filter(|(_, fresh)| *fresh)
+                .map(|(event, _)| event.clone())
+                .collect(),
+            settled: written.settled,
+        })
     }
 
     /// Stores one event (from a source without watermarks). False if it was already there.
     pub async fn insert_event(&self, event: &Event) -> Result<bool, StoreError> {
-        // One statement is its own transaction: no BEGIN/COMMIT round trips.
-        insert_event(&self.pool, event).await
+        let written = self
+            .write(Write {
+                events: vec![EventRow::new(event)?],
+                ..Write::default()
+            })
+            .await?;
+        Ok(written.fresh.first().copied().unwrap_or(false))
     }
 
     pub async fn pending_events(&self) -> Result<Vec<Event>, StoreError> {
@@ -209,30 +253,10 @@ impl Store {
         actions: &[Action],
         dead: Option<&DeadLetterInfo>,
     ) -> Result<Vec<StoredAction>, StoreError> {
-        if actions.is_empty() && dead.is_none() {
-            // Most events decide nothing (chatter in a group): one statement, no
-            // transaction round trips.
-            sqlx::query("UPDATE events SET status = 'handled' WHERE id = ?")
-                .bind(&event.id)
-                .execute(&self.pool)
-                .await?;
-            return Ok(Vec::new());
-        }
-        let mut tx = self.pool.begin().await?;
-        let keyed: Vec<(String, &Action)> = actions
-            .iter()
-            .enumerate()
-            .map(|(index, action)| (format!("{}:{index}", event.idempotency_key), action))
-            .collect();
-        let stored = insert_actions(&mut tx, &event.id, &keyed).await?;
-        match dead {
-            Some(dead) => {
-                insert_dead_letter(&mut tx, event, dead).await?;
-            }
-            None => set_event_status(&mut tx, &event.id, "handled").await?,
-        }
-        tx.commit().await?;
-        Ok(stored)
+        let write = completion(event, actions, dead)?;
+        let ids = write.actions.iter().map(|row| row.id.clone()).collect();
+        let written = self.write(write).await?;
+        Ok(stored_actions(actions, ids, written.stored))
     }
 
     /// Stores one action decided before the event is finished (an acknowledgement sent
@@ -243,11 +267,16 @@ impl Store {
         tag: &str,
         action: &Action,
     ) -> Result<Option<StoredAction>, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let key = format!("{}:{tag}", event.idempotency_key);
-        let mut stored = insert_actions(&mut tx, &event.id, &[(key, action)]).await?;
-        tx.commit().await?;
-        Ok(stored.pop())
+        let row = ActionRow::new(key, &event.id, action, &now_rfc3339())?;
+        let ids = vec![row.id.clone()];
+        let written = self
+            .write(Write {
+                actions: vec![row],
+                ..Write::default()
+            })
+            .await?;
+        Ok(stored_actions(std::slice::from_ref(action), ids, written.stored).pop())
     }
 
     /// Moves an event to the dead-letter queue: the handler gave up on it. The event is
@@ -257,9 +286,13 @@ impl Store {
         event: &Event,
         dead: &DeadLetterInfo,
     ) -> Result<String, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id = insert_dead_letter(&mut tx, event, dead).await?;
-        tx.commit().await?;
+        let row = DeadRow::new(event, dead, &now_rfc3339())?;
+        let id = row.id.clone();
+        self.write(Write {
+            finish: Some(Finish::Dead(row)),
+            ..Write::default()
+        })
+        .await?;
         Ok(id)
     }
 
@@ -293,7 +326,7 @@ impl Store {
         )
         .bind(now_rfc3339())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         Ok(result.rows_affected() > 0)
     }
@@ -305,29 +338,33 @@ impl Store {
         letter: &DeadLetter,
         actions: &[Action],
     ) -> Result<Vec<StoredAction>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let keyed: Vec<(String, &Action)> = actions
+        let now = now_rfc3339();
+        let rows = actions
             .iter()
             .enumerate()
             .map(|(index, action)| {
-                (
-                    format!(
-                        "{}:{}:replay:{index}",
-                        letter.event.idempotency_key, letter.handler
-                    ),
-                    action,
-                )
+                let key = format!(
+                    "{}:{}:replay:{index}",
+                    letter.event.idempotency_key, letter.handler
+                );
+                ActionRow::new(key, &letter.event.id, action, &now)
             })
-            .collect();
-        let stored = insert_actions(&mut tx, &letter.event.id, &keyed).await?;
+            .collect::<Result<Vec<_>, _>>()?;
+        // Rare (`tapwire dlq replay`): its own transaction on the writer, not worth a
+        // place in the group commit's vocabulary.
+        let mut writer = self.writer.lock().await;
+        let mut tx = writer.begin().await?;
+        let mut inserted = insert_actions(&mut tx, &rows.iter().collect::<Vec<_>>()).await?;
         sqlx::query("UPDATE dead_letters SET status = 'replayed', updated_at = ? WHERE id = ?")
-            .bind(now_rfc3339())
+            .bind(&now)
             .bind(&letter.id)
             .execute(&mut *tx)
             .await?;
-        set_event_status(&mut tx, &letter.event.id, "handled").await?;
+        set_handled(&mut tx, &[letter.event.id.as_str()]).await?;
         tx.commit().await?;
-        Ok(stored)
+        let ids = rows.iter().map(|row| row.id.clone()).collect();
+        let stored = rows.iter().map(|row| inserted.remove(&row.key)).collect();
+        Ok(stored_actions(actions, ids, stored))
     }
 
     /// Records a replay that failed again.
@@ -344,7 +381,7 @@ impl Store {
         .bind(i64::from(attempts))
         .bind(now_rfc3339())
         .bind(&letter.id)
-        .execute(&self.pool)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         Ok(())
     }
@@ -364,7 +401,7 @@ impl Store {
         .bind(&grant.expires_at)
         .bind(&grant.granted_by)
         .bind(now_rfc3339())
-        .execute(&self.pool)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         Ok(())
     }
@@ -377,31 +414,19 @@ impl Store {
         scene: &str,
         command: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let result = match (scene, command) {
-            ("*", _) => {
-                sqlx::query("DELETE FROM permissions WHERE user_id = ?")
-                    .bind(user)
-                    .execute(&self.pool)
-                    .await?
-            }
-            (scene, None) => {
-                sqlx::query("DELETE FROM permissions WHERE user_id = ? AND scene = ?")
-                    .bind(user)
-                    .bind(scene)
-                    .execute(&self.pool)
-                    .await?
-            }
-            (scene, Some(command)) => {
-                sqlx::query(
-                    "DELETE FROM permissions WHERE user_id = ? AND scene = ? AND command = ?",
-                )
+        let query = match (scene, command) {
+            ("*", _) => sqlx::query("DELETE FROM permissions WHERE user_id = ?").bind(user),
+            (scene, None) => sqlx::query("DELETE FROM permissions WHERE user_id = ? AND scene = ?")
                 .bind(user)
-                .bind(scene)
-                .bind(command)
-                .execute(&self.pool)
-                .await?
-            }
+                .bind(scene),
+            (scene, Some(command)) => sqlx::query(
+                "DELETE FROM permissions WHERE user_id = ? AND scene = ? AND command = ?",
+            )
+            .bind(user)
+            .bind(scene)
+            .bind(command),
         };
+        let result = query.execute(&mut *self.writer.lock().await).await?;
         Ok(result.rows_affected())
     }
 
@@ -470,14 +495,13 @@ impl Store {
     /// Takes a pending action for execution. Only one caller wins, so the outbox sweep
     /// and the router can never both send the same action.
     pub async fn claim_action(&self, id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE actions SET status = 'dispatched', attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = 'pending'",
-        )
-        .bind(now_rfc3339())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() > 0)
+        let written = self
+            .write(Write {
+                claim: Some(id.to_string()),
+                ..Write::default()
+            })
+            .await?;
+        Ok(written.claimed)
     }
 
     pub async fn set_action_status(
@@ -486,166 +510,567 @@ impl Store {
         status: ActionStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        set_action_status_in(&mut conn, id, status, error).await
+        self.write(Write {
+            status: Some(StatusRow {
+                id: id.to_string(),
+                status: status.as_str(),
+                error: error.map(str::to_string),
+                now: now_rfc3339(),
+            }),
+            ..Write::default()
+        })
+        .await?;
+        Ok(())
     }
 }
 
-async fn set_action_status_in(
-    conn: &mut sqlx::SqliteConnection,
-    id: &str,
-    status: ActionStatus,
-    error: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE actions SET status = ?, last_error = ?, attempts = attempts + CASE WHEN ? = 'dispatched' THEN 1 ELSE 0 END, updated_at = ? WHERE id = ?",
-    )
-    .bind(status.as_str())
-    .bind(error)
-    .bind(status.as_str())
-    .bind(now_rfc3339())
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(())
+fn connect_options(path: &Path) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL + NORMAL: a commit survives the process dying (kill -9, a panic) and the
+        // file never corrupts; only a power cut may roll back the last commits. That
+        // is safe here by construction: watermarks commit with their events (the phone
+        // is re-read from the older mark), and events and actions are keyed (a redone
+        // commit stores the same rows, a re-sent reply is checked against the chat).
+        // FULL would fsync every commit, about 3× slower per event.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(std::time::Duration::from_secs(5)))
 }
 
-/// Marks done the oldest `unconfirmed` dispatched reply to `conversation` on `device` for
-/// each text in `own` (texts the phone shows as sent by its owner). Returns their ids.
+/// One caller's write. All of it commits in one transaction, together with the other
+/// writes of its batch. Rows are encoded by the caller, off the writer's path.
+#[derive(Default)]
+struct Write {
+    watermark: Option<WatermarkRow>,
+    events: Vec<EventRow>,
+    actions: Vec<ActionRow>,
+    finish: Option<Finish>,
+    /// An action to move from pending to dispatched.
+    claim: Option<String>,
+    status: Option<StatusRow>,
+    settle: Option<SettleRow>,
+}
+
+/// What a write did, in the order of its parts.
+#[derive(Debug, Default)]
+struct Written {
+    /// Per event: stored now, not before.
+    fresh: Vec<bool>,
+    /// Per action: stored now, not before.
+    stored: Vec<bool>,
+    /// This caller moved the action to dispatched.
+    claimed: bool,
+    /// Replies its own messages show were sent (see [`SettleRow`]).
+    settled: Vec<String>,
+}
+
+type Reply = oneshot::Sender<Result<Written, StoreError>>;
+
+/// How an event ends: handled, or in the dead-letter queue.
+enum Finish {
+    Handled(String),
+    Dead(DeadRow),
+}
+
+struct WatermarkRow {
+    device: String,
+    conversation: String,
+    state: String,
+    now: String,
+}
+
+struct EventRow {
+    id: String,
+    key: String,
+    source: String,
+    event_type: String,
+    conversation: Option<String>,
+    body: String,
+    created_at: String,
+}
+
+impl EventRow {
+    fn new(event: &Event) -> Result<EventRow, StoreError> {
+        Ok(EventRow {
+            id: event.id.clone(),
+            key: event.idempotency_key.clone(),
+            source: event.source.clone(),
+            event_type: event.event_type.clone(),
+            conversation: event.conversation.as_ref().map(|c| c.id.clone()),
+            body: serde_json::to_string(event)?,
+            created_at: event.timestamp.clone(),
+        })
+    }
+}
+
+struct ActionRow {
+    id: String,
+    key: String,
+    event_id: String,
+    target: String,
+    conversation: String,
+    body: String,
+    now: String,
+}
+
+impl ActionRow {
+    /// Action ids derive from their keys: storing an action again finds the same row.
+    fn new(key: String, event_id: &str, action: &Action, now: &str) -> Result<Self, StoreError> {
+        Ok(ActionRow {
+            id: format!("act_{}", short_hash(&key)),
+            key,
+            event_id: event_id.to_string(),
+            target: action.target().to_string(),
+            conversation: action.conversation().to_string(),
+            body: serde_json::to_string(action)?,
+            now: now.to_string(),
+        })
+    }
+}
+
+struct DeadRow {
+    id: String,
+    event_id: String,
+    handler: String,
+    body: String,
+    error: String,
+    attempts: i64,
+    now: String,
+}
+
+impl DeadRow {
+    fn new(event: &Event, dead: &DeadLetterInfo, now: &str) -> Result<DeadRow, StoreError> {
+        Ok(DeadRow {
+            id: format!(
+                "dl_{}",
+                short_hash(&format!("{}:{}", event.id, dead.handler))
+            ),
+            event_id: event.id.clone(),
+            handler: dead.handler.clone(),
+            body: serde_json::to_string(&dead.delivered)?,
+            error: dead.error.clone(),
+            attempts: i64::from(dead.attempts),
+            now: now.to_string(),
+        })
+    }
+}
+
+/// Replies that a crashed run handed to a phone (`unconfirmed`), to be marked done if
+/// the batch's own messages (key, text) that are stored now show them sent: oldest reply
+/// first, one per message, so two equal answers in a row are told apart.
+struct SettleRow {
+    device: String,
+    conversation: String,
+    own: Vec<(String, String)>,
+    unconfirmed: Vec<String>,
+}
+
+struct StatusRow {
+    id: String,
+    status: &'static str,
+    error: Option<String>,
+    now: String,
+}
+
+/// A handled event's write: its actions, and its mark (handled, or dead with its letter).
+fn completion(
+    event: &Event,
+    actions: &[Action],
+    dead: Option<&DeadLetterInfo>,
+) -> Result<Write, StoreError> {
+    let now = now_rfc3339();
+    let rows = actions
+        .iter()
+        .enumerate()
+        .map(|(index, action)| {
+            let key = format!("{}:{index}", event.idempotency_key);
+            ActionRow::new(key, &event.id, action, &now)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let finish = match dead {
+        Some(dead) => Finish::Dead(DeadRow::new(event, dead, &now)?),
+        None => Finish::Handled(event.id.clone()),
+    };
+    Ok(Write {
+        actions: rows,
+        finish: Some(finish),
+        ..Write::default()
+    })
+}
+
+/// The actions a write stored now (not before), as the outbox holds them.
+fn stored_actions(actions: &[Action], ids: Vec<String>, stored: Vec<bool>) -> Vec<StoredAction> {
+    actions
+        .iter()
+        .zip(ids)
+        .zip(stored)
+        .filter(|(_, stored)| *stored)
+        .map(|((action, id), _)| StoredAction {
+            id,
+            action: action.clone(),
+            status: "pending".into(),
+        })
+        .collect()
+}
+
+/// Applies queued writes in batches: what was queued while the previous batch committed
+/// goes into one transaction, with one multi-row statement per kind of row, and each
+/// caller is answered only once that transaction has committed (so an event is still
+/// stored before it is routed, and actions before they are dispatched). Under load the
+/// cost of a commit (a round trip per statement to SQLite's thread, the WAL append) is
+/// shared by the batch; a write alone costs what it did before, without a pool between.
+async fn group_commit(
+    writer: Arc<Mutex<SqliteConnection>>,
+    options: SqliteConnectOptions,
+    mut requests: mpsc::UnboundedReceiver<(Write, Reply)>,
+) {
+    let mut batch = Vec::new();
+    while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut conn = writer.lock().await;
+        commit_batch(&mut conn, &options, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Commits a batch and answers each of its callers. A caller that stopped waiting is
+/// fine: its write stands, like one committed just before a crash, and is picked up the
+/// same way.
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    options: &SqliteConnectOptions,
+    batch: Vec<(Write, Reply)>,
+) {
+    let (writes, mut replies): (Vec<Write>, Vec<Reply>) = batch.into_iter().unzip();
+    match apply(conn, &writes).await {
+        Ok(written) => {
+            for (reply, written) in replies.into_iter().zip(written) {
+                let _ = reply.send(Ok(written));
+            }
+        }
+        Err(error) if writes.len() == 1 => {
+            settle(conn, options).await;
+            if let Some(reply) = replies.pop() {
+                let _ = reply.send(Err(error));
+            }
+        }
+        Err(error) => {
+            // Nothing of the batch committed. One bad write must not fail the others,
+            // so each is applied again on its own and answered for itself.
+            tracing::warn!(%error, writes = writes.len(), "group commit failed; writing one by one");
+            settle(conn, options).await;
+            for (write, reply) in writes.iter().zip(replies) {
+                let result = apply(conn, std::slice::from_ref(write)).await;
+                if result.is_err() {
+                    settle(conn, options).await;
+                }
+                let _ = reply.send(result.map(|mut written| written.pop().unwrap_or_default()));
+            }
+        }
+    }
+}
+
+/// After a failed write, makes sure the writer is not left inside a transaction: SQLite
+/// rolls some failures (disk full, I/O errors) back by itself, and sqlx, not knowing,
+/// would then count one transaction too many for good. Such a connection is replaced.
+async fn settle(conn: &mut SqliteConnection, options: &SqliteConnectOptions) {
+    // The ping waits for the rollback the dropped transaction queued.
+    if conn.ping().await.is_ok() && !conn.is_in_transaction() {
+        return;
+    }
+    match SqliteConnection::connect_with(options).await {
+        Ok(fresh) => {
+            let stuck = std::mem::replace(conn, fresh);
+            // Closing rolls back whatever it still had open.
+            if let Err(error) = stuck.close().await {
+                tracing::warn!(%error, "closing the store's stuck writer");
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot reopen the store's writer"),
+    }
+}
+
+/// Applies writes in one transaction; a single statement needs none of its own.
+async fn apply(conn: &mut SqliteConnection, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+    if statements(writes) <= 1 {
+        // One statement is atomic by itself: no BEGIN and COMMIT round trips.
+        return run(conn, writes).await;
+    }
+    // A deferred BEGIN is enough: the first statement writes, so the write lock is taken
+    // (waiting under busy_timeout) before anything is read.
+    let mut tx = conn.begin().await?;
+    let written = run(&mut tx, writes).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// How many statements `run` will execute.
+fn statements(writes: &[Write]) -> usize {
+    let count = |part: fn(&Write) -> usize| writes.iter().map(part).sum::<usize>();
+    let multi_row = |part: fn(&Write) -> usize| count(part).div_ceil(MAX_ROWS);
+    count(|w| usize::from(w.watermark.is_some()))
+        + multi_row(|w| w.events.len())
+        + multi_row(|w| w.actions.len())
+        + count(|w| match w.finish {
+            Some(Finish::Dead(_)) => 2,
+            _ => 0,
+        })
+        + multi_row(|w| usize::from(matches!(w.finish, Some(Finish::Handled(_)))))
+        + multi_row(|w| usize::from(w.claim.is_some()))
+        + count(|w| usize::from(w.status.is_some()))
+        + count(|w| 2 * usize::from(w.settle.is_some()))
+}
+
+/// The batch's statements, in an order that keeps foreign keys whole (events before
+/// their actions and dead letters). The writes of a batch were all queued before any
+/// was answered, so no caller can tell in which order they are applied; where two
+/// write the same key, the first in the queue gets it, as if applied one by one.
+async fn run(conn: &mut SqliteConnection, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+    for row in writes.iter().filter_map(|w| w.watermark.as_ref()) {
+        upsert_watermark(conn, row).await?;
+    }
+    let events: Vec<&EventRow> = writes.iter().flat_map(|w| &w.events).collect();
+    let mut fresh = insert_events(conn, &events).await?;
+    let actions: Vec<&ActionRow> = writes.iter().flat_map(|w| &w.actions).collect();
+    let mut stored = insert_actions(conn, &actions).await?;
+    let mut handled = Vec::new();
+    for finish in writes.iter().filter_map(|w| w.finish.as_ref()) {
+        match finish {
+            Finish::Handled(id) => handled.push(id.as_str()),
+            Finish::Dead(row) => insert_dead_letter(conn, row).await?,
+        }
+    }
+    set_handled(conn, &handled).await?;
+    let claims: Vec<&str> = writes.iter().filter_map(|w| w.claim.as_deref()).collect();
+    let mut claimed = claim_actions(conn, &claims).await?;
+    for row in writes.iter().filter_map(|w| w.status.as_ref()) {
+        set_action_status(conn, row).await?;
+    }
+    let mut settled = Vec::with_capacity(writes.len());
+    for write in writes {
+        settled.push(match &write.settle {
+            Some(row) => settle_sent_replies(conn, row, &fresh).await?,
+            None => Vec::new(),
+        });
+    }
+    Ok(writes
+        .iter()
+        .zip(settled)
+        .map(|(w, settled)| Written {
+            fresh: w.events.iter().map(|row| fresh.remove(&row.key)).collect(),
+            stored: w
+                .actions
+                .iter()
+                .map(|row| stored.remove(&row.key))
+                .collect(),
+            claimed: w.claim.as_ref().is_some_and(|id| claimed.remove(id)),
+            settled,
+        })
+        .collect())
+}
+
+/// Marks done, for each own message stored now, the oldest unconfirmed reply of the same
+/// text to that conversation. Returns their ids.
 async fn settle_sent_replies(
-    conn: &mut sqlx::SqliteConnection,
-    device: &str,
-    conversation: &str,
-    own: &[String],
-    unconfirmed: &[String],
+    conn: &mut SqliteConnection,
+    row: &SettleRow,
+    fresh: &HashSet<String>,
 ) -> Result<Vec<String>, StoreError> {
     let rows = sqlx::query(
         "SELECT id, body FROM actions WHERE status = 'dispatched' AND target = ? AND conversation = ? ORDER BY created_at, rowid",
     )
-    .bind(device)
-    .bind(conversation)
+    .bind(&row.device)
+    .bind(&row.conversation)
     .fetch_all(&mut *conn)
     .await?;
-    let mut in_flight: Vec<(String, Action)> = rows
-        .into_iter()
-        .map(|row| {
-            let id: String = row.get(0);
-            Ok((id.clone(), decode("action", id, &row.get::<String, _>(1))?))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?
-        .into_iter()
-        .filter(|(id, _)| unconfirmed.contains(id))
-        .collect();
+    let mut in_flight = Vec::new();
+    for action in rows {
+        let id: String = action.try_get(0)?;
+        if row.unconfirmed.contains(&id) {
+            let Action::Send { text, .. } = decode("action", id.clone(), &action.try_get::<String, _>(1)?)?;
+            in_flight.push((id, text));
+        }
+    }
+    let now = now_rfc3339();
     let mut settled = Vec::new();
-    for text in own {
-        let Some(at) = in_flight
-            .iter()
-            .position(|(_, Action::Send { text: t, .. })| t == text)
-        else {
+    for (_, text) in row.own.iter().filter(|(key, _)| fresh.contains(key)) {
+        let Some(at) = in_flight.iter().position(|(_, t)| t == text) else {
             continue;
         };
         let (id, _) = in_flight.remove(at);
-        set_action_status_in(conn, &id, ActionStatus::Done, None).await?;
+        set_action_status(
+            conn,
+            &StatusRow {
+                id: id.clone(),
+                status: ActionStatus::Done.as_str(),
+                error: None,
+                now: now.clone(),
+            },
+        )
+        .await?;
         settled.push(id);
     }
     Ok(settled)
 }
 
-async fn insert_actions(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    event_id: &str,
-    actions: &[(String, &Action)],
-) -> Result<Vec<StoredAction>, StoreError> {
-    let now = now_rfc3339();
-    let mut stored = Vec::new();
-    for (key, action) in actions {
-        let id = format!("act_{}", short_hash(key));
-        let result = sqlx::query(
-            "INSERT INTO actions (id, idempotency_key, event_id, target, conversation, body, status, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(key)
-        .bind(event_id)
-        .bind(action.target())
-        .bind(action.conversation())
-        .bind(serde_json::to_string(action)?)
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut **tx)
-        .await?;
-        if result.rows_affected() > 0 {
-            stored.push(StoredAction {
-                id,
-                action: (*action).clone(),
-                status: "pending".into(),
-            });
-        }
-    }
-    Ok(stored)
+async fn upsert_watermark(
+    conn: &mut SqliteConnection,
+    row: &WatermarkRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO watermarks (device, conversation, state, updated_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (device, conversation) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(&row.device)
+    .bind(&row.conversation)
+    .bind(&row.state)
+    .bind(&row.now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
-async fn insert_dead_letter(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    event: &Event,
-    dead: &DeadLetterInfo,
-) -> Result<String, StoreError> {
+/// Inserts events, many per statement; returns the keys stored now. RETURNING (SQLite
+/// 3.35+, Postgres) names exactly the rows inserted: a key stored before is skipped by
+/// ON CONFLICT and not reported.
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    rows: &[&EventRow],
+) -> Result<HashSet<String>, StoreError> {
+    let mut inserted = HashSet::new();
+    for chunk in rows.chunks(MAX_ROWS) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, idempotency_key, source, event_type, conversation, body, status, created_at) ",
+        );
+        query.push_values(chunk.iter().copied(), |mut values, row| {
+            values
+                .push_bind(row.id.as_str())
+                .push_bind(row.key.as_str())
+                .push_bind(row.source.as_str())
+                .push_bind(row.event_type.as_str())
+                .push_bind(row.conversation.as_deref())
+                .push_bind(row.body.as_str())
+                .push("'pending'")
+                .push_bind(row.created_at.as_str());
+        });
+        query.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
+        for row in query.build().fetch_all(&mut *conn).await? {
+            inserted.insert(row.try_get(0)?);
+        }
+    }
+    Ok(inserted)
+}
+
+/// Inserts actions, many per statement; returns the keys stored now (see `insert_events`).
+async fn insert_actions(
+    conn: &mut SqliteConnection,
+    rows: &[&ActionRow],
+) -> Result<HashSet<String>, StoreError> {
+    let mut inserted = HashSet::new();
+    for chunk in rows.chunks(MAX_ROWS) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO actions (id, idempotency_key, event_id, target, conversation, body, status, created_at, updated_at) ",
+        );
+        query.push_values(chunk.iter().copied(), |mut values, row| {
+            values
+                .push_bind(row.id.as_str())
+                .push_bind(row.key.as_str())
+                .push_bind(row.event_id.as_str())
+                .push_bind(row.target.as_str())
+                .push_bind(row.conversation.as_str())
+                .push_bind(row.body.as_str())
+                .push("'pending'")
+                .push_bind(row.now.as_str())
+                .push_bind(row.now.as_str());
+        });
+        query.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
+        for row in query.build().fetch_all(&mut *conn).await? {
+            inserted.insert(row.try_get(0)?);
+        }
+    }
+    Ok(inserted)
+}
+
+/// Marks events handled, many per statement.
+async fn set_handled(conn: &mut SqliteConnection, ids: &[&str]) -> Result<(), StoreError> {
+    for chunk in ids.chunks(MAX_ROWS) {
+        let mut query =
+            QueryBuilder::<Sqlite>::new("UPDATE events SET status = 'handled' WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(")");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Moves pending actions to dispatched; returns the ids it moved. The `status =
+/// 'pending'` condition makes a second claim of the same action, in this statement or
+/// any later one, move nothing.
+async fn claim_actions(
+    conn: &mut SqliteConnection,
+    ids: &[&str],
+) -> Result<HashSet<String>, StoreError> {
     let now = now_rfc3339();
-    let id = format!(
-        "dl_{}",
-        short_hash(&format!("{}:{}", event.id, dead.handler))
-    );
+    let mut claimed = HashSet::new();
+    for chunk in ids.chunks(MAX_ROWS) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "UPDATE actions SET status = 'dispatched', attempts = attempts + 1, updated_at = ",
+        );
+        query.push_bind(now.as_str());
+        query.push(" WHERE status = 'pending' AND id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(") RETURNING id");
+        for row in query.build().fetch_all(&mut *conn).await? {
+            claimed.insert(row.try_get(0)?);
+        }
+    }
+    Ok(claimed)
+}
+
+async fn set_action_status(conn: &mut SqliteConnection, row: &StatusRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE actions SET status = ?, last_error = ?, attempts = attempts + CASE WHEN ? = 'dispatched' THEN 1 ELSE 0 END, updated_at = ? WHERE id = ?",
+    )
+    .bind(row.status)
+    .bind(&row.error)
+    .bind(row.status)
+    .bind(&row.now)
+    .bind(&row.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores a dead letter and marks its event dead (two statements: always inside a
+/// transaction).
+async fn insert_dead_letter(conn: &mut SqliteConnection, row: &DeadRow) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO dead_letters (id, event_id, handler, body, error, attempts, status, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?, 'dead', ?, ?) \
          ON CONFLICT (event_id, handler) DO UPDATE SET error = excluded.error, body = excluded.body, \
          attempts = dead_letters.attempts + excluded.attempts, status = 'dead', updated_at = excluded.updated_at",
     )
-    .bind(&id)
-    .bind(&event.id)
-    .bind(&dead.handler)
-    .bind(serde_json::to_string(&dead.delivered)?)
-    .bind(&dead.error)
-    .bind(i64::from(dead.attempts))
-    .bind(&now)
-    .bind(&now)
-    .execute(&mut **tx)
+    .bind(&row.id)
+    .bind(&row.event_id)
+    .bind(&row.handler)
+    .bind(&row.body)
+    .bind(&row.error)
+    .bind(row.attempts)
+    .bind(&row.now)
+    .bind(&row.now)
+    .execute(&mut *conn)
     .await?;
-    set_event_status(tx, &event.id, "dead").await?;
-    Ok(id)
-}
-
-async fn set_event_status(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    event_id: &str,
-    status: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE events SET status = ? WHERE id = ?")
-        .bind(status)
-        .bind(event_id)
-        .execute(&mut **tx)
+    sqlx::query("UPDATE events SET status = 'dead' WHERE id = ?")
+        .bind(&row.event_id)
+        .execute(&mut *conn)
         .await?;
     Ok(())
-}
-
-async fn insert_event<'e>(
-    executor: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
-    event: &Event,
-) -> Result<bool, StoreError> {
-    let result = sqlx::query(
-        "INSERT INTO events (id, idempotency_key, source, event_type, conversation, body, status, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(&event.idempotency_key)
-    .bind(&event.source)
-    .bind(&event.event_type)
-    .bind(event.conversation.as_ref().map(|c| c.id.as_str()))
-    .bind(serde_json::to_string(event)?)
-    .bind(&event.timestamp)
-    .execute(executor)
-    .await?;
-    Ok(result.rows_affected() > 0)
 }
 
 /// Decodes a stored JSON column, naming what and which row when it is not valid.
@@ -900,5 +1325,202 @@ mod tests {
             1
         );
         assert!(store.grants(None).await.expect("grants").is_empty());
+    }
+
+    fn send(text: &str) -> Action {
+        Action::Send {
+            target: "p".into(),
+            conversation: "c".into(),
+            text: text.into(),
+        }
+    }
+
+    /// Commits `writes` as one batch, the way the group commit does, and returns each
+    /// caller's answer.
+    async fn one_batch(
+        store: &Store,
+        path: &Path,
+        writes: Vec<Write>,
+    ) -> Vec<Result<Written, StoreError>> {
+        let (batch, answers): (Vec<_>, Vec<_>) = writes
+            .into_iter()
+            .map(|write| {
+                let (reply, answer) = oneshot::channel();
+                ((write, reply), answer)
+            })
+            .unzip();
+        let options = connect_options(path).expect("options");
+        commit_batch(&mut *store.writer.lock().await, &options, batch).await;
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.expect("answered"));
+        }
+        results
+    }
+
+    async fn count(store: &Store, sql: &str, id: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&store.pool)
+            .await
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn one_batch_gives_each_key_to_its_first_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).await.expect("open");
+        let old = event("old");
+        store.insert_event(&old).await.expect("insert");
+        let stored = store
+            .complete_event(&old, &[send("a")], None)
+            .await
+            .expect("complete");
+        let action = stored[0].id.clone();
+        let new = event("new");
+        let claim = || Write {
+            claim: Some(action.clone()),
+            ..Write::default()
+        };
+        let insert = || Write {
+            events: vec![EventRow::new(&new).expect("row")],
+            ..Write::default()
+        };
+        let answers = one_batch(
+            &store,
+            &path,
+            vec![
+                claim(),
+                insert(),
+                claim(),
+                insert(),
+                // Events go in before actions, so even the event's own completion in the
+                // same batch finds it (actions.event_id is a foreign key).
+                completion(&new, &[send("b")], None).expect("completion"),
+            ],
+        )
+        .await;
+        let answers: Vec<Written> = answers.into_iter().map(|a| a.expect("ok")).collect();
+        assert!(answers[0].claimed && !answers[2].claimed, "{answers:?}");
+        assert_eq!(
+            (answers[1].fresh.as_slice(), answers[3].fresh.as_slice()),
+            (&[true][..], &[false][..])
+        );
+        assert_eq!(answers[4].stored, [true]);
+        let attempts = count(&store, "SELECT attempts FROM actions WHERE id = ?", &action).await;
+        assert_eq!(attempts, 1, "the losing claim changed nothing");
+        assert!(store.pending_events().await.expect("pending").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_fails_alone_and_commits_nothing_of_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).await.expect("open");
+        let (good, bad, other) = (event("good"), event("bad"), event("other"));
+        store.insert_event(&good).await.expect("insert");
+        store.insert_event(&bad).await.expect("insert");
+        // A test-only fault: marking `bad` handled fails, after its actions went in.
+        sqlx::query(&format!(
+            "CREATE TRIGGER fail_bad BEFORE UPDATE OF status ON events WHEN NEW.id = '{}' \
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+            bad.id
+        ))
+        .execute(&store.pool)
+        .await
+        .expect("trigger");
+        let answers = one_batch(
+            &store,
+            &path,
+            vec![
+                completion(&good, &[send("g")], None).expect("completion"),
+                completion(&bad, &[send("b")], None).expect("completion"),
+                Write {
+                    events: vec![EventRow::new(&other).expect("row")],
+                    ..Write::default()
+                },
+            ],
+        )
+        .await;
+        let [good_answer, bad_answer, other_answer] = <[_; 3]>::try_from(answers).expect("three");
+        assert_eq!(good_answer.expect("good commits").stored, [true]);
+        assert!(bad_answer.is_err(), "the bad write reports its error");
+        assert_eq!(other_answer.expect("other commits").fresh, [true]);
+        let actions = "SELECT COUNT(*) FROM actions WHERE event_id = ?";
+        assert_eq!(
+            count(&store, actions, &bad.id).await,
+            0,
+            "no actions without the mark"
+        );
+        let pending: Vec<String> = store
+            .pending_events()
+            .await
+            .expect("pending")
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(pending, [bad.id.clone(), other.id.clone()]);
+        assert!(!store.writer.lock().await.is_in_transaction());
+
+        // Through the queue, alone: the same failure, and the writer goes on afterwards.
+        assert!(
+            store
+                .complete_event(&bad, &[send("b")], None)
+                .await
+                .is_err()
+        );
+        assert_eq!(count(&store, actions, &bad.id).await, 0);
+        sqlx::query("DROP TRIGGER fail_bad")
+            .execute(&store.pool)
+            .await
+            .expect("drop trigger");
+        let stored = store
+            .complete_event(&bad, &[send("b")], None)
+            .await
+            .expect("complete");
+        assert_eq!(stored.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_commits_with_its_events_mark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let ev = event("dies");
+        store.insert_event(&ev).await.expect("insert");
+        let stored = store
+            .complete_event(&ev, &[send("partial")], Some(&dead(&ev, "HTTP 500", 4)))
+            .await
+            .expect("complete");
+        assert_eq!(stored.len(), 1);
+        assert!(store.pending_events().await.expect("pending").is_empty());
+        let letters = store.dead_letters().await.expect("letters");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].event, ev);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_callers_store_an_event_once_and_claim_an_action_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let ev = event("raced");
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (store, ev) = (store.clone(), ev.clone());
+            tasks.spawn(async move { store.insert_event(&ev).await.expect("insert") });
+        }
+        let fresh = tasks.join_all().await.into_iter().filter(|f| *f).count();
+        assert_eq!(fresh, 1);
+        let stored = store
+            .complete_event(&ev, &[send("once")], None)
+            .await
+            .expect("complete");
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (store, id) = (store.clone(), stored[0].id.clone());
+            tasks.spawn(async move { store.claim_action(&id).await.expect("claim") });
+        }
+        let won = tasks.join_all().await.into_iter().filter(|w| *w).count();
+        assert_eq!(won, 1, "exactly one caller dispatches the action");
     }
 }
