@@ -887,7 +887,8 @@ async fn settle_sent_replies(
     for action in rows {
         let id: String = action.try_get(0)?;
         if row.unconfirmed.contains(&id) {
-            let Action::Send { text, .. } = decode("action", id.clone(), &action.try_get::<String, _>(1)?)?;
+            let Action::Send { text, .. } =
+                decode("action", id.clone(), &action.try_get::<String, _>(1)?)?;
             in_flight.push((id, text));
         }
     }
