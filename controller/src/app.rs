@@ -104,7 +104,7 @@ impl App {
             config.router(fallback),
             handlers,
             timing,
-            config.runtime.concurrency,
+            config.queue.concurrency,
         );
 
         let (stop, stopped) = tokio::sync::watch::channel(false);

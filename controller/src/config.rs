@@ -1,5 +1,5 @@
-//! `tapwire.toml`: storage, runtime, phones, routes, handlers (pipelines, webhooks,
-//! plugins), schedules and the permissions bootstrap. Secrets never live here; `${NAME}`
+//! `tapwire.toml`: storage, queue, plugins, phones, routes, handlers (pipelines,
+//! webhooks, plugins), schedules and the permissions bootstrap. Secrets never live here; `${NAME}`
 //! takes a value from the environment. Parsing reports every error it can find at once,
 //! each with file, line and column, so a broken config is fixed in one round.
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -72,7 +72,8 @@ pub struct Config {
     path: PathBuf,
     text: String,
     pub storage: Storage,
-    pub runtime: RuntimeConfig,
+    pub queue: QueueConfig,
+    pub plugins: PluginsConfig,
     pub phones: Vec<PhoneConfig>,
     pub routes: Vec<Route>,
     pub handlers: BTreeMap<String, HandlerConfig>,
@@ -101,22 +102,36 @@ fn default_db() -> PathBuf {
     PathBuf::from("tapwire.db")
 }
 
+/// The event queue: in process, over the store (an event is stored before it is queued,
+/// so a restart finds what was not handled).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuntimeConfig {
+pub struct QueueConfig {
     /// Conversations handled at the same time (one conversation is always in order).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// External plugins, one directory each; relative to the config file.
-    #[serde(default = "default_plugins_dir")]
-    pub plugins_dir: PathBuf,
 }
 
-impl Default for RuntimeConfig {
+impl Default for QueueConfig {
     fn default() -> Self {
-        RuntimeConfig {
+        QueueConfig {
             concurrency: default_concurrency(),
-            plugins_dir: default_plugins_dir(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// External plugins, one directory each; relative to the config file.
+    #[serde(default = "default_plugins_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: default_plugins_dir(),
         }
     }
 }
@@ -286,9 +301,14 @@ impl Config {
                         config.storage = v;
                     }
                 }
-                "runtime" => {
+                "queue" => {
                     if let Some(v) = config.one(value, &mut errors) {
-                        config.runtime = v;
+                        config.queue = v;
+                    }
+                }
+                "plugins" => {
+                    if let Some(v) = config.one(value, &mut errors) {
+                        config.plugins = v;
                     }
                 }
                 "permissions" => {
@@ -324,7 +344,7 @@ impl Config {
                 },
                 other => errors.push(config.invalid_at(
                     key.span().start,
-                    format!("unknown section `{other}`; expected storage, runtime, phones, routes, handlers, schedules or permissions"),
+                    format!("unknown section `{other}`; expected storage, queue, plugins, phones, routes, handlers, schedules or permissions"),
                 )),
             }
         }
@@ -390,13 +410,13 @@ impl Config {
 
     /// The plugins directory, relative to the config file.
     pub fn plugins_dir(&self) -> PathBuf {
-        if self.runtime.plugins_dir.is_absolute() || self.path.as_os_str().is_empty() {
-            return self.runtime.plugins_dir.clone();
+        if self.plugins.dir.is_absolute() || self.path.as_os_str().is_empty() {
+            return self.plugins.dir.clone();
         }
         self.path
             .parent()
             .unwrap_or(Path::new("."))
-            .join(&self.runtime.plugins_dir)
+            .join(&self.plugins.dir)
     }
 
     /// The schedules, built (their expressions were checked at parse time).
@@ -775,8 +795,10 @@ mod tests {
             r##"
 [storage]
 path = "x.db"
-[runtime]
+[queue]
 concurrency = 4
+[plugins]
+dir = "my-plugins"
 [[phones]]
 serial = "127.0.0.1:5555"
 adb_server = "127.0.0.1:5037"
@@ -807,7 +829,8 @@ grants = [{ user = "wechat:李娜", scene = "roster", until = "2026-12-31" }]
         .expect("valid");
         assert_eq!(config.phones[0].serial, "127.0.0.1:5555");
         assert_eq!(config.phones[0].timing().ack_after_ms, 3000);
-        assert_eq!(config.runtime.concurrency, 4);
+        assert_eq!(config.queue.concurrency, 4);
+        assert_eq!(config.plugins_dir(), Path::new("my-plugins"));
         assert_eq!(config.handlers.len(), 3);
         assert_eq!(config.router("echo").route_count(), 1);
         assert_eq!(config.build_schedules().len(), 1);
