@@ -120,6 +120,7 @@ async fn handlers(store: Store) -> Arc<Handlers> {
         events: Vec::new(),
         timeout: Duration::from_secs(1),
         commands: vec![command("deploy", false), command("status", true)],
+        env: Vec::new(),
     };
     let (faults, mut faults_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move { while faults_rx.recv().await.is_some() {} });

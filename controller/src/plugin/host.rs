@@ -454,22 +454,83 @@ async fn stopping(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|&stop| stop).await;
 }
 
+/// What every plugin gets of the controller's environment: enough to find programs and
+/// format text, nothing secret.
+const BASE_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TMPDIR",
+    "TZ",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "LC_TIME",
+];
+
 fn spawn(manifest: &Manifest) -> std::io::Result<Child> {
     let (program, args) = manifest
         .exec
         .split_first()
         .ok_or_else(|| std::io::Error::other("exec is empty"))?;
-    Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .current_dir(&manifest.dir)
+        // Secrets come from the environment; each plugin sees only those it declares.
+        .env_clear()
+        .envs(
+            BASE_ENV
+                .iter()
+                .copied()
+                .chain(manifest.env.iter().map(String::as_str))
+                .filter_map(|name| Some((name, std::env::var_os(name)?))),
+        )
+        .env("TAPWIRE_PLUGIN", &manifest.name)
         // Python buffers a piped stdout; a plugin that forgets to flush would time out.
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // The backstop: whatever path drops the child, the process goes with it.
-        .kill_on_drop(true)
-        .spawn()
+        .kill_on_drop(true);
+    // Its own process group, so that what it starts (a shell's children, a worker pool)
+    // can be stopped with it.
+    #[cfg(unix)]
+    command.process_group(0);
+    command.spawn()
+}
+
+/// Kills whatever is left in a plugin's process group once the plugin itself is gone or
+/// being killed: children it started must not outlive it (a hung helper would hold the
+/// plugin's resources, or answer nobody forever).
+fn kill_group(plugin: &str, pid: Option<u32>) {
+    #[cfg(unix)]
+    {
+        let Some(group) = pid
+            .and_then(|pid| i32::try_from(pid).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return;
+        };
+        if group == rustix::process::Pid::INIT {
+            return;
+        }
+        match rustix::process::kill_process_group(group, rustix::process::Signal::KILL) {
+            Ok(()) => {
+                tracing::debug!(plugin, pid = ?pid, "killed what was left of the plugin's process group")
+            }
+            // Nothing left: the usual case.
+            Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => tracing::warn!(plugin, error = %e, "cannot kill the plugin's process group"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (plugin, pid);
 }
 
 /// Serves one process until it ends; returns why, and the calls still pending on it.
@@ -503,6 +564,7 @@ async fn run(
     let end = tokio::select! {
         status = child.wait() => End::Exited(describe(status)),
         Some(reason) = kill_rx.recv() => {
+            kill_group(slot.name(), pid);
             if let Err(e) = child.kill().await {
                 tracing::warn!(plugin = %slot.name(), error = %e, "cannot kill plugin");
             }
@@ -514,12 +576,15 @@ async fn run(
             writer.abort();
             if tokio::time::timeout(EXIT_GRACE, child.wait()).await.is_err() {
                 tracing::warn!(plugin = %slot.name(), "plugin ignored closed stdin; killing");
+                kill_group(slot.name(), pid);
                 let _ = child.kill().await;
             }
             End::Stop
         }
     };
     writer.abort();
+    // Its children, if it left any behind (they keep the group, so its id is not reused).
+    kill_group(slot.name(), pid);
     if let End::Exited(status) = &end {
         // Answers the process wrote just before exiting still count.
         if tokio::time::timeout(DRAIN, &mut reader).await.is_err() {
@@ -896,6 +961,81 @@ mod tests {
         host.shutdown().await;
     }
 
+    /// Running, not a zombie waiting to be reaped by whoever inherited it.
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+    }
+
+    #[tokio::test]
+    async fn what_a_killed_plugin_started_is_killed_with_it() {
+        let (host, _faults) = host(&fixtures(), &["hangy"]).await;
+        let spawned = replies(host.call("hangy", command("spawn", &[])).await);
+        let child: u32 = spawned[0].parse().expect("a pid");
+        assert!(running(child), "the fixture's child runs");
+        let hung = host.call("hangy", command("hang", &[])).await;
+        assert!(matches!(hung, Err(PluginError::Timeout { .. })), "{hung:?}");
+        // The kill is sent before the timeout is answered; give the kernel a moment.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while running(child) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!running(child), "the plugin's child {child} outlived it");
+        assert_eq!(
+            replies(call_until_up(&host, "hangy", Duration::from_secs(5)).await),
+            ["pong"]
+        );
+        host.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_plugin_sees_only_the_environment_it_declares() {
+        // Two variables of this process that are not among the basic ones: one declared,
+        // one standing for another component's secret.
+        let mut extra = std::env::vars().map(|(name, _)| name).filter(|name| {
+            !BASE_ENV.contains(&name.as_str())
+                && !["PWD", "OLDPWD", "SHLVL", "_"].contains(&name.as_str())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        let (Some(declared), Some(secret)) = (extra.next(), extra.next()) else {
+            panic!("this test needs two environment variables beyond the basic ones");
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plugin = dir.path().join("envy");
+        std::fs::create_dir(&plugin).expect("mkdir");
+        std::fs::write(
+            plugin.join("plugin.toml"),
+            format!("name = \"envy\"\nexec = [\"sh\", \"envy.sh\"]\nenv = [{declared:?}]\n[[commands]]\nname = \"env\"\n"),
+        )
+        .expect("manifest");
+        // Answers with the names of its environment variables.
+        std::fs::write(
+            plugin.join("envy.sh"),
+            r#"while IFS= read -r line; do
+  id=$(printf '%s\n' "$line" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
+  printf '{"id":"%s","actions":[{"action":"reply","text":"%s"}]}\n' "$id" "$(env | cut -d= -f1 | tr '\n' ' ')"
+done
+"#,
+        )
+        .expect("script");
+        let (host, _faults) = host(dir.path(), &["envy"]).await;
+        let names = replies(host.call("envy", command("env", &[])).await).join(" ");
+        let names: Vec<&str> = names.split_whitespace().collect();
+        assert!(
+            names.contains(&declared.as_str()),
+            "{declared} missing: {names:?}"
+        );
+        assert!(names.contains(&"PATH"), "{names:?}");
+        assert!(names.contains(&"TAPWIRE_PLUGIN"), "{names:?}");
+        assert!(
+            !names.contains(&secret.as_str()),
+            "{secret} leaked: {names:?}"
+        );
+        host.shutdown().await;
+    }
+
     #[tokio::test]
     async fn a_hung_request_times_out_and_the_process_is_replaced() {
         let (host, mut faults) = host(&fixtures(), &["hangy"]).await;
@@ -991,6 +1131,7 @@ mod tests {
             events: Vec::new(),
             timeout: Duration::from_secs(5),
             commands: Vec::new(),
+            env: Vec::new(),
         };
         let (tx, mut faults) = mpsc::unbounded_channel();
         let host = PluginHost::start(vec![manifest], tx).await;

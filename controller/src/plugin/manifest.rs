@@ -35,6 +35,10 @@ pub struct Manifest {
     pub events: Vec<String>,
     pub timeout: Duration,
     pub commands: Vec<CommandSpec>,
+    /// Environment variables passed through to the process, besides the basic ones
+    /// (`PATH`, `HOME`, locale, time zone): the plugin's secrets. Nothing else of the
+    /// controller's environment (other adapters' tokens) reaches it.
+    pub env: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +75,8 @@ struct RawManifest {
     timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     commands: Vec<RawCommand>,
+    #[serde(default)]
+    env: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +247,30 @@ fn load_one(plugin_dir: &Path, path: &Path) -> Result<(Manifest, usize, String),
         });
     }
 
+    for variable in &raw.env {
+        let variable_name = variable.get_ref();
+        let valid = variable_name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && variable_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            problem(
+                variable.span().start,
+                format!("{variable_name:?} is not an environment variable name"),
+            );
+        } else if std::env::var_os(variable_name).is_none() {
+            problem(
+                variable.span().start,
+                format!(
+                    "plugin {name:?} needs environment variable {variable_name}, which is not set"
+                ),
+            );
+        }
+    }
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -252,6 +282,7 @@ fn load_one(plugin_dir: &Path, path: &Path) -> Result<(Manifest, usize, String),
         events: raw.events.into_iter().map(Spanned::into_inner).collect(),
         timeout,
         commands,
+        env: raw.env.into_iter().map(Spanned::into_inner).collect(),
     };
     Ok((manifest, raw.name.span().start, text))
 }
@@ -420,6 +451,12 @@ mod tests {
             "several",
             "name = \"several\"\nexec = [\"./missing.py\"]\nevents = [\"schedule\"]\ntimeout_ms = 0\n",
         );
+        // A variable no environment has, and a name no environment can have.
+        write(
+            root,
+            "secrets",
+            "name = \"secrets\"\nexec = [\"true\"]\nenv = [\"PATH\",\n  \"TAPWIRE_TEST_NEVER_SET_9F2C\", \"NOT-A-NAME\"]\n",
+        );
 
         let errors: Vec<String> = load_dir(root)
             .expect_err("broken")
@@ -448,6 +485,16 @@ mod tests {
         at("several", "2:8", "not found");
         at("several", "3:11", "bad event pattern");
         at("several", "4:14", "timeout_ms");
-        assert_eq!(errors.len(), 10, "{errors:#?}");
+        at(
+            "secrets",
+            "4:3",
+            "needs environment variable TAPWIRE_TEST_NEVER_SET_9F2C, which is not set",
+        );
+        at(
+            "secrets",
+            "4:34",
+            "\"NOT-A-NAME\" is not an environment variable name",
+        );
+        assert_eq!(errors.len(), 12, "{errors:#?}");
     }
 }
