@@ -6,8 +6,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigErrors, HandlerConfig};
+use crate::adapter::Adapter;
+use crate::config::{Config, ConfigError, ConfigErrors, HandlerConfig};
 use crate::event::{Event, now_rfc3339};
+use crate::handler::Template;
 use crate::handler::{Handler, Handlers};
 use crate::permission::Until;
 use crate::pipeline::Pipeline;
@@ -49,14 +51,17 @@ impl App {
                 HandlerConfig::Pipeline(p) => Handler::Pipeline(Pipeline::new(name, p)),
                 HandlerConfig::Webhook(w) => Handler::Webhook(
                     // Checked when the config was parsed; a failure here is a bug.
-                    Webhook::new(name, w.clone()).map_err(|e| {
-                        ConfigErrors(vec![crate::config::ConfigError::Unbuildable(format!(
-                            "handler {name:?}: {e}"
-                        ))])
-                    })?,
+                    Webhook::new(name, w.clone())
+                        .map_err(|e| unbuildable(format!("handler {name:?}: {e}")))?,
                 ),
                 HandlerConfig::Plugin(p) => Handler::Plugin {
                     plugin: p.plugin.clone(),
+                },
+                HandlerConfig::Forward(f) => Handler::Forward {
+                    target: f.target.clone(),
+                    conversation: f.conversation.clone(),
+                    template: Template::parse(&f.template)
+                        .map_err(|e| unbuildable(format!("handler {name:?}: {e}")))?,
                 },
             };
             handlers.insert(name.clone(), built);
@@ -86,7 +91,19 @@ impl App {
             .phones
             .iter()
             .map(|p| (p.serial.clone(), "wechat".to_string()))
+            .chain(
+                config
+                    .adapters
+                    .iter()
+                    .map(|(name, a)| (name.clone(), a.platform().to_string())),
+            )
             .collect();
+        let mut adapters = Vec::new();
+        for (name, adapter) in &config.adapters {
+            let built = Adapter::build(adapter)
+                .map_err(|e| unbuildable(format!("adapter {name:?}: {e}")))?;
+            adapters.push((name.clone(), built));
+        }
         let handlers = Arc::new(Handlers::new(
             handlers,
             store.clone(),
@@ -106,6 +123,9 @@ impl App {
             timing,
             config.queue.concurrency,
         );
+        for (name, adapter) in adapters {
+            runtime.start_adapter(&name, adapter);
+        }
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let schedules = config.build_schedules();
@@ -137,6 +157,11 @@ impl App {
         let _ = self.stop.send(true);
         self.plugins.shutdown().await;
     }
+}
+
+/// Parts of a config that passed its checks and still cannot be built: a bug, not a typo.
+fn unbuildable(message: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError::Unbuildable(message)])
 }
 
 fn load_plugins(dir: &Path) -> Result<Vec<plugin::Manifest>, AppError> {

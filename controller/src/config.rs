@@ -1,5 +1,5 @@
-//! `tapwire.toml`: storage, queue, plugins, phones, routes, handlers (pipelines,
-//! webhooks, plugins), schedules and the permissions bootstrap. Secrets never live here; `${NAME}`
+//! `tapwire.toml`: storage, queue, plugins, phones, adapters, routes, handlers
+//! (pipelines, webhooks, plugins, forwards), schedules and the permissions bootstrap. Secrets never live here; `${NAME}`
 //! takes a value from the environment. Parsing reports every error it can find at once,
 //! each with file, line and column, so a broken config is fixed in one round.
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use crate::adapter::AdapterConfig;
 use crate::permission::Until;
 use crate::pipeline::PipelineConfig;
 use crate::plugin::Manifest;
@@ -75,12 +76,15 @@ pub struct Config {
     pub queue: QueueConfig,
     pub plugins: PluginsConfig,
     pub phones: Vec<PhoneConfig>,
+    /// Platforms other than phones, by the name actions use as their target.
+    pub adapters: BTreeMap<String, AdapterConfig>,
     pub routes: Vec<Route>,
     pub handlers: BTreeMap<String, HandlerConfig>,
     pub schedules: Vec<ScheduleConfig>,
     pub permissions: PermissionsConfig,
     /// Where each handler and schedule was declared, for errors found later.
     handler_spans: HashMap<String, std::ops::Range<usize>>,
+    adapter_spans: HashMap<String, std::ops::Range<usize>>,
     schedule_spans: Vec<std::ops::Range<usize>>,
     phone_spans: Vec<std::ops::Range<usize>>,
 }
@@ -242,12 +246,31 @@ pub enum HandlerConfig {
     Webhook(WebhookConfig),
     /// Every routed event goes to one external plugin.
     Plugin(PluginHandlerConfig),
+    /// Every routed message's text goes to a conversation of another source.
+    Forward(ForwardConfig),
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginHandlerConfig {
     pub plugin: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// A phone's serial or an adapter's name.
+    pub target: String,
+    /// The conversation there (a chat's name on a phone; a robot has only its group).
+    #[serde(default)]
+    pub conversation: String,
+    /// What is sent: `{text}`, `{sender}`, `{conversation}`, `{source}`, `{platform}`.
+    #[serde(default = "default_forward_template")]
+    pub template: String,
+}
+
+fn default_forward_template() -> String {
+    "{text}".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -329,6 +352,19 @@ impl Config {
                         config.schedule_spans.push(span);
                     }
                 }
+                "adapters" => match value.get_ref() {
+                    DeValue::Table(table) => {
+                        for (name, adapter) in table.iter() {
+                            config
+                                .adapter_spans
+                                .insert(name.get_ref().to_string(), name.span());
+                            if let Some(a) = config.one(adapter, &mut errors) {
+                                config.adapters.insert(name.get_ref().to_string(), a);
+                            }
+                        }
+                    }
+                    _ => errors.push(config.invalid_at(value.span().start, "adapters must be a table: [adapters.NAME]".into())),
+                },
                 "handlers" => match value.get_ref() {
                     DeValue::Table(table) => {
                         for (name, handler) in table.iter() {
@@ -344,7 +380,7 @@ impl Config {
                 },
                 other => errors.push(config.invalid_at(
                     key.span().start,
-                    format!("unknown section `{other}`; expected storage, queue, plugins, phones, routes, handlers, schedules or permissions"),
+                    format!("unknown section `{other}`; expected storage, queue, plugins, phones, adapters, routes, handlers, schedules or permissions"),
                 )),
             }
         }
@@ -386,7 +422,7 @@ impl Config {
                         ));
                     }
                 }
-                HandlerConfig::Webhook(_) => {}
+                HandlerConfig::Webhook(_) | HandlerConfig::Forward(_) => {}
             }
         }
         for grant in &self.permissions.grants {
@@ -406,6 +442,11 @@ impl Config {
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    /// Whether actions can be sent to `target`: a declared phone or adapter.
+    pub fn is_target(&self, target: &str) -> bool {
+        self.phones.iter().any(|p| p.serial == target) || self.adapters.contains_key(target)
     }
 
     /// The plugins directory, relative to the config file.
@@ -486,6 +527,38 @@ impl Config {
                     }
                 }
                 HandlerConfig::Plugin(_) => {}
+                HandlerConfig::Forward(f) => {
+                    if !self.is_target(&f.target) {
+                        errors.push(self.invalid_at(
+                            at,
+                            format!(
+                                "handler {name:?}: forward target {:?} is neither a phone nor an adapter",
+                                f.target
+                            ),
+                        ));
+                    }
+                    if let Err(error) = crate::handler::Template::parse(&f.template) {
+                        errors.push(self.invalid_at(at, format!("handler {name:?}: {error}")));
+                    }
+                }
+            }
+        }
+        for (name, adapter) in &self.adapters {
+            let at = self.adapter_spans.get(name).map_or(0, |s| s.start);
+            if self.phones.iter().any(|p| &p.serial == name) {
+                errors.push(self.invalid_at(
+                    at,
+                    format!("adapter {name:?} has a phone's serial as its name; actions could not tell them apart"),
+                ));
+            }
+            // A missing variable is reported on its own line already.
+            if let AdapterConfig::WecomRobot(robot) = adapter
+                && robot.url.contains("${")
+            {
+                continue;
+            }
+            if let Err(error) = adapter.check() {
+                errors.push(self.invalid_at(at, format!("adapter {name:?}: {error}")));
             }
         }
         if let Some(cycle) = self.handler_cycle() {

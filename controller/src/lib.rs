@@ -9,6 +9,7 @@
 //! `runtime` (per-conversation lanes, deadlines, the outbox) and `app` (all of it wired
 //! from a config).
 
+pub mod adapter;
 pub mod app;
 pub mod command;
 pub mod config;

@@ -1,6 +1,7 @@
 //! The running controller: phones feed events into the store, the router hands stored
 //! events to the pipeline, and the actions it returns are stored, then dispatched to the
-//! phone that must carry them out. A restart picks up what was stored and not finished.
+//! phone or platform adapter that must carry them out. A restart picks up what was stored
+//! and not finished.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,6 +20,7 @@ use tapwire_device_agent::tail::Watermark;
 use tapwire_device_agent::transport::Transport;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
+use crate::adapter::Adapter;
 use crate::config::ReplyTiming;
 use crate::event::{
     Action, Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, types,
@@ -67,6 +69,8 @@ pub struct Runtime {
     /// Reply deadlines per source; sources not listed use the defaults.
     timing: HashMap<String, ReplyTiming>,
     phones: Mutex<HashMap<String, std::sync::mpsc::Sender<Outbound>>>,
+    /// Each adapter's queue: its actions go out in order, at its platform's pace.
+    adapters: Mutex<HashMap<String, mpsc::UnboundedSender<AdapterJob>>>,
     /// Sent actions' texts by id, for activity reports.
     in_flight: Mutex<HashMap<String, Action>>,
     /// Replies an earlier run handed to a phone and never saw finish: each may have gone
@@ -98,6 +102,7 @@ impl Runtime {
             handlers,
             timing,
             phones: Mutex::new(HashMap::new()),
+            adapters: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             unconfirmed: Mutex::new(std::collections::HashSet::new()),
             lanes: Mutex::new(HashMap::new()),
@@ -161,9 +166,6 @@ impl Runtime {
             // A dispatched reply may have gone out before the crash: the phone's next read
             // of that chat settles it if so (`Store::record`), before it is typed.
             let claimed = action.status == "dispatched";
-            if claimed {
-                lock(&self.unconfirmed).insert(action.id.clone());
-            }
             self.dispatch(action, claimed).await?;
         }
         for event in events {
@@ -311,21 +313,57 @@ impl Runtime {
         Ok(())
     }
 
+    /// Connects a platform adapter: actions whose target is `name` go to it, one at a time.
+    pub fn start_adapter(self: &Arc<Self>, name: &str, adapter: Adapter) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.adapters).insert(name.to_string(), tx);
+        self.tokio
+            .spawn(run_adapter(self.clone(), name.to_string(), adapter, rx));
+    }
+
     async fn dispatch(&self, stored: StoredAction, claimed: bool) -> Result<(), StoreError> {
         let Action::Send {
             target,
             conversation,
             text,
         } = &stored.action;
-        let Some(sender) = lock(&self.phones).get(target).cloned() else {
-            // Not connected now: kept open, so the outbox sweep or the next run delivers it.
-            tracing::debug!(action = %stored.id, %target, "no such phone connected; reply kept for later");
-            return Ok(());
+        let phone = lock(&self.phones).get(target).cloned();
+        let adapter = match phone {
+            Some(_) => None,
+            None => lock(&self.adapters).get(target).cloned(),
         };
+        if phone.is_none() && adapter.is_none() {
+            // Not connected now: kept open, so the outbox sweep or the next run delivers it.
+            tracing::debug!(action = %stored.id, %target, "no such phone or adapter connected; reply kept for later");
+            return Ok(());
+        }
         // A dispatched action from a previous run is already ours; a pending one must be
         // claimed, so that nothing else sends it as well.
         if !claimed && !self.store.claim_action(&stored.id).await? {
             return Ok(());
+        }
+        if let Some(adapter) = adapter {
+            if claimed {
+                // A platform cannot be asked whether it got a message: sending again may
+                // repeat one, not sending may lose one, and losing is worse.
+                tracing::warn!(action = %stored.id, %target, "this may have gone out before the restart; sending it again");
+            }
+            let job = AdapterJob {
+                action_id: stored.id.clone(),
+                conversation: conversation.clone(),
+                text: text.clone(),
+            };
+            if adapter.send(job).is_err() {
+                tracing::warn!(action = %stored.id, %target, "adapter stopped; the action stays for the next run");
+            }
+            return Ok(());
+        }
+        let Some(sender) = phone else {
+            return Ok(());
+        };
+        if claimed {
+            // The phone's next read of that chat settles it if it went out (`Store::record`).
+            lock(&self.unconfirmed).insert(stored.id.clone());
         }
         lock(&self.in_flight).insert(stored.id.clone(), stored.action.clone());
         let outbound = Outbound {
@@ -456,6 +494,55 @@ pub fn phone_event(device: &str, message: &PhoneMessage) -> Event {
         platform_message_id: None,
         timestamp: now_rfc3339(),
         raw: serde_json::to_value(message).unwrap_or_default(),
+    }
+}
+
+/// An action for an adapter to carry out.
+struct AdapterJob {
+    action_id: String,
+    conversation: String,
+    text: String,
+}
+
+/// Carries out one adapter's actions in order and records how each ended.
+async fn run_adapter(
+    runtime: Arc<Runtime>,
+    name: String,
+    adapter: Adapter,
+    mut jobs: mpsc::UnboundedReceiver<AdapterJob>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let result = adapter.deliver(&job.conversation, &job.text).await;
+        let (status, error) = match &result {
+            Ok(()) => (ActionStatus::Done, None),
+            Err(reason) => (ActionStatus::Failed, Some(reason.as_str())),
+        };
+        if let Err(store_error) = runtime
+            .store
+            .set_action_status(&job.action_id, status, error)
+            .await
+        {
+            // Left dispatched: the next run sends it again.
+            tracing::error!(adapter = %name, action = %job.action_id, error = %store_error, "cannot record how a send ended");
+        }
+        runtime.report(match result {
+            Ok(()) => {
+                tracing::info!(adapter = %name, action = %job.action_id, "sent");
+                Activity::Replied {
+                    device: name.clone(),
+                    conversation: job.conversation,
+                    text: job.text,
+                }
+            }
+            Err(reason) => {
+                tracing::error!(adapter = %name, action = %job.action_id, %reason, "not sent");
+                Activity::ReplyFailed {
+                    device: name.clone(),
+                    conversation: job.conversation,
+                    reason,
+                }
+            }
+        });
     }
 }
 

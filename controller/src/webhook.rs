@@ -438,7 +438,7 @@ fn is_reserved(name: &HeaderName) -> bool {
 /// The wait before retry number `attempt` (1 = after the first try): `base` doubled per
 /// attempt, capped at `max`, then jittered into its upper half so that many senders that
 /// failed together do not retry together. `jitter` is in [0, 1).
-fn backoff_delay(base: Duration, max: Duration, attempt: u32, jitter: f64) -> Duration {
+pub(crate) fn backoff_delay(base: Duration, max: Duration, attempt: u32, jitter: f64) -> Duration {
     let doubled = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
     let delay = doubled.min(max);
     delay / 2 + (delay / 2).mul_f64(jitter.clamp(0.0, 1.0))
@@ -518,7 +518,7 @@ fn excerpt_text(text: &str) -> String {
 }
 
 /// A reqwest error and its causes, without the URL reqwest would print.
-fn error_chain(error: reqwest::Error) -> String {
+pub(crate) fn error_chain(error: reqwest::Error) -> String {
     let error = error.without_url();
     let mut parts = vec![error.to_string()];
     let mut source = std::error::Error::source(&error);
@@ -532,7 +532,7 @@ fn error_chain(error: reqwest::Error) -> String {
     parts.join(": ")
 }
 
-fn shown_url(url: &Url) -> String {
+pub(crate) fn shown_url(url: &Url) -> String {
     let mut shown = url.clone();
     shown.set_query(None);
     shown.set_fragment(None);

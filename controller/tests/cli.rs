@@ -206,6 +206,7 @@ fn the_example_config_is_valid() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
         .args(["config", "check", &example.to_string_lossy()])
         .env("ASSISTANT_TOKEN", "example")
+        .env("OPS_ROBOT_KEY", "example")
         .output()
         .expect("tapwire runs");
     let text = format!(
@@ -215,13 +216,16 @@ fn the_example_config_is_valid() {
     );
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("ok (1 phone(s), 3 route(s), 4 handler(s), 1 schedule(s), 1 plugin(s))"),
+        text.contains(
+            "ok (1 phone(s), 1 adapter(s), 4 route(s), 5 handler(s), 1 schedule(s), 1 plugin(s))"
+        ),
         "{text}"
     );
     // Without the secret in the environment, the check names it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
         .args(["config", "check", &example.to_string_lossy()])
         .env_remove("ASSISTANT_TOKEN")
+        .env("OPS_ROBOT_KEY", "example")
         .output()
         .expect("tapwire runs");
     assert!(!out.status.success());

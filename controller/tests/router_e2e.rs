@@ -509,3 +509,99 @@ conversation = "产品讨论群"
     drop(tapwire);
     phone.sim.shutdown().await;
 }
+
+/// A stand-in for WeCom's group-robot endpoint: keeps each text it is sent with the
+/// errcode it answered, refusing the first one as "system busy" (errcode -1).
+#[derive(Clone, Default)]
+struct Robot {
+    posts: Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+}
+
+async fn robot_send(
+    State(robot): State<Robot>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    Json(body): Json<serde_json::Value>,
+) -> Json<serde_json::Value> {
+    let mut posts = robot.posts.lock().expect("lock");
+    let errcode = if query.get("key").map(String::as_str) != Some("robot-key") {
+        93000
+    } else if posts.is_empty() {
+        -1
+    } else {
+        0
+    };
+    let text = body["text"]["content"].as_str().unwrap_or_default();
+    posts.push((text.to_string(), errcode));
+    Json(
+        serde_json::json!({"errcode": errcode, "errmsg": if errcode == 0 { "ok" } else { "refused" }}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wechat_group_is_forwarded_to_a_wecom_robot_while_chats_are_answered() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let robot = Robot::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route("/cgi-bin/webhook/send", post(robot_send))
+        .with_state(robot.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let body = format!(
+        r#"[adapters.ops]
+type = "wecom_robot"
+url = "http://{addr}/cgi-bin/webhook/send?key=robot-key"
+[[routes]]
+event = "message.received"
+conversation = "项目群"
+handler = "to-ops"
+continue = true
+[[routes]]
+event = "message.received"
+handler = "echo"
+[handlers.to-ops]
+type = "forward"
+target = "ops"
+template = "[{{conversation}}] {{sender}}: {{text}}"
+"#
+    );
+    let config = write_config(
+        dir.path(),
+        &adb,
+        &phone.serial,
+        &repo_root().join("plugins"),
+        &body,
+    );
+    let tapwire = run_with_config(&config);
+    phone.control.incoming(&IncomingMessage {
+        chat: "项目群".into(),
+        group: true,
+        sender: Some("王芳".into()),
+        text: "明天十点开会".into(),
+        system: false,
+    });
+    phone.control.incoming(&incoming("李雷", "只回我，不转发"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while robot.posts.lock().expect("lock").len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let echoed = wait_for_sent(&phone.control, 2, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let posts = robot.posts.lock().expect("lock").clone();
+    let forwarded = "[项目群] 王芳: 明天十点开会".to_string();
+    assert_eq!(
+        posts,
+        [(forwarded.clone(), -1), (forwarded, 0)],
+        "refused once, sent once, nothing else; log: {}",
+        tapwire.log()
+    );
+    assert_eq!(sent_to(&echoed, "项目群"), ["明天十点开会"]);
+    assert_eq!(sent_to(&echoed, "李雷"), ["只回我，不转发"]);
+    drop(tapwire);
+    server.abort();
+    phone.sim.shutdown().await;
+}

@@ -59,9 +59,10 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             }
             if let Some(config) = config {
                 println!(
-                    "{}: ok ({} phone(s), {} route(s), {} handler(s), {} schedule(s), {} plugin(s))",
+                    "{}: ok ({} phone(s), {} adapter(s), {} route(s), {} handler(s), {} schedule(s), {} plugin(s))",
                     file.display(),
                     config.phones.len(),
+                    config.adapters.len(),
                     config.routes.len(),
                     config.handlers.len(),
                     config.schedules.len(),

@@ -1,0 +1,467 @@
+//! WeCom group robot (群机器人, DESIGN.md §6): send-only. A robot belongs to the one group
+//! it was added to, so an action's conversation is ignored; what it posts is text.
+//!
+//! `POST …/cgi-bin/webhook/send?key=KEY` with `{"msgtype":"text","text":{"content":…}}`.
+//! WeCom answers HTTP 200 even for failures and says so in `errcode` (0 = sent), allows
+//! 20 messages a minute per robot (errcode 45009 past that) and 2048 bytes of text per
+//! message. So the robot keeps its own minute window (the outbox respects the limit rather
+//! than meeting it), and cuts long text into messages, at a line break where it can.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode, Url};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::SendError;
+use crate::webhook::{error_chain, shown_url};
+
+/// WeCom's limit for one text message, in bytes of UTF-8.
+pub const MAX_TEXT_BYTES: usize = 2048;
+/// errcode: more than the robot's messages per minute.
+const ERR_RATE_LIMITED: i64 = 45009;
+/// errcode: "system busy, try again".
+const ERR_BUSY: i64 = -1;
+const WINDOW: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One `type = "wecom_robot"` adapter of `tapwire.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomRobotConfig {
+    /// The robot's webhook address, key included: put the key in the environment,
+    /// `url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=${OPS_ROBOT_KEY}"`.
+    pub url: String,
+    /// Messages per minute; WeCom allows 20.
+    #[serde(default = "default_per_minute")]
+    pub per_minute: u32,
+}
+
+fn default_per_minute() -> u32 {
+    20
+}
+
+impl WecomRobotConfig {
+    /// The parsed address, or why it cannot be a robot's (the message never shows the key).
+    pub fn check(&self) -> Result<Url, String> {
+        let url = Url::parse(self.url.trim()).map_err(|e| format!("url is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("url must be http or https, not {}", url.scheme()));
+        }
+        if !url.query_pairs().any(|(k, v)| k == "key" && !v.is_empty()) {
+            return Err(format!(
+                "url {} has no key=… parameter: copy the robot's whole webhook address",
+                shown_url(&url)
+            ));
+        }
+        if self.per_minute == 0 {
+            return Err("per_minute must be at least 1".into());
+        }
+        Ok(url)
+    }
+}
+
+pub struct WecomRobot {
+    url: Url,
+    client: Client,
+    window: Mutex<RateWindow>,
+}
+
+impl std::fmt::Debug for WecomRobot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret.
+        f.debug_struct("WecomRobot")
+            .field("url", &shown_url(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+}
+
+impl WecomRobot {
+    pub fn new(config: &WecomRobotConfig) -> Result<WecomRobot, String> {
+        let url = config.check()?;
+        let client = Client::builder()
+            .timeout(TIMEOUT)
+            .user_agent(concat!("tapwire/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        Ok(WecomRobot {
+            url,
+            client,
+            window: Mutex::new(RateWindow::new(config.per_minute as usize)),
+        })
+    }
+
+    /// Posts one message (at most [`MAX_TEXT_BYTES`]), waiting for its turn in the minute
+    /// window first.
+    pub async fn post(&self, content: &str) -> Result<(), SendError> {
+        self.take_turn().await;
+        let body = serde_json::json!({"msgtype": "text", "text": {"content": content}});
+        let response = self
+            .client
+            .post(self.url.clone())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| SendError::Retry {
+                reason: format!("{}: {}", shown_url(&self.url), error_chain(e)),
+                after: None,
+            })?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(SendError::Retry {
+                reason: format!("{} answered HTTP {status}", shown_url(&self.url)),
+                after: None,
+            });
+        }
+        if !status.is_success() {
+            return Err(SendError::Permanent(format!(
+                "{} answered HTTP {status}",
+                shown_url(&self.url)
+            )));
+        }
+        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
+            reason: format!("reading the answer: {}", error_chain(e)),
+            after: None,
+        })?;
+        let answer: Answer = serde_json::from_slice(&bytes)
+            .map_err(|e| SendError::Permanent(format!("the answer is not WeCom's JSON ({e})")))?;
+        match answer.errcode {
+            0 => Ok(()),
+            ERR_RATE_LIMITED => Err(SendError::Retry {
+                reason: format!("WeCom rate limit (errcode 45009: {})", answer.errmsg),
+                after: Some(WINDOW),
+            }),
+            ERR_BUSY => Err(SendError::Retry {
+                reason: format!("WeCom busy (errcode -1: {})", answer.errmsg),
+                after: None,
+            }),
+            code => Err(SendError::Permanent(format!(
+                "WeCom refused the message: errcode {code}: {}",
+                answer.errmsg
+            ))),
+        }
+    }
+
+    async fn take_turn(&self) {
+        loop {
+            let wait = {
+                let mut window = self.window.lock().await;
+                let now = Instant::now();
+                let wait = window.wait(now);
+                if wait.is_zero() {
+                    window.record(now);
+                    return;
+                }
+                wait
+            };
+            tracing::debug!(?wait, "robot's minute is full; waiting");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The last minute's sends: at most `per_minute` of them.
+#[derive(Debug)]
+struct RateWindow {
+    per_minute: usize,
+    sent: VecDeque<Instant>,
+}
+
+impl RateWindow {
+    fn new(per_minute: usize) -> RateWindow {
+        RateWindow {
+            per_minute: per_minute.max(1),
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// How long until one more may go.
+    fn wait(&mut self, now: Instant) -> Duration {
+        while self
+            .sent
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= WINDOW)
+        {
+            self.sent.pop_front();
+        }
+        match self.sent.front() {
+            Some(&oldest) if self.sent.len() >= self.per_minute => {
+                WINDOW.saturating_sub(now.duration_since(oldest))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn record(&mut self, now: Instant) {
+        self.sent.push_back(now);
+    }
+}
+
+/// Cuts `text` into pieces of at most `max` bytes, each ending at a line break where one
+/// falls in the second half of the piece, else at a character boundary. Empty text is no
+/// pieces (WeCom refuses empty content).
+pub fn split_text(text: &str, max: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut end = max;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if let Some(newline) = rest[..end].rfind('\n')
+            && newline + 1 > end / 2
+        {
+            end = newline + 1;
+        }
+        if end == 0 {
+            // A limit smaller than one character: give the character its own piece.
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let (piece, after) = rest.split_at(end);
+        pieces.push(piece);
+        rest = after;
+    }
+    if !rest.is_empty() {
+        pieces.push(rest);
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::Json;
+    use axum::extract::{Query, State};
+    use axum::routing::post;
+
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_at_line_breaks_and_character_boundaries() {
+        assert!(split_text("", 10).is_empty());
+        assert_eq!(split_text("short", 10), ["short"]);
+        // Three bytes a character: never cut inside one.
+        let han = "值班表".repeat(4);
+        let pieces = split_text(&han, 10);
+        assert_eq!(pieces, ["值班表", "值班表", "值班表", "值班表"]);
+        assert_eq!(pieces.concat(), han);
+        // A line break in the second half wins over the byte limit.
+        assert_eq!(
+            split_text("line one\nline two", 12),
+            ["line one\n", "line two"]
+        );
+        // One in the first half would make tiny pieces: cut at the limit instead.
+        assert_eq!(split_text("a\nbcdefghijkl", 6), ["a\nbcde", "fghijk", "l"]);
+        let long = "周一 张伟\n".repeat(400);
+        let pieces = split_text(&long, MAX_TEXT_BYTES);
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.len() <= MAX_TEXT_BYTES && p.ends_with('\n'))
+        );
+        assert_eq!(pieces.concat(), long);
+    }
+
+    #[test]
+    fn the_window_allows_per_minute_then_waits_for_the_oldest() {
+        let start = Instant::now();
+        let mut window = RateWindow::new(3);
+        for i in 0..3 {
+            let at = start + Duration::from_secs(i);
+            assert_eq!(window.wait(at), Duration::ZERO);
+            window.record(at);
+        }
+        let now = start + Duration::from_secs(10);
+        assert_eq!(window.wait(now), Duration::from_secs(50));
+        // Once the first send is a minute old, one more may go.
+        assert_eq!(window.wait(start + WINDOW), Duration::ZERO);
+    }
+
+    #[test]
+    fn config_names_what_is_wrong_without_showing_the_key() {
+        let check = |url: &str| {
+            WecomRobotConfig {
+                url: url.into(),
+                per_minute: 20,
+            }
+            .check()
+        };
+        assert!(check("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc").is_ok());
+        let no_key = check("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=").unwrap_err();
+        assert!(no_key.contains("no key="), "{no_key}");
+        assert!(
+            check("ftp://x/send?key=a")
+                .unwrap_err()
+                .contains("http or https")
+        );
+        assert!(check("not a url").unwrap_err().contains("not a URL"));
+        let zero = WecomRobotConfig {
+            url: "https://x/send?key=a".into(),
+            per_minute: 0,
+        };
+        assert!(zero.check().unwrap_err().contains("per_minute"));
+        let robot = WecomRobot::new(&WecomRobotConfig {
+            url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=s3cret".into(),
+            per_minute: 20,
+        })
+        .expect("robot");
+        assert!(!format!("{robot:?}").contains("s3cret"));
+    }
+
+    /// A stand-in for qyapi.weixin.qq.com: checks the key, keeps every body it gets, and
+    /// answers with the errcodes queued in `answers` (0 once they run out).
+    #[derive(Clone, Default)]
+    struct Qyapi {
+        answers: Arc<std::sync::Mutex<VecDeque<serde_json::Value>>>,
+        received: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    }
+
+    async fn send(
+        State(qyapi): State<Qyapi>,
+        Query(query): Query<std::collections::HashMap<String, String>>,
+        Json(body): Json<serde_json::Value>,
+    ) -> Json<serde_json::Value> {
+        if query.get("key").map(String::as_str) != Some("k1") {
+            return Json(serde_json::json!({"errcode": 93000, "errmsg": "invalid webhook url"}));
+        }
+        qyapi.received.lock().expect("lock").push(body);
+        let answer = qyapi.answers.lock().expect("lock").pop_front();
+        Json(answer.unwrap_or_else(|| serde_json::json!({"errcode": 0, "errmsg": "ok"})))
+    }
+
+    async fn serve(qyapi: Qyapi) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new()
+            .route("/cgi-bin/webhook/send", post(send))
+            .with_state(qyapi);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/cgi-bin/webhook/send")
+    }
+
+    fn robot(url: &str) -> WecomRobot {
+        WecomRobot::new(&WecomRobotConfig {
+            url: url.into(),
+            per_minute: 20,
+        })
+        .expect("robot")
+    }
+
+    #[tokio::test]
+    async fn errcodes_decide_sent_retry_or_give_up() {
+        let qyapi = Qyapi::default();
+        let url = serve(qyapi.clone()).await;
+        let ok = robot(&format!("{url}?key=k1"));
+        ok.post("今天值班：张伟").await.expect("sent");
+        assert_eq!(
+            qyapi.received.lock().expect("lock").as_slice(),
+            [serde_json::json!({"msgtype": "text", "text": {"content": "今天值班：张伟"}})]
+        );
+
+        qyapi.answers.lock().expect("lock").extend([
+            serde_json::json!({"errcode": 45009, "errmsg": "api freq out of limit"}),
+            serde_json::json!({"errcode": -1, "errmsg": "system busy"}),
+            serde_json::json!({"errcode": 40008, "errmsg": "invalid message type"}),
+        ]);
+        assert!(matches!(
+            ok.post("x").await,
+            Err(SendError::Retry { after: Some(after), .. }) if after == WINDOW
+        ));
+        assert!(matches!(
+            ok.post("x").await,
+            Err(SendError::Retry { after: None, .. })
+        ));
+        let refused = ok.post("x").await;
+        assert!(
+            matches!(&refused, Err(SendError::Permanent(m)) if m.contains("40008")),
+            "{refused:?}"
+        );
+        let wrong_key = robot(&format!("{url}?key=nope")).post("x").await;
+        assert!(
+            matches!(&wrong_key, Err(SendError::Permanent(m)) if m.contains("93000") && !m.contains("nope")),
+            "{wrong_key:?}"
+        );
+        let down = robot("http://127.0.0.1:9/cgi-bin/webhook/send?key=k1")
+            .post("x")
+            .await;
+        assert!(matches!(down, Err(SendError::Retry { .. })), "{down:?}");
+    }
+
+    #[tokio::test]
+    async fn a_long_text_goes_in_pieces_and_a_retry_resumes_at_the_failed_one() {
+        let qyapi = Qyapi::default();
+        let url = serve(qyapi.clone()).await;
+        let adapter = super::super::Adapter::WecomRobot(robot(&format!("{url}?key=k1")));
+        let text = format!(
+            "{}\n{}\n{}",
+            "甲".repeat(600),
+            "乙".repeat(600),
+            "丙".repeat(600)
+        );
+        // The first piece goes; the second is refused once as busy, then goes.
+        qyapi
+            .answers
+            .lock()
+            .expect("lock")
+            .push_back(serde_json::json!({"errcode": 0, "errmsg": "ok"}));
+        qyapi
+            .answers
+            .lock()
+            .expect("lock")
+            .push_back(serde_json::json!({"errcode": -1, "errmsg": "system busy"}));
+        adapter.deliver("any", &text).await.expect("delivered");
+        let contents: Vec<String> = qyapi
+            .received
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|b| {
+                b["text"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        let (first, second, third) = (
+            format!("{}\n", "甲".repeat(600)),
+            format!("{}\n", "乙".repeat(600)),
+            "丙".repeat(600),
+        );
+        assert_eq!(contents, [first, second.clone(), second, third]);
+        let refused = super::super::Adapter::WecomRobot(robot(&format!("{url}?key=bad")))
+            .deliver("any", "x")
+            .await;
+        assert!(
+            matches!(&refused, Err(m) if m.contains("93000") && m.contains("1 attempt")),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_minute_waits_instead_of_being_refused() {
+        let robot = WecomRobot::new(&WecomRobotConfig {
+            url: "http://127.0.0.1:9/cgi-bin/webhook/send?key=k1".into(),
+            per_minute: 2,
+        })
+        .expect("robot");
+        let started = Instant::now();
+        robot.take_turn().await;
+        robot.take_turn().await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+        robot.take_turn().await;
+        // The third waited (in virtual time) for the first one's minute to pass.
+        assert!(started.elapsed() >= WINDOW, "{:?}", started.elapsed());
+    }
+}
