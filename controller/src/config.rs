@@ -352,32 +352,22 @@ impl Config {
                         config.schedule_spans.push(span);
                     }
                 }
-                "adapters" => match value.get_ref() {
-                    DeValue::Table(table) => {
-                        for (name, adapter) in table.iter() {
-                            config
-                                .adapter_spans
-                                .insert(name.get_ref().to_string(), name.span());
-                            if let Some(a) = config.one(adapter, &mut errors) {
-                                config.adapters.insert(name.get_ref().to_string(), a);
-                            }
+                "adapters" => {
+                    for (name, span, adapter) in config.named(value, "adapters", &mut errors) {
+                        config.adapter_spans.insert(name.clone(), span);
+                        if let Some(adapter) = adapter {
+                            config.adapters.insert(name, adapter);
                         }
                     }
-                    _ => errors.push(config.invalid_at(value.span().start, "adapters must be a table: [adapters.NAME]".into())),
-                },
-                "handlers" => match value.get_ref() {
-                    DeValue::Table(table) => {
-                        for (name, handler) in table.iter() {
-                            config
-                                .handler_spans
-                                .insert(name.get_ref().to_string(), name.span());
-                            if let Some(h) = config.one(handler, &mut errors) {
-                                config.handlers.insert(name.get_ref().to_string(), h);
-                            }
+                }
+                "handlers" => {
+                    for (name, span, handler) in config.named(value, "handlers", &mut errors) {
+                        config.handler_spans.insert(name.clone(), span);
+                        if let Some(handler) = handler {
+                            config.handlers.insert(name, handler);
                         }
                     }
-                    _ => errors.push(config.invalid_at(value.span().start, "handlers must be a table: [handlers.NAME]".into())),
-                },
+                }
                 other => errors.push(config.invalid_at(
                     key.span().start,
                     format!("unknown section `{other}`; expected storage, queue, plugins, phones, adapters, routes, handlers, schedules or permissions"),
@@ -735,6 +725,33 @@ impl Config {
         T::deserialize(ValueDeserializer::from(value.clone()))
             .map_err(|e| errors.push(self.toml_error_or(&e, value.span().start)))
             .ok()
+    }
+
+    /// `[SECTION.NAME]` tables, each on its own: its name, where the name stands, and its
+    /// value if that deserialized (otherwise the error is in `errors`).
+    fn named<T: DeserializeOwned>(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        section: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Vec<(String, std::ops::Range<usize>, Option<T>)> {
+        let DeValue::Table(table) = value.get_ref() else {
+            errors.push(self.invalid_at(
+                value.span().start,
+                format!("{section} must be a table: [{section}.NAME]"),
+            ));
+            return Vec::new();
+        };
+        table
+            .iter()
+            .map(|(name, item)| {
+                (
+                    name.get_ref().to_string(),
+                    name.span(),
+                    self.one(item, errors),
+                )
+            })
+            .collect()
     }
 
     /// Each element of an array of tables on its own, so one bad `[[routes]]` does not

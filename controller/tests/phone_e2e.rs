@@ -299,25 +299,49 @@ async fn a_draft_left_in_the_input_box_is_cleared_before_the_answer() {
     phone.sim.shutdown().await;
 }
 
+/// What the restart tests start from: `chat` sent `text`, it was answered, and the
+/// controller was then killed while idle (so its bookkeeping is all in).
+struct AnsweredThenKilled {
+    adb: AdbServer,
+    phone: support::Phone,
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    log: String,
+}
+
+async fn answered_then_killed(chat: &str, text: &str) -> AnsweredThenKilled {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let mut tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
+    phone.control.incoming(&incoming(chat, false, None, text));
+    wait_for_sent(&phone.control, 1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tapwire.kill();
+    let log = tapwire.log();
+    AnsweredThenKilled {
+        adb,
+        phone,
+        _dir: dir,
+        db,
+        log,
+    }
+}
+
 /// The narrowest crash window: the reply is on the phone, but the controller died before
 /// it recorded so (the action still `dispatched`, the watermark ending before the bubble).
 /// The restarted controller must see the bubble and not type the reply again. The state
 /// is made exactly: answer once, stop, then roll the store back to that moment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reply_sent_just_before_a_crash_is_not_typed_again() {
-    let adb = AdbServer::start();
-    let phone = phone(&adb, SimConfig::default()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("t.db");
-    let mut tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
-    phone
-        .control
-        .incoming(&incoming("李雷", false, None, "在吗"));
-    wait_for_sent(&phone.control, 1, Duration::from_secs(60)).await;
-    // Stopped while idle, so the reply's bookkeeping is all in.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    tapwire.kill();
-    let first_log = tapwire.log();
+    let AnsweredThenKilled {
+        adb,
+        phone,
+        _dir,
+        db,
+        log: first_log,
+    } = answered_then_killed("李雷", "在吗").await;
 
     let store = tapwire::store::Store::open(&db).await.expect("store");
     let mut watermark = store
@@ -375,17 +399,13 @@ async fn a_reply_sent_just_before_a_crash_is_not_typed_again() {
 /// the list shows only a preview: the stored watermark is what tells it that is news.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_that_came_into_an_open_chat_while_down_is_answered_after_restart() {
-    let adb = AdbServer::start();
-    let phone = phone(&adb, SimConfig::default()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("t.db");
-    let mut tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
-    phone
-        .control
-        .incoming(&incoming("李雷", false, None, "第一条"));
-    wait_for_sent(&phone.control, 1, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    tapwire.kill();
+    let AnsweredThenKilled {
+        adb,
+        phone,
+        _dir,
+        db,
+        ..
+    } = answered_then_killed("李雷", "第一条").await;
     // Open the newest chat (the first row) and let a message arrive in it.
     phone.control.tap(360, 162 + 65);
     phone
