@@ -598,6 +598,17 @@ impl Config {
                     self.invalid_at(span.start, format!("schedule {:?}: {error}", schedule.id)),
                 );
             }
+            if let Some(target) = &schedule.target
+                && !self.is_target(target)
+            {
+                errors.push(self.invalid_at(
+                    span.start,
+                    format!(
+                        "schedule {:?}: target {target:?} is neither a phone nor an adapter",
+                        schedule.id
+                    ),
+                ));
+            }
         }
         let mut serials = HashSet::new();
         for (phone, span) in self.phones.iter().zip(&self.phone_spans) {
