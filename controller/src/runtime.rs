@@ -640,6 +640,12 @@ impl Sink for PhoneSink {
         let (status, error) = match &outcome {
             SendOutcome::Sent { .. } | SendOutcome::AlreadySent => (ActionStatus::Done, None),
             SendOutcome::Failed { reason } => (ActionStatus::Failed, Some(reason.as_str())),
+            SendOutcome::Interrupted => {
+                // Still dispatched and still the phone's; if the chat shows it sent when
+                // the phone is back, that read settles it.
+                lock(&self.runtime.unconfirmed).insert(action_id.to_string());
+                return Ok(());
+            }
         };
         self.handle
             .block_on(

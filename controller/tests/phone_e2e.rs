@@ -426,3 +426,56 @@ async fn a_message_that_came_into_an_open_chat_while_down_is_answered_after_rest
     drop(tapwire);
     phone.sim.shutdown().await;
 }
+
+/// The cable comes out in the middle of a burst (`adb disconnect`: every call fails with
+/// the device gone, whatever was being typed) and goes back in two seconds later: each
+/// message is answered once, in order, including the reply that was being typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unplugged_cable_mid_burst_loses_and_repeats_nothing() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A real phone's pace: a reply takes about half a second, so the cable comes out in
+    // the middle of one.
+    phone.control.set_latency(tapwire_phone_sim::Latency {
+        dump_ms: 150,
+        screencap_ms: 0,
+        tap_ms: 40,
+        input_ms: 80,
+    });
+    let tapwire = tapwire_run(&adb, &phone.serial, &dir.path().join("t.db"), &[]);
+    let chats = ["李雷", "韩梅梅", "张伟"];
+    let mut expected = Vec::new();
+    for i in 0..18 {
+        let chat = chats[i % chats.len()];
+        let text = format!("{chat} 第{i}条");
+        phone.control.incoming(&incoming(chat, false, None, &text));
+        expected.push((chat, text));
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        if i == 6 {
+            // Out just after a reply was typed and before it is sent; messages keep
+            // coming meanwhile.
+            wait_for_sent(&phone.control, 2, Duration::from_secs(30)).await;
+            let typed = |control: &tapwire_phone_sim::SimControl| {
+                control.events().iter().filter(|e| e.kind == "text").count()
+            };
+            let before = typed(&phone.control);
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while typed(&phone.control) == before && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            adb.adb(&["disconnect", &phone.serial]);
+        }
+        if i == 12 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            adb.connect(phone.sim.adb_addr());
+        }
+    }
+    let sent = wait_for_sent(&phone.control, expected.len(), Duration::from_secs(90)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = phone.control.sent();
+    assert_eq!(again.len(), sent.len(), "late duplicates: {again:?}");
+    assert_answered_in_order(&again, &expected, || format!("log: {}", tapwire.log()));
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}

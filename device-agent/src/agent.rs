@@ -98,6 +98,10 @@ pub enum SendOutcome {
     },
     /// Found in the chat already (a send that completed before a crash).
     AlreadySent,
+    /// The phone went away in the middle of it: it may or may not have gone out. The
+    /// actor tries again when the phone is back, and the chat's next read tells whether
+    /// it went (the sink settles it, [`Sink::record`]).
+    Interrupted,
     Failed {
         reason: String,
     },
@@ -265,26 +269,38 @@ impl PhoneAgent {
     /// to do.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<(), AgentError> {
         let device = self.config.device.clone();
-        self.sink.status(
-            &device,
-            DeviceStatus::Connected {
-                wechat: self.wechat_version.clone(),
-                map: self.map.name.clone(),
-            },
-        );
+        let connected = DeviceStatus::Connected {
+            wechat: self.wechat_version.clone(),
+            map: self.map.name.clone(),
+        };
+        self.sink.status(&device, connected.clone());
         let mut backoff = Duration::from_millis(200);
+        let mut reachable = true;
         while !stop.load(Ordering::Relaxed) {
             match self.cycle() {
-                Ok(()) => backoff = Duration::from_millis(200),
+                Ok(()) => {
+                    backoff = Duration::from_millis(200);
+                    if !reachable {
+                        reachable = true;
+                        tracing::info!(device = %device, "phone back");
+                        self.sink.status(&device, connected.clone());
+                    }
+                }
                 Err(AgentError::Transport(e)) if e.is_transient() => {
                     tracing::warn!(device = %device, error = %e, retry_in = ?backoff, "phone unreachable");
-                    self.sink.status(
-                        &device,
-                        DeviceStatus::Disconnected {
-                            reason: e.to_string(),
-                        },
-                    );
+                    // Once per outage: the retries are not news.
+                    if std::mem::replace(&mut reachable, false) {
+                        self.sink.status(
+                            &device,
+                            DeviceStatus::Disconnected {
+                                reason: e.to_string(),
+                            },
+                        );
+                    }
                     self.last_signal = None;
+                    // Whatever was on screen may have changed meanwhile.
+                    self.fresh_chat = None;
+                    self.current_chat = None;
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     continue;
@@ -909,8 +925,20 @@ impl PhoneAgent {
                     .partition(|o| o.conversation == conversation);
             self.pending = elsewhere;
             if !here.is_empty() {
-                for out in here {
-                    self.send_here(out)?;
+                let mut here = here.into_iter();
+                while let Some(out) = here.next() {
+                    if let Err(error) = self.send_here(out.clone()) {
+                        // Kept, not dropped with the error: the phone coming back (a
+                        // cable, a restarted adb) must find them still to do, in order.
+                        self.sink
+                            .sent(&out.action_id, SendOutcome::Interrupted)
+                            .map_err(AgentError::Sink)?;
+                        let mut kept = vec![out];
+                        kept.extend(here);
+                        kept.append(&mut self.pending);
+                        self.pending = kept;
+                        return Err(error);
+                    }
                 }
                 // Several answers to one burst come close together; after one, wait
                 // only briefly for the next.
