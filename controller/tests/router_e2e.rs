@@ -81,6 +81,24 @@ impl Lcg {
 /// (the phone's timing still varies).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_at_random_points_of_a_100_message_burst_answers_each_once_in_order() {
+    kill_9_during_a_burst(None).await;
+}
+
+/// The same at a real phone's pace (a dump 150 ms, a reply about half a second): the list
+/// re-sorts under nearly every tap, chats fill the screen before they are read, and the
+/// kills land in the middle of slow steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_burst_at_a_real_phones_pace_answers_each_once_in_order() {
+    kill_9_during_a_burst(Some(tapwire_phone_sim::Latency {
+        dump_ms: 150,
+        screencap_ms: 0,
+        tap_ms: 40,
+        input_ms: 80,
+    }))
+    .await;
+}
+
+async fn kill_9_during_a_burst(latency: Option<tapwire_phone_sim::Latency>) {
     let seed = std::env::var("TAPWIRE_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -93,6 +111,9 @@ async fn kill_9_at_random_points_of_a_100_message_burst_answers_each_once_in_ord
     let mut rng = Lcg(seed);
     let adb = AdbServer::start();
     let phone = phone(&adb, SimConfig::default()).await;
+    if let Some(latency) = latency {
+        phone.control.set_latency(latency);
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("t.db");
     let chats = ["李雷", "韩梅梅", "张伟", "王芳", "陈静"];

@@ -17,6 +17,8 @@ use crate::tail::{self, TailItem, TailKind, Watermark};
 use crate::transport::{Transport, TransportError};
 use crate::uimap::{UiMap, UiMapError, UiMaps, Version};
 
+/// Unnamed chats that opened by mistake, remembered until their first read.
+const MAX_ORPHANS: usize = 16;
 /// After an answer went out, how long to wait for the next one before leaving the chat.
 const REPLY_GRACE: Duration = Duration::from_millis(150);
 const WECHAT_LAUNCHER: &str = "com.tencent.mm/.ui.LauncherUI";
@@ -201,6 +203,9 @@ pub struct PhoneAgent {
     /// Replies the store found already sent (by an earlier run, before a crash): dropped if
     /// they are queued, or when they arrive.
     settled: std::collections::HashSet<String>,
+    /// Chats that opened by mistake and could not be named: opening cleared their badge,
+    /// so their first read must learn from here what was news.
+    orphans: Vec<Orphan>,
     pub stats: AgentStats,
 }
 
@@ -255,6 +260,7 @@ impl PhoneAgent {
             unread_seen: std::collections::HashMap::new(),
             fresh_chat: None,
             settled: std::collections::HashSet::new(),
+            orphans: Vec::new(),
             stats: AgentStats::default(),
         })
     }
@@ -603,9 +609,11 @@ impl PhoneAgent {
         Ok(Opened::Other(chat))
     }
 
-    /// Reads a chat that opened by mistake under the name of the one row that fits it: a
-    /// row whose badge is gone (opening cleared it) and whose preview the chat shows. What
-    /// is new comes from what the list said before the tap.
+    /// Reads a chat that opened by mistake under the name of the one row it must be: a
+    /// row whose badge is gone (opening cleared it) and whose preview the chat shows, or a
+    /// row whose unread count dropped since the list was read (only reading lowers it).
+    /// What is new comes from what the list said before the tap. A chat that cannot be
+    /// told is remembered, so that its first read later still finds its news.
     fn adopt(
         &mut self,
         orphan: ChatView,
@@ -613,29 +621,51 @@ impl PhoneAgent {
         after: Option<&crate::screen::ConversationList>,
         tapped: &str,
     ) -> Result<(), AgentError> {
-        let candidates: Vec<&ConversationRow> = after
-            .map(|l| l.rows.iter())
-            .into_iter()
-            .flatten()
-            .filter(|r| {
-                r.title.as_deref().is_some_and(|t| t != tapped)
-                    && !r.unread.is_unread()
-                    && chat_fits_row(&orphan, r)
-            })
-            .collect();
+        let earlier = |title: &str| {
+            before.and_then(|l| l.rows.iter().find(|r| r.title.as_deref() == Some(title)))
+        };
+        let unread_count = |row: &ConversationRow| match row.unread {
+            crate::screen::Unread::Count(n) => n,
+            crate::screen::Unread::Dot => 1,
+            crate::screen::Unread::None => 0,
+        };
+        let mut candidates: Vec<&ConversationRow> = Vec::new();
+        for row in after.map(|l| l.rows.iter()).into_iter().flatten() {
+            let Some(title) = row.title.as_deref() else {
+                continue;
+            };
+            if title == tapped || candidates.iter().any(|c| c.title == row.title) {
+                continue;
+            }
+            let cleared = !row.unread.is_unread() && chat_fits_row(&orphan, row);
+            let dropped = earlier(title).is_some_and(|e| unread_count(e) > unread_count(row));
+            let partner = private_partner(&orphan) == Some(title);
+            if cleared || dropped || partner {
+                candidates.push(row);
+            }
+        }
         let [row] = candidates.as_slice() else {
-            tracing::warn!(device = %self.config.device, candidates = candidates.len(), "cannot tell which chat opened by mistake");
+            tracing::warn!(device = %self.config.device, candidates = candidates.len(), "cannot tell which chat opened by mistake; remembering what it showed");
+            let newest = tail::tail_items(&orphan.messages).pop().map(|(_, t)| t);
+            if let Some(newest) = newest.filter(|t| t.kind == TailKind::Other) {
+                // It jumped into the list under the tap: what just came is news.
+                self.orphans.push(Orphan {
+                    newest,
+                    unread: trailing_burst(&orphan),
+                });
+                // Bounded: one that never turns up must not be carried forever.
+                if self.orphans.len() > MAX_ORPHANS {
+                    self.orphans.remove(0);
+                }
+            }
+            self.fresh_chat = None;
+            self.awaiting_replies = false;
             return Ok(());
         };
         let Some(title) = row.title.clone() else {
             return Ok(());
         };
-        let earlier = before.and_then(|l| {
-            l.rows
-                .iter()
-                .find(|r| r.title.as_deref() == Some(title.as_str()))
-        });
-        let hint = match (self.unread_seen.get(&title), earlier) {
+        let hint = match (self.unread_seen.get(&title), earlier(&title)) {
             (Some(seen), _) => seen.clone(),
             (None, Some(r)) if r.unread.is_unread() => RowHint::of(r),
             // Its news arrived after the list was read: everything after what the row
@@ -645,12 +675,12 @@ impl PhoneAgent {
                 preview: None,
                 old_preview: r.preview.clone(),
             },
-            // Not in the list at all then: a chat from below the fold (or a new one) that a
-            // message just brought to the top. What arrived in that moment is its newest
-            // message; on a first read, older ones are history.
+            // Not in the list at all then: a new chat, or one from below the fold that a
+            // message just brought to the top. What just came is news; on a first read,
+            // what stands before our last message or the last time divider is history.
             (None, None) => RowHint {
-                unread: Some(1),
-                preview: row.preview.clone(),
+                unread: Some(trailing_burst(&orphan)),
+                preview: None,
                 old_preview: None,
             },
         };
@@ -660,6 +690,31 @@ impl PhoneAgent {
         self.fresh_chat = None;
         self.awaiting_replies = false;
         Ok(())
+    }
+
+    /// On a chat's first read: if it is a chat that opened by mistake before (its newest
+    /// message then is on screen), where its news starts. The orphan is used up.
+    fn orphan_news(&mut self, visible: &[TailItem]) -> Option<usize> {
+        let (index, at) = self.orphans.iter().enumerate().find_map(|(i, orphan)| {
+            visible
+                .iter()
+                .rposition(|item| *item == orphan.newest)
+                .map(|at| (i, at))
+        })?;
+        let orphan = self.orphans.remove(index);
+        let mut start = at + 1;
+        let mut found = 0;
+        for (i, item) in visible[..at + 1].iter().enumerate().rev() {
+            if found == orphan.unread {
+                break;
+            }
+            if item.kind == TailKind::Other {
+                found += 1;
+                start = i;
+            }
+        }
+        tracing::info!(device = %self.config.device, "a chat that opened by mistake earlier: its news is read now");
+        Some(start)
     }
 
     fn open_row(&mut self, row: &ConversationRow) -> Result<(), AgentError> {
@@ -748,12 +803,21 @@ impl PhoneAgent {
             .watermark(&device, conversation)
             .map_err(AgentError::Sink)?
             .unwrap_or_default();
-        let mut items = chat.messages.clone();
+        let mut items = whole_messages(&chat);
         let mut visible: Vec<TailItem> = tail::tail_items(&items)
             .into_iter()
             .map(|(_, t)| t)
             .collect();
         let mut found = tail::new_items(&watermark.tail, &visible, unread, preview);
+        if watermark.tail.is_empty()
+            && let Some(start) = self.orphan_news(&visible)
+            && start < found.start
+        {
+            found = tail::NewItems {
+                start,
+                complete: true,
+            };
+        }
         if let Some(old) = hint.old_preview.as_deref()
             && watermark.tail.is_empty()
             && let Some(at) = visible.iter().rposition(|i| tail::preview_matches(old, i))
@@ -773,7 +837,7 @@ impl PhoneAgent {
             let Some(earlier) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
                 break;
             };
-            let joined = tail::prepend_page(&earlier.messages, &items);
+            let joined = tail::prepend_page(&whole_messages(&earlier), &items);
             if joined.len() == items.len() {
                 break; // the top of the chat
             }
@@ -1150,7 +1214,7 @@ impl PhoneAgent {
             let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
                 continue;
             };
-            let visible: Vec<TailItem> = tail::tail_items(&chat.messages)
+            let visible: Vec<TailItem> = tail::tail_items(&whole_messages(&chat))
                 .into_iter()
                 .map(|(_, t)| t)
                 .collect();
@@ -1190,6 +1254,54 @@ impl PhoneAgent {
         }
         Ok(Verified::Missing)
     }
+}
+
+/// Whom a private chat is with, from its avatars (`<name>头像`): every message from
+/// others carries the same name and no sender line (a group's have one each). None for a
+/// group, or a chat with nothing from others on screen.
+fn private_partner(chat: &ChatView) -> Option<&str> {
+    let mut others = chat
+        .messages
+        .iter()
+        .filter(|m| m.is_message() && m.side == Side::Left);
+    let first = others.next()?;
+    let name = first.avatar.as_deref().filter(|_| first.sender.is_none())?;
+    others
+        .all(|m| m.sender.is_none() && m.avatar.as_deref() == Some(name))
+        .then_some(name)
+}
+
+/// How many messages from others end the chat, back to our last message or the last
+/// time divider (WeChat puts one before a message that comes after a pause): on a chat
+/// never read, the burst that just came. At least one.
+fn trailing_burst(chat: &ChatView) -> u32 {
+    let mut burst = 0;
+    for item in chat.messages.iter().rev() {
+        match item.kind {
+            crate::screen::ItemKind::TimeDivider => break,
+            crate::screen::ItemKind::System => {}
+            _ if item.side == Side::Right => break,
+            _ => burst += 1,
+        }
+    }
+    burst.max(1)
+}
+
+/// The chat's messages without one cut off at the top of the list. The accessibility
+/// tree holds only what is visible, so a bubble scrolled half out of view may have lost
+/// its text node; read as a message without text, its text would be lost for good.
+/// Left out, it is either old or found missing by the alignment, and scrolling up shows
+/// it whole.
+fn whole_messages(chat: &ChatView) -> Vec<crate::screen::ChatItem> {
+    let mut items = chat.messages.clone();
+    if let (Some(list), Some(first)) = (chat.message_list, items.first())
+        && first.bounds.top <= list.top
+        && first.text.is_none()
+        && first.kind == crate::screen::ItemKind::Unknown
+    {
+        items.remove(0);
+    }
+    items
 }
 
 /// Whether an opened chat can be the conversation of `row`. The 8.0 title bar holds no
@@ -1253,6 +1365,14 @@ impl RowHint {
     }
 }
 
+/// A chat seen by mistake and not named: its newest message, and how many of its
+/// messages from others, back from that one, were news.
+#[derive(Debug, Clone)]
+struct Orphan {
+    newest: TailItem,
+    unread: u32,
+}
+
 /// What the actor remembers of a conversation it has read, to spot news without a badge.
 #[derive(Debug, Clone, Default)]
 struct KnownChat {
@@ -1308,5 +1428,93 @@ mod tests {
         let out = "Packages:\n  Package [com.tencent.mm] (abc):\n    versionCode=2780 minSdk=23\n    versionName=8.0.50\n    splits=[base]\n  Package [com.tencent.mm] (def):\n    versionName=8.0.49\n";
         assert_eq!(parse_version_name(out).as_deref(), Some("8.0.50"));
         assert_eq!(parse_version_name("Unable to find package"), None);
+    }
+
+    fn bubble(top: i32, text: Option<&str>) -> crate::screen::ChatItem {
+        crate::screen::ChatItem {
+            kind: if text.is_some() {
+                crate::screen::ItemKind::Text
+            } else {
+                crate::screen::ItemKind::Unknown
+            },
+            side: Side::Left,
+            sender: None,
+            avatar: Some("李雷".into()),
+            text: text.map(Into::into),
+            bounds: Rect {
+                left: 0,
+                top,
+                right: 720,
+                bottom: top + 100,
+            },
+        }
+    }
+
+    #[test]
+    fn a_bubble_cut_at_the_top_without_its_text_is_not_read_as_a_message() {
+        let list = Rect {
+            left: 0,
+            top: 200,
+            right: 720,
+            bottom: 1400,
+        };
+        let chat = |messages| ChatView {
+            message_list: Some(list),
+            messages,
+            ..empty_chat()
+        };
+        let texts = |chat: &ChatView| -> Vec<Option<String>> {
+            whole_messages(chat).into_iter().map(|m| m.text).collect()
+        };
+        // Cut at the top and its text node gone: left out, to be read whole after a scroll.
+        let cut = chat(vec![bubble(200, None), bubble(400, Some("二"))]);
+        assert_eq!(texts(&cut), [Some("二".to_string())]);
+        // Cut, but its text is there (uiautomator gives a partly visible node's text).
+        let partly = chat(vec![bubble(200, Some("一")), bubble(400, Some("二"))]);
+        assert_eq!(texts(&partly).len(), 2);
+        // Whole and without text (an image on an old build): a message like any other.
+        let whole = chat(vec![bubble(260, None), bubble(400, Some("二"))]);
+        assert_eq!(texts(&whole).len(), 2);
+    }
+
+    #[test]
+    fn who_a_private_chat_is_with_and_what_just_came() {
+        let item =
+            |kind, side, sender: Option<&str>, avatar: Option<&str>| crate::screen::ChatItem {
+                kind,
+                side,
+                sender: sender.map(Into::into),
+                avatar: avatar.map(Into::into),
+                text: Some("x".into()),
+                bounds: Rect::default(),
+            };
+        use crate::screen::ItemKind::{System, Text, TimeDivider};
+        let chat = |messages| ChatView {
+            messages,
+            ..empty_chat()
+        };
+        let private = chat(vec![
+            item(TimeDivider, Side::Centre, None, None),
+            item(Text, Side::Left, None, Some("李雷")),
+            item(Text, Side::Right, None, Some("我")),
+            item(TimeDivider, Side::Centre, None, None),
+            item(Text, Side::Left, None, Some("李雷")),
+            item(System, Side::Centre, None, None),
+            item(Text, Side::Left, None, Some("李雷")),
+        ]);
+        assert_eq!(private_partner(&private), Some("李雷"));
+        assert_eq!(trailing_burst(&private), 2);
+        let group = chat(vec![
+            item(Text, Side::Left, Some("王芳"), Some("王芳")),
+            item(Text, Side::Left, Some("陈静"), Some("陈静")),
+        ]);
+        assert_eq!(private_partner(&group), None);
+        assert_eq!(trailing_burst(&group), 2);
+        let ours_last = chat(vec![
+            item(Text, Side::Left, None, Some("李雷")),
+            item(Text, Side::Right, None, Some("我")),
+        ]);
+        assert_eq!(trailing_burst(&ours_last), 1, "at least one");
+        assert_eq!(private_partner(&chat(Vec::new())), None);
     }
 }
