@@ -702,17 +702,7 @@ impl PhoneAgent {
                 .map(|at| (i, at))
         })?;
         let orphan = self.orphans.remove(index);
-        let mut start = at + 1;
-        let mut found = 0;
-        for (i, item) in visible[..at + 1].iter().enumerate().rev() {
-            if found == orphan.unread {
-                break;
-            }
-            if item.kind == TailKind::Other {
-                found += 1;
-                start = i;
-            }
-        }
+        let (start, _) = tail::back_over_others(visible, at + 1, orphan.unread as usize);
         tracing::info!(device = %self.config.device, "a chat that opened by mistake earlier: its news is read now");
         Some(start)
     }

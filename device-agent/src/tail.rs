@@ -150,9 +150,19 @@ pub fn new_items(
         .filter(|_| tail.is_empty())
         .and_then(|p| visible.iter().rposition(|i| preview_matches(p, i)))
         .map_or(visible.len(), |i| i + 1);
-    let mut start = anchor;
+    let (start, found) = back_over_others(visible, anchor, wanted);
+    NewItems {
+        start,
+        complete: found == wanted && tail.is_empty(),
+    }
+}
+
+/// Walks back from `end` over `wanted` messages from others: where the first of them
+/// stands, and how many there were (fewer when the screen runs out).
+pub fn back_over_others(visible: &[TailItem], end: usize, wanted: usize) -> (usize, usize) {
+    let mut start = end;
     let mut found = 0;
-    for (i, item) in visible[..anchor].iter().enumerate().rev() {
+    for (i, item) in visible[..end].iter().enumerate().rev() {
         if found == wanted {
             break;
         }
@@ -161,10 +171,7 @@ pub fn new_items(
             start = i;
         }
     }
-    NewItems {
-        start,
-        complete: found == wanted && tail.is_empty(),
-    }
+    (start, found)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
