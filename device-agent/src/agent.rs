@@ -447,6 +447,7 @@ impl PhoneAgent {
             ScreenKind::Chat => {
                 let chat = reading.chat.clone().unwrap_or_else(empty_chat);
                 let name = chat.title.clone().or_else(|| self.current_chat.clone());
+                tracing::debug!(device = %self.config.device, title = ?chat.title, current = ?self.current_chat, "a chat is open");
                 match name {
                     Some(name) if chat.back_unread.unwrap_or(0) == 0 => {
                         self.process_chat(&name, chat, &RowHint::default())?;
@@ -485,11 +486,12 @@ impl PhoneAgent {
         // Bounded so a chat that keeps its badge (a failing open) cannot trap the actor.
         for _ in 0..32 {
             if let Some(list) = &reading.list {
+                // The newest badge wins: until the chat is read its count only grows, and
+                // counting back that many from the newest preview covers every message an
+                // older sighting covered (whose preview may have scrolled out of the chat).
                 for row in list.rows.iter().filter(|r| r.unread.is_unread()) {
                     if let Some(title) = &row.title {
-                        self.unread_seen
-                            .entry(title.clone())
-                            .or_insert_with(|| RowHint::of(row));
+                        self.unread_seen.insert(title.clone(), RowHint::of(row));
                     }
                 }
                 for title in list.rows.iter().filter_map(|r| r.title.as_ref()) {
@@ -603,6 +605,7 @@ impl PhoneAgent {
             return Ok(Opened::Nothing);
         };
         if chat_fits_row(&chat, row) {
+            tracing::debug!(device = %self.config.device, row = ?row.title, preview = ?row.preview, "opened the row tapped");
             return Ok(Opened::Row(chat));
         }
         tracing::warn!(device = %self.config.device, row = ?row.title, preview = ?row.preview, "the chat that opened is not the row tapped (the list moved)");
@@ -1067,6 +1070,7 @@ impl PhoneAgent {
         if self.current_chat.as_deref() == Some(conversation)
             && let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat)
         {
+            tracing::debug!(device = %self.config.device, conversation, "answering in the chat that is open");
             self.process_chat(conversation, chat, &RowHint::default())?;
             return Ok(OpenOutcome::Opened);
         }
@@ -1279,17 +1283,24 @@ fn trailing_burst(chat: &ChatView) -> u32 {
 
 /// The chat's messages without one cut off at the top of the list. The accessibility
 /// tree holds only what is visible, so a bubble scrolled half out of view may have lost
-/// its text node; read as a message without text, its text would be lost for good.
-/// Left out, it is either old or found missing by the alignment, and scrolling up shows
-/// it whole.
+/// its text node, or in a group the sender line above it; read so, its text or its
+/// sender would be wrong for good (and pages scrolled up would not join on it). Left
+/// out, it is either old or found missing by the alignment, and scrolling up shows it
+/// whole.
 fn whole_messages(chat: &ChatView) -> Vec<crate::screen::ChatItem> {
     let mut items = chat.messages.clone();
+    let is_group = items
+        .iter()
+        .any(|m| m.is_message() && m.side == Side::Left && m.sender.is_some());
     if let (Some(list), Some(first)) = (chat.message_list, items.first())
         && first.bounds.top <= list.top
-        && first.text.is_none()
-        && first.kind == crate::screen::ItemKind::Unknown
+        && first.is_message()
     {
-        items.remove(0);
+        let lost_text = first.text.is_none() && first.kind == crate::screen::ItemKind::Unknown;
+        let lost_sender = is_group && first.side == Side::Left && first.sender.is_none();
+        if lost_text || lost_sender {
+            items.remove(0);
+        }
     }
     items
 }
@@ -1307,9 +1318,11 @@ fn chat_fits_row(chat: &ChatView, row: &ConversationRow) -> bool {
         // Nothing to compare, or a draft of ours rather than a message.
         None | Some("") => true,
         Some(p) if p.starts_with("[草稿]") => true,
-        Some(preview) => tail::tail_items(&chat.messages)
+        // Only items with text are evidence: one without (a bubble cut at the screen's
+        // edge, media) would match any preview, and a wrong chat would pass for the row.
+        Some(preview) => tail::tail_items(&whole_messages(chat))
             .iter()
-            .any(|(_, item)| tail::preview_matches(preview, item)),
+            .any(|(_, item)| item.text.is_some() && tail::preview_matches(preview, item)),
     }
 }
 
@@ -1465,6 +1478,57 @@ mod tests {
         // Whole and without text (an image on an old build): a message like any other.
         let whole = chat(vec![bubble(260, None), bubble(400, Some("二"))]);
         assert_eq!(texts(&whole).len(), 2);
+        // In a group, cut above its text: the sender line is gone, the text is not.
+        let member = |top, sender: Option<&str>, text: &str| crate::screen::ChatItem {
+            sender: sender.map(Into::into),
+            ..bubble(top, Some(text))
+        };
+        let group = chat(vec![
+            member(200, None, "一"),
+            member(400, Some("王芳"), "二"),
+        ]);
+        assert_eq!(texts(&group), [Some("二".to_string())]);
+        let whole_group = chat(vec![
+            member(200, Some("陈静"), "一"),
+            member(400, Some("王芳"), "二"),
+        ]);
+        assert_eq!(texts(&whole_group).len(), 2);
+    }
+
+    #[test]
+    fn a_chat_fits_a_row_only_on_a_message_with_text() {
+        let row = ConversationRow {
+            title: Some("家庭群".into()),
+            preview: Some("陈静: 家庭群 消息 91".into()),
+            time: None,
+            unread: crate::screen::Unread::None,
+            muted: None,
+            bounds: Rect::default(),
+        };
+        let list = Rect {
+            left: 0,
+            top: 200,
+            right: 720,
+            bottom: 1400,
+        };
+        let chat = |messages| ChatView {
+            message_list: Some(list),
+            messages,
+            ..empty_chat()
+        };
+        // Another group: a bubble cut at the top without text, and other messages.
+        let other = chat(vec![bubble(200, None), bubble(400, Some("项目群 消息 92"))]);
+        assert!(!chat_fits_row(&other, &row));
+        let media = chat(vec![bubble(260, None), bubble(400, Some("项目群 消息 92"))]);
+        assert!(
+            !chat_fits_row(&media, &row),
+            "a bubble without text is no evidence"
+        );
+        let right = chat(vec![crate::screen::ChatItem {
+            sender: Some("陈静".into()),
+            ..bubble(400, Some("家庭群 消息 91"))
+        }]);
+        assert!(chat_fits_row(&right, &row));
     }
 
     #[test]

@@ -154,7 +154,12 @@ pub fn tapwire_command(args: &[&str], near: &Path) -> Tapwire {
     let child = Command::new(env!("CARGO_BIN_EXE_tapwire"))
         .args(args)
         .env("TAPWIRE_UI_MAPS", repo_root().join("ui-maps"))
-        .env("RUST_LOG", "info")
+        // TAPWIRE_TEST_LOG=info,tapwire_device_agent=debug shows the reader's steps in the
+        // log a failing test prints.
+        .env(
+            "RUST_LOG",
+            std::env::var("TAPWIRE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
