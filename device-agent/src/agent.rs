@@ -1453,19 +1453,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_bubble_cut_at_the_top_without_its_text_is_not_read_as_a_message() {
-        let list = Rect {
-            left: 0,
-            top: 200,
-            right: 720,
-            bottom: 1400,
-        };
-        let chat = |messages| ChatView {
-            message_list: Some(list),
+    /// A chat whose message list starts at y = 200.
+    fn chat_in_list(messages: Vec<crate::screen::ChatItem>) -> ChatView {
+        ChatView {
+            message_list: Some(Rect {
+                left: 0,
+                top: 200,
+                right: 720,
+                bottom: 1400,
+            }),
             messages,
             ..empty_chat()
-        };
+        }
+    }
+
+    #[test]
+    fn a_bubble_cut_at_the_top_without_its_text_is_not_read_as_a_message() {
+        let chat = chat_in_list;
         let texts = |chat: &ChatView| -> Vec<Option<String>> {
             whole_messages(chat).into_iter().map(|m| m.text).collect()
         };
@@ -1505,17 +1509,7 @@ mod tests {
             muted: None,
             bounds: Rect::default(),
         };
-        let list = Rect {
-            left: 0,
-            top: 200,
-            right: 720,
-            bottom: 1400,
-        };
-        let chat = |messages| ChatView {
-            message_list: Some(list),
-            messages,
-            ..empty_chat()
-        };
+        let chat = chat_in_list;
         // Another group: a bubble cut at the top without text, and other messages.
         let other = chat(vec![bubble(200, None), bubble(400, Some("项目群 消息 92"))]);
         assert!(!chat_fits_row(&other, &row));
