@@ -632,6 +632,7 @@ impl PhoneAgent {
             crate::screen::Unread::Dot => 1,
             crate::screen::Unread::None => 0,
         };
+        let partner = private_partner(&orphan);
         let mut candidates: Vec<&ConversationRow> = Vec::new();
         for row in after.map(|l| l.rows.iter()).into_iter().flatten() {
             let Some(title) = row.title.as_deref() else {
@@ -642,8 +643,7 @@ impl PhoneAgent {
             }
             let cleared = !row.unread.is_unread() && chat_fits_row(&orphan, row);
             let dropped = earlier(title).is_some_and(|e| unread_count(e) > unread_count(row));
-            let partner = private_partner(&orphan) == Some(title);
-            if cleared || dropped || partner {
+            if cleared || dropped || partner == Some(title) {
                 candidates.push(row);
             }
         }
@@ -848,9 +848,7 @@ impl PhoneAgent {
                 self.scroll(list, Scroll::TowardsNewer)?;
             }
         }
-        let is_group = items
-            .iter()
-            .any(|i| i.is_message() && i.side == Side::Left && i.sender.is_some());
+        let is_group = is_group(&items);
         if pages == 0 {
             self.fresh_chat = Some(chat);
         }
@@ -1218,10 +1216,7 @@ impl PhoneAgent {
             });
             match reply_at {
                 Some(reply_at) if found.complete && reply_at >= found.start => {
-                    let is_group = chat
-                        .messages
-                        .iter()
-                        .any(|i| i.is_message() && i.side == Side::Left && i.sender.is_some());
+                    let is_group = is_group(&chat.messages);
                     self.commit(
                         &out.conversation,
                         watermark,
@@ -1281,6 +1276,13 @@ fn trailing_burst(chat: &ChatView) -> u32 {
     burst.max(1)
 }
 
+/// A group shows a sender line over others' messages; a private chat does not.
+fn is_group(items: &[crate::screen::ChatItem]) -> bool {
+    items
+        .iter()
+        .any(|m| m.is_message() && m.side == Side::Left && m.sender.is_some())
+}
+
 /// The chat's messages without one cut off at the top of the list. The accessibility
 /// tree holds only what is visible, so a bubble scrolled half out of view may have lost
 /// its text node, or in a group the sender line above it; read so, its text or its
@@ -1289,9 +1291,7 @@ fn trailing_burst(chat: &ChatView) -> u32 {
 /// whole.
 fn whole_messages(chat: &ChatView) -> Vec<crate::screen::ChatItem> {
     let mut items = chat.messages.clone();
-    let is_group = items
-        .iter()
-        .any(|m| m.is_message() && m.side == Side::Left && m.sender.is_some());
+    let is_group = is_group(&items);
     if let (Some(list), Some(first)) = (chat.message_list, items.first())
         && first.bounds.top <= list.top
         && first.is_message()
