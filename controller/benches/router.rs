@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tapwire::event::{Conversation, ConversationKind, Event, Segment, Sender, types};
-use tapwire::handler::{Handler, Handlers};
-use tapwire::pipeline::{Pipeline, PipelineConfig, PrefixConfig, RateLimit};
+use tapwire::handler::pipeline::{PipelineConfig, PrefixConfig, RateLimit};
+use tapwire::handler::{Handler, Handlers, Pipeline};
 use tapwire::plugin::{CommandSpec, Manifest, PluginHost, PluginRequest};
 use tapwire::router::{Pattern, Route, Router};
-use tapwire::store::Store;
+use tapwire::store::{SharedStore, SqliteStore};
 
 fn message(i: usize, text: &str) -> Event {
     let chat = format!("chat-{}", i % 50);
@@ -104,7 +104,7 @@ fn router() -> Router {
     Router::new(routes)
 }
 
-async fn handlers(store: Store) -> Arc<Handlers> {
+async fn handlers(store: SharedStore) -> Arc<Handlers> {
     let command = |name: &str, public: bool| CommandSpec {
         name: name.into(),
         usage: format!("ops {name}"),
@@ -141,11 +141,11 @@ async fn handlers(store: Store) -> Arc<Handlers> {
             ..PipelineConfig::default()
         },
     );
-    let mut map = HashMap::new();
-    map.insert("bot".to_string(), Handler::Pipeline(bot));
+    let mut map: HashMap<String, Box<dyn Handler>> = HashMap::new();
+    map.insert("bot".to_string(), Box::new(bot));
     map.insert(
         "echo".to_string(),
-        Handler::Pipeline(Pipeline::builtin("echo", true)),
+        Box::new(Pipeline::builtin("echo", true)),
     );
     let admins: HashSet<String> = (0..200)
         .step_by(10)
@@ -209,7 +209,7 @@ async fn in_process(offset: usize, count: usize, handlers: &Handlers, router: &R
 async fn durable(
     offset: usize,
     count: usize,
-    store: &Store,
+    store: &SharedStore,
     handlers: &Handlers,
     router: &Router,
 ) -> Figures {
@@ -251,7 +251,7 @@ async fn durable(
 async fn durable_lanes(
     lanes: usize,
     count: usize,
-    store: &Store,
+    store: &SharedStore,
     handlers: &Arc<Handlers>,
     router: &Arc<Router>,
 ) -> Figures {
@@ -323,9 +323,11 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("bench.db"))
-            .await
-            .expect("store");
+        let store: SharedStore = Arc::new(
+            SqliteStore::open(&dir.path().join("bench.db"))
+                .await
+                .expect("store"),
+        );
         let handlers = handlers(store.clone()).await;
         let router = router();
         // Warm up: caches, allocator, the failed plugin start.

@@ -1,22 +1,20 @@
 //! Wiring a running controller from its config: plugins started, handlers built, the
-//! permissions bootstrap stored, the runtime and the scheduler running. What `tapwire
-//! run`, `tapwire demo` and the tests start, the same way.
+//! permissions bootstrap stored, adapters (phones and platforms) started, unfinished
+//! work resumed, the scheduler and the HTTP server running. What `tapwire run`,
+//! `tapwire demo` and the tests start, the same way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::adapter::Adapter;
-use crate::config::{Config, ConfigError, ConfigErrors, HandlerConfig};
+use crate::adapter::{self, Adapter, AdapterError, Inbox};
+use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::event::{Event, now_rfc3339};
-use crate::handler::Template;
-use crate::handler::{Handler, Handlers};
-use crate::permission::Until;
-use crate::pipeline::Pipeline;
+use crate::handler::{self, Handlers};
+use crate::permission::{Grant, Until};
 use crate::plugin::{self, PluginFault, PluginHost};
 use crate::runtime::Runtime;
-use crate::store::{Grant, Store, StoreError};
-use crate::webhook::Webhook;
+use crate::store::{SharedStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -26,9 +24,11 @@ pub enum AppError {
     Plugins { dir: String, errors: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
 }
 
-/// A running controller minus its phones (which `tapwire run` attaches).
+/// A running controller.
 pub struct App {
     pub runtime: Arc<Runtime>,
     pub plugins: PluginHost,
@@ -36,34 +36,32 @@ pub struct App {
 }
 
 impl App {
-    /// Starts everything the config declares. `fallback` is the handler of the default
-    /// route when the config has no routes (`tapwire run --handler`).
-    pub async fn start(config: &Config, fallback: &str, store: Store) -> Result<App, AppError> {
+    /// Starts everything the config declares, and `phones` beside its adapters (a
+    /// phone may also come from the command line). `fallback` is the handler of the
+    /// default route when the config has no routes (`tapwire run --handler`).
+    pub async fn start(
+        config: &Config,
+        fallback: &str,
+        store: SharedStore,
+        phones: Vec<Arc<dyn Adapter>>,
+    ) -> Result<App, AppError> {
         let plugins_dir = config.plugins_dir();
         let manifests = load_plugins(&plugins_dir)?;
         config.check_with_plugins(&manifests)?;
         let (faults_tx, faults_rx) = tokio::sync::mpsc::unbounded_channel();
         let plugins = PluginHost::start(manifests, faults_tx).await;
 
-        let mut handlers = Handler::builtins();
-        for (name, handler) in &config.handlers {
-            let built = match handler {
-                HandlerConfig::Pipeline(p) => Handler::Pipeline(Pipeline::new(name, p)),
-                HandlerConfig::Webhook(w) => Handler::Webhook(
-                    // Checked when the config was parsed; a failure here is a bug.
-                    Webhook::new(name, w.clone())
-                        .map_err(|e| unbuildable(format!("handler {name:?}: {e}")))?,
-                ),
-                HandlerConfig::Plugin(p) => Handler::Plugin {
-                    plugin: p.plugin.clone(),
-                },
-                HandlerConfig::Forward(f) => Handler::Forward {
-                    target: f.target.clone(),
-                    conversation: f.conversation.clone(),
-                    template: Template::parse(&f.template)
-                        .map_err(|e| unbuildable(format!("handler {name:?}: {e}")))?,
-                },
-            };
+        let mut adapters = phones;
+        for (name, section) in &config.adapters {
+            adapters.push(
+                adapter::build(name, section)
+                    .map_err(|e| unbuildable(format!("adapter {name:?}: {e}")))?,
+            );
+        }
+        let mut handlers = handler::builtins();
+        for (name, section) in &config.handlers {
+            let built = handler::build(name, section)
+                .map_err(|e| unbuildable(format!("handler {name:?}: {e}")))?;
             handlers.insert(name.clone(), built);
         }
         for grant in config.permissions.grants.iter().map(|g| g.get_ref()) {
@@ -87,45 +85,22 @@ impl App {
             .iter()
             .map(|a| a.get_ref().clone())
             .collect();
-        let platforms = config
-            .phones
+        let formats: HashMap<_, _> = adapters
             .iter()
-            .map(|p| (p.serial.clone(), "wechat".to_string()))
-            .chain(
-                config
-                    .adapters
-                    .iter()
-                    .map(|(name, a)| (name.clone(), a.platform().to_string())),
-            )
+            .map(|a| (a.name().to_string(), a.text_format()))
             .collect();
-        let mut adapters = Vec::new();
-        for (name, adapter) in &config.adapters {
-            let built = Adapter::build(adapter)
-                .map_err(|e| unbuildable(format!("adapter {name:?}: {e}")))?;
-            adapters.push((name.clone(), built));
-        }
         let handlers = Arc::new(Handlers::new(
             handlers,
             store.clone(),
             plugins.clone(),
             admins,
-            platforms,
+            formats,
         ));
-        let timing = config
-            .phones
-            .iter()
-            .map(|p| (p.serial.clone(), p.timing()))
-            .collect();
-        let runtime = Runtime::start(
-            store,
-            config.router(fallback),
-            handlers,
-            timing,
-            config.queue.concurrency,
-        );
-        for (name, adapter) in adapters {
-            runtime.start_adapter(&name, adapter);
+        let runtime = Runtime::start(store, config.router(fallback), handlers, &config.queue);
+        for adapter in adapters {
+            runtime.start_adapter(adapter).await?;
         }
+        runtime.recover().await?;
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let schedules = config.build_schedules();
@@ -153,9 +128,23 @@ impl App {
         })
     }
 
-    pub async fn shutdown(&self) {
+    /// True once an adapter's own work ended by itself (a phone's actor gave up).
+    pub fn adapter_finished(&self) -> bool {
+        self.runtime.adapters().iter().any(|a| a.finished())
+    }
+
+    /// Stops the schedules, the adapters and the plugins; the errors are the adapters
+    /// that had stopped on a fault.
+    pub async fn shutdown(&self) -> Vec<AdapterError> {
         let _ = self.stop.send(true);
+        let mut errors = Vec::new();
+        for adapter in self.runtime.adapters() {
+            if let Err(error) = adapter.stop().await {
+                errors.push(error);
+            }
+        }
         self.plugins.shutdown().await;
+        errors
     }
 }
 

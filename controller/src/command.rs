@@ -307,7 +307,7 @@ fn parse_revoke(words: &[&str]) -> Parsed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Grant;
+    use crate::permission::Grant;
 
     fn registry() -> Registry {
         let command = |name: &str, public: bool| CommandInfo {

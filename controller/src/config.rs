@@ -3,7 +3,6 @@
 //! takes a value from the environment. Parsing reports every error it can find at once,
 //! each with file, line and column, so a broken config is fixed in one round.
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -12,12 +11,15 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::adapter::AdapterConfig;
+use crate::adapter::phone::PhoneConfig;
+use crate::handler::{BUILTIN_HANDLERS, HandlerConfig, Template, Webhook};
 use crate::permission::Until;
-use crate::pipeline::PipelineConfig;
 use crate::plugin::Manifest;
+use crate::queue::QueueConfig;
 use crate::router::{self, Router};
 use crate::schedule::{Schedule, ScheduleConfig};
-use crate::webhook::{Webhook, WebhookConfig};
+use crate::server::ServerConfig;
+use crate::store::StorageConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -63,17 +65,15 @@ impl std::fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// The handler names that exist without being declared.
-pub const BUILTIN_HANDLERS: &[&str] = &["echo", "help"];
-
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Where it was read from and its text (after `${NAME}` expansion), so that checks
     /// made after parsing can still name a line.
     path: PathBuf,
     text: String,
-    pub storage: Storage,
+    pub storage: StorageConfig,
     pub queue: QueueConfig,
+    pub server: ServerConfig,
     pub plugins: PluginsConfig,
     pub phones: Vec<PhoneConfig>,
     /// Platforms other than phones, by the name actions use as their target.
@@ -87,41 +87,6 @@ pub struct Config {
     adapter_spans: HashMap<String, std::ops::Range<usize>>,
     schedule_spans: Vec<std::ops::Range<usize>>,
     phone_spans: Vec<std::ops::Range<usize>>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Storage {
-    #[serde(default = "default_db")]
-    pub path: PathBuf,
-}
-
-impl Default for Storage {
-    fn default() -> Self {
-        Storage { path: default_db() }
-    }
-}
-
-fn default_db() -> PathBuf {
-    PathBuf::from("tapwire.db")
-}
-
-/// The event queue: in process, over the store (an event is stored before it is queued,
-/// so a restart finds what was not handled).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueConfig {
-    /// Conversations handled at the same time (one conversation is always in order).
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        QueueConfig {
-            concurrency: default_concurrency(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,76 +105,8 @@ impl Default for PluginsConfig {
     }
 }
 
-fn default_concurrency() -> usize {
-    16
-}
-
 fn default_plugins_dir() -> PathBuf {
     PathBuf::from("plugins")
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PhoneConfig {
-    /// The serial `adb devices` shows (for a phone over Wi-Fi, `HOST:PORT`).
-    pub serial: String,
-    /// The adb server; adb's own default (ANDROID_ADB_SERVER_PORT or 5037) when left out.
-    pub adb_server: Option<SocketAddrV4>,
-    /// Talk to the phone's adbd over TCP directly, without an adb server.
-    #[serde(default)]
-    pub direct: bool,
-    pub poll_ms: Option<u64>,
-    pub ack_after_ms: Option<u64>,
-    pub give_up_after_ms: Option<u64>,
-    pub ack_text: Option<String>,
-    pub timeout_text: Option<String>,
-}
-
-impl PhoneConfig {
-    pub fn timing(&self) -> ReplyTiming {
-        let default = ReplyTiming::default();
-        ReplyTiming {
-            ack_after_ms: self.ack_after_ms.unwrap_or(default.ack_after_ms),
-            give_up_after_ms: self.give_up_after_ms.unwrap_or(default.give_up_after_ms),
-            ack_text: self.ack_text.clone().unwrap_or(default.ack_text),
-            timeout_text: self.timeout_text.clone().unwrap_or(default.timeout_text),
-        }
-    }
-}
-
-/// How long a sender waits: an answer ready within `ack_after_ms` goes out as it is;
-/// slower work is acknowledged with `ack_text` and its result pushed when ready; work
-/// still running after `give_up_after_ms` is cancelled and the sender told `timeout_text`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyTiming {
-    pub ack_after_ms: u64,
-    pub give_up_after_ms: u64,
-    pub ack_text: String,
-    pub timeout_text: String,
-}
-
-impl Default for ReplyTiming {
-    fn default() -> Self {
-        ReplyTiming {
-            ack_after_ms: default_ack_after(),
-            give_up_after_ms: default_give_up_after(),
-            ack_text: default_ack_text(),
-            timeout_text: default_timeout_text(),
-        }
-    }
-}
-
-fn default_ack_after() -> u64 {
-    5_000
-}
-fn default_give_up_after() -> u64 {
-    120_000
-}
-fn default_ack_text() -> String {
-    "收到，正在处理…".into()
-}
-fn default_timeout_text() -> String {
-    "抱歉，处理超时，已取消。".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -236,41 +133,6 @@ pub struct Route {
 
 fn enabled() -> bool {
     true
-}
-
-/// `[handlers.NAME]`: `type` picks the kind.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum HandlerConfig {
-    Pipeline(PipelineConfig),
-    Webhook(WebhookConfig),
-    /// Every routed event goes to one external plugin.
-    Plugin(PluginHandlerConfig),
-    /// Every routed message's text goes to a conversation of another source.
-    Forward(ForwardConfig),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginHandlerConfig {
-    pub plugin: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForwardConfig {
-    /// A phone's serial or an adapter's name.
-    pub target: String,
-    /// The conversation there (a chat's name on a phone; a robot has only its group).
-    #[serde(default)]
-    pub conversation: String,
-    /// What is sent: `{text}`, `{sender}`, `{conversation}`, `{source}`, `{platform}`.
-    #[serde(default = "default_forward_template")]
-    pub template: String,
-}
-
-fn default_forward_template() -> String {
-    "{text}".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -320,13 +182,18 @@ impl Config {
         for (key, value) in root.get_ref().iter() {
             match key.get_ref().as_ref() {
                 "storage" => {
-                    if let Some(v) = config.one(value, &mut errors) {
+                    if let Some(v) = config.typed(value, "sqlite", &mut errors) {
                         config.storage = v;
                     }
                 }
                 "queue" => {
-                    if let Some(v) = config.one(value, &mut errors) {
+                    if let Some(v) = config.typed(value, "local", &mut errors) {
                         config.queue = v;
+                    }
+                }
+                "server" => {
+                    if let Some(v) = config.one(value, &mut errors) {
+                        config.server = v;
                     }
                 }
                 "plugins" => {
@@ -370,7 +237,7 @@ impl Config {
                 }
                 other => errors.push(config.invalid_at(
                     key.span().start,
-                    format!("unknown section `{other}`; expected storage, queue, plugins, phones, adapters, routes, handlers, schedules or permissions"),
+                    format!("unknown section `{other}`; expected storage, queue, server, plugins, phones, adapters, routes, handlers, schedules or permissions"),
                 )),
             }
         }
@@ -527,7 +394,7 @@ impl Config {
                             ),
                         ));
                     }
-                    if let Err(error) = crate::handler::Template::parse(&f.template) {
+                    if let Err(error) = Template::parse(&f.template) {
                         errors.push(self.invalid_at(at, format!("handler {name:?}: {error}")));
                     }
                 }
@@ -540,12 +407,6 @@ impl Config {
                     at,
                     format!("adapter {name:?} has a phone's serial as its name; actions could not tell them apart"),
                 ));
-            }
-            // A missing variable is reported on its own line already.
-            if let AdapterConfig::WecomRobot(robot) = adapter
-                && robot.url.contains("${")
-            {
-                continue;
             }
             if let Err(error) = adapter.check() {
                 errors.push(self.invalid_at(at, format!("adapter {name:?}: {error}")));
@@ -726,6 +587,27 @@ impl Config {
             })
             .collect();
         Router::new(routes)
+    }
+
+    /// A component's section whose `type` picks the implementation; without one, it is
+    /// `default` (`[storage]` with only a path is SQLite's).
+    fn typed<T: DeserializeOwned>(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        default: &'static str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<T> {
+        let mut value = value.clone();
+        let span = value.span();
+        if let DeValue::Table(table) = value.get_mut()
+            && !table.keys().any(|key| key.get_ref() == "type")
+        {
+            table.insert(
+                Spanned::new(span.clone(), "type".into()),
+                Spanned::new(span, DeValue::String(default.into())),
+            );
+        }
+        self.one(&value, errors)
     }
 
     fn one<T: DeserializeOwned>(
@@ -930,7 +812,16 @@ grants = [{ user = "wechat:李娜", scene = "roster", until = "2026-12-31" }]
         .expect("valid");
         assert_eq!(config.phones[0].serial, "127.0.0.1:5555");
         assert_eq!(config.phones[0].timing().ack_after_ms, 3000);
-        assert_eq!(config.queue.concurrency, 4);
+        assert_eq!(
+            config.queue,
+            QueueConfig::Local(crate::queue::local::LocalConfig { concurrency: 4 })
+        );
+        assert_eq!(
+            config.storage,
+            StorageConfig::Sqlite(crate::store::sqlite::SqliteConfig {
+                path: "x.db".into()
+            })
+        );
         assert_eq!(config.plugins_dir(), Path::new("my-plugins"));
         assert_eq!(config.handlers.len(), 3);
         assert_eq!(config.router("echo").route_count(), 1);

@@ -94,7 +94,7 @@ impl Event {
         raw: serde_json::Value,
     ) -> Event {
         Event {
-            id: format!("ev_{}", crate::store::short_hash(&idempotency_key)),
+            id: format!("ev_{}", short_hash(&idempotency_key)),
             event_type: event_type.into(),
             source: source.into(),
             platform: platform.into(),
@@ -235,6 +235,13 @@ impl HandlerAction {
             }),
         }
     }
+}
+
+/// A short, stable id derived from an idempotency key: the same key, the same id, so
+/// storing a thing twice finds the row already there.
+pub fn short_hash(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(key.as_bytes())[..12])
 }
 
 /// Current time as RFC 3339 UTC with milliseconds.

@@ -1,7 +1,7 @@
-//! Per-platform formatting: the last pipeline stage (DESIGN.md §3). WeChat and QQ show
-//! markdown as literal asterisks and pound signs, so replies written in markdown (most LLM
-//! output) are degraded there to readable plain text; every other platform renders
-//! markdown itself and gets the text unchanged.
+//! Text formats: the last pipeline stage (DESIGN.md §3). Each phone and adapter says which
+//! format it shows ([`TextFormat`]); WeChat and QQ show markdown as literal asterisks and
+//! pound signs, so replies written in markdown (most LLM output) are degraded there to
+//! readable plain text, while a target that renders markdown gets the text unchanged.
 //!
 //! Most messages are plain chat text, so the first rule is to leave plain text alone:
 //! text with no markdown syntax character is returned as it came (only trimmed at its
@@ -14,8 +14,15 @@ use std::ops::Range;
 
 use pulldown_cmark::{Event, LinkType, Options, Parser, Tag, TagEnd};
 
-/// Platforms whose clients show markdown literally.
-const PLAIN_TEXT_PLATFORMS: &[&str] = &["wechat", "qq"];
+/// What a target shows of the text it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextFormat {
+    /// Markdown shows literally: it is degraded to plain text.
+    Plain,
+    /// Markdown is rendered by the platform: the text goes as it is.
+    Markdown,
+}
 
 /// Characters without which a text cannot contain markdown that changes what a reader
 /// sees. Digits, `.` and `)` are left out on purpose: an ordered list renders to itself.
@@ -23,9 +30,9 @@ const MARKDOWN_CHARS: &[char] = &[
     '\\', '`', '*', '_', '~', '#', '[', '<', '>', '|', '&', '-', '+', '=',
 ];
 
-/// `text` as it should be sent to `platform`.
-pub fn for_platform(platform: &str, text: &str) -> String {
-    if !PLAIN_TEXT_PLATFORMS.contains(&platform) {
+/// `text` as it should be sent to a target that shows `format`.
+pub fn for_format(format: TextFormat, text: &str) -> String {
+    if format == TextFormat::Markdown {
         return text.to_string();
     }
     if !text.contains(MARKDOWN_CHARS) {
@@ -489,29 +496,27 @@ mod tests {
             "  spaces   inside  stay",
         ];
         for text in plain {
-            assert_eq!(for_platform("wechat", text), text.trim(), "{text:?}");
+            assert_eq!(for_format(TextFormat::Plain, text), text.trim(), "{text:?}");
             // The renderer alone is faithful too, for when a message mixes in markdown.
             assert_eq!(markdown_to_plain(text), text.trim(), "{text:?}");
-            assert_eq!(for_platform("qq", text), text.trim(), "{text:?}");
+            assert_eq!(for_format(TextFormat::Plain, text), text.trim(), "{text:?}");
         }
     }
 
     #[test]
     fn text_without_markdown_is_only_trimmed_at_its_ends() {
-        assert_eq!(for_platform("wechat", "  你好  \n"), "你好");
+        assert_eq!(for_format(TextFormat::Plain, "  你好  \n"), "你好");
         assert_eq!(
-            for_platform("wechat", "a\n\n\n  b\tc"),
+            for_format(TextFormat::Plain, "a\n\n\n  b\tc"),
             "a\n\n\n  b\tc",
             "inner spacing kept"
         );
     }
 
     #[test]
-    fn other_platforms_get_markdown_unchanged() {
+    fn markdown_targets_get_markdown_unchanged() {
         let text = "# Title\n\n**bold** and [link](https://x.y)  ";
-        assert_eq!(for_platform("wecom", text), text);
-        assert_eq!(for_platform("feishu", text), text);
-        assert_eq!(for_platform("telegram", text), text);
+        assert_eq!(for_format(TextFormat::Markdown, text), text);
     }
 
     #[test]
@@ -589,7 +594,7 @@ mod tests {
         let failures: Vec<String> = cases
             .iter()
             .filter_map(|(input, expected)| {
-                let got = for_platform("wechat", input);
+                let got = for_format(TextFormat::Plain, input);
                 (got != *expected)
                     .then(|| format!("{input:?}\n  got      {got:?}\n  expected {expected:?}"))
             })
@@ -600,7 +605,7 @@ mod tests {
     #[test]
     fn output_has_no_trailing_whitespace() {
         let text = "# T  \n\n- a  \n-\n\n> \n\n```\ncode   \n```\n\n";
-        let out = for_platform("qq", text);
+        let out = for_format(TextFormat::Plain, text);
         for line in out.lines() {
             assert_eq!(line, line.trim_end(), "{out:?}");
         }

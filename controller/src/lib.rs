@@ -1,14 +1,20 @@
 //! The Tapwire controller as a library: the binary's CLI, the tests and the benchmarks all
-//! drive the same router, pipeline, store and runtime.
+//! drive the same router, handlers, store and runtime. `docs/architecture.md` follows an
+//! event through them.
 //!
-//! Layout: `event` (the vocabulary), `config` (`tapwire.toml`), `router` (which handler an
-//! event goes to), `handler` (handlers by name), `pipeline` (the staged command handler),
-//! `command` and `permission` (what a message asks and who may ask it), `plugin`
-//! (external plugin processes), `webhook`, `schedule` (cron), `format` (replies per
-//! platform), `store` (durable events, actions, watermarks, grants, dead letters),
-//! `runtime` (per-conversation lanes, deadlines, the outbox) and `app` (all of it wired
-//! from a config).
+//! Layout (each seam a trait in its folder's `mod.rs`, one file per implementation):
+//! - `event`: the vocabulary (events, actions, ids); `activity`: what happened, for display;
+//! - `config`: `tapwire.toml`, each component's section parsed by its own type;
+//! - `adapter/`: trait `Adapter`, phones and platforms (`phone`, `wecom_robot`);
+//! - `store/`: trait `Store` (`sqlite`, `memory`); `queue/`: trait `Queue` (`local`);
+//! - `handler/`: trait `Handler` (`pipeline/`, `webhook`, `plugin`, `forward`);
+//! - `router`: which handler an event goes to; `command` and `permission`: what a message
+//!   asks and who may ask it; `plugin/`: external plugin processes; `schedule`: cron;
+//!   `format`: text formats; `http`: what HTTP clients share;
+//! - `runtime/`: accept → store → queue → handle → outbox, with reply deadlines;
+//! - `server/`: the HTTP server; `app`: all of it wired from a config.
 
+pub mod activity;
 pub mod adapter;
 pub mod app;
 pub mod command;
@@ -16,11 +22,12 @@ pub mod config;
 pub mod event;
 pub mod format;
 pub mod handler;
+pub mod http;
 pub mod permission;
-pub mod pipeline;
 pub mod plugin;
+pub mod queue;
 pub mod router;
 pub mod runtime;
 pub mod schedule;
+pub mod server;
 pub mod store;
-pub mod webhook;

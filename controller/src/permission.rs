@@ -4,7 +4,17 @@
 use std::time::{Duration, SystemTime};
 
 use crate::event::Event;
-use crate::store::Grant;
+
+/// One permission: `scene` `*` is everything, `command` empty the whole scene.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub user: String,
+    pub scene: String,
+    pub command: String,
+    /// RFC 3339 UTC; `None` never expires.
+    pub expires_at: Option<String>,
+    pub granted_by: String,
+}
 
 /// What a grant covers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,8 +21,8 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use crate::event::short_hash;
 use crate::event::{Conversation, ConversationKind, Event, now_rfc3339};
-use crate::store::short_hash;
 
 /// The type of the events schedules fire.
 pub const SCHEDULE_FIRED: &str = crate::event::types::SCHEDULE_FIRED;

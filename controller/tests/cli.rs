@@ -117,7 +117,13 @@ async fn run_with_a_config_file() {
     )
     .expect("config");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
-        .args(["run", "--config", &config.to_string_lossy()])
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &config.to_string_lossy(),
+        ])
         .env("TAPWIRE_UI_MAPS", repo_root().join("ui-maps"))
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -148,7 +154,13 @@ fn a_broken_config_names_file_line_and_column() {
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[[phones]]\nserial = \"x\"\npoll_ms = \"soon\"\n").expect("write");
     let (ok, out) = tapwire_once(
-        &["run", "--config", &config.to_string_lossy()],
+        &[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &config.to_string_lossy(),
+        ],
         Duration::from_secs(30),
     );
     assert!(!ok);

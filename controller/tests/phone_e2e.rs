@@ -7,7 +7,8 @@ use std::time::Duration;
 use support::{
     AdbServer, assert_answered_in_order, phone, sent_to, tapwire_once, tapwire_run, wait_for_sent,
 };
-use tapwire_device_agent::tail::TailKind;
+use tapwire::store::{ReadBatch, Store};
+use tapwire_device_agent::tail::{TailKind, Watermark};
 use tapwire_phone_sim::wechat::model::Popup;
 use tapwire_phone_sim::{IncomingMessage, OwnerMessage, SimConfig};
 
@@ -148,6 +149,8 @@ fn run_fails_saying(adb_server: &str, serial: &str, db: &str, needles: &[&str]) 
     let (ok, out) = tapwire_once(
         &[
             "run",
+            "--listen",
+            "127.0.0.1:0",
             "--device",
             serial,
             "--adb-server",
@@ -343,20 +346,29 @@ async fn a_reply_sent_just_before_a_crash_is_not_typed_again() {
         log: first_log,
     } = answered_then_killed("李雷", "在吗").await;
 
-    let store = tapwire::store::Store::open(&db).await.expect("store");
-    let mut watermark = store
+    let store = tapwire::store::SqliteStore::open(&db).await.expect("store");
+    let stored = store
         .watermark(&phone.serial, "李雷")
         .await
         .expect("watermark")
         .expect("the chat was read");
+    let mut watermark: Watermark = serde_json::from_str(&stored).expect("a phone's watermark");
     let bubble = watermark.tail.pop().expect("a tail");
     assert_eq!(
         (bubble.kind, bubble.text.as_deref()),
         (TailKind::Own, Some("在吗")),
         "the watermark ends with the reply: {first_log}"
     );
+    let rolled = serde_json::to_string(&watermark).expect("json");
     store
-        .record(&phone.serial, "李雷", &watermark, &[], None, &[])
+        .record(ReadBatch {
+            device: &phone.serial,
+            conversation: "李雷",
+            watermark: &rolled,
+            events: &[],
+            delivered: None,
+            unconfirmed: &[],
+        })
         .await
         .expect("roll the watermark back");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
@@ -384,7 +396,7 @@ async fn a_reply_sent_just_before_a_crash_is_not_typed_again() {
         "log: {}",
         tapwire.log()
     );
-    let store = tapwire::store::Store::open(&db).await.expect("store");
+    let store = tapwire::store::SqliteStore::open(&db).await.expect("store");
     assert!(
         store.open_actions().await.expect("actions").is_empty(),
         "the reply sent before the crash is settled: {}",

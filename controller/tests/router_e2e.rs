@@ -42,7 +42,16 @@ fn write_config(dir: &Path, adb: &AdbServer, serial: &str, plugins: &Path, body:
 }
 
 fn run_with_config(config: &Path) -> Tapwire {
-    support::tapwire_command(&["run", "--config", &config.to_string_lossy()], config)
+    support::tapwire_command(
+        &[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &config.to_string_lossy(),
+        ],
+        config,
+    )
 }
 
 /// Texts sent to `chat` once at least `count` arrived there (or the timeout passed).

@@ -1,15 +1,28 @@
-//! Platform adapters: the sources and targets that are not phones (DESIGN.md §1). An
-//! action whose target names an adapter is carried out by it, through one queue per
-//! adapter (in order, at the platform's pace). Built so far: the WeCom group robot, a
-//! send-only target (forward a WeChat group to a WeCom group, post a duty reminder).
+//! Adapters: the phones and platforms events come from and actions go to (DESIGN.md §1).
+//! Every one implements [`Adapter`]: its name (what actions name as their target), its
+//! platform, the text format it shows, how it delivers an action, and optionally inbound
+//! HTTP routes (mounted at `/callback/<name>`) and work of its own that runs while the
+//! controller does (a phone's actor, a long poll).
+//!
+//! Built: [`phone`] (WeChat on an Android phone, over ADB) and [`wecom_robot`] (a WeCom
+//! group robot, send-only). A new platform is one file implementing [`Adapter`], a
+//! variant in [`AdapterConfig`] and its line in [`build`].
 
+pub mod phone;
 pub mod wecom_robot;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Deserialize;
+use tokio::sync::broadcast;
 
-use crate::webhook::backoff_delay;
+use crate::activity::Activity;
+use crate::event::Event;
+use crate::format::TextFormat;
+use crate::http::backoff_delay;
+use crate::store::{SharedStore, StoreError};
 use wecom_robot::{WecomRobot, WecomRobotConfig};
 
 /// Tries per message piece before the action is failed.
@@ -17,32 +30,24 @@ const ATTEMPTS: u32 = 6;
 const BACKOFF: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-/// One `[adapters.NAME]` of `tapwire.toml`; `type` selects the platform.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum AdapterConfig {
-    WecomRobot(WecomRobotConfig),
+/// One action for an adapter to carry out: text for one of its conversations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub action_id: String,
+    pub conversation: String,
+    pub text: String,
+    /// An earlier run handed it out and never saw it finish: it may have gone out.
+    pub resumed: bool,
 }
 
-impl AdapterConfig {
-    /// The platform its events and replies belong to (formatting, permissions' user ids).
-    pub fn platform(&self) -> &'static str {
-        match self {
-            AdapterConfig::WecomRobot(_) => "wecom",
-        }
-    }
-
-    /// What is wrong with it, if anything, in words for `tapwire config check`.
-    pub fn check(&self) -> Result<(), String> {
-        match self {
-            AdapterConfig::WecomRobot(robot) => robot.check().map(drop),
-        }
-    }
-}
-
-#[derive(Debug)]
-pub enum Adapter {
-    WecomRobot(WecomRobot),
+/// How a delivery went, when it went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// The platform took it.
+    Sent,
+    /// Handed to the adapter's own worker (a phone types it, then reads the chat back),
+    /// which records how it ends.
+    Handed,
 }
 
 /// Why a send did not go through, and whether trying again can help.
@@ -58,53 +63,179 @@ pub enum SendError {
     Permanent(String),
 }
 
-impl Adapter {
-    pub fn build(config: &AdapterConfig) -> Result<Adapter, String> {
-        match config {
-            AdapterConfig::WecomRobot(robot) => WecomRobot::new(robot).map(Adapter::WecomRobot),
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("{0}")]
+    Start(String),
+    #[error("{0}")]
+    Stopped(String),
+}
+
+/// What an adapter is given to feed the controller.
+#[derive(Clone)]
+pub struct AdapterContext {
+    pub store: SharedStore,
+    pub inbox: Arc<dyn Inbox>,
+    pub activity: broadcast::Sender<Activity>,
+}
+
+impl AdapterContext {
+    /// Tells whoever watches (`tapwire demo`, tests); nobody listening is fine.
+    pub fn report(&self, activity: Activity) {
+        let _ = self.activity.send(activity);
+    }
+}
+
+/// Where adapters hand events in: the runtime.
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// Stores an event and routes it; an event stored before is not routed again.
+    async fn accept(&self, event: Event) -> Result<bool, StoreError>;
+    /// Routes an event the adapter has stored itself (a phone stores a chat's read with
+    /// its watermark in one step).
+    fn submit(&self, event: Event);
+}
+
+#[async_trait]
+pub trait Adapter: Send + Sync {
+    /// What actions name as their target: a phone's serial, an adapter's config name.
+    fn name(&self) -> &str;
+
+    /// The platform its events belong to (permissions' user ids: `wechat:李娜`).
+    fn platform(&self) -> &'static str;
+
+    /// What it shows of markdown.
+    fn text_format(&self) -> TextFormat;
+
+    /// `text` cut into the messages the platform takes (size limits); one by default.
+    fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
+        vec![text]
+    }
+
+    /// Delivers one message (a piece of an action's text).
+    async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError>;
+
+    /// How long a sender here waits for an answer before it is acknowledged.
+    fn reply_timing(&self) -> ReplyTiming {
+        ReplyTiming::default()
+    }
+
+    /// Inbound HTTP routes, mounted at `/callback/<name>`.
+    fn routes(&self) -> Option<axum::Router> {
+        None
+    }
+
+    /// Starts the adapter's own work (a phone's actor, a long poll); called once, before
+    /// anything is delivered.
+    async fn start(&self, _ctx: AdapterContext) -> Result<(), AdapterError> {
+        Ok(())
+    }
+
+    /// True once its own work has ended by itself (a phone's actor gave up): `run` stops.
+    fn finished(&self) -> bool {
+        false
+    }
+
+    /// Stops its work and waits for it; an error says it had stopped on a fault.
+    async fn stop(&self) -> Result<(), AdapterError> {
+        Ok(())
+    }
+}
+
+/// How long a sender waits: an answer ready within `ack_after_ms` goes out as it is;
+/// slower work is acknowledged with `ack_text` and its result pushed when ready; work
+/// still running after `give_up_after_ms` is cancelled and the sender told `timeout_text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTiming {
+    pub ack_after_ms: u64,
+    pub give_up_after_ms: u64,
+    pub ack_text: String,
+    pub timeout_text: String,
+}
+
+impl Default for ReplyTiming {
+    fn default() -> Self {
+        ReplyTiming {
+            ack_after_ms: 5_000,
+            give_up_after_ms: 120_000,
+            ack_text: "收到，正在处理…".into(),
+            timeout_text: "抱歉，处理超时，已取消。".into(),
+        }
+    }
+}
+
+/// One `[adapters.NAME]` of `tapwire.toml`; `type` selects the platform.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AdapterConfig {
+    WecomRobot(WecomRobotConfig),
+}
+
+impl AdapterConfig {
+    /// What is wrong with it, if anything, in words for `tapwire config check`. Values
+    /// still holding `${…}` are left alone: the missing variable is reported on its line.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            AdapterConfig::WecomRobot(robot) => robot.check(),
         }
     }
 
-    /// Sends `text` to `conversation`, cut into as many messages as the platform needs,
-    /// each retried with backoff on a passing failure. A retry resumes at the piece that
-    /// failed, so the pieces before it are not posted twice.
-    pub async fn deliver(&self, conversation: &str, text: &str) -> Result<(), String> {
-        let pieces = match self {
-            Adapter::WecomRobot(_) => wecom_robot::split_text(text, wecom_robot::MAX_TEXT_BYTES),
+    /// The text format its adapter will show, known before it is built.
+    pub fn text_format(&self) -> TextFormat {
+        match self {
+            AdapterConfig::WecomRobot(_) => wecom_robot::TEXT_FORMAT,
+        }
+    }
+}
+
+/// Builds the adapter a config section declares.
+pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, String> {
+    Ok(match config {
+        AdapterConfig::WecomRobot(robot) => Arc::new(WecomRobot::new(name, robot)?),
+    })
+}
+
+/// Sends `text` to `conversation`, cut into as many messages as the platform needs, each
+/// retried with backoff on a passing failure. A retry resumes at the piece that failed,
+/// so the pieces before it are not posted twice.
+pub async fn deliver_all(adapter: &dyn Adapter, outgoing: &Outgoing) -> Result<Delivered, String> {
+    let pieces = adapter.split(&outgoing.text);
+    let count = pieces.len();
+    let mut delivered = Delivered::Sent;
+    for (index, piece) in pieces.into_iter().enumerate() {
+        let message = Outgoing {
+            text: piece.to_string(),
+            ..outgoing.clone()
         };
-        let count = pieces.len();
-        for (index, piece) in pieces.into_iter().enumerate() {
-            let mut attempt = 1;
-            loop {
-                let result = match self {
-                    // A robot posts into its one group: the conversation is not needed.
-                    Adapter::WecomRobot(robot) => robot.post(piece).await,
+        let mut attempt = 1;
+        loop {
+            let described = |reason: &str| {
+                let part = if count > 1 {
+                    format!(" (part {} of {count})", index + 1)
+                } else {
+                    String::new()
                 };
-                let described = |reason: &str| {
-                    let part = if count > 1 {
-                        format!(" (part {} of {count})", index + 1)
-                    } else {
-                        String::new()
-                    };
-                    format!("{reason}{part} after {attempt} attempt(s)")
-                };
-                match result {
-                    Ok(()) => break,
-                    Err(SendError::Permanent(reason)) => return Err(described(&reason)),
-                    Err(SendError::Retry { reason, .. }) if attempt >= ATTEMPTS => {
-                        return Err(described(&reason));
-                    }
-                    Err(SendError::Retry { reason, after }) => {
-                        let wait = after.unwrap_or_else(|| {
-                            backoff_delay(BACKOFF, BACKOFF_MAX, attempt, fastrand::f64())
-                        });
-                        tracing::warn!(conversation, %reason, attempt, retry_in = ?wait, "send failed; retrying");
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                    }
+                format!("{reason}{part} after {attempt} attempt(s)")
+            };
+            match adapter.deliver(&message).await {
+                Ok(how) => {
+                    delivered = how;
+                    break;
+                }
+                Err(SendError::Permanent(reason)) => return Err(described(&reason)),
+                Err(SendError::Retry { reason, .. }) if attempt >= ATTEMPTS => {
+                    return Err(described(&reason));
+                }
+                Err(SendError::Retry { reason, after }) => {
+                    let wait = after.unwrap_or_else(|| {
+                        backoff_delay(BACKOFF, BACKOFF_MAX, attempt, fastrand::f64())
+                    });
+                    tracing::warn!(adapter = adapter.name(), conversation = %outgoing.conversation, %reason, attempt, retry_in = ?wait, "send failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
                 }
             }
         }
-        Ok(())
     }
+    Ok(delivered)
 }

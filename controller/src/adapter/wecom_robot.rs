@@ -15,8 +15,15 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::SendError;
-use crate::webhook::{error_chain, shown_url};
+use async_trait::async_trait;
+
+use super::{Adapter, Delivered, Outgoing, SendError};
+use crate::format::TextFormat;
+use crate::http::{USER_AGENT, error_chain, shown_url};
+
+/// A robot posts `msgtype: text`, which WeCom shows as it is: markdown would show its
+/// asterisks.
+pub const TEXT_FORMAT: TextFormat = TextFormat::Plain;
 
 /// WeCom's limit for one text message, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 2048;
@@ -44,8 +51,17 @@ fn default_per_minute() -> u32 {
 }
 
 impl WecomRobotConfig {
+    /// What is wrong with the section, if anything. A url still holding `${…}` is left
+    /// alone: the missing variable is reported on its own line.
+    pub fn check(&self) -> Result<(), String> {
+        if self.url.contains("${") {
+            return Ok(());
+        }
+        self.parsed_url().map(drop)
+    }
+
     /// The parsed address, or why it cannot be a robot's (the message never shows the key).
-    pub fn check(&self) -> Result<Url, String> {
+    fn parsed_url(&self) -> Result<Url, String> {
         let url = Url::parse(self.url.trim()).map_err(|e| format!("url is not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("url must be http or https, not {}", url.scheme()));
@@ -64,6 +80,7 @@ impl WecomRobotConfig {
 }
 
 pub struct WecomRobot {
+    name: String,
     url: Url,
     client: Client,
     window: Mutex<RateWindow>,
@@ -86,14 +103,15 @@ struct Answer {
 }
 
 impl WecomRobot {
-    pub fn new(config: &WecomRobotConfig) -> Result<WecomRobot, String> {
-        let url = config.check()?;
+    pub fn new(name: &str, config: &WecomRobotConfig) -> Result<WecomRobot, String> {
+        let url = config.parsed_url()?;
         let client = Client::builder()
             .timeout(TIMEOUT)
-            .user_agent(concat!("tapwire/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
         Ok(WecomRobot {
+            name: name.to_string(),
             url,
             client,
             window: Mutex::new(RateWindow::new(config.per_minute as usize)),
@@ -206,6 +224,35 @@ impl RateWindow {
     }
 }
 
+#[async_trait]
+impl Adapter for WecomRobot {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn platform(&self) -> &'static str {
+        "wecom"
+    }
+
+    fn text_format(&self) -> TextFormat {
+        TEXT_FORMAT
+    }
+
+    fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
+        split_text(text, MAX_TEXT_BYTES)
+    }
+
+    /// A robot posts into its one group: the conversation is not needed.
+    async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
+        if outgoing.resumed {
+            // A platform cannot be asked whether it got a message: sending again may
+            // repeat one, not sending may lose one, and losing is worse.
+            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
+        }
+        self.post(&outgoing.text).await.map(|()| Delivered::Sent)
+    }
+}
+
 /// Cuts `text` into pieces of at most `max` bytes, each ending at a line break where one
 /// falls in the second half of the piece, else at a character boundary. Empty text is no
 /// pieces (WeCom refuses empty content).
@@ -310,10 +357,13 @@ mod tests {
             per_minute: 0,
         };
         assert!(zero.check().unwrap_err().contains("per_minute"));
-        let robot = WecomRobot::new(&WecomRobotConfig {
-            url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=s3cret".into(),
-            per_minute: 20,
-        })
+        let robot = WecomRobot::new(
+            "ops",
+            &WecomRobotConfig {
+                url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=s3cret".into(),
+                per_minute: 20,
+            },
+        )
         .expect("robot");
         assert!(!format!("{robot:?}").contains("s3cret"));
     }
@@ -352,10 +402,13 @@ mod tests {
     }
 
     fn robot(url: &str) -> WecomRobot {
-        WecomRobot::new(&WecomRobotConfig {
-            url: url.into(),
-            per_minute: 20,
-        })
+        WecomRobot::new(
+            "ops",
+            &WecomRobotConfig {
+                url: url.into(),
+                per_minute: 20,
+            },
+        )
         .expect("robot")
     }
 
@@ -403,7 +456,13 @@ mod tests {
     async fn a_long_text_goes_in_pieces_and_a_retry_resumes_at_the_failed_one() {
         let qyapi = Qyapi::default();
         let url = serve(qyapi.clone()).await;
-        let adapter = super::super::Adapter::WecomRobot(robot(&format!("{url}?key=k1")));
+        let adapter = robot(&format!("{url}?key=k1"));
+        let outgoing = |text: &str| Outgoing {
+            action_id: "act_1".into(),
+            conversation: "any".into(),
+            text: text.into(),
+            resumed: false,
+        };
         let text = format!(
             "{}\n{}\n{}",
             "甲".repeat(600),
@@ -421,7 +480,9 @@ mod tests {
             .lock()
             .expect("lock")
             .push_back(serde_json::json!({"errcode": -1, "errmsg": "system busy"}));
-        adapter.deliver("any", &text).await.expect("delivered");
+        super::super::deliver_all(&adapter, &outgoing(&text))
+            .await
+            .expect("delivered");
         let contents: Vec<String> = qyapi
             .received
             .lock()
@@ -440,9 +501,8 @@ mod tests {
             "丙".repeat(600),
         );
         assert_eq!(contents, [first, second.clone(), second, third]);
-        let refused = super::super::Adapter::WecomRobot(robot(&format!("{url}?key=bad")))
-            .deliver("any", "x")
-            .await;
+        let refused =
+            super::super::deliver_all(&robot(&format!("{url}?key=bad")), &outgoing("x")).await;
         assert!(
             matches!(&refused, Err(m) if m.contains("93000") && m.contains("1 attempt")),
             "{refused:?}"
@@ -451,10 +511,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_minute_waits_instead_of_being_refused() {
-        let robot = WecomRobot::new(&WecomRobotConfig {
-            url: "http://127.0.0.1:9/cgi-bin/webhook/send?key=k1".into(),
-            per_minute: 2,
-        })
+        let robot = WecomRobot::new(
+            "ops",
+            &WecomRobotConfig {
+                url: "http://127.0.0.1:9/cgi-bin/webhook/send?key=k1".into(),
+                per_minute: 2,
+            },
+        )
         .expect("robot");
         let started = Instant::now();
         robot.take_turn().await;

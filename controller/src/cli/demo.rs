@@ -10,9 +10,10 @@ use clap::Args;
 use tapwire_device_agent::UiMaps;
 use tapwire_phone_sim::{IncomingMessage, SimConfig, SimControl};
 
-use super::run::{HandlerKind, PhoneSpec, serve, shutdown_signal};
+use super::run::{HandlerKind, serve, shutdown_signal, sqlite_at};
+use tapwire::activity::Activity;
+use tapwire::adapter::phone::PhoneConfig;
 use tapwire::config::Config;
-use tapwire::runtime::Activity;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -75,14 +76,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
         let db_dir = tempfile_dir()?;
         let db = db_dir.join("demo.db");
-        let spec = PhoneSpec {
-            serial: phone_addr.to_string(),
-            adb_server: SocketAddrV4::new(
+        let phone = PhoneConfig {
+            adb_server: Some(SocketAddrV4::new(
                 Ipv4Addr::LOCALHOST,
                 adb_server.as_ref().map_or(5037, |a| a.port),
-            ),
+            )),
             direct,
-            poll: Duration::from_millis(100),
+            ..PhoneConfig::serial(phone_addr.to_string())
         };
         let expected = SCRIPT.len();
         let script = tokio::spawn(play_script(control.clone()));
@@ -94,7 +94,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 shutdown_signal().await;
             }
         };
-        let code = serve(&db, &Config::default(), args.handler, vec![spec], &maps, stop, Some(print_activity)).await;
+        let mut config = Config::default();
+        config.storage = sqlite_at(db);
+        // The demo's server takes any free port: it must not collide with a real run.
+        config.server.listen = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let poll = Duration::from_millis(100);
+        let code = serve(&config, args.handler, vec![phone], poll, &maps, stop, Some(print_activity)).await;
         script.abort();
         drop(adb_server);
         sim.shutdown().await;

@@ -8,10 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use tapwire::config::{Config, HandlerConfig};
-use tapwire::handler::resolve;
-use tapwire::store::{DeadLetter, Store};
-use tapwire::webhook::Webhook;
+use tapwire::config::Config;
+use tapwire::handler::{HandlerConfig, Webhook, resolve};
+use tapwire::store::{self, DeadLetter};
 
 #[derive(Debug, Args)]
 pub struct DlqArgs {
@@ -58,14 +57,14 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Option<Config>> {
 #[allow(clippy::print_stdout)] // CLI output.
 async fn run_async(args: DlqArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
-    let db = args.db.clone().unwrap_or_else(|| {
-        config
-            .as_ref()
-            .map_or_else(|| PathBuf::from("tapwire.db"), |c| c.storage.path.clone())
-    });
-    let store = Store::open(&db)
+    let storage = match (&args.db, &config) {
+        (Some(db), _) => super::run::sqlite_at(db.clone()),
+        (None, Some(config)) => config.storage.clone(),
+        (None, None) => Default::default(),
+    };
+    let store = store::open(&storage)
         .await
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
+        .context("cannot open the database")?;
     let letters = store.dead_letters().await?;
     match args.command {
         DlqCommand::List { json } => {

@@ -4,19 +4,19 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use tapwire_device_agent::UiMaps;
-use tapwire_device_agent::agent::{AgentConfig, AgentError, AgentStats};
-use tapwire_device_agent::transport::{self, AdbServerTransport, DirectTcpTransport, Transport};
+use tapwire_device_agent::transport;
 
+use tapwire::activity::Activity;
+use tapwire::adapter::Adapter;
+use tapwire::adapter::phone::{PhoneAdapter, PhoneConfig};
 use tapwire::app::App;
-use tapwire::config::{Config, PhoneConfig};
-use tapwire::runtime::Activity;
-use tapwire::store::Store;
+use tapwire::config::Config;
+use tapwire::store::{self, StorageConfig, sqlite::SqliteConfig};
 
 /// What answers messages when no config routes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,15 +65,10 @@ pub struct RunArgs {
     /// Print each message read and each reply sent as a JSON line on stdout.
     #[arg(long)]
     pub activity_json: bool,
-}
-
-/// One phone to drive.
-#[derive(Debug, Clone)]
-pub struct PhoneSpec {
-    pub serial: String,
-    pub adb_server: SocketAddrV4,
-    pub direct: bool,
-    pub poll: Duration,
+    /// The HTTP server's address (default: the config's server.listen, 127.0.0.1:8787);
+    /// port 0 picks a free one.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -82,38 +77,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let db = args
-        .db
-        .clone()
-        .unwrap_or_else(|| config.storage.path.clone());
+    if let Some(db) = &args.db {
+        config.storage = sqlite_at(db.clone());
+    }
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
     let default_server = transport::adb_server_addr(args.adb_server);
     let poll = Duration::from_millis(args.poll_ms);
-    let mut phones: Vec<PhoneSpec> = config
+    let mut phones: Vec<PhoneConfig> = config
         .phones
         .iter()
-        .map(|p: &PhoneConfig| PhoneSpec {
-            serial: p.serial.clone(),
-            adb_server: p.adb_server.unwrap_or(default_server),
-            direct: p.direct,
-            poll: p.poll_ms.map_or(poll, Duration::from_millis),
+        .map(|p| PhoneConfig {
+            adb_server: p.adb_server.or(Some(default_server)),
+            ..p.clone()
         })
         .collect();
-    phones.extend(args.devices.iter().map(|serial| PhoneSpec {
-        serial: serial.clone(),
-        adb_server: default_server,
+    phones.extend(args.devices.iter().map(|serial| PhoneConfig {
+        adb_server: Some(default_server),
         direct: args.direct,
-        poll,
+        ..PhoneConfig::serial(serial)
     }));
     if phones.is_empty() {
-        phones.push(PhoneSpec {
-            serial: only_device(default_server).await?,
-            adb_server: default_server,
-            direct: false,
-            poll,
+        phones.push(PhoneConfig {
+            adb_server: Some(default_server),
+            ..PhoneConfig::serial(only_device(default_server).await?)
         });
     }
     let maps = UiMaps::load_dir(&super::ui_maps_dir(args.ui_maps.clone()))?;
@@ -124,7 +116,21 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let printer = args
         .activity_json
         .then_some(print_activity_json as fn(&Activity));
-    serve(&db, &config, args.handler, phones, &maps, shutdown, printer).await
+    serve(
+        &config,
+        args.handler,
+        phones,
+        poll,
+        &maps,
+        shutdown,
+        printer,
+    )
+    .await
+}
+
+/// `[storage]` moved to the SQLite file `path` (`--db`).
+pub fn sqlite_at(path: PathBuf) -> StorageConfig {
+    StorageConfig::Sqlite(SqliteConfig { path })
 }
 
 async fn only_device(server: SocketAddrV4) -> anyhow::Result<String> {
@@ -174,39 +180,33 @@ fn print_activity_json(activity: &Activity) {
     }
 }
 
-fn connect(spec: &PhoneSpec) -> Result<Box<dyn Transport>, transport::TransportError> {
-    if spec.direct {
-        let addr: SocketAddr = spec
-            .serial
-            .parse()
-            .map_err(|_| transport::TransportError::Adb {
-                target: spec.serial.clone(),
-                message: "with --direct the serial must be HOST:PORT".into(),
-            })?;
-        Ok(Box::new(DirectTcpTransport::connect(addr)?))
-    } else {
-        Ok(Box::new(AdbServerTransport::connect(
-            spec.adb_server,
-            &spec.serial,
-        )?))
-    }
-}
-
-/// Runs phones against a store and pipeline until `shutdown` resolves or every phone has
-/// stopped. Exits non-zero when a phone stopped with an error.
+/// Runs phones and the config's adapters until `shutdown` resolves or a phone has
+/// stopped by itself. Exits non-zero when a phone stopped with an error.
 pub async fn serve(
-    db: &std::path::Path,
     config: &Config,
     handler: HandlerKind,
-    phones: Vec<PhoneSpec>,
+    phones: Vec<PhoneConfig>,
+    poll: Duration,
     maps: &UiMaps,
     shutdown: impl std::future::Future<Output = ()>,
     on_activity: Option<fn(&Activity)>,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::open(db)
+    let store = store::open(&config.storage)
         .await
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
-    let app = App::start(config, handler.name(), store).await?;
+        .context("cannot open the database")?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set [server] listen, or --listen)",
+                config.server.listen
+            )
+        })?;
+    let phones: Vec<Arc<dyn Adapter>> = phones
+        .into_iter()
+        .map(|phone| Arc::new(PhoneAdapter::new(phone, poll, maps.clone())) as Arc<dyn Adapter>)
+        .collect();
+    let app = App::start(config, handler.name(), store, phones).await?;
     let runtime = app.runtime.clone();
     if let Some(print) = on_activity {
         let mut rx = runtime.subscribe();
@@ -216,68 +216,43 @@ pub async fn serve(
             }
         });
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut agents = Vec::new();
-    for spec in phones {
-        let outbound = runtime.register_phone(&spec.serial);
-        let connect_spec = spec.clone();
-        let transport = tokio::task::spawn_blocking(move || connect(&connect_spec))
-            .await?
-            .with_context(|| format!("phone {}", spec.serial))?;
-        let mut config = AgentConfig::new(spec.serial.clone());
-        config.poll_interval = spec.poll;
-        let runtime_for_phone = runtime.clone();
-        let maps = maps.clone();
-        let stop_for_phone = stop.clone();
-        let handle = tokio::task::spawn_blocking(move || {
-            runtime_for_phone.start_phone(config, transport, &maps, stop_for_phone, outbound)
-        });
-        let handle = handle
-            .await?
-            .with_context(|| format!("phone {}", spec.serial))?;
-        agents.push((spec.serial, handle));
-    }
-    runtime.recover().await?;
+    let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tapwire::server::run(
+        listener,
+        tapwire::server::app(runtime.clone()),
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
 
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                if agents.iter().any(|(_, h)| h.is_finished()) {
+                if app.adapter_finished() {
                     break;
                 }
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    runtime.close_phones();
-    app.shutdown().await;
+    let _ = server_stop.send(());
+    let errors = app.shutdown().await;
+    if let Ok(Err(error)) = server.await {
+        tracing::warn!(%error, "HTTP server stopped with an error");
+    }
     tracing::info!(
         handled = runtime.handled_events(),
         unmatched = runtime.unmatched_events(),
         "events handled, and those no route matched"
     );
-    let mut failed = false;
-    for (serial, handle) in agents {
-        let result: Result<AgentStats, AgentError> = tokio::task::spawn_blocking(move || {
-            handle
-                .join()
-                .unwrap_or_else(|_| Err(AgentError::Sink("the phone's thread panicked".into())))
-        })
-        .await?;
-        match result {
-            Ok(stats) => tracing::info!(phone = %serial, ?stats, "phone stopped"),
-            Err(error) => {
-                failed = true;
-                tracing::error!(phone = %serial, %error, "phone stopped");
-                eprintln!("error: phone {serial}: {error}");
-            }
-        }
+    for error in &errors {
+        tracing::error!(%error, "stopped");
+        eprintln!("error: {error}");
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
+    Ok(if errors.is_empty() {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }

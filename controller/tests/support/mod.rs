@@ -130,6 +130,8 @@ pub fn tapwire_run(adb: &AdbServer, serial: &str, db: &Path, extra: &[&str]) -> 
     let adb_addr = adb.addr();
     let mut args = vec![
         "run",
+        "--listen",
+        "127.0.0.1:0",
         "--device",
         serial,
         "--adb-server",

@@ -1,95 +1,44 @@
-//! The durable store (SQLite through sqlx): events before routing, actions before
-//! execution, and each phone conversation's watermark. Ids derive from idempotency keys,
-//! so storing the same thing twice is a no-op rather than a duplicate.
+//! The SQLite backend (through sqlx): one file, WAL, and one writer connection that
+//! applies every write of this process in group commits.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use serde::Deserialize;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
-use tapwire_device_agent::tail::Watermark;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::{
+    ActionStatus, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError, StoredAction,
+    action_id, action_key, dead_letter_id, replay_key,
+};
 use crate::event::{Action, Event, now_rfc3339};
-use crate::handler::DeadLetterInfo;
+use crate::permission::Grant;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("stored {what} {id} is not valid JSON: {source}")]
-    Corrupt {
-        what: &'static str,
-        id: String,
-        source: serde_json::Error,
-    },
-    #[error("cannot encode {what}: {0}", what = "JSON")]
-    Encode(#[from] serde_json::Error),
-    #[error("the store's writer has stopped")]
-    WriterGone,
+/// `[storage] type = "sqlite"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionStatus {
-    /// Handed to the executor: it may have gone out before a crash.
-    Dispatched,
-    Done,
-    Failed,
-}
-
-impl ActionStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            ActionStatus::Dispatched => "dispatched",
-            ActionStatus::Done => "done",
-            ActionStatus::Failed => "failed",
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        SqliteConfig {
+            path: default_path(),
         }
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct StoredAction {
-    pub id: String,
-    pub action: Action,
-    pub status: String,
-}
-
-/// An event a handler gave up on, waiting for `tapwire dlq replay` or `drop`.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    pub id: String,
-    pub event: Event,
-    /// The handler that failed: the one a replay delivers to.
-    pub handler: String,
-    pub error: String,
-    pub attempts: i64,
-    pub created_at: String,
-}
-
-/// One permission: `scene` `*` is everything, `command` empty the whole scene.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub user: String,
-    pub scene: String,
-    pub command: String,
-    /// RFC 3339 UTC; `None` never expires.
-    pub expires_at: Option<String>,
-    pub granted_by: String,
-}
-
-/// What [`Store::record`] did with a phone's batch.
-#[derive(Debug, Default)]
-pub struct Recorded {
-    /// Events not stored before (a re-read message is skipped by its key).
-    pub fresh: Vec<Event>,
-    /// Replies in flight that the batch's own messages show went out already.
-    pub settled: Vec<String>,
+fn default_path() -> PathBuf {
+    PathBuf::from("tapwire.db")
 }
 
 /// The most writes one group commit takes: enough to absorb every lane at once, few
@@ -100,7 +49,7 @@ const MAX_BATCH: usize = 256;
 const MAX_ROWS: usize = 256;
 
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     /// Reads. WAL lets them run beside the writer, each on a consistent snapshot.
     pool: SqlitePool,
     /// Every write of this process goes through this one connection, so our own
@@ -112,8 +61,8 @@ pub struct Store {
     queue: mpsc::UnboundedSender<(Write, Reply)>,
 }
 
-impl Store {
-    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let options = connect_options(path)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -129,7 +78,7 @@ impl Store {
         // The writer outlives any caller: a caller that gives up waiting cannot cut a
         // batch short, and the task ends when the last `Store` clone is dropped.
         tokio::spawn(group_commit(writer.clone(), options, requests));
-        Ok(Store {
+        Ok(SqliteStore {
             pool,
             writer,
             queue,
@@ -145,40 +94,50 @@ impl Store {
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    pub async fn watermark(
+    async fn actions_where(&self, query: &'static str) -> Result<Vec<StoredAction>, StoreError> {
+        let rows = sqlx::query(query).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| {
+                let id: String = row.get(0);
+                let status: String = row.get(2);
+                Ok(StoredAction {
+                    action: decode("action", id.clone(), &row.get::<String, _>(1))?,
+                    status: ActionStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                        what: "action status",
+                        id: id.clone(),
+                        source: serde::de::Error::custom(format!("unknown status {status:?}")),
+                    })?,
+                    id,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn watermark(
         &self,
         device: &str,
         conversation: &str,
-    ) -> Result<Option<Watermark>, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT state FROM watermarks WHERE device = ? AND conversation = ?")
             .bind(device)
             .bind(conversation)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            decode(
-                "watermark",
-                format!("{device}/{conversation}"),
-                &row.get::<String, _>(0),
-            )
-        })
-        .transpose()
+        Ok(row.map(|row| row.get::<String, _>(0)))
     }
 
-    /// Stores new events and the conversation's watermark in one transaction, with what
-    /// they say about replies: `delivered` (the reply the watermark ends with) is done, and
-    /// so is an `unconfirmed` reply (handed to the phone by a run that crashed) whose text
-    /// is among the new own messages: it went out before the crash. Oldest such reply
-    /// first, one per own message, so two equal answers in a row are told apart.
-    pub async fn record(
-        &self,
-        device: &str,
-        conversation: &str,
-        watermark: &Watermark,
-        events: &[Event],
-        delivered: Option<&str>,
-        unconfirmed: &[String],
-    ) -> Result<Recorded, StoreError> {
+    async fn record(&self, batch: ReadBatch<'_>) -> Result<Recorded, StoreError> {
+        let ReadBatch {
+            device,
+            conversation,
+            watermark,
+            events,
+            delivered,
+            unconfirmed,
+        } = batch;
         let rows = events.iter().map(EventRow::new).collect::<Result<_, _>>()?;
         let now = now_rfc3339();
         // Only after a crash are there replies to settle, and only own messages can.
@@ -198,7 +157,7 @@ impl Store {
                 watermark: Some(WatermarkRow {
                     device: device.to_string(),
                     conversation: conversation.to_string(),
-                    state: serde_json::to_string(watermark)?,
+                    state: watermark.to_string(),
                     now: now.clone(),
                 }),
                 events: rows,
@@ -224,7 +183,7 @@ impl Store {
     }
 
     /// Stores one event (from a source without watermarks). False if it was already there.
-    pub async fn insert_event(&self, event: &Event) -> Result<bool, StoreError> {
+    async fn insert_event(&self, event: &Event) -> Result<bool, StoreError> {
         let written = self
             .write(Write {
                 events: vec![EventRow::new(event)?],
@@ -234,7 +193,7 @@ impl Store {
         Ok(written.fresh.first().copied().unwrap_or(false))
     }
 
-    pub async fn pending_events(&self) -> Result<Vec<Event>, StoreError> {
+    async fn pending_events(&self) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, body FROM events WHERE status = 'pending' ORDER BY created_at, rowid",
         )
@@ -247,7 +206,7 @@ impl Store {
 
     /// Stores a handled event's actions and marks it handled, in one transaction; with
     /// `dead`, the event also goes to the dead-letter queue in that same transaction.
-    pub async fn complete_event(
+    async fn complete_event(
         &self,
         event: &Event,
         actions: &[Action],
@@ -261,7 +220,7 @@ impl Store {
 
     /// Stores one action decided before the event is finished (an acknowledgement sent
     /// while slow work goes on). `tag` makes its key: the same tag is stored once.
-    pub async fn add_interim_action(
+    async fn add_interim_action(
         &self,
         event: &Event,
         tag: &str,
@@ -281,7 +240,7 @@ impl Store {
 
     /// Moves an event to the dead-letter queue: the handler gave up on it. The event is
     /// finished for the router; `tapwire dlq replay` can take it up again.
-    pub async fn dead_letter(
+    async fn dead_letter(
         &self,
         event: &Event,
         dead: &DeadLetterInfo,
@@ -297,7 +256,7 @@ impl Store {
     }
 
     /// Dead letters still waiting (status `dead`), oldest first.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, handler, error, attempts, created_at, body FROM dead_letters \
              WHERE status = 'dead' ORDER BY created_at, rowid",
@@ -320,7 +279,7 @@ impl Store {
     }
 
     /// Removes a dead letter for good. False if there was none waiting with that id.
-    pub async fn drop_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+    async fn drop_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
         let result = sqlx::query(
             "UPDATE dead_letters SET status = 'dropped', updated_at = ? WHERE id = ? AND status = 'dead'",
         )
@@ -333,7 +292,7 @@ impl Store {
 
     /// A replayed dead letter was delivered: its actions join the outbox (keyed so that a
     /// second replay of the same letter cannot send them twice) and the letter is closed.
-    pub async fn resolve_dead_letter(
+    async fn resolve_dead_letter(
         &self,
         letter: &DeadLetter,
         actions: &[Action],
@@ -343,11 +302,7 @@ impl Store {
             .iter()
             .enumerate()
             .map(|(index, action)| {
-                let key = format!(
-                    "{}:{}:replay:{index}",
-                    letter.event.idempotency_key, letter.handler
-                );
-                ActionRow::new(key, &letter.event.id, action, &now)
+                ActionRow::new(replay_key(letter, index), &letter.event.id, action, &now)
             })
             .collect::<Result<Vec<_>, _>>()?;
         // Rare (`tapwire dlq replay`): its own transaction on the writer, not worth a
@@ -368,7 +323,7 @@ impl Store {
     }
 
     /// Records a replay that failed again.
-    pub async fn retry_failed(
+    async fn retry_failed(
         &self,
         letter: &DeadLetter,
         error: &str,
@@ -389,7 +344,7 @@ impl Store {
     /// Grants `user` a scene (`command` empty), a scene's command, or everything (`scene`
     /// `*`), until `expires_at` (RFC 3339, UTC) or for good. A second grant of the same
     /// thing replaces the first, so extending a grant is granting it again.
-    pub async fn grant(&self, grant: &Grant) -> Result<(), StoreError> {
+    async fn grant(&self, grant: &Grant) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO permissions (user_id, scene, command, expires_at, granted_by, created_at) VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (user_id, scene, command) DO UPDATE SET expires_at = excluded.expires_at, \
@@ -408,7 +363,7 @@ impl Store {
 
     /// Revokes a grant; `command` `None` revokes the scene with all its commands, scene
     /// `*` everything the user had. Returns how many grants went.
-    pub async fn revoke(
+    async fn revoke(
         &self,
         user: &str,
         scene: &str,
@@ -432,7 +387,7 @@ impl Store {
 
     /// A user's grants (every user's when `None`), expired ones included: the caller
     /// decides with its own clock, and `perms` shows what lapsed.
-    pub async fn grants(&self, user: Option<&str>) -> Result<Vec<Grant>, StoreError> {
+    async fn grants(&self, user: Option<&str>) -> Result<Vec<Grant>, StoreError> {
         let rows = match user {
             Some(user) => {
                 sqlx::query(
@@ -463,7 +418,7 @@ impl Store {
     }
 
     /// Actions not yet done or failed, oldest first (what a restart must finish).
-    pub async fn open_actions(&self) -> Result<Vec<StoredAction>, StoreError> {
+    async fn open_actions(&self) -> Result<Vec<StoredAction>, StoreError> {
         self.actions_where(
             "SELECT id, body, status FROM actions WHERE status IN ('pending', 'dispatched') ORDER BY created_at, rowid",
         )
@@ -471,30 +426,16 @@ impl Store {
     }
 
     /// Actions nobody has taken yet, oldest first.
-    pub async fn pending_actions(&self) -> Result<Vec<StoredAction>, StoreError> {
+    async fn pending_actions(&self) -> Result<Vec<StoredAction>, StoreError> {
         self.actions_where(
             "SELECT id, body, status FROM actions WHERE status = 'pending' ORDER BY created_at, rowid",
         )
         .await
     }
 
-    async fn actions_where(&self, query: &'static str) -> Result<Vec<StoredAction>, StoreError> {
-        let rows = sqlx::query(query).fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|row| {
-                let id: String = row.get(0);
-                Ok(StoredAction {
-                    action: decode("action", id.clone(), &row.get::<String, _>(1))?,
-                    id,
-                    status: row.get(2),
-                })
-            })
-            .collect()
-    }
-
     /// Takes a pending action for execution. Only one caller wins, so the outbox sweep
     /// and the router can never both send the same action.
-    pub async fn claim_action(&self, id: &str) -> Result<bool, StoreError> {
+    async fn claim_action(&self, id: &str) -> Result<bool, StoreError> {
         let written = self
             .write(Write {
                 claim: Some(id.to_string()),
@@ -504,7 +445,7 @@ impl Store {
         Ok(written.claimed)
     }
 
-    pub async fn set_action_status(
+    async fn set_action_status(
         &self,
         id: &str,
         status: ActionStatus,
@@ -619,7 +560,7 @@ impl ActionRow {
     /// Action ids derive from their keys: storing an action again finds the same row.
     fn new(key: String, event_id: &str, action: &Action, now: &str) -> Result<Self, StoreError> {
         Ok(ActionRow {
-            id: format!("act_{}", short_hash(&key)),
+            id: action_id(&key),
             key,
             event_id: event_id.to_string(),
             target: action.target().to_string(),
@@ -643,10 +584,7 @@ struct DeadRow {
 impl DeadRow {
     fn new(event: &Event, dead: &DeadLetterInfo, now: &str) -> Result<DeadRow, StoreError> {
         Ok(DeadRow {
-            id: format!(
-                "dl_{}",
-                short_hash(&format!("{}:{}", event.id, dead.handler))
-            ),
+            id: dead_letter_id(event, &dead.handler),
             event_id: event.id.clone(),
             handler: dead.handler.clone(),
             body: serde_json::to_string(&dead.delivered)?,
@@ -684,10 +622,7 @@ fn completion(
     let rows = actions
         .iter()
         .enumerate()
-        .map(|(index, action)| {
-            let key = format!("{}:{index}", event.idempotency_key);
-            ActionRow::new(key, &event.id, action, &now)
-        })
+        .map(|(index, action)| ActionRow::new(action_key(event, index), &event.id, action, &now))
         .collect::<Result<Vec<_>, _>>()?;
     let finish = match dead {
         Some(dead) => Finish::Dead(DeadRow::new(event, dead, &now)?),
@@ -710,7 +645,7 @@ fn stored_actions(actions: &[Action], ids: Vec<String>, stored: Vec<bool>) -> Ve
         .map(|((action, id), _)| StoredAction {
             id,
             action: action.clone(),
-            status: "pending".into(),
+            status: ActionStatus::Pending,
         })
         .collect()
 }
@@ -1083,20 +1018,31 @@ fn decode<T: serde::de::DeserializeOwned>(
     serde_json::from_str(json).map_err(|source| StoreError::Corrupt { what, id, source })
 }
 
-/// A short, stable id fragment.
-pub fn short_hash(key: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(&Sha256::digest(key.as_bytes())[..12])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::types;
 
+    /// A read of conversation `c` on phone `p`.
+    fn read<'a>(
+        watermark: &'a str,
+        events: &'a [Event],
+        delivered: Option<&'a str>,
+        unconfirmed: &'a [String],
+    ) -> ReadBatch<'a> {
+        ReadBatch {
+            device: "p",
+            conversation: "c",
+            watermark,
+            events,
+            delivered,
+            unconfirmed,
+        }
+    }
+
     fn event(key: &str) -> Event {
         Event {
-            id: format!("ev_{}", short_hash(key)),
+            id: format!("ev_{}", crate::event::short_hash(key)),
             event_type: types::MESSAGE_RECEIVED.into(),
             source: "p".into(),
             platform: "wechat".into(),
@@ -1114,25 +1060,25 @@ mod tests {
     async fn events_are_stored_once_and_actions_survive_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
-        let store = Store::open(&path).await.expect("open");
-        let wm = Watermark {
-            tail: Vec::new(),
-            next_seq: 3,
-        };
+        let store = SqliteStore::open(&path).await.expect("open");
+        let wm = r#"{"tail":[],"next_seq":3}"#;
         let fresh = store
-            .record("p", "c", &wm, &[event("a"), event("b")], None, &[])
+            .record(read(wm, &[event("a"), event("b")], None, &[]))
             .await
             .expect("record");
         assert_eq!(fresh.fresh.len(), 2);
         let again = store
-            .record("p", "c", &wm, &[event("a")], None, &[])
+            .record(read(wm, &[event("a")], None, &[]))
             .await
             .expect("record");
         assert!(
             again.fresh.is_empty(),
             "a re-read message is not stored twice"
         );
-        assert_eq!(store.watermark("p", "c").await.expect("wm"), Some(wm));
+        assert_eq!(
+            store.watermark("p", "c").await.expect("wm"),
+            Some(wm.to_string())
+        );
         assert_eq!(store.pending_events().await.expect("pending").len(), 2);
 
         let send = Action::Send {
@@ -1159,11 +1105,11 @@ mod tests {
             .expect("status");
         drop(store);
 
-        let reopened = Store::open(&path).await.expect("reopen");
+        let reopened = SqliteStore::open(&path).await.expect("reopen");
         assert_eq!(reopened.pending_events().await.expect("pending").len(), 1);
         let open = reopened.open_actions().await.expect("open actions");
         assert_eq!(open.len(), 1);
-        assert_eq!(open[0].status, "dispatched");
+        assert_eq!(open[0].status, ActionStatus::Dispatched);
     }
 
     /// Replies are settled by what the phone shows: the one a batch delivers, and those
@@ -1171,7 +1117,9 @@ mod tests {
     #[tokio::test]
     async fn a_batch_settles_its_delivered_reply_and_unconfirmed_ones_it_shows_sent() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
         let send = |text: &str| Action::Send {
             target: "p".into(),
             conversation: "c".into(),
@@ -1189,21 +1137,19 @@ mod tests {
         let ids: Vec<String> = stored.iter().map(|a| a.id.clone()).collect();
         let own = |key: &str, text: &str| Event {
             idempotency_key: key.into(),
-            id: format!("ev_{}", short_hash(key)),
+            id: format!("ev_{}", crate::event::short_hash(key)),
             ..crate::event::test_message("p", "c", text, true)
         };
-        let wm = Watermark::default();
+        let wm = "{}";
         // The first "ok" was delivered with this batch; two own "ok" bubbles are new, but
         // only the third reply is unconfirmed: the second was handed out in this run.
         let recorded = store
-            .record(
-                "p",
-                "c",
-                &wm,
+            .record(read(
+                wm,
                 &[own("o1", "ok"), own("o2", "ok"), own("o3", "other")],
                 Some(&ids[0]),
                 &[ids[2].clone()],
-            )
+            ))
             .await
             .expect("record");
         assert_eq!(recorded.settled, vec![ids[2].clone()]);
@@ -1217,7 +1163,7 @@ mod tests {
         assert_eq!(open, vec![ids[1].clone(), ids[3].clone()]);
         // A message stored before settles nothing again.
         let again = store
-            .record("p", "c", &wm, &[own("o1", "ok")], None, &ids)
+            .record(read(wm, &[own("o1", "ok")], None, &ids))
             .await
             .expect("record");
         assert!(again.settled.is_empty());
@@ -1235,7 +1181,9 @@ mod tests {
     #[tokio::test]
     async fn dead_letters_replay_once_and_drop() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
         let ev = event("dl");
         assert!(store.insert_event(&ev).await.expect("insert"));
         let id = store
@@ -1285,7 +1233,9 @@ mod tests {
     #[tokio::test]
     async fn grants_replace_and_revoke() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
         let grant = |scene: &str, command: &str, expires: Option<&str>| Grant {
             user: "wechat:李娜".into(),
             scene: scene.into(),
@@ -1339,7 +1289,7 @@ mod tests {
     /// Commits `writes` as one batch, the way the group commit does, and returns each
     /// caller's answer.
     async fn one_batch(
-        store: &Store,
+        store: &SqliteStore,
         path: &Path,
         writes: Vec<Write>,
     ) -> Vec<Result<Written, StoreError>> {
@@ -1359,7 +1309,7 @@ mod tests {
         results
     }
 
-    async fn count(store: &Store, sql: &str, id: &str) -> i64 {
+    async fn count(store: &SqliteStore, sql: &str, id: &str) -> i64 {
         sqlx::query_scalar(sql)
             .bind(id)
             .fetch_one(&store.pool)
@@ -1371,7 +1321,7 @@ mod tests {
     async fn one_batch_gives_each_key_to_its_first_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
-        let store = Store::open(&path).await.expect("open");
+        let store = SqliteStore::open(&path).await.expect("open");
         let old = event("old");
         store.insert_event(&old).await.expect("insert");
         let stored = store
@@ -1418,7 +1368,7 @@ mod tests {
     async fn a_failing_write_fails_alone_and_commits_nothing_of_itself() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
-        let store = Store::open(&path).await.expect("open");
+        let store = SqliteStore::open(&path).await.expect("open");
         let (good, bad, other) = (event("good"), event("bad"), event("other"));
         store.insert_event(&good).await.expect("insert");
         store.insert_event(&bad).await.expect("insert");
@@ -1486,7 +1436,9 @@ mod tests {
     #[tokio::test]
     async fn a_dead_letter_commits_with_its_events_mark() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
         let ev = event("dies");
         store.insert_event(&ev).await.expect("insert");
         let stored = store
@@ -1503,7 +1455,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn racing_callers_store_an_event_once_and_claim_an_action_once() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("t.db")).await.expect("open");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
         let ev = event("raced");
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..16 {

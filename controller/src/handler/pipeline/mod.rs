@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use crate::command::{Admin, Parsed, Prefix, Registry, Scene};
 use crate::event::{Action, Event, Segment, types};
-use crate::handler::{HandlerError, Handlers, Outcome, resolve};
+use crate::handler::{Handler, HandlerContext, HandlerError, Outcome, resolve};
+use crate::permission::Grant;
 use crate::permission::{Access, Target, qualify, user_key};
 use crate::plugin::{PluginError, PluginRequest};
-use crate::store::Grant;
 
 /// `[handlers.NAME]` with `type = "pipeline"`.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -160,13 +160,13 @@ impl Pipeline {
     }
 
     /// The commands this pipeline answers to, from the plugins it offers.
-    fn registry(&self, ctx: &Handlers) -> &Registry {
+    fn registry(&self, ctx: &HandlerContext<'_>) -> &Registry {
         self.registry.get_or_init(|| self.build_registry(ctx))
     }
 
-    fn build_registry(&self, ctx: &Handlers) -> Registry {
+    fn build_registry(&self, ctx: &HandlerContext<'_>) -> Registry {
         let scenes = ctx
-            .plugins
+            .plugins()
             .manifests()
             .iter()
             .filter(|m| !m.commands.is_empty() && self.offers(&m.name))
@@ -188,20 +188,19 @@ impl Pipeline {
         Registry::new(scenes, self.prefixes.clone())
     }
 
-    pub async fn handle(
+    async fn answer(
         &self,
-        ctx: &Handlers,
+        ctx: &HandlerContext<'_>,
         event: &Event,
-        depth: usize,
     ) -> Result<Outcome, HandlerError> {
-        match self.stages(ctx, event, depth).await? {
+        match self.stages(ctx, event).await? {
             // The controller's own answers are plain text already (and their `<user>`
             // placeholders would read as HTML tags).
             Answer::Builtin(outcome) => Ok(outcome),
             Answer::Handler(mut outcome) => {
                 for action in &mut outcome.actions {
                     let Action::Send { target, text, .. } = action;
-                    *text = crate::format::for_platform(ctx.platform_of(target), text);
+                    *text = crate::format::for_format(ctx.format_of(target), text);
                 }
                 Ok(outcome)
             }
@@ -210,16 +209,15 @@ impl Pipeline {
 
     async fn stages(
         &self,
-        ctx: &Handlers,
+        ctx: &HandlerContext<'_>,
         event: &Event,
-        depth: usize,
     ) -> Result<Answer, HandlerError> {
         let stop = |stage: &str| {
             tracing::debug!(pipeline = %self.name, event = %event.id, stage, "chain stopped");
             Ok(Answer::Builtin(Outcome::default()))
         };
         if event.event_type != types::MESSAGE_RECEIVED {
-            return self.plugins_then_fallback(ctx, event, depth).await;
+            return self.plugins_then_fallback(ctx, event).await;
         }
         // Dedup: a platform that redelivers under a new event id still carries its
         // message id.
@@ -238,7 +236,7 @@ impl Pipeline {
             return stop("self-filter");
         }
         let (Some(conversation), Some(text)) = (&event.conversation, event.text()) else {
-            return self.plugins_then_fallback(ctx, event, depth).await;
+            return self.plugins_then_fallback(ctx, event).await;
         };
         let reply = |text: String| Action::Send {
             target: event.source.clone(),
@@ -260,13 +258,11 @@ impl Pipeline {
 
         let registry = self.registry(ctx);
         let parsed = match registry.parse(&text) {
-            Parsed::NotCommand => return self.plugins_then_fallback(ctx, event, depth).await,
+            Parsed::NotCommand => return self.plugins_then_fallback(ctx, event).await,
             Parsed::Prefix { handler, rest } => {
                 let mut inner = event.clone();
                 inner.content = vec![Segment::Text { text: rest }];
-                return Ok(Answer::Handler(
-                    ctx.handle_at(&handler, &inner, depth + 1).await?,
-                ));
+                return Ok(Answer::Handler(ctx.handle(&handler, &inner).await?));
             }
             parsed => parsed,
         };
@@ -303,7 +299,7 @@ impl Pipeline {
                         command: command.clone(),
                         args,
                     };
-                    match ctx.plugins.call(&scene, request).await {
+                    match ctx.plugins().call(&scene, request).await {
                         Ok(actions) => {
                             return Ok(Answer::Handler(Outcome::actions(resolve(actions, event))));
                         }
@@ -317,7 +313,7 @@ impl Pipeline {
 
     async fn admin(
         &self,
-        ctx: &Handlers,
+        ctx: &HandlerContext<'_>,
         event: &Event,
         access: &Access,
         registry: &Registry,
@@ -393,13 +389,12 @@ impl Pipeline {
     /// none of them answered, the fallback does.
     async fn plugins_then_fallback(
         &self,
-        ctx: &Handlers,
+        ctx: &HandlerContext<'_>,
         event: &Event,
-        depth: usize,
     ) -> Result<Answer, HandlerError> {
         let mut actions = Vec::new();
         let wanting: Vec<String> = ctx
-            .plugins
+            .plugins()
             .manifests()
             .iter()
             .filter(|m| self.offers(&m.name) && m.wants(&event.event_type))
@@ -409,7 +404,7 @@ impl Pipeline {
             let request = PluginRequest::Event {
                 event: event.clone(),
             };
-            match ctx.plugins.call(&plugin, request).await {
+            match ctx.plugins().call(&plugin, request).await {
                 Ok(answer) => actions.extend(resolve(answer, event)),
                 Err(error) => {
                     tracing::warn!(pipeline = %self.name, %plugin, event = %event.id, %error, "plugin failed on an event")
@@ -436,9 +431,7 @@ impl Pipeline {
             Fallback::Reply(text) => {
                 Ok(Answer::Handler(Outcome::actions(vec![reply(text.clone())])))
             }
-            Fallback::Handler(handler) => Ok(Answer::Handler(
-                ctx.handle_at(handler, event, depth + 1).await?,
-            )),
+            Fallback::Handler(handler) => Ok(Answer::Handler(ctx.handle(handler, event).await?)),
         }
     }
 
@@ -491,6 +484,17 @@ fn plugin_failure(scene: &str, command: &str, error: &PluginError) -> String {
     }
 }
 
+#[async_trait::async_trait]
+impl Handler for Pipeline {
+    async fn handle(
+        &self,
+        ctx: &HandlerContext<'_>,
+        event: &Event,
+    ) -> Result<Outcome, HandlerError> {
+        self.answer(ctx, event).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -498,9 +502,9 @@ mod tests {
 
     use super::*;
     use crate::event::test_message;
-    use crate::handler::Handler;
+    use crate::handler::{Handler, Handlers, builtins};
     use crate::plugin::PluginHost;
-    use crate::store::Store;
+    use crate::store::SqliteStore;
 
     struct Setup {
         handlers: Arc<Handlers>,
@@ -509,9 +513,13 @@ mod tests {
 
     /// Handlers with a fresh store, the repo's own plugins (the roster) and `张伟` as
     /// the admin; `extra` adds named handlers.
-    async fn setup(extra: Vec<(&str, Handler)>, with_plugins: bool) -> Setup {
+    async fn setup(extra: Vec<(&str, Box<dyn Handler>)>, with_plugins: bool) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("t.db")).await.expect("store");
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("t.db"))
+                .await
+                .expect("store"),
+        );
         let manifests = if with_plugins {
             let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
             crate::plugin::load_dir(&plugins).expect("the repo's plugins load")
@@ -520,7 +528,7 @@ mod tests {
         };
         let (faults, _) = tokio::sync::mpsc::unbounded_channel();
         let host = PluginHost::start(manifests, faults).await;
-        let mut handlers = Handler::builtins();
+        let mut handlers = builtins();
         for (name, handler) in extra {
             handlers.insert(name.to_string(), handler);
         }
@@ -597,7 +605,7 @@ mod tests {
                 ..PipelineConfig::default()
             },
         );
-        let setup = setup(vec![("limited", Handler::Pipeline(limited))], false).await;
+        let setup = setup(vec![("limited", Box::new(limited))], false).await;
         let mut answers = Vec::new();
         for i in 0..5 {
             answers.push(answer(&setup, "limited", "Alice", &format!("m{i}")).await);
@@ -646,10 +654,7 @@ mod tests {
             },
         );
         let setup = setup(
-            vec![
-                ("inner", Handler::Pipeline(inner)),
-                ("outer", Handler::Pipeline(outer)),
-            ],
+            vec![("inner", Box::new(inner)), ("outer", Box::new(outer))],
             false,
         )
         .await;

@@ -17,8 +17,9 @@ use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
 use crate::event::{Event, HandlerAction};
-
-const USER_AGENT: &str = concat!("tapwire/", env!("CARGO_PKG_VERSION"));
+use crate::http::{
+    USER_AGENT, backoff_delay, error_chain, parse_retry_after, redact_raw_url, shown_url,
+};
 
 /// More response than this is not read: an excerpt is enough for an error, and an answer
 /// this large is not a list of chat actions.
@@ -424,6 +425,36 @@ impl Webhook {
     }
 }
 
+#[async_trait::async_trait]
+impl super::Handler for Webhook {
+    /// Past its retries the event becomes a dead letter, from which `tapwire dlq
+    /// replay` can deliver it again.
+    async fn handle(
+        &self,
+        _ctx: &super::HandlerContext<'_>,
+        event: &Event,
+    ) -> Result<super::Outcome, super::HandlerError> {
+        Ok(match self.deliver(event).await {
+            Ok(delivery) => {
+                tracing::debug!(handler = %self.name, event = %event.id, attempts = delivery.attempts, "webhook delivered");
+                super::Outcome::actions(super::resolve(delivery.actions, event))
+            }
+            Err(error) => {
+                tracing::error!(handler = %self.name, event = %event.id, %error, "webhook gave up; event dead-lettered");
+                super::Outcome {
+                    actions: Vec::new(),
+                    dead: Some(crate::store::DeadLetterInfo {
+                        handler: self.name.clone(),
+                        delivered: event.clone(),
+                        attempts: error.attempts(),
+                        error: error.to_string(),
+                    }),
+                }
+            }
+        })
+    }
+}
+
 /// Headers tapwire sets, or HTTP manages, itself.
 fn is_reserved(name: &HeaderName) -> bool {
     name == header::CONTENT_TYPE
@@ -433,25 +464,6 @@ fn is_reserved(name: &HeaderName) -> bool {
         || name == header::TRANSFER_ENCODING
         || name == header::CONNECTION
         || name.as_str().starts_with("x-tapwire-")
-}
-
-/// The wait before retry number `attempt` (1 = after the first try): `base` doubled per
-/// attempt, capped at `max`, then jittered into its upper half so that many senders that
-/// failed together do not retry together. `jitter` is in [0, 1).
-pub(crate) fn backoff_delay(base: Duration, max: Duration, attempt: u32, jitter: f64) -> Duration {
-    let doubled = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
-    let delay = doubled.min(max);
-    delay / 2 + (delay / 2).mul_f64(jitter.clamp(0.0, 1.0))
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date.
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The actions of a 2xx response body. An empty or non-JSON body, or JSON without an
@@ -514,47 +526,6 @@ fn excerpt_text(text: &str) -> String {
     match line.char_indices().nth(EXCERPT_CHARS) {
         Some((cut, _)) => format!("{}…", &line[..cut]),
         None => line,
-    }
-}
-
-/// A reqwest error and its causes, without the URL reqwest would print.
-pub(crate) fn error_chain(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut parts = vec![error.to_string()];
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
-}
-
-pub(crate) fn shown_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    // Both fail only for URLs that cannot have credentials, which then have none to hide.
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.to_string()
-}
-
-/// A URL that may not parse, cut before its query or fragment and stripped of
-/// credentials, for error messages.
-fn redact_raw_url(url: &str) -> String {
-    let url = url.trim();
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}{}", &rest[at + 1..]),
-        None => format!("{scheme}{rest}"),
     }
 }
 
@@ -1031,37 +1002,6 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_with_jitter_and_a_cap() {
-        let base = Duration::from_millis(500);
-        let max = Duration::from_millis(30_000);
-        for (attempt, full) in [(1, 500), (2, 1_000), (3, 2_000), (4, 4_000), (10, 30_000)] {
-            let low = backoff_delay(base, max, attempt, 0.0);
-            let high = backoff_delay(base, max, attempt, 0.999_999);
-            assert_eq!(low, Duration::from_millis(full / 2), "attempt {attempt}");
-            assert!(
-                high <= Duration::from_millis(full) && high > low,
-                "attempt {attempt}"
-            );
-        }
-        // No overflow however many attempts.
-        assert_eq!(backoff_delay(base, max, u32::MAX, 0.0), max / 2);
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
-
-    #[test]
     fn excerpts_are_short_and_on_one_line() {
         assert_eq!(excerpt(b""), "");
         assert_eq!(excerpt(b"a\n  b"), ": a b");
@@ -1069,9 +1009,5 @@ mod tests {
         let cut = excerpt_text(&long);
         assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
         assert!(cut.ends_with('…'));
-        assert_eq!(
-            redact_raw_url("https://u:p@h.example/a/b?k=v#f"),
-            "https://h.example/a/b"
-        );
     }
 }

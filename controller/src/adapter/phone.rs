@@ -1,0 +1,429 @@
+//! A phone: WeChat on an Android phone, driven over ADB by its own actor thread
+//! (`tapwire_device_agent::agent`). What the actor reads becomes events; replies go to
+//! it, and it types them, presses send and reads the chat back. The phone records how a
+//! reply ended itself, in the same step as the read that shows it (so a crash between
+//! the two cannot type it twice): its deliveries are [`Delivered::Handed`].
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tapwire_device_agent::UiMaps;
+use tapwire_device_agent::agent::{
+    self, AgentConfig, AgentError, AgentStats, Batch, DeviceStatus, Outbound, PhoneAgent,
+    PhoneMessage, SendOutcome, Sink,
+};
+use tapwire_device_agent::screen::ItemKind;
+use tapwire_device_agent::transport::{
+    self, AdbServerTransport, DirectTcpTransport, Transport, TransportError,
+};
+
+use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, ReplyTiming, SendError};
+use crate::activity::Activity;
+use crate::event::{
+    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+};
+use crate::format::TextFormat;
+use crate::store::{ActionStatus, ReadBatch};
+
+/// The platform of every phone's events.
+pub const PLATFORM: &str = "wechat";
+
+/// Pause between idle checks when neither the phone's section nor `--poll-ms` says.
+pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
+
+/// One `[[phones]]` of `tapwire.toml` (or a `--device` of `tapwire run`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneConfig {
+    /// The serial `adb devices` shows (for a phone over Wi-Fi, `HOST:PORT`).
+    pub serial: String,
+    /// The adb server; adb's own default (ANDROID_ADB_SERVER_PORT or 5037) when left out.
+    pub adb_server: Option<SocketAddrV4>,
+    /// Talk to the phone's adbd over TCP directly, without an adb server.
+    #[serde(default)]
+    pub direct: bool,
+    pub poll_ms: Option<u64>,
+    pub ack_after_ms: Option<u64>,
+    pub give_up_after_ms: Option<u64>,
+    pub ack_text: Option<String>,
+    pub timeout_text: Option<String>,
+}
+
+impl PhoneConfig {
+    /// A phone known only by its serial (`tapwire run --device`).
+    pub fn serial(serial: impl Into<String>) -> PhoneConfig {
+        PhoneConfig {
+            serial: serial.into(),
+            adb_server: None,
+            direct: false,
+            poll_ms: None,
+            ack_after_ms: None,
+            give_up_after_ms: None,
+            ack_text: None,
+            timeout_text: None,
+        }
+    }
+
+    pub fn timing(&self) -> ReplyTiming {
+        let default = ReplyTiming::default();
+        ReplyTiming {
+            ack_after_ms: self.ack_after_ms.unwrap_or(default.ack_after_ms),
+            give_up_after_ms: self.give_up_after_ms.unwrap_or(default.give_up_after_ms),
+            ack_text: self.ack_text.clone().unwrap_or(default.ack_text),
+            timeout_text: self.timeout_text.clone().unwrap_or(default.timeout_text),
+        }
+    }
+
+    /// Opens the phone's ADB connection (blocking).
+    pub fn connect(&self) -> Result<Box<dyn Transport>, TransportError> {
+        if self.direct {
+            let addr: SocketAddr = self.serial.parse().map_err(|_| TransportError::Adb {
+                target: self.serial.clone(),
+                message: "with --direct the serial must be HOST:PORT".into(),
+            })?;
+            Ok(Box::new(DirectTcpTransport::connect(addr)?))
+        } else {
+            let server = self
+                .adb_server
+                .unwrap_or_else(|| transport::adb_server_addr(None));
+            Ok(Box::new(AdbServerTransport::connect(server, &self.serial)?))
+        }
+    }
+}
+
+/// What the actor's thread and the adapter share.
+#[derive(Default)]
+struct Shared {
+    /// Replies an earlier run handed to this phone and never saw finish: each may have
+    /// gone out before the crash, which the phone's next read of its chat shows.
+    unconfirmed: Mutex<HashSet<String>>,
+    /// Replies handed to the actor, by action id, for activity reports.
+    in_flight: Mutex<HashMap<String, Outgoing>>,
+}
+
+pub struct PhoneAdapter {
+    config: PhoneConfig,
+    poll: Duration,
+    maps: UiMaps,
+    shared: Arc<Shared>,
+    outbound: Mutex<Option<std::sync::mpsc::Sender<Outbound>>>,
+    /// Taken by the actor when it starts.
+    inbound_end: Mutex<Option<std::sync::mpsc::Receiver<Outbound>>>,
+    stop: Arc<AtomicBool>,
+    actor: Mutex<Option<JoinHandle<Result<AgentStats, AgentError>>>>,
+}
+
+impl PhoneAdapter {
+    pub fn new(config: PhoneConfig, poll: Duration, maps: UiMaps) -> PhoneAdapter {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let poll = config.poll_ms.map_or(poll, Duration::from_millis);
+        PhoneAdapter {
+            config,
+            poll,
+            maps,
+            shared: Arc::new(Shared::default()),
+            outbound: Mutex::new(Some(tx)),
+            inbound_end: Mutex::new(Some(rx)),
+            stop: Arc::new(AtomicBool::new(false)),
+            actor: Mutex::new(None),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere while holding a lock leaves these maps intact.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[async_trait]
+impl Adapter for PhoneAdapter {
+    fn name(&self) -> &str {
+        &self.config.serial
+    }
+
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    /// WeChat shows markdown literally.
+    fn text_format(&self) -> TextFormat {
+        TextFormat::Plain
+    }
+
+    fn reply_timing(&self) -> ReplyTiming {
+        self.config.timing()
+    }
+
+    async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
+        if outgoing.resumed {
+            // The phone's next read of that chat settles it if it went out.
+            lock(&self.shared.unconfirmed).insert(outgoing.action_id.clone());
+        }
+        lock(&self.shared.in_flight).insert(outgoing.action_id.clone(), outgoing.clone());
+        let sent = lock(&self.outbound).as_ref().map(|tx| {
+            tx.send(Outbound {
+                action_id: outgoing.action_id.clone(),
+                conversation: outgoing.conversation.clone(),
+                text: outgoing.text.clone(),
+            })
+        });
+        if !matches!(sent, Some(Ok(()))) {
+            // Still dispatched in the store: the next run takes it up.
+            tracing::warn!(action = %outgoing.action_id, phone = %self.config.serial, "phone stopped; the reply stays queued for the next run");
+        }
+        Ok(Delivered::Handed)
+    }
+
+    async fn start(&self, ctx: AdapterContext) -> Result<(), AdapterError> {
+        let serial = self.config.serial.clone();
+        let failed = |e: String| AdapterError::Start(format!("phone {serial}: {e}"));
+        let outbound = lock(&self.inbound_end)
+            .take()
+            .ok_or_else(|| failed("started twice".into()))?;
+        let config = self.config.clone();
+        let transport = tokio::task::spawn_blocking(move || config.connect())
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+        let sink = PhoneSink {
+            device: serial.clone(),
+            ctx,
+            shared: self.shared.clone(),
+            handle: tokio::runtime::Handle::current(),
+        };
+        let mut agent_config = AgentConfig::new(serial.clone());
+        agent_config.poll_interval = self.poll;
+        let (maps, stop) = (self.maps.clone(), self.stop.clone());
+        // Building the agent asks the phone for its WeChat version: blocking work.
+        let actor = tokio::task::spawn_blocking(move || {
+            let agent = PhoneAgent::new(agent_config, transport, &maps, Box::new(sink), outbound)?;
+            agent::spawn(agent, stop)
+                .map_err(|e| AgentError::Sink(format!("cannot start the phone's thread: {e}")))
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
+        *lock(&self.actor) = Some(actor);
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        lock(&self.actor)
+            .as_ref()
+            .is_some_and(JoinHandle::is_finished)
+    }
+
+    async fn stop(&self) -> Result<(), AdapterError> {
+        self.stop.store(true, Ordering::Relaxed);
+        lock(&self.outbound).take();
+        let Some(actor) = lock(&self.actor).take() else {
+            return Ok(());
+        };
+        let serial = self.config.serial.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            actor
+                .join()
+                .unwrap_or_else(|_| Err(AgentError::Sink("the phone's thread panicked".into())))
+        })
+        .await
+        .map_err(|e| AdapterError::Stopped(format!("phone {serial}: {e}")))?;
+        match result {
+            Ok(stats) => {
+                tracing::info!(phone = %serial, ?stats, "phone stopped");
+                Ok(())
+            }
+            Err(error) => Err(AdapterError::Stopped(format!("phone {serial}: {error}"))),
+        }
+    }
+}
+
+/// Turns a message read off the phone into an event.
+pub fn phone_event(device: &str, message: &PhoneMessage) -> Event {
+    let event_type = if message.is_self {
+        types::MESSAGE_SENT
+    } else {
+        types::MESSAGE_RECEIVED
+    };
+    let content = match (&message.text, message.kind) {
+        (Some(text), _) => vec![Segment::Text { text: text.clone() }],
+        (None, ItemKind::Media) => vec![Segment::Image { url: None }],
+        (None, _) => vec![Segment::Unknown],
+    };
+    Event {
+        id: format!("ev_{}", short_hash(&message.key)),
+        event_type: event_type.into(),
+        source: device.to_string(),
+        platform: PLATFORM.into(),
+        idempotency_key: message.key.clone(),
+        conversation: Some(Conversation {
+            id: message.conversation.clone(),
+            title: Some(message.conversation.clone()),
+            kind: if message.is_group {
+                ConversationKind::Group
+            } else {
+                ConversationKind::Private
+            },
+        }),
+        sender: Some(Sender {
+            id: message.sender.clone().unwrap_or_else(|| "self".into()),
+            display_name: message.sender.clone(),
+            is_self: message.is_self,
+        }),
+        content,
+        platform_message_id: None,
+        timestamp: now_rfc3339(),
+        raw: serde_json::to_value(message).unwrap_or_default(),
+    }
+}
+
+/// The actor's side of the controller: called on the phone's thread, so it blocks on
+/// the async store through the runtime's handle.
+struct PhoneSink {
+    device: String,
+    ctx: AdapterContext,
+    shared: Arc<Shared>,
+    handle: tokio::runtime::Handle,
+}
+
+impl PhoneSink {
+    /// Reports a reply's end (stored already) to whoever watches the activity.
+    fn finished(&self, action_id: &str, outcome: SendOutcome) {
+        lock(&self.shared.unconfirmed).remove(action_id);
+        let Some(outgoing) = lock(&self.shared.in_flight).remove(action_id) else {
+            return;
+        };
+        let device = self.device.clone();
+        self.ctx.report(match outcome {
+            SendOutcome::Failed { reason } => Activity::ReplyFailed {
+                device,
+                conversation: outgoing.conversation,
+                reason,
+            },
+            _ => Activity::Replied {
+                device,
+                conversation: outgoing.conversation,
+                text: outgoing.text,
+            },
+        });
+    }
+}
+
+impl Sink for PhoneSink {
+    fn watermark(
+        &mut self,
+        device: &str,
+        conversation: &str,
+    ) -> Result<Option<tapwire_device_agent::tail::Watermark>, String> {
+        let stored = self
+            .handle
+            .block_on(self.ctx.store.watermark(device, conversation))
+            .map_err(|e| e.to_string())?;
+        stored
+            .map(|state| {
+                serde_json::from_str(&state).map_err(|e| {
+                    format!("stored watermark of {device}/{conversation} is not valid JSON: {e}")
+                })
+            })
+            .transpose()
+    }
+
+    fn record(&mut self, batch: Batch) -> Result<Vec<String>, String> {
+        let events: Vec<Event> = batch
+            .messages
+            .iter()
+            .map(|m| phone_event(&batch.device, m))
+            .collect();
+        let unconfirmed: Vec<String> = lock(&self.shared.unconfirmed).iter().cloned().collect();
+        let watermark = serde_json::to_string(&batch.watermark).map_err(|e| e.to_string())?;
+        let recorded = self
+            .handle
+            .block_on(self.ctx.store.record(ReadBatch {
+                device: &batch.device,
+                conversation: &batch.conversation,
+                watermark: &watermark,
+                events: &events,
+                delivered: batch.delivered.as_ref().map(|d| d.action_id.as_str()),
+                unconfirmed: &unconfirmed,
+            }))
+            .map_err(|e| e.to_string())?;
+        if let Some(delivered) = &batch.delivered {
+            self.finished(
+                &delivered.action_id,
+                SendOutcome::Sent {
+                    method: delivered.method,
+                },
+            );
+        }
+        for id in &recorded.settled {
+            self.finished(id, SendOutcome::AlreadySent);
+        }
+        for event in recorded.fresh {
+            let Some(message) = batch
+                .messages
+                .iter()
+                .find(|m| m.key == event.idempotency_key)
+            else {
+                continue;
+            };
+            self.ctx.report(Activity::Received {
+                device: batch.device.clone(),
+                conversation: batch.conversation.clone(),
+                sender: message.sender.clone(),
+                text: message.text.clone(),
+                is_self: message.is_self,
+            });
+            self.ctx.inbox.submit(event);
+        }
+        Ok(recorded.settled)
+    }
+
+    fn sent(&mut self, action_id: &str, outcome: SendOutcome) -> Result<(), String> {
+        let (status, error) = match &outcome {
+            SendOutcome::Sent { .. } | SendOutcome::AlreadySent => (ActionStatus::Done, None),
+            SendOutcome::Failed { reason } => (ActionStatus::Failed, Some(reason.as_str())),
+            SendOutcome::Interrupted => {
+                // Still dispatched and still the phone's; if the chat shows it sent when
+                // the phone is back, that read settles it.
+                lock(&self.shared.unconfirmed).insert(action_id.to_string());
+                return Ok(());
+            }
+        };
+        self.handle
+            .block_on(self.ctx.store.set_action_status(action_id, status, error))
+            .map_err(|e| e.to_string())?;
+        self.finished(action_id, outcome);
+        Ok(())
+    }
+
+    fn status(&mut self, device: &str, status: DeviceStatus) {
+        tracing::info!(device, ?status, "device status");
+        let event_type = match status {
+            DeviceStatus::Connected { .. } => types::DEVICE_CONNECTED,
+            DeviceStatus::Disconnected { .. } => types::DEVICE_DISCONNECTED,
+            DeviceStatus::ScreenUnrecognized { .. } | DeviceStatus::DialogDismissed { .. } => {
+                types::DEVICE_SCREEN_UNRECOGNIZED
+            }
+        };
+        let key = format!("{device}:{event_type}:{}", now_rfc3339());
+        let event = Event::notice(
+            event_type,
+            device,
+            PLATFORM,
+            key,
+            serde_json::to_value(&status).unwrap_or_default(),
+        );
+        if let Err(error) = self.handle.block_on(self.ctx.inbox.accept(event)) {
+            tracing::error!(device, %error, "cannot store a device event");
+        }
+        self.ctx.report(Activity::Device {
+            device: device.to_string(),
+            status,
+        });
+    }
+}

@@ -1,0 +1,349 @@
+//! The running controller: accept → store → queue → handle → store actions → outbox.
+//! Adapters (phones and platforms) hand events in through [`Runtime`] as an
+//! [`Inbox`]; the [`queue`](crate::queue) feeds them back one conversation at a time;
+//! the router picks handlers; their actions are stored, then carried out by the
+//! [`outbox`]. [`deadline`] acknowledges slow work and cancels what runs too long. A
+//! restart picks up what was stored and not finished.
+
+pub mod deadline;
+pub mod outbox;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::activity::Activity;
+use crate::adapter::{Adapter, AdapterContext, AdapterError, Inbox};
+use crate::event::Event;
+use crate::handler::{HandlerError, Handlers, Outcome};
+use crate::queue::{Queue, QueueConfig, Worker};
+use crate::router::Router;
+use crate::store::{ActionStatus, SharedStore, StoreError};
+use outbox::Outbox;
+
+pub struct Runtime {
+    store: SharedStore,
+    router: Router,
+    handlers: Arc<Handlers>,
+    queue: Arc<dyn Queue>,
+    outbox: Arc<Outbox>,
+    activity: broadcast::Sender<Activity>,
+    handled: AtomicU64,
+}
+
+impl Runtime {
+    /// Creates the runtime and starts its outbox sweep. Must run inside tokio.
+    pub fn start(
+        store: SharedStore,
+        router: Router,
+        handlers: Arc<Handlers>,
+        queue: &QueueConfig,
+    ) -> Arc<Runtime> {
+        Runtime::start_with(store, router, handlers, |worker| {
+            crate::queue::build(queue, worker)
+        })
+    }
+
+    /// [`Runtime::start`] with a queue of the caller's making.
+    pub fn start_with(
+        store: SharedStore,
+        router: Router,
+        handlers: Arc<Handlers>,
+        queue: impl FnOnce(Weak<dyn Worker>) -> Arc<dyn Queue>,
+    ) -> Arc<Runtime> {
+        let (activity, _) = broadcast::channel(1024);
+        let outbox = Arc::new(Outbox::new(store.clone(), activity.clone()));
+        tokio::spawn(outbox::sweep(Arc::downgrade(&outbox)));
+        Arc::new_cyclic(|me: &Weak<Runtime>| {
+            let worker: Weak<dyn Worker> = me.clone();
+            Runtime {
+                store,
+                router,
+                handlers,
+                queue: queue(worker),
+                outbox,
+                activity,
+                handled: AtomicU64::new(0),
+            }
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Activity> {
+        self.activity.subscribe()
+    }
+
+    /// Events no route matched since the start.
+    pub fn unmatched_events(&self) -> u64 {
+        self.router.unmatched()
+    }
+
+    /// Events handled to the end since the start.
+    pub fn handled_events(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    /// What an adapter needs to feed this runtime.
+    pub fn adapter_context(self: &Arc<Self>) -> AdapterContext {
+        AdapterContext {
+            store: self.store.clone(),
+            inbox: self.clone(),
+            activity: self.activity.clone(),
+        }
+    }
+
+    /// Starts an adapter and connects it: actions naming it go to it, in order.
+    pub async fn start_adapter(
+        self: &Arc<Self>,
+        adapter: Arc<dyn Adapter>,
+    ) -> Result<(), AdapterError> {
+        // Connected first: what the adapter reads as soon as it starts may be answered
+        // at once.
+        self.outbox.connect(adapter.clone());
+        adapter.start(self.adapter_context()).await
+    }
+
+    /// The adapters connected, phones and platforms.
+    pub fn adapters(&self) -> Vec<Arc<dyn Adapter>> {
+        self.outbox.adapters()
+    }
+
+    /// Finishes what a previous run left: actions first (they were decided already), then
+    /// events that were stored but not handled.
+    pub async fn recover(self: &Arc<Self>) -> Result<(), StoreError> {
+        let actions = self.store.open_actions().await?;
+        let events = self.store.pending_events().await?;
+        if !actions.is_empty() || !events.is_empty() {
+            tracing::info!(
+                actions = actions.len(),
+                events = events.len(),
+                "resuming unfinished work"
+            );
+        }
+        for action in actions {
+            self.outbox.dispatch(action).await?;
+        }
+        for event in events {
+            self.queue.push(event);
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, event: Event) -> Result<(), StoreError> {
+        let routes: Vec<String> = self
+            .router
+            .route(&event)
+            .into_iter()
+            .map(|route| {
+                tracing::debug!(event = %event.id, route = %route.id, handler = %route.handler, "route matched");
+                route.handler.clone()
+            })
+            .collect();
+        let handlers = self.handlers.clone();
+        let work = {
+            let event = event.clone();
+            async move {
+                let mut all = Outcome::default();
+                for name in &routes {
+                    let outcome = handlers.handle(name, &event).await?;
+                    all.actions.extend(outcome.actions);
+                    if all.dead.is_none() {
+                        all.dead = outcome.dead;
+                    }
+                }
+                Ok::<Outcome, HandlerError>(all)
+            }
+        };
+        let timing = self.outbox.reply_timing(&event.source);
+        let outcome = self
+            .within_deadlines(&event, &timing, work)
+            .await?
+            .unwrap_or_else(|| Ok(Outcome::default()));
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(HandlerError::Store(error)) => return Err(error),
+            Err(error) => {
+                // A config mistake, not a passing fault: handling it again would fail the
+                // same way, so the event is finished and the error logged.
+                tracing::error!(event = %event.id, %error, "handler failed");
+                Outcome::default()
+            }
+        };
+        tracing::debug!(event = %event.id, r#type = %event.event_type, actions = outcome.actions.len(), dead = outcome.dead.is_some(), "handled");
+        let stored = self
+            .store
+            .complete_event(&event, &outcome.actions, outcome.dead.as_ref())
+            .await?;
+        self.handled.fetch_add(1, Ordering::Relaxed);
+        for action in stored {
+            debug_assert_eq!(action.status, ActionStatus::Pending);
+            self.outbox.dispatch(action).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Inbox for Runtime {
+    async fn accept(&self, event: Event) -> Result<bool, StoreError> {
+        let fresh = self.store.insert_event(&event).await?;
+        if fresh {
+            self.queue.push(event);
+        }
+        Ok(fresh)
+    }
+
+    fn submit(&self, event: Event) {
+        self.queue.push(event);
+    }
+}
+
+#[async_trait]
+impl Worker for Runtime {
+    async fn work(&self, event: Event) {
+        let id = event.id.clone();
+        if let Err(error) = self.handle(event).await {
+            // The event stays pending in the store and is handled again on restart.
+            tracing::error!(event = %id, %error, "handling failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::event::{Action, test_message};
+    use crate::handler::pipeline::{PipelineConfig, PrefixConfig};
+    use crate::handler::{Pipeline, Webhook, WebhookConfig, builtins};
+    use crate::plugin::PluginHost;
+    use crate::router::{Pattern, Route};
+    use crate::store::{MemoryStore, SqliteStore, Store};
+
+    /// A webhook that answers after `delay_ms`, echoing the text.
+    async fn slow_hook(delay_ms: u64) -> String {
+        async fn answer(
+            axum::extract::State(delay): axum::extract::State<u64>,
+            axum::Json(event): axum::Json<Event>,
+        ) -> axum::Json<serde_json::Value> {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let text = event.text().unwrap_or_default();
+            axum::Json(
+                serde_json::json!({"actions": [{"action": "reply", "text": format!("slow {text}")}]}),
+            )
+        }
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(answer))
+            .with_state(delay_ms);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn message(chat: &str, text: &str, key: &str) -> Event {
+        let mut event = test_message("phone", chat, text, false);
+        event.id = format!("ev_{key}");
+        event.idempotency_key = key.into();
+        event
+    }
+
+    /// The texts of the stored actions, oldest first, once `count` exist.
+    async fn wait_for_actions(store: &dyn Store, count: usize) -> Vec<(String, Instant)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen: Vec<(String, Instant)> = Vec::new();
+        while seen.len() < count {
+            assert!(Instant::now() < deadline, "only {seen:?}");
+            for action in store.pending_actions().await.expect("actions") {
+                let Action::Send { text, .. } = action.action;
+                if !seen.iter().any(|(t, _)| *t == text) {
+                    seen.push((text, Instant::now()));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        seen
+    }
+
+    /// Alice's slow answer holds up only Alice, on either backend: the runtime does not
+    /// know which store it has.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_conversation_in_order_while_others_go_ahead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("store");
+        in_order_on(Arc::new(sqlite)).await;
+        in_order_on(Arc::new(MemoryStore::default())).await;
+    }
+
+    async fn in_order_on(store: SharedStore) {
+        let url = slow_hook(600).await;
+        let (faults, _) = tokio::sync::mpsc::unbounded_channel();
+        let plugins = PluginHost::start(Vec::new(), faults).await;
+        let mut handlers = builtins();
+        handlers.insert(
+            "slow".into(),
+            Box::new(Webhook::new("slow", WebhookConfig::new(url)).expect("webhook")),
+        );
+        handlers.insert(
+            "bot".into(),
+            Box::new(Pipeline::new(
+                "bot",
+                &PipelineConfig {
+                    prefixes: vec![PrefixConfig {
+                        prefix: "~".into(),
+                        handler: "slow".into(),
+                        help: String::new(),
+                    }],
+                    fallback: Some("echo".into()),
+                    ..PipelineConfig::default()
+                },
+            )),
+        );
+        let handlers = Arc::new(Handlers::new(
+            handlers,
+            store.clone(),
+            plugins,
+            Default::default(),
+            HashMap::new(),
+        ));
+        let router = Router::new(vec![Route {
+            id: "all".into(),
+            pattern: Pattern::parse("message.*").expect("pattern"),
+            source: None,
+            conversation: None,
+            priority: 0,
+            enabled: true,
+            continue_: false,
+            handler: "bot".into(),
+        }]);
+        let runtime = Runtime::start(store.clone(), router, handlers, &QueueConfig::default());
+        for event in [
+            message("Alice", "~first", "a1"),
+            message("Alice", "second", "a2"),
+            message("Bob", "meanwhile", "b1"),
+        ] {
+            assert!(runtime.accept(event).await.expect("stored"));
+        }
+        let done = wait_for_actions(store.as_ref(), 3).await;
+        let texts: Vec<&str> = done.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["meanwhile", "slow first", "second"],
+            "Bob is not held up by Alice's slow answer; Alice's second waits for her first"
+        );
+        assert_eq!(runtime.handled_events(), 3);
+    }
+}
