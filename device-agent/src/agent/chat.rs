@@ -2,7 +2,7 @@
 //! when it is above the screen), and recording it as one batch with the new watermark.
 
 use crate::input::InputMethod;
-use crate::screen::{ChatView, ScreenKind, Side};
+use crate::screen::{ChatItem, ChatView, ItemKind, ScreenKind, Side};
 use crate::tail::{self, TailItem, TailKind, Watermark};
 
 use super::navigate::Scroll;
@@ -134,9 +134,9 @@ impl PhoneAgent {
                 is_self,
                 text: item.text.clone(),
                 kind: if item.text.is_some() {
-                    crate::screen::ItemKind::Text
+                    ItemKind::Text
                 } else {
-                    crate::screen::ItemKind::Unknown
+                    ItemKind::Unknown
                 },
             });
         }
@@ -179,7 +179,7 @@ impl PhoneAgent {
 }
 
 /// A group shows a sender line over others' messages; a private chat does not.
-pub(super) fn is_group(items: &[crate::screen::ChatItem]) -> bool {
+pub(super) fn is_group(items: &[ChatItem]) -> bool {
     items
         .iter()
         .any(|m| m.is_message() && m.side == Side::Left && m.sender.is_some())
@@ -191,14 +191,14 @@ pub(super) fn is_group(items: &[crate::screen::ChatItem]) -> bool {
 /// sender would be wrong for good (and pages scrolled up would not join on it). Left
 /// out, it is either old or found missing by the alignment, and scrolling up shows it
 /// whole.
-pub(super) fn whole_messages(chat: &ChatView) -> Vec<crate::screen::ChatItem> {
+pub(super) fn whole_messages(chat: &ChatView) -> Vec<ChatItem> {
     let mut items = chat.messages.clone();
     let is_group = is_group(&items);
     if let (Some(list), Some(first)) = (chat.message_list, items.first())
         && first.bounds.top <= list.top
         && first.is_message()
     {
-        let lost_text = first.text.is_none() && first.kind == crate::screen::ItemKind::Unknown;
+        let lost_text = first.text.is_none() && first.kind == ItemKind::Unknown;
         let lost_sender = is_group && first.side == Side::Left && first.sender.is_none();
         if lost_text || lost_sender {
             items.remove(0);
@@ -213,12 +213,12 @@ pub(super) mod tests {
     use crate::agent::scan::empty_chat;
     use crate::dump::Rect;
 
-    pub(in crate::agent) fn bubble(top: i32, text: Option<&str>) -> crate::screen::ChatItem {
-        crate::screen::ChatItem {
+    pub(in crate::agent) fn bubble(top: i32, text: Option<&str>) -> ChatItem {
+        ChatItem {
             kind: if text.is_some() {
-                crate::screen::ItemKind::Text
+                ItemKind::Text
             } else {
-                crate::screen::ItemKind::Unknown
+                ItemKind::Unknown
             },
             side: Side::Left,
             sender: None,
@@ -234,7 +234,7 @@ pub(super) mod tests {
     }
 
     /// A chat whose message list starts at y = 200.
-    pub(in crate::agent) fn chat_in_list(messages: Vec<crate::screen::ChatItem>) -> ChatView {
+    pub(in crate::agent) fn chat_in_list(messages: Vec<ChatItem>) -> ChatView {
         ChatView {
             message_list: Some(Rect {
                 left: 0,
@@ -263,7 +263,7 @@ pub(super) mod tests {
         let whole = chat(vec![bubble(260, None), bubble(400, Some("二"))]);
         assert_eq!(texts(&whole).len(), 2);
         // In a group, cut above its text: the sender line is gone, the text is not.
-        let member = |top, sender: Option<&str>, text: &str| crate::screen::ChatItem {
+        let member = |top, sender: Option<&str>, text: &str| ChatItem {
             sender: sender.map(Into::into),
             ..bubble(top, Some(text))
         };

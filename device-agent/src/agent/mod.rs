@@ -14,6 +14,7 @@ mod navigate;
 mod scan;
 mod send;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -23,9 +24,9 @@ use serde::Serialize;
 
 use crate::dump::{Dump, DumpError, Rect};
 use crate::input::{DEFAULT_METHODS, InputMethod};
-use crate::screen::{ChatView, ScreenKind, ScreenReading, read_screen};
+use crate::screen::{ChatView, ItemKind, ScreenKind, ScreenReading, read_screen};
 use crate::tail::Watermark;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{ShellOutput, Transport, TransportError};
 use crate::uimap::{UiMap, UiMapError, UiMaps, Version};
 
 use scan::{KnownChat, Orphan, RowHint};
@@ -97,7 +98,7 @@ pub struct PhoneMessage {
     pub sender: Option<String>,
     pub is_self: bool,
     pub text: Option<String>,
-    pub kind: crate::screen::ItemKind,
+    pub kind: ItemKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -201,16 +202,16 @@ pub struct PhoneAgent {
     current_chat: Option<String>,
     /// Messages were just read in the open chat and their answers may be on the way.
     awaiting_replies: bool,
-    known: std::collections::HashMap<String, KnownChat>,
+    known: HashMap<String, KnownChat>,
     /// Badges seen but not yet read, with what the list said then. Opening a chat clears
     /// its badge, so if the wrong chat opens (the list moved under the tap) this is all
     /// that is left of its news.
-    unread_seen: std::collections::HashMap<String, RowHint>,
+    unread_seen: HashMap<String, RowHint>,
     /// The open chat as last read, while nothing has touched the screen since.
     fresh_chat: Option<ChatView>,
     /// Replies the store found already sent (by an earlier run, before a crash): dropped if
     /// they are queued, or when they arrive.
-    settled: std::collections::HashSet<String>,
+    settled: HashSet<String>,
     /// Chats that opened by mistake and could not be named: opening cleared their badge,
     /// so their first read must learn from here what was news.
     orphans: Vec<Orphan>,
@@ -264,10 +265,10 @@ impl PhoneAgent {
             use_fallback_signal: false,
             current_chat: None,
             awaiting_replies: false,
-            known: std::collections::HashMap::new(),
-            unread_seen: std::collections::HashMap::new(),
+            known: HashMap::new(),
+            unread_seen: HashMap::new(),
             fresh_chat: None,
-            settled: std::collections::HashSet::new(),
+            settled: HashSet::new(),
             orphans: Vec::new(),
             stats: AgentStats::default(),
         })
@@ -363,7 +364,7 @@ impl PhoneAgent {
         self.pending.push(out);
     }
 
-    fn shell(&mut self, command: &str) -> Result<crate::transport::ShellOutput, AgentError> {
+    fn shell(&mut self, command: &str) -> Result<ShellOutput, AgentError> {
         self.stats.shell_calls += 1;
         tracing::trace!(device = %self.config.device, command, "adb shell");
         Ok(self.transport.shell(command)?)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::dump::Rect;
 use crate::input::KEYCODE_BACK;
-use crate::screen::{ChatView, ConversationRow, ScreenKind, ScreenReading};
+use crate::screen::{ChatView, ConversationList, ConversationRow, ScreenKind, ScreenReading};
 use crate::tail::{self, TailKind};
 
 use super::chat::whole_messages;
@@ -137,13 +137,11 @@ impl PhoneAgent {
             let Some(reading) = self.read_until(ScreenKind::ConversationList)? else {
                 return Ok(OpenOutcome::Moved);
             };
-            let list = reading
-                .list
-                .unwrap_or_else(|| crate::screen::ConversationList {
-                    title: None,
-                    tab_unread: None,
-                    rows: Vec::new(),
-                });
+            let list = reading.list.unwrap_or_else(|| ConversationList {
+                title: None,
+                tab_unread: None,
+                rows: Vec::new(),
+            });
             if let Some(row) = list
                 .rows
                 .iter()

@@ -1,7 +1,9 @@
 //! Finding news: the screen in front on each round, the conversation list's badges and
 //! previews, and chats that opened by mistake (whose badge the open cleared).
 
-use crate::screen::{ChatView, ConversationRow, ScreenKind, ScreenReading, Side};
+use crate::screen::{
+    ChatView, ConversationList, ConversationRow, ItemKind, ScreenKind, ScreenReading, Side, Unread,
+};
 use crate::tail::{self, TailItem, TailKind, Watermark};
 
 use super::navigate::{Opened, WECHAT_LAUNCHER, chat_fits_row};
@@ -176,17 +178,17 @@ impl PhoneAgent {
     fn adopt(
         &mut self,
         orphan: ChatView,
-        before: Option<&crate::screen::ConversationList>,
-        after: Option<&crate::screen::ConversationList>,
+        before: Option<&ConversationList>,
+        after: Option<&ConversationList>,
         tapped: &str,
     ) -> Result<(), AgentError> {
         let earlier = |title: &str| {
             before.and_then(|l| l.rows.iter().find(|r| r.title.as_deref() == Some(title)))
         };
         let unread_count = |row: &ConversationRow| match row.unread {
-            crate::screen::Unread::Count(n) => n,
-            crate::screen::Unread::Dot => 1,
-            crate::screen::Unread::None => 0,
+            Unread::Count(n) => n,
+            Unread::Dot => 1,
+            Unread::None => 0,
         };
         let partner = private_partner(&orphan);
         let mut candidates: Vec<&ConversationRow> = Vec::new();
@@ -289,8 +291,8 @@ fn trailing_burst(chat: &ChatView) -> u32 {
     let mut burst = 0;
     for item in chat.messages.iter().rev() {
         match item.kind {
-            crate::screen::ItemKind::TimeDivider => break,
-            crate::screen::ItemKind::System => {}
+            ItemKind::TimeDivider => break,
+            ItemKind::System => {}
             _ if item.side == Side::Right => break,
             _ => burst += 1,
         }
@@ -310,9 +312,9 @@ pub(super) struct RowHint {
 impl RowHint {
     pub(super) fn of(row: &ConversationRow) -> RowHint {
         let unread = match row.unread {
-            crate::screen::Unread::Count(n) => Some(n),
-            crate::screen::Unread::Dot => row.preview_count().or(Some(1)),
-            crate::screen::Unread::None => None,
+            Unread::Count(n) => Some(n),
+            Unread::Dot => row.preview_count().or(Some(1)),
+            Unread::None => None,
         };
         RowHint {
             unread,
