@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod dump;
 pub mod input;
+pub mod reader;
 pub mod screen;
 pub mod tail;
 pub mod transport;

@@ -1,7 +1,8 @@
 //! One actor per phone: it owns the phone's ADB transport, so every read and every tap is
 //! serialised through it. It watches WeChat cheaply while idle, reads what is new, hands it
 //! to a [`Sink`] (which stores it before anything answers), and types the replies it is
-//! given, checking each one appears in the chat.
+//! given, checking each one appears in the chat. What is on screen it learns from a
+//! [`ScreenReader`] (the UI tree unless told otherwise), never by looking itself.
 //!
 //! The actor is one type, [`PhoneAgent`], whose work is spread over one file per concern,
 //! each an `impl PhoneAgent` block: `scan` (what on the phone is news), `navigate` (getting
@@ -22,16 +23,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::dump::{Dump, DumpError, Rect};
+use crate::dump::{DumpError, Rect};
 use crate::input::{DEFAULT_METHODS, InputMethod};
-use crate::screen::{ChatView, ItemKind, ScreenKind, ScreenReading, read_screen};
+use crate::reader::{ReadError, ScreenReader, UiTreeReader};
+use crate::screen::{ChatView, ItemKind, ScreenKind, ScreenReading};
 use crate::tail::Watermark;
 use crate::transport::{ShellOutput, Transport, TransportError};
 use crate::uimap::{UiMap, UiMapError, UiMaps, Version};
 
 use scan::{KnownChat, Orphan, RowHint};
 
-const DUMP_COMMAND: &str = "uiautomator dump /dev/tty";
 /// One shell call for the idle check: WeChat's redraw counter and the focused window.
 const IDLE_COMMAND: &str = "dumpsys gfxinfo com.tencent.mm | grep 'Total frames rendered'; dumpsys window | grep mCurrentFocus";
 /// Fallback where gfxinfo has no frame counter: WeChat's notifications and the focus.
@@ -55,6 +56,18 @@ pub enum AgentError {
     HiddenTree { version: String },
     #[error("the sink refused the batch: {0}")]
     Sink(String),
+}
+
+/// Each way a read fails ends as the error the actor has always given for it, so that the
+/// run loop and the controller treat it as before.
+impl From<ReadError> for AgentError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Transport(e) => AgentError::Transport(e),
+            ReadError::Dump { attempts, last } => AgentError::Dump { attempts, last },
+            ReadError::HiddenTree { version } => AgentError::HiddenTree { version },
+        }
+    }
 }
 
 /// Where the actor's readings go. Implemented by the controller over its store: `record`
@@ -181,6 +194,8 @@ struct IdleSignal(String);
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AgentStats {
     pub idle_checks: u64,
+    /// Looks at the screen: the shell calls the screen reader made (a uiautomator dump
+    /// each), retries included.
     pub dumps: u64,
     pub shell_calls: u64,
     pub messages: u64,
@@ -191,7 +206,7 @@ pub struct AgentStats {
 pub struct PhoneAgent {
     config: AgentConfig,
     transport: Box<dyn Transport>,
-    map: UiMap,
+    reader: Box<dyn ScreenReader>,
     wechat_version: String,
     sink: Box<dyn Sink>,
     outbound: Receiver<Outbound>,
@@ -234,16 +249,22 @@ pub fn detect_map(
     maps: &UiMaps,
     device: &str,
 ) -> Result<(String, UiMap), AgentError> {
-    let output = transport.shell("dumpsys package com.tencent.mm")?;
-    let version =
-        parse_version_name(&output.stdout_text()).ok_or_else(|| AgentError::NoWechat {
-            device: device.to_string(),
-        })?;
+    let version = wechat_version(transport, device)?;
     let map = maps.for_version(&Version::parse(&version)?)?.clone();
     Ok((version, map))
 }
 
+/// Asks the phone which WeChat it runs.
+fn wechat_version(transport: &mut dyn Transport, device: &str) -> Result<String, AgentError> {
+    let output = transport.shell("dumpsys package com.tencent.mm")?;
+    parse_version_name(&output.stdout_text()).ok_or_else(|| AgentError::NoWechat {
+        device: device.to_string(),
+    })
+}
+
 impl PhoneAgent {
+    /// An actor that reads the screen from the UI tree, with the map for the phone's
+    /// WeChat version.
     pub fn new(
         config: AgentConfig,
         mut transport: Box<dyn Transport>,
@@ -252,11 +273,51 @@ impl PhoneAgent {
         outbound: Receiver<Outbound>,
     ) -> Result<Self, AgentError> {
         let (wechat_version, map) = detect_map(transport.as_mut(), maps, &config.device)?;
-        tracing::info!(device = %config.device, wechat = %wechat_version, map = %map.name, via = %transport.describe(), "phone ready");
-        Ok(PhoneAgent {
+        let reader = UiTreeReader::new(config.device.clone(), map, wechat_version.clone());
+        Ok(Self::assemble(
             config,
             transport,
-            map,
+            wechat_version,
+            Box::new(reader),
+            sink,
+            outbound,
+        ))
+    }
+
+    /// An actor that reads the screen with `reader`, which the caller built for this phone
+    /// (screenshots where WeChat hides its tree, a script in tests). The phone is still
+    /// asked for its WeChat version: status reports name it.
+    pub fn with_reader(
+        config: AgentConfig,
+        mut transport: Box<dyn Transport>,
+        reader: Box<dyn ScreenReader>,
+        sink: Box<dyn Sink>,
+        outbound: Receiver<Outbound>,
+    ) -> Result<Self, AgentError> {
+        let wechat_version = wechat_version(transport.as_mut(), &config.device)?;
+        Ok(Self::assemble(
+            config,
+            transport,
+            wechat_version,
+            reader,
+            sink,
+            outbound,
+        ))
+    }
+
+    fn assemble(
+        config: AgentConfig,
+        transport: Box<dyn Transport>,
+        wechat_version: String,
+        reader: Box<dyn ScreenReader>,
+        sink: Box<dyn Sink>,
+        outbound: Receiver<Outbound>,
+    ) -> Self {
+        tracing::info!(device = %config.device, wechat = %wechat_version, map = %reader.name(), via = %transport.describe(), "phone ready");
+        PhoneAgent {
+            config,
+            transport,
+            reader,
             wechat_version,
             sink,
             outbound,
@@ -271,7 +332,7 @@ impl PhoneAgent {
             settled: HashSet::new(),
             orphans: Vec::new(),
             stats: AgentStats::default(),
-        })
+        }
     }
 
     pub fn wechat_version(&self) -> &str {
@@ -286,7 +347,7 @@ impl PhoneAgent {
         let device = self.config.device.clone();
         let connected = DeviceStatus::Connected {
             wechat: self.wechat_version.clone(),
-            map: self.map.name.clone(),
+            map: self.reader.name().to_string(),
         };
         self.sink.status(&device, connected.clone());
         let mut backoff = Duration::from_millis(200);
@@ -383,41 +444,18 @@ impl PhoneAgent {
         Ok(IdleSignal(self.shell(IDLE_FALLBACK_COMMAND)?.stdout_text()))
     }
 
-    /// Dumps and reads the screen, retrying while uiautomator reports a transition.
+    /// Asks the screen reader what is in front. It looks through the actor's own
+    /// transport, so its shell calls are counted and logged with the actor's.
     pub fn read(&mut self) -> Result<ScreenReading, AgentError> {
-        const ATTEMPTS: u32 = 6;
-        let mut last = None;
-        for attempt in 0..ATTEMPTS {
-            self.stats.dumps += 1;
-            let out = self.shell(DUMP_COMMAND)?;
-            let raw = out.stdout_text();
-            match Dump::parse(&raw) {
-                Ok(dump) => {
-                    let reading = read_screen(&dump, &self.map);
-                    if reading.kind == ScreenKind::HiddenTree {
-                        return Err(AgentError::HiddenTree {
-                            version: self.wechat_version.clone(),
-                        });
-                    }
-                    return Ok(reading);
-                }
-                Err(e) => {
-                    let e = match e {
-                        DumpError::NoHierarchy(_) if !out.stderr.is_empty() => {
-                            DumpError::NoHierarchy(out.stderr_text())
-                        }
-                        other => other,
-                    };
-                    tracing::debug!(device = %self.config.device, attempt, error = %e, "dump failed");
-                    last = Some(e);
-                    std::thread::sleep(Duration::from_millis(50 * u64::from(attempt + 1)));
-                }
-            }
-        }
-        Err(AgentError::Dump {
-            attempts: ATTEMPTS,
-            last: last.unwrap_or(DumpError::NoHierarchy(String::new())),
-        })
+        let mut phone = CountedShell {
+            transport: self.transport.as_mut(),
+            device: &self.config.device,
+            calls: 0,
+        };
+        let reading = self.reader.read(&mut phone);
+        self.stats.shell_calls += phone.calls;
+        self.stats.dumps += phone.calls;
+        Ok(reading?)
     }
 
     fn tap(&mut self, at: Rect) -> Result<(), AgentError> {
@@ -431,6 +469,25 @@ impl PhoneAgent {
         self.fresh_chat = None;
         self.shell(&format!("input keyevent {code}"))?;
         Ok(())
+    }
+}
+
+/// The actor's transport lent to the screen reader for one read.
+struct CountedShell<'a> {
+    transport: &'a mut dyn Transport,
+    device: &'a str,
+    calls: u64,
+}
+
+impl Transport for CountedShell<'_> {
+    fn shell(&mut self, command: &str) -> Result<ShellOutput, TransportError> {
+        self.calls += 1;
+        tracing::trace!(device = %self.device, command, "adb shell");
+        self.transport.shell(command)
+    }
+
+    fn describe(&self) -> String {
+        self.transport.describe()
     }
 }
 
