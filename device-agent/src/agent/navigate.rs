@@ -34,6 +34,8 @@ impl PhoneAgent {
         Ok(None)
     }
 
+    /// Closes a dialog in the way: with the button the map knows to be harmless, else with
+    /// back; the sink hears of it either way.
     pub(super) fn handle_dialog(&mut self, reading: &ScreenReading) -> Result<(), AgentError> {
         let Some(dialog) = &reading.dialog else {
             return Ok(());

@@ -13,6 +13,8 @@ use super::{AgentError, DeviceStatus, PhoneAgent};
 const MAX_ORPHANS: usize = 16;
 
 impl PhoneAgent {
+    /// Deals with whatever is in front, the round's one entry here: the list is searched
+    /// for news, a chat left open is read and left, anything else is cleared away.
     pub(super) fn scan(&mut self) -> Result<(), AgentError> {
         let reading = self.read()?;
         match reading.kind {

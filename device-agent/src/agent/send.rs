@@ -67,6 +67,8 @@ impl PhoneAgent {
         }
     }
 
+    /// Takes the queued replies to their chats, the oldest reply's chat first; replies to a
+    /// chat that is not in the list fail.
     pub(super) fn deliver_pending(&mut self) -> Result<(), AgentError> {
         while let Some(first) = self.pending.first().cloned() {
             let conversation = first.conversation.clone();
