@@ -1,13 +1,29 @@
 //! Tapwire's device side: everything that touches a phone.
 //!
 //! Layout, from the wire up:
+//! - [`transport`]: how shell commands reach a phone (the adb server, or adbd over TCP),
+//!   and errors that say whether the phone may come back;
 //! - [`dump`]: a uiautomator dump parsed into a compact tree;
 //! - [`uimap`]: the TOML UI maps that say which node plays which role on a WeChat version;
-//! - [`screen`]: recognising the screen and extracting rows and messages from a dump.
+//! - [`screen`]: recognising the screen and extracting rows and messages from a dump;
+//! - [`reader`]: the [`ScreenReader`](reader::ScreenReader) seam through which the actor
+//!   learns what is on screen; `reader/uitree.rs` reads it from the UI tree (the three
+//!   modules above), a vision reader (screenshots and OCR) goes beside it;
+//! - [`tail`]: which messages on a chat screen are new, by aligning the conversation's
+//!   remembered tail (its watermark) with what the screen shows;
+//! - [`input`]: typing text into the focused field (ADB keyboard, clipboard, `input text`);
+//! - [`agent`]: the actor, one per phone, that owns the transport and puts the rest
+//!   together. `agent/mod.rs` holds what the controller sees (configuration, errors, the
+//!   `Sink` that stores readings, stats, `spawn`) and the run loop; `agent/scan.rs` finds
+//!   news (the screen in front, badges and previews, chats opened by mistake);
+//!   `agent/navigate.rs` gets into a chat and back (dialogs, scrolling);
+//!   `agent/chat.rs` reads an open chat and records what is new with its watermark;
+//!   `agent/send.rs` types replies and checks they went out.
 
 pub mod agent;
 pub mod dump;
 pub mod input;
+pub mod reader;
 pub mod screen;
 pub mod tail;
 pub mod transport;

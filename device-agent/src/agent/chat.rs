@@ -1,0 +1,281 @@
+//! Reading an open chat: what is new after the conversation's watermark (scrolling back
+//! when it is above the screen), and recording it as one batch with the new watermark.
+
+use crate::input::InputMethod;
+use crate::screen::{ChatItem, ChatView, ItemKind, ScreenKind, Side};
+use crate::tail::{self, TailItem, TailKind, Watermark};
+
+use super::navigate::Scroll;
+use super::scan::RowHint;
+use super::{AgentError, Batch, Delivered, Outbound, PhoneAgent, PhoneMessage};
+
+impl PhoneAgent {
+    /// Finds what is new in an open chat, scrolling back when the last message seen is
+    /// above the screen, and records it. Returns the new items.
+    pub(super) fn process_chat(
+        &mut self,
+        conversation: &str,
+        chat: ChatView,
+        hint: &RowHint,
+    ) -> Result<Vec<TailItem>, AgentError> {
+        self.unread_seen.remove(conversation);
+        let unread = hint.unread;
+        let preview = hint.preview.as_deref();
+        let device = self.config.device.clone();
+        let watermark = self
+            .sink
+            .watermark(&device, conversation)
+            .map_err(AgentError::Sink)?
+            .unwrap_or_default();
+        let mut items = whole_messages(&chat);
+        let mut visible: Vec<TailItem> = tail::tail_items(&items)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let mut found = tail::new_items(&watermark.tail, &visible, unread, preview);
+        if watermark.tail.is_empty()
+            && let Some(start) = self.orphan_news(&visible)
+            && start < found.start
+        {
+            found = tail::NewItems {
+                start,
+                complete: true,
+            };
+        }
+        if let Some(old) = hint.old_preview.as_deref()
+            && watermark.tail.is_empty()
+            && let Some(at) = visible.iter().rposition(|i| tail::preview_matches(old, i))
+        {
+            found = tail::NewItems {
+                start: at + 1,
+                complete: true,
+            };
+        }
+        let mut pages = 0;
+        while !found.complete && pages < self.config.max_scroll_pages {
+            let Some(list) = chat.message_list else {
+                break;
+            };
+            self.scroll(list, Scroll::TowardsOlder)?;
+            pages += 1;
+            let Some(earlier) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+                break;
+            };
+            let joined = tail::prepend_page(&whole_messages(&earlier), &items);
+            if joined.len() == items.len() {
+                break; // the top of the chat
+            }
+            items = joined;
+            visible = tail::tail_items(&items)
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            found = tail::new_items(&watermark.tail, &visible, unread, preview);
+        }
+        if pages > 0
+            && let Some(list) = chat.message_list
+        {
+            for _ in 0..pages + 1 {
+                self.scroll(list, Scroll::TowardsNewer)?;
+            }
+        }
+        let is_group = is_group(&items);
+        if pages == 0 {
+            self.fresh_chat = Some(chat);
+        }
+        let end = visible.len();
+        self.commit(
+            conversation,
+            watermark,
+            visible,
+            found.start..end,
+            is_group,
+            None,
+        )
+    }
+
+    /// Records `visible[range]` as read: a message event for each item in it (never for
+    /// `ours`, the reply just typed, which is recorded as delivered instead) and a tail
+    /// that ends with the range. Returns the range's items.
+    pub(super) fn commit(
+        &mut self,
+        conversation: &str,
+        old: Watermark,
+        visible: Vec<TailItem>,
+        range: std::ops::Range<usize>,
+        is_group: bool,
+        ours: Option<(&Outbound, InputMethod)>,
+    ) -> Result<Vec<TailItem>, AgentError> {
+        let device = self.config.device.clone();
+        let new: Vec<TailItem> = visible[range.clone()].to_vec();
+        let mut next_seq = old.next_seq;
+        let mut messages = Vec::new();
+        for item in &new {
+            let is_self = item.kind == TailKind::Own;
+            if item.kind == TailKind::System
+                || (is_self && ours.is_some_and(|(o, _)| item.text.as_deref() == Some(&o.text)))
+            {
+                continue;
+            }
+            let seq = next_seq;
+            next_seq += 1;
+            messages.push(PhoneMessage {
+                key: tail::idempotency_key(&device, conversation, seq, item),
+                seq,
+                conversation: conversation.to_string(),
+                is_group,
+                sender: if is_self {
+                    None
+                } else {
+                    item.sender
+                        .clone()
+                        .or_else(|| Some(conversation.to_string()))
+                },
+                is_self,
+                text: item.text.clone(),
+                kind: if item.text.is_some() {
+                    ItemKind::Text
+                } else {
+                    ItemKind::Unknown
+                },
+            });
+        }
+        let mut watermark = Watermark {
+            tail: Vec::new(),
+            next_seq,
+        };
+        watermark.push(visible.into_iter().take(range.end));
+        self.remember(conversation, &watermark);
+        if messages.is_empty() && watermark == old && ours.is_none() {
+            // Nothing new: the stored tail is still right.
+            return Ok(new);
+        }
+        let received = messages.iter().filter(|m| !m.is_self).count();
+        self.stats.messages += received as u64;
+        self.awaiting_replies |= received > 0;
+        for m in &messages {
+            tracing::info!(device = %device, conversation, seq = m.seq, is_self = m.is_self, sender = ?m.sender, text = ?m.text, "message read");
+        }
+        let settled = self
+            .sink
+            .record(Batch {
+                device,
+                conversation: conversation.to_string(),
+                watermark,
+                messages,
+                delivered: ours.map(|(out, method)| Delivered {
+                    action_id: out.action_id.clone(),
+                    method,
+                }),
+            })
+            .map_err(AgentError::Sink)?;
+        if !settled.is_empty() {
+            tracing::info!(device = %self.config.device, conversation, actions = ?settled, "replies found sent before a restart");
+            self.pending.retain(|o| !settled.contains(&o.action_id));
+            self.settled.extend(settled);
+        }
+        Ok(new)
+    }
+}
+
+/// A group shows a sender line over others' messages; a private chat does not.
+pub(super) fn is_group(items: &[ChatItem]) -> bool {
+    items
+        .iter()
+        .any(|m| m.is_message() && m.side == Side::Left && m.sender.is_some())
+}
+
+/// The chat's messages without one cut off at the top of the list. The accessibility
+/// tree holds only what is visible, so a bubble scrolled half out of view may have lost
+/// its text node, or in a group the sender line above it; read so, its text or its
+/// sender would be wrong for good (and pages scrolled up would not join on it). Left
+/// out, it is either old or found missing by the alignment, and scrolling up shows it
+/// whole.
+pub(super) fn whole_messages(chat: &ChatView) -> Vec<ChatItem> {
+    let mut items = chat.messages.clone();
+    let is_group = is_group(&items);
+    if let (Some(list), Some(first)) = (chat.message_list, items.first())
+        && first.bounds.top <= list.top
+        && first.is_message()
+    {
+        let lost_text = first.text.is_none() && first.kind == ItemKind::Unknown;
+        let lost_sender = is_group && first.side == Side::Left && first.sender.is_none();
+        if lost_text || lost_sender {
+            items.remove(0);
+        }
+    }
+    items
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::agent::scan::empty_chat;
+    use crate::dump::Rect;
+
+    pub(in crate::agent) fn bubble(top: i32, text: Option<&str>) -> ChatItem {
+        ChatItem {
+            kind: if text.is_some() {
+                ItemKind::Text
+            } else {
+                ItemKind::Unknown
+            },
+            side: Side::Left,
+            sender: None,
+            avatar: Some("李雷".into()),
+            text: text.map(Into::into),
+            bounds: Rect {
+                left: 0,
+                top,
+                right: 720,
+                bottom: top + 100,
+            },
+        }
+    }
+
+    /// A chat whose message list starts at y = 200.
+    pub(in crate::agent) fn chat_in_list(messages: Vec<ChatItem>) -> ChatView {
+        ChatView {
+            message_list: Some(Rect {
+                left: 0,
+                top: 200,
+                right: 720,
+                bottom: 1400,
+            }),
+            messages,
+            ..empty_chat()
+        }
+    }
+
+    #[test]
+    fn a_bubble_cut_at_the_top_without_its_text_is_not_read_as_a_message() {
+        let chat = chat_in_list;
+        let texts = |chat: &ChatView| -> Vec<Option<String>> {
+            whole_messages(chat).into_iter().map(|m| m.text).collect()
+        };
+        // Cut at the top and its text node gone: left out, to be read whole after a scroll.
+        let cut = chat(vec![bubble(200, None), bubble(400, Some("二"))]);
+        assert_eq!(texts(&cut), [Some("二".to_string())]);
+        // Cut, but its text is there (uiautomator gives a partly visible node's text).
+        let partly = chat(vec![bubble(200, Some("一")), bubble(400, Some("二"))]);
+        assert_eq!(texts(&partly).len(), 2);
+        // Whole and without text (an image on an old build): a message like any other.
+        let whole = chat(vec![bubble(260, None), bubble(400, Some("二"))]);
+        assert_eq!(texts(&whole).len(), 2);
+        // In a group, cut above its text: the sender line is gone, the text is not.
+        let member = |top, sender: Option<&str>, text: &str| ChatItem {
+            sender: sender.map(Into::into),
+            ..bubble(top, Some(text))
+        };
+        let group = chat(vec![
+            member(200, None, "一"),
+            member(400, Some("王芳"), "二"),
+        ]);
+        assert_eq!(texts(&group), [Some("二".to_string())]);
+        let whole_group = chat(vec![
+            member(200, Some("陈静"), "一"),
+            member(400, Some("王芳"), "二"),
+        ]);
+        assert_eq!(texts(&whole_group).len(), 2);
+    }
+}

@@ -1,0 +1,402 @@
+//! Finding news: the screen in front on each round, the conversation list's badges and
+//! previews, and chats that opened by mistake (whose badge the open cleared).
+
+use crate::screen::{
+    ChatView, ConversationList, ConversationRow, ItemKind, ScreenKind, ScreenReading, Side, Unread,
+};
+use crate::tail::{self, TailItem, TailKind, Watermark};
+
+use super::navigate::{Opened, WECHAT_LAUNCHER, chat_fits_row};
+use super::{AgentError, DeviceStatus, PhoneAgent};
+
+/// Unnamed chats that opened by mistake, remembered until their first read.
+const MAX_ORPHANS: usize = 16;
+
+impl PhoneAgent {
+    /// Deals with whatever is in front, the round's one entry here: the list is searched
+    /// for news, a chat left open is read and left, anything else is cleared away.
+    pub(super) fn scan(&mut self) -> Result<(), AgentError> {
+        let reading = self.read()?;
+        match reading.kind {
+            ScreenKind::ConversationList => self.scan_list(reading),
+            ScreenKind::Chat => {
+                let chat = reading.chat.clone().unwrap_or_else(empty_chat);
+                let name = chat.title.clone().or_else(|| self.current_chat.clone());
+                tracing::debug!(device = %self.config.device, title = ?chat.title, current = ?self.current_chat, "a chat is open");
+                match name {
+                    Some(name) if chat.back_unread.unwrap_or(0) == 0 => {
+                        self.process_chat(&name, chat, &RowHint::default())?;
+                        self.leave_chat(&name).map(drop)
+                    }
+                    _ => self.back_to_list().map(drop),
+                }
+            }
+            ScreenKind::Dialog => self.handle_dialog(&reading),
+            ScreenKind::NotWechat => {
+                tracing::info!(device = %self.config.device, "WeChat is not in front; starting it");
+                self.shell(&format!("am start -n {WECHAT_LAUNCHER}"))?;
+                Ok(())
+            }
+            ScreenKind::HiddenTree => Err(AgentError::HiddenTree {
+                version: self.wechat_version.clone(),
+            }),
+            ScreenKind::Other => {
+                self.sink.status(
+                    &self.config.device,
+                    DeviceStatus::ScreenUnrecognized {
+                        kind: ScreenKind::Other,
+                        hint: "neither the conversation list nor a chat; pressing back".into(),
+                    },
+                );
+                self.back_to_list().map(drop)
+            }
+        }
+    }
+
+    /// Opens conversations with news one at a time, newest first: a badge, or a preview
+    /// that differs from the last item read there (a message that came while the chat was
+    /// open raises no badge). The list is read again after each one: counts change while a
+    /// chat is open, and a stale count would make a first read take too few messages.
+    fn scan_list(&mut self, mut reading: ScreenReading) -> Result<(), AgentError> {
+        // Bounded so a chat that keeps its badge (a failing open) cannot trap the actor.
+        for _ in 0..32 {
+            if let Some(list) = &reading.list {
+                // The newest badge wins: until the chat is read its count only grows, and
+                // counting back that many from the newest preview covers every message an
+                // older sighting covered (whose preview may have scrolled out of the chat).
+                for row in list.rows.iter().filter(|r| r.unread.is_unread()) {
+                    if let Some(title) = &row.title {
+                        self.unread_seen.insert(title.clone(), RowHint::of(row));
+                    }
+                }
+                for title in list.rows.iter().filter_map(|r| r.title.as_ref()) {
+                    self.recall(title)?;
+                }
+            }
+            let Some(row) = reading
+                .list
+                .as_ref()
+                .and_then(|list| list.rows.iter().find(|r| self.has_news(r)).cloned())
+            else {
+                return Ok(());
+            };
+            let Some(title) = row.title.clone() else {
+                return Ok(());
+            };
+            // A badge on screen is the freshest count; without one, what an earlier list
+            // showed before a mistaken open cleared it.
+            let hint = if row.unread.is_unread() {
+                RowHint::of(&row)
+            } else {
+                self.unread_seen.get(&title).cloned().unwrap_or_default()
+            };
+            if !row.unread.is_unread() && !self.unread_seen.contains_key(&title) {
+                tracing::debug!(device = %self.config.device, conversation = %title, preview = ?row.preview, "preview changed without a badge");
+                if let (Some(known), Some(preview)) = (self.known.get_mut(&title), &row.preview) {
+                    known.accepted_preview = Some(preview.clone());
+                }
+            }
+            let before = reading.list.clone();
+            let chat = match self.open_checked(&row)? {
+                Opened::Row(chat) => chat,
+                Opened::Other(orphan) => {
+                    // The list moved under the tap. Opening that chat cleared its badge, so
+                    // work out whose it was and read it now, then choose afresh.
+                    let Some(after) = self.back_to_list()? else {
+                        return Ok(());
+                    };
+                    self.adopt(orphan, before.as_ref(), after.list.as_ref(), &title)?;
+                    reading = after;
+                    continue;
+                }
+                Opened::Nothing => match self.back_to_list()? {
+                    Some(list) => {
+                        reading = list;
+                        continue;
+                    }
+                    None => return Ok(()),
+                },
+            };
+            self.current_chat = Some(title.clone());
+            self.process_chat(&title, chat, &hint)?;
+            match self.leave_chat(&title)? {
+                Some(list) => reading = list,
+                None => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// A badge, or a preview that the last item read in that chat cannot explain.
+    fn has_news(&self, row: &ConversationRow) -> bool {
+        let Some(title) = &row.title else {
+            return false;
+        };
+        if row.unread.is_unread() || self.unread_seen.contains_key(title) {
+            return true;
+        }
+        let (Some(known), Some(preview)) = (self.known.get(title), &row.preview) else {
+            return false;
+        };
+        let Some(last) = &known.last else {
+            return false;
+        };
+        known.accepted_preview.as_deref() != Some(preview.as_str())
+            && !tail::preview_matches(preview, last)
+    }
+
+    /// Loads what an earlier run read in a conversation, once: after a restart, a message
+    /// that came while its chat was open (no badge) shows only as a preview the stored
+    /// watermark cannot explain.
+    fn recall(&mut self, conversation: &str) -> Result<(), AgentError> {
+        if self.known.contains_key(conversation) {
+            return Ok(());
+        }
+        let watermark = self
+            .sink
+            .watermark(&self.config.device, conversation)
+            .map_err(AgentError::Sink)?;
+        self.known.insert(
+            conversation.to_string(),
+            KnownChat {
+                last: watermark.and_then(|w| w.tail.last().cloned()),
+                accepted_preview: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Remembers the newest item read in a conversation, for [`Self::has_news`].
+    pub(super) fn remember(&mut self, conversation: &str, watermark: &Watermark) {
+        let known = self.known.entry(conversation.to_string()).or_default();
+        known.last = watermark.tail.last().cloned();
+    }
+
+    /// Reads a chat that opened by mistake under the name of the one row it must be: a
+    /// row whose badge is gone (opening cleared it) and whose preview the chat shows, or a
+    /// row whose unread count dropped since the list was read (only reading lowers it).
+    /// What is new comes from what the list said before the tap. A chat that cannot be
+    /// told is remembered, so that its first read later still finds its news.
+    fn adopt(
+        &mut self,
+        orphan: ChatView,
+        before: Option<&ConversationList>,
+        after: Option<&ConversationList>,
+        tapped: &str,
+    ) -> Result<(), AgentError> {
+        let earlier = |title: &str| {
+            before.and_then(|l| l.rows.iter().find(|r| r.title.as_deref() == Some(title)))
+        };
+        let unread_count = |row: &ConversationRow| match row.unread {
+            Unread::Count(n) => n,
+            Unread::Dot => 1,
+            Unread::None => 0,
+        };
+        let partner = private_partner(&orphan);
+        let mut candidates: Vec<&ConversationRow> = Vec::new();
+        for row in after.map(|l| l.rows.iter()).into_iter().flatten() {
+            let Some(title) = row.title.as_deref() else {
+                continue;
+            };
+            if title == tapped || candidates.iter().any(|c| c.title == row.title) {
+                continue;
+            }
+            let cleared = !row.unread.is_unread() && chat_fits_row(&orphan, row);
+            let dropped = earlier(title).is_some_and(|e| unread_count(e) > unread_count(row));
+            if cleared || dropped || partner == Some(title) {
+                candidates.push(row);
+            }
+        }
+        let [row] = candidates.as_slice() else {
+            tracing::warn!(device = %self.config.device, candidates = candidates.len(), "cannot tell which chat opened by mistake; remembering what it showed");
+            let newest = tail::tail_items(&orphan.messages).pop().map(|(_, t)| t);
+            if let Some(newest) = newest.filter(|t| t.kind == TailKind::Other) {
+                // It jumped into the list under the tap: what just came is news.
+                self.orphans.push(Orphan {
+                    newest,
+                    unread: trailing_burst(&orphan),
+                });
+                // Bounded: one that never turns up must not be carried forever.
+                if self.orphans.len() > MAX_ORPHANS {
+                    self.orphans.remove(0);
+                }
+            }
+            self.fresh_chat = None;
+            self.awaiting_replies = false;
+            return Ok(());
+        };
+        let Some(title) = row.title.clone() else {
+            return Ok(());
+        };
+        let hint = match (self.unread_seen.get(&title), earlier(&title)) {
+            (Some(seen), _) => seen.clone(),
+            (None, Some(r)) if r.unread.is_unread() => RowHint::of(r),
+            // Its news arrived after the list was read: everything after what the row
+            // previewed then is new.
+            (None, Some(r)) => RowHint {
+                unread: None,
+                preview: None,
+                old_preview: r.preview.clone(),
+            },
+            // Not in the list at all then: a new chat, or one from below the fold that a
+            // message just brought to the top. What just came is news; on a first read,
+            // what stands before our last message or the last time divider is history.
+            (None, None) => RowHint {
+                unread: Some(trailing_burst(&orphan)),
+                preview: None,
+                old_preview: None,
+            },
+        };
+        tracing::info!(device = %self.config.device, conversation = %title, "read the chat that opened by mistake");
+        self.process_chat(&title, orphan, &hint)?;
+        // Read from a screen that is gone: nothing may be typed on the strength of it.
+        self.fresh_chat = None;
+        self.awaiting_replies = false;
+        Ok(())
+    }
+
+    /// On a chat's first read: if it is a chat that opened by mistake before (its newest
+    /// message then is on screen), where its news starts. The orphan is used up.
+    pub(super) fn orphan_news(&mut self, visible: &[TailItem]) -> Option<usize> {
+        let (index, at) = self.orphans.iter().enumerate().find_map(|(i, orphan)| {
+            visible
+                .iter()
+                .rposition(|item| *item == orphan.newest)
+                .map(|at| (i, at))
+        })?;
+        let orphan = self.orphans.remove(index);
+        let (start, _) = tail::back_over_others(visible, at + 1, orphan.unread as usize);
+        tracing::info!(device = %self.config.device, "a chat that opened by mistake earlier: its news is read now");
+        Some(start)
+    }
+}
+
+/// Whom a private chat is with, from its avatars (`<name>头像`): every message from
+/// others carries the same name and no sender line (a group's have one each). None for a
+/// group, or a chat with nothing from others on screen.
+fn private_partner(chat: &ChatView) -> Option<&str> {
+    let mut others = chat
+        .messages
+        .iter()
+        .filter(|m| m.is_message() && m.side == Side::Left);
+    let first = others.next()?;
+    let name = first.avatar.as_deref().filter(|_| first.sender.is_none())?;
+    others
+        .all(|m| m.sender.is_none() && m.avatar.as_deref() == Some(name))
+        .then_some(name)
+}
+
+/// How many messages from others end the chat, back to our last message or the last
+/// time divider (WeChat puts one before a message that comes after a pause): on a chat
+/// never read, the burst that just came. At least one.
+fn trailing_burst(chat: &ChatView) -> u32 {
+    let mut burst = 0;
+    for item in chat.messages.iter().rev() {
+        match item.kind {
+            ItemKind::TimeDivider => break,
+            ItemKind::System => {}
+            _ if item.side == Side::Right => break,
+            _ => burst += 1,
+        }
+    }
+    burst.max(1)
+}
+
+/// What the conversation list said about a chat when it was opened.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RowHint {
+    pub(super) unread: Option<u32>,
+    pub(super) preview: Option<String>,
+    /// The preview of a chat without a badge: on a first read, what follows it is new.
+    pub(super) old_preview: Option<String>,
+}
+
+impl RowHint {
+    pub(super) fn of(row: &ConversationRow) -> RowHint {
+        let unread = match row.unread {
+            Unread::Count(n) => Some(n),
+            Unread::Dot => row.preview_count().or(Some(1)),
+            Unread::None => None,
+        };
+        RowHint {
+            unread,
+            preview: row.preview.clone(),
+            old_preview: None,
+        }
+    }
+}
+
+/// A chat seen by mistake and not named: its newest message, and how many of its
+/// messages from others, back from that one, were news.
+#[derive(Debug, Clone)]
+pub(super) struct Orphan {
+    newest: TailItem,
+    unread: u32,
+}
+
+/// What the actor remembers of a conversation it has read, to spot news without a badge.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KnownChat {
+    last: Option<TailItem>,
+    /// A preview already looked into that matched nothing new (formats differ: media).
+    accepted_preview: Option<String>,
+}
+
+pub(super) fn empty_chat() -> ChatView {
+    ChatView {
+        title: None,
+        back_unread: None,
+        messages: Vec::new(),
+        message_list: None,
+        input: None,
+        send_button: None,
+        back_button: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::Rect;
+
+    #[test]
+    fn who_a_private_chat_is_with_and_what_just_came() {
+        let item =
+            |kind, side, sender: Option<&str>, avatar: Option<&str>| crate::screen::ChatItem {
+                kind,
+                side,
+                sender: sender.map(Into::into),
+                avatar: avatar.map(Into::into),
+                text: Some("x".into()),
+                bounds: Rect::default(),
+            };
+        use crate::screen::ItemKind::{System, Text, TimeDivider};
+        let chat = |messages| ChatView {
+            messages,
+            ..empty_chat()
+        };
+        let private = chat(vec![
+            item(TimeDivider, Side::Centre, None, None),
+            item(Text, Side::Left, None, Some("李雷")),
+            item(Text, Side::Right, None, Some("我")),
+            item(TimeDivider, Side::Centre, None, None),
+            item(Text, Side::Left, None, Some("李雷")),
+            item(System, Side::Centre, None, None),
+            item(Text, Side::Left, None, Some("李雷")),
+        ]);
+        assert_eq!(private_partner(&private), Some("李雷"));
+        assert_eq!(trailing_burst(&private), 2);
+        let group = chat(vec![
+            item(Text, Side::Left, Some("王芳"), Some("王芳")),
+            item(Text, Side::Left, Some("陈静"), Some("陈静")),
+        ]);
+        assert_eq!(private_partner(&group), None);
+        assert_eq!(trailing_burst(&group), 2);
+        let ours_last = chat(vec![
+            item(Text, Side::Left, None, Some("李雷")),
+            item(Text, Side::Right, None, Some("我")),
+        ]);
+        assert_eq!(trailing_burst(&ours_last), 1, "at least one");
+        assert_eq!(private_partner(&chat(Vec::new())), None);
+    }
+}

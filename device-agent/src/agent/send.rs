@@ -1,0 +1,241 @@
+//! Answering: typing each queued reply into its chat, pressing send, and reading the chat
+//! back to see it there before it counts as sent.
+
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use crate::input::{InputMethod, delete_command};
+use crate::screen::ScreenKind;
+use crate::tail::{self, TailItem, TailKind};
+
+use super::chat::{is_group, whole_messages};
+use super::navigate::OpenOutcome;
+use super::{AgentError, Outbound, PhoneAgent, SendOutcome};
+
+/// After an answer went out, how long to wait for the next one before leaving the chat.
+const REPLY_GRACE: Duration = Duration::from_millis(150);
+
+impl PhoneAgent {
+    /// Stays in the chat briefly so that quick answers to what was just read go out without
+    /// navigating back to it.
+    pub(super) fn wait_for_replies(&mut self, conversation: &str) -> Result<(), AgentError> {
+        // Only just-read messages are worth waiting for; a slower answer is delivered
+        // later by navigating back.
+        let mut deadline = Instant::now()
+            + if std::mem::take(&mut self.awaiting_replies) {
+                self.config.reply_wait
+            } else {
+                Duration::ZERO
+            };
+        loop {
+            self.drain_outbound();
+            let (here, elsewhere): (Vec<Outbound>, Vec<Outbound>) =
+                std::mem::take(&mut self.pending)
+                    .into_iter()
+                    .partition(|o| o.conversation == conversation);
+            self.pending = elsewhere;
+            if !here.is_empty() {
+                let mut here = here.into_iter();
+                while let Some(out) = here.next() {
+                    if let Err(error) = self.send_here(out.clone()) {
+                        // Kept, not dropped with the error: the phone coming back (a
+                        // cable, a restarted adb) must find them still to do, in order.
+                        self.sink
+                            .sent(&out.action_id, SendOutcome::Interrupted)
+                            .map_err(AgentError::Sink)?;
+                        let mut kept = vec![out];
+                        kept.extend(here);
+                        kept.append(&mut self.pending);
+                        self.pending = kept;
+                        return Err(error);
+                    }
+                }
+                // Several answers to one burst come close together; after one, wait
+                // only briefly for the next.
+                deadline = Instant::now() + REPLY_GRACE;
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            match self.outbound.recv_timeout(deadline - now) {
+                Ok(out) => self.queue(out),
+                Err(RecvTimeoutError::Timeout) => return Ok(()),
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    }
+
+    /// Takes the queued replies to their chats, the oldest reply's chat first; replies to a
+    /// chat that is not in the list fail.
+    pub(super) fn deliver_pending(&mut self) -> Result<(), AgentError> {
+        while let Some(first) = self.pending.first().cloned() {
+            let conversation = first.conversation.clone();
+            match self.open_conversation(&conversation)? {
+                OpenOutcome::Opened => {}
+                // The list re-sorted under the tap: nothing is lost by trying again on the
+                // next round, while failing here would drop the replies for good.
+                OpenOutcome::Moved => return Ok(()),
+                OpenOutcome::NotFound => {
+                    let (failed, rest): (Vec<Outbound>, Vec<Outbound>) =
+                        std::mem::take(&mut self.pending)
+                            .into_iter()
+                            .partition(|o| o.conversation == conversation);
+                    self.pending = rest;
+                    for out in failed {
+                        self.fail(
+                            &out,
+                            format!(
+                                "conversation {conversation:?} is not in the conversation list"
+                            ),
+                        )?;
+                    }
+                    continue;
+                }
+            }
+            self.leave_chat(&conversation)?;
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, out: &Outbound, reason: String) -> Result<(), AgentError> {
+        tracing::error!(device = %self.config.device, conversation = %out.conversation, action = %out.action_id, %reason, "reply not sent");
+        self.stats.replies_failed += 1;
+        self.sink
+            .sent(&out.action_id, SendOutcome::Failed { reason })
+            .map_err(AgentError::Sink)
+    }
+
+    /// Types and sends `out` in the chat that is open, then reads the chat back to check
+    /// that it went out. Each input method is tried in turn if the text does not show up.
+    fn send_here(&mut self, out: Outbound) -> Result<(), AgentError> {
+        let mut last_problem = String::from("no input method could type this text");
+        let methods = self.config.input_methods.clone();
+        for method in methods.into_iter().filter(|m| m.supports(&out.text)) {
+            let chat = match self.fresh_chat.take() {
+                Some(chat) => chat,
+                None => match self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) {
+                    Some(chat) => chat,
+                    None => {
+                        last_problem = "the chat is no longer on screen".into();
+                        break;
+                    }
+                },
+            };
+            let Some(input) = chat.input.clone() else {
+                last_problem = "the chat shows no input box".into();
+                break;
+            };
+            // Focus first: keys and text reach the input box only while it has focus.
+            self.tap(input.bounds)?;
+            if !input.text.is_empty() {
+                // Leftovers (a draft, a failed attempt) would be sent with our text.
+                self.shell(&delete_command(input.text.chars().count()))?;
+            }
+            if let Err(e) = method.type_text(self.transport.as_mut(), &out.text) {
+                tracing::debug!(device = %self.config.device, ?method, error = %e, "input method failed");
+                last_problem = e.to_string();
+                continue;
+            }
+            let Some(typed) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+                continue;
+            };
+            let shown = typed.input.as_ref().map(|i| i.text.as_str()).unwrap_or("");
+            let Some(send) = typed.send_button else {
+                last_problem = format!(
+                    "after {method:?} the send button did not appear (input shows {shown:?})"
+                );
+                continue;
+            };
+            if shown != out.text {
+                last_problem = format!("after {method:?} the input shows {shown:?}");
+                self.shell(&delete_command(shown.chars().count()))?;
+                continue;
+            }
+            self.tap(send)?;
+            let verified = self.verify_sent(&out, method)?;
+            if verified != Verified::Missing {
+                self.stats.replies_sent += 1;
+                tracing::info!(device = %self.config.device, conversation = %out.conversation, ?method, "reply sent");
+            }
+            return match verified {
+                Verified::Recorded => Ok(()),
+                Verified::Seen => self
+                    .sink
+                    .sent(&out.action_id, SendOutcome::Sent { method })
+                    .map_err(AgentError::Sink),
+                Verified::Missing => self.fail(
+                    &out,
+                    "the reply did not appear in the chat after pressing send".into(),
+                ),
+            };
+        }
+        self.fail(&out, last_problem)
+    }
+
+    /// Reads the chat until our text shows up as an own message after what was read
+    /// before, then records everything up to it as read, and the reply as done, in one
+    /// batch: a crash cannot leave the bubble read but the reply open (it would be typed
+    /// again). Messages that came in while we were typing sit before our reply and are
+    /// recorded as news, never swallowed; anything after it (someone answering at once) is
+    /// left for the next read.
+    fn verify_sent(&mut self, out: &Outbound, method: InputMethod) -> Result<Verified, AgentError> {
+        let watermark = self
+            .sink
+            .watermark(&self.config.device, &out.conversation)
+            .map_err(AgentError::Sink)?
+            .unwrap_or_default();
+        for _ in 0..5 {
+            let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+                continue;
+            };
+            let visible: Vec<TailItem> = tail::tail_items(&whole_messages(&chat))
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            let found = tail::new_items(&watermark.tail, &visible, None, None);
+            let reply_at = visible.iter().rposition(|t| {
+                t.kind == TailKind::Own && t.text.as_deref() == Some(out.text.as_str())
+            });
+            match reply_at {
+                Some(reply_at) if found.complete && reply_at >= found.start => {
+                    let is_group = is_group(&chat.messages);
+                    self.commit(
+                        &out.conversation,
+                        watermark,
+                        visible,
+                        found.start..reply_at + 1,
+                        is_group,
+                        Some((out, method)),
+                    )?;
+                    self.fresh_chat = Some(chat);
+                    return Ok(Verified::Recorded);
+                }
+                // The screen holds no trace of what was read before (a flood of messages):
+                // the reply being the newest own bubble is the best evidence there is.
+                Some(_) if !found.complete => {
+                    let newest_own = chat.messages.iter().rev().find(|m| m.is_own());
+                    if newest_own.is_some_and(|m| m.text.as_deref() == Some(out.text.as_str())) {
+                        self.fresh_chat = Some(chat);
+                        return Ok(Verified::Seen);
+                    }
+                }
+                _ => {}
+            }
+            std::thread::sleep(Duration::from_millis(80));
+        }
+        Ok(Verified::Missing)
+    }
+}
+
+/// What reading the chat back after pressing send showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verified {
+    /// The reply is on screen and recorded as delivered with the watermark.
+    Recorded,
+    /// The reply is on screen but nothing could be recorded with it (no trace of what
+    /// was read before): the caller marks it sent.
+    Seen,
+    Missing,
+}

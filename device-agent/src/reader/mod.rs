@@ -1,0 +1,74 @@
+//! Seeing the phone's screen: the phone actor asks a [`ScreenReader`] what is in front and
+//! gets a [`ScreenReading`], without knowing how it was read.
+//!
+//! - [`uitree`]: `uiautomator dump`, parsed and recognised with the UI map of the phone's
+//!   WeChat version. Exact texts and bounds, as long as WeChat shows its tree.
+//! - `vision.rs` (to come): a screenshot (`exec-out screencap -p`) and OCR, for WeChat builds
+//!   that hide their tree (DESIGN.md §4).
+//!
+//! A new reader is one new file here; the actor is built with it by
+//! `PhoneAgent::with_reader`.
+
+pub mod uitree;
+
+pub use uitree::UiTreeReader;
+
+use crate::dump::DumpError;
+use crate::screen::ScreenReading;
+use crate::transport::{Transport, TransportError};
+
+/// Reads what is on a phone's screen.
+///
+/// **The phone comes with each call; everything else with the constructor.** The actor owns
+/// the phone's one ADB connection and taps and types through it between reads (DESIGN.md
+/// §7: reads and injections are serialised through one actor), so a reader cannot own it:
+/// it borrows the transport for one [`read`](ScreenReader::read) and runs whatever it needs
+/// on it (a dump, a screenshot). What stays the same for as long as the phone is connected
+/// is given once to the constructor, when the phone's WeChat version is known: the UI map
+/// and the version for [`UiTreeReader`]; for a vision reader, its OCR models and the
+/// colours of bubbles. A reader never touches the phone outside a call.
+///
+/// **What comes back is the same whatever the source.** A [`ScreenReading`] is all the
+/// actor uses (rows, messages, the input box, the buttons to tap), so the work above it
+/// (news, watermarks, replies) does not change with the reader. A reader that cannot see
+/// something (a vision reader has no resource ids; it may not tell a dialog) leaves it out
+/// of the reading, as a tree reader does for a role the map does not know.
+///
+/// **Retrying belongs to the reader**: only it knows which of its failures pass (uiautomator
+/// while the screen animates; a screenshot cut short). An error means it has given up;
+/// [`ReadError`] says how.
+///
+/// `&mut self`, because a reader may keep what it learnt between reads (a vision reader
+/// the last frame, to skip OCR on an unchanged screen); `Send`, because the actor runs on
+/// a thread of its own.
+pub trait ScreenReader: Send {
+    /// Looks at the screen once (retrying what passes) and says what is in front.
+    fn read(&mut self, phone: &mut dyn Transport) -> Result<ScreenReading, ReadError>;
+
+    /// What the screen is read with, for status and logs: the UI map's name
+    /// (`wechat-8.0`) for the tree reader.
+    fn name(&self) -> &str;
+}
+
+/// Why a reader could not say what is on screen, by what the caller can do about it.
+///
+/// A reader with a failure of a new kind adds a variant here; the compiler then points at
+/// the one place that decides what the actor does with it (`From<ReadError> for
+/// AgentError`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The phone did not answer. The transport's own error, so that the caller can tell a
+    /// phone that may come back (an unplugged cable: retry later,
+    /// [`TransportError::is_transient`]) from one that needs the user (no adb server).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// uiautomator failed on every attempt: the screen would not settle, or the phone
+    /// printed no dump at all. Reading again at once is what was just tried.
+    #[error("the screen could not be dumped after {attempts} attempts: {last}")]
+    Dump { attempts: u32, last: DumpError },
+    /// WeChat hides its tree from uiautomator on this phone (8.0.55+ without an
+    /// accessibility service): no retry helps this reader; an accessibility service that
+    /// brings the tree back, or a reader that uses screenshots, does.
+    #[error("WeChat {version} hides its screen from uiautomator (the dump is one empty node)")]
+    HiddenTree { version: String },
+}
