@@ -17,7 +17,7 @@ use crate::permission::Until;
 use crate::plugin::Manifest;
 use crate::queue::QueueConfig;
 use crate::router::{self, Router};
-use crate::schedule::{Schedule, ScheduleConfig};
+use crate::schedule::{Schedule, ScheduleConfig, ScheduleError};
 use crate::server::ServerConfig;
 use crate::store::StorageConfig;
 
@@ -86,6 +86,10 @@ pub struct Config {
     handler_spans: HashMap<String, std::ops::Range<usize>>,
     adapter_spans: HashMap<String, std::ops::Range<usize>>,
     schedule_spans: Vec<std::ops::Range<usize>>,
+    /// Where each key of a schedule and of a handler stands, so an error about a value
+    /// points at its line rather than at its table's header.
+    schedule_keys: Vec<KeyOffsets>,
+    handler_keys: HashMap<String, KeyOffsets>,
     phone_spans: Vec<std::ops::Range<usize>>,
 }
 
@@ -214,6 +218,13 @@ impl Config {
                 }
                 "routes" => config.routes = config.each(value, &mut errors).into_iter().map(|(v, _)| v).collect(),
                 "schedules" => {
+                    if let DeValue::Array(items) = value.get_ref() {
+                        config.schedule_keys = items
+                            .iter()
+                            .filter(|item| config.one::<ScheduleConfig>(item, &mut Vec::new()).is_some())
+                            .map(key_offsets)
+                            .collect();
+                    }
                     for (schedule, span) in config.each(value, &mut errors) {
                         config.schedules.push(schedule);
                         config.schedule_spans.push(span);
@@ -228,6 +239,13 @@ impl Config {
                     }
                 }
                 "handlers" => {
+                    if let DeValue::Table(table) = value.get_ref() {
+                        for (name, item) in table.iter() {
+                            config
+                                .handler_keys
+                                .insert(name.get_ref().to_string(), key_offsets(item));
+                        }
+                    }
                     for (name, span, handler) in config.named(value, "handlers", &mut errors) {
                         config.handler_spans.insert(name.clone(), span);
                         if let Some(handler) = handler {
@@ -331,6 +349,13 @@ impl Config {
             |name: &str| BUILTIN_HANDLERS.contains(&name) || self.handlers.contains_key(name);
         for (name, handler) in &self.handlers {
             let at = self.handler_spans.get(name).map_or(0, |s| s.start);
+            let key = |key: &str| {
+                self.handler_keys
+                    .get(name)
+                    .and_then(|keys| keys.get(key))
+                    .copied()
+                    .unwrap_or(at)
+            };
             if BUILTIN_HANDLERS.contains(&name.as_str()) {
                 errors.push(self.invalid_at(
                     at,
@@ -350,7 +375,7 @@ impl Config {
                         && !exists(fallback)
                     {
                         errors.push(self.invalid_at(
-                            at,
+                            key("fallback"),
                             format!("handler {name:?}: fallback {fallback:?} is not a handler"),
                         ));
                     }
@@ -364,13 +389,13 @@ impl Config {
                             ));
                         }
                         if !exists(&prefix.handler) {
-                            errors.push(self.invalid_at(at, format!("handler {name:?}: prefix {:?} goes to {:?}, which is not a handler", prefix.prefix, prefix.handler)));
+                            errors.push(self.invalid_at(key("prefixes"), format!("handler {name:?}: prefix {:?} goes to {:?}, which is not a handler", prefix.prefix, prefix.handler)));
                         }
                     }
                     if let Some(limit) = p.rate_limit
                         && (limit.messages == 0 || limit.per_seconds == 0)
                     {
-                        errors.push(self.invalid_at(at, format!("handler {name:?}: rate_limit needs messages and per_seconds above 0")));
+                        errors.push(self.invalid_at(key("rate_limit"), format!("handler {name:?}: rate_limit needs messages and per_seconds above 0")));
                     }
                 }
                 HandlerConfig::Webhook(w) => {
@@ -387,7 +412,7 @@ impl Config {
                 HandlerConfig::Forward(f) => {
                     if !self.is_target(&f.target) {
                         errors.push(self.invalid_at(
-                            at,
+                            key("target"),
                             format!(
                                 "handler {name:?}: forward target {:?} is neither a phone nor an adapter",
                                 f.target
@@ -395,7 +420,9 @@ impl Config {
                         ));
                     }
                     if let Err(error) = Template::parse(&f.template) {
-                        errors.push(self.invalid_at(at, format!("handler {name:?}: {error}")));
+                        errors.push(
+                            self.invalid_at(key("template"), format!("handler {name:?}: {error}")),
+                        );
                     }
                 }
             }
@@ -447,7 +474,10 @@ impl Config {
             }
         }
         let mut schedule_ids = HashSet::new();
-        for (schedule, span) in self.schedules.iter().zip(&self.schedule_spans) {
+        let no_keys = KeyOffsets::new();
+        for (index, (schedule, span)) in self.schedules.iter().zip(&self.schedule_spans).enumerate() {
+            let keys = self.schedule_keys.get(index).unwrap_or(&no_keys);
+            let key = |key: &str| keys.get(key).copied().unwrap_or(span.start);
             if !schedule_ids.insert(schedule.id.clone()) {
                 errors.push(self.invalid_at(
                     span.start,
@@ -455,15 +485,18 @@ impl Config {
                 ));
             }
             if let Err(error) = Schedule::new(schedule.clone()) {
-                errors.push(
-                    self.invalid_at(span.start, format!("schedule {:?}: {error}", schedule.id)),
-                );
+                let at = match error {
+                    ScheduleError::Cron { .. } => key("cron"),
+                    ScheduleError::TimeZone(_) => key("timezone"),
+                    ScheduleError::EmptyId => key("id"),
+                };
+                errors.push(self.invalid_at(at, format!("schedule {:?}: {error}", schedule.id)));
             }
             if let Some(target) = &schedule.target
                 && !self.is_target(target)
             {
                 errors.push(self.invalid_at(
-                    span.start,
+                    key("target"),
                     format!(
                         "schedule {:?}: target {target:?} is neither a phone nor an adapter",
                         schedule.id
@@ -687,6 +720,19 @@ impl Config {
     }
 }
 
+/// Where each key of a table starts, by name.
+type KeyOffsets = HashMap<String, usize>;
+
+fn key_offsets(table: &Spanned<DeValue<'_>>) -> KeyOffsets {
+    match table.get_ref() {
+        DeValue::Table(table) => table
+            .iter()
+            .map(|(key, _)| (key.get_ref().to_string(), key.span().start))
+            .collect(),
+        _ => KeyOffsets::new(),
+    }
+}
+
 /// Replaces `${NAME}` with the variable's value, outside comments. A missing variable is
 /// an error naming it, never an empty string.
 fn expand_env(
@@ -877,7 +923,7 @@ url = "${TAPWIRE_TEST_SURELY_UNSET}"
         assert!(
             lines
                 .iter()
-                .any(|l| l.starts_with("t.toml:12:") && l.contains("schedule \"s\"")),
+                .any(|l| l.starts_with("t.toml:14:1:") && l.contains("schedule \"s\"")),
             "{err}"
         );
         assert!(
