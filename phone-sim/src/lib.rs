@@ -4,7 +4,8 @@
 //!
 //! Layout:
 //! - [`adb`]: the device side of the ADB protocol (packets, streams, shell, sync).
-//! - [`shell_cmds`]: the shell commands Android answers (`uiautomator`, `input`, `dumpsys`, …).
+//! - [`cmd`]: the phone's shell: line parsing and pipelines in `cmd/mod.rs`, one file per
+//!   command family (`uiautomator`, `screencap`, `input`, `am`, `dumpsys`, `logcat`, …).
 //! - [`device`]: one phone's state (file system, properties, clock, logs, counters).
 //! - [`wechat`]: the WeChat model, its view tree, dumps and screenshots.
 //! - [`control`]: [`SimControl`] and the HTTP routes over it.
@@ -14,11 +15,11 @@
 
 pub mod adb;
 pub mod clock;
+pub mod cmd;
 pub mod control;
 pub mod device;
 pub mod fs;
 pub mod scenario;
-pub mod shell_cmds;
 pub mod wechat;
 
 use std::net::SocketAddr;

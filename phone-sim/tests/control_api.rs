@@ -173,23 +173,23 @@ async fn binary_serves_control_api_and_adb() {
     assert!(stats["services"]["exec"].as_u64().unwrap_or(0) >= 9);
     assert!(stats["bytes_to_host"].as_u64().unwrap_or(0) > 1000);
 
-    // SIGTERM ends it cleanly.
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let mut waited = 0;
-    loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            assert!(status.success(), "clean exit: {status:?}");
-            break;
+    // SIGTERM ends it cleanly (a signal only Unix has).
+    #[cfg(unix)]
+    {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child.0),
+            rustix::process::Signal::TERM,
+        )
+        .expect("SIGTERM delivered");
+        let mut waited = 0;
+        loop {
+            if let Some(status) = child.0.try_wait().expect("wait") {
+                assert!(status.success(), "clean exit: {status:?}");
+                break;
+            }
+            waited += 1;
+            assert!(waited < 50, "exits within 5 s of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        waited += 1;
-        assert!(waited < 50, "exits within 5 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -1,8 +1,8 @@
 //! Shell services: the shell protocol (v2) framing and the raw variants.
 
 use super::transport::{AdbStream, TransportError};
+use crate::cmd::{self, Execution};
 use crate::device::Device;
-use crate::shell_cmds::{self, Execution};
 
 pub const ID_STDIN: u8 = 0;
 pub const ID_STDOUT: u8 = 1;
@@ -105,7 +105,7 @@ async fn run_line<S: Sink>(
     sink: &mut S,
     mut input: Option<&mut FrameReader>,
 ) -> Result<u8, TransportError> {
-    let Execution { output, follow } = shell_cmds::execute(device, line).await;
+    let Execution { output, follow } = cmd::execute(device, line).await;
     sink.out(stream, &output.stdout).await?;
     sink.err(stream, &output.stderr).await?;
     if let Some(mut follow) = follow {

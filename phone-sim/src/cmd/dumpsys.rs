@@ -1,0 +1,130 @@
+//! `dumpsys`: the services scripts poll cheaply — `window` (the focused activity), `package`
+//! (WeChat's version), `notification` (what WeChat posted), `gfxinfo` (frames drawn, which move
+//! only when the screen changes) and `activity`.
+
+use super::CmdOutput;
+use crate::device::{Device, WECHAT_PID, WECHAT_UID};
+use crate::wechat::model::{Screen, WeChat};
+
+pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
+    match args.first().copied() {
+        Some("window") => {
+            let (focus, app, popup) = device.read(|st| {
+                let (f, a) = focus_component(&st.wechat);
+                (f, a, st.wechat.popup.is_some())
+            });
+            let mut s = String::from("WINDOW MANAGER WINDOWS (dumpsys window windows)\n");
+            s.push_str("  Window #0 Window{3f1a2b4 u0 StatusBar}:\n    mDisplayId=0 rootTaskId=1 mSession=Session{8c2d1e0 1892:u0a10104} mClient=android.os.BinderProxy@5e7f9a1\n");
+            s.push_str(&format!("  Window #1 Window{{9b8c7d6 u0 {focus}}}:\n    mDisplayId=0 rootTaskId=214 mSession=Session{{1a2b3c4 {WECHAT_PID}:u0a245}} mClient=android.os.BinderProxy@2d3e4f5\n"));
+            if popup {
+                s.push_str(&format!("  Window #2 Window{{4c5d6e7 u0 {focus}}}:\n    mDisplayId=0 rootTaskId=214 mAttrs={{(0,0)(wrapxwrap) gr=CENTER sim={{adjust=pan}} ty=APPLICATION fmt=TRANSLUCENT}}\n"));
+            }
+            s.push('\n');
+            s.push_str(&format!("  mGlobalConfiguration={{1.0 460mcc1mnc [zh_CN] ldltr sw360dp w360dp h804dp 320dpi nrml long port finger -keyb/v/h -nav/h winConfig={{ mBounds=Rect(0, 0 - 720, 1608) mAppBounds=Rect(0, 0 - 720, 1608) mMaxBounds=Rect(0, 0 - 720, 1608) mDisplayRotation=ROTATION_0 mWindowingMode=fullscreen mActivityType=undefined mAlwaysOnTop=undefined mRotation=ROTATION_0}} s.2}}\n  mHasPermanentDpad=false\n  mTopFocusedDisplayId=0\n  mCurrentFocus=Window{{9b8c7d6 u0 {focus}}}\n  mFocusedApp=ActivityRecord{{6e5d4c3 u0 {app} t214}}\n"));
+            CmdOutput::ok(s)
+        }
+        Some("package") => {
+            if args.get(1) != Some(&"com.tencent.mm") {
+                return CmdOutput::ok(format!(
+                    "Unable to find package: {}\n",
+                    args.get(1).unwrap_or(&"")
+                ));
+            }
+            let v = &device.config().wechat_version;
+            let parts = crate::wechat::version_parts(v);
+            let code = 2000 + parts.get(2).copied().unwrap_or(0) * 20 + 40;
+            CmdOutput::ok(format!(
+                "Activity Resolver Table:\n  Non-Data Actions:\n      android.intent.action.MAIN:\n        5a6b7c8 com.tencent.mm/.ui.LauncherUI filter 9d0e1f2\n\nPackages:\n  Package [com.tencent.mm] (c3d4e5f):\n    userId={WECHAT_UID}\n    pkg=Package{{a1b2c3d com.tencent.mm}}\n    codePath=/data/app/~~Qm8cVnZ2kX1_2rPa==/com.tencent.mm-Jx1n4q==\n    resourcePath=/data/app/~~Qm8cVnZ2kX1_2rPa==/com.tencent.mm-Jx1n4q==\n    primaryCpuAbi=arm64-v8a\n    secondaryCpuAbi=null\n    versionCode={code} minSdk=23 targetSdk=34\n    minExtensionVersion=[]\n    versionName={v}\n    usesNonSdkApi=true\n    splits=[base]\n    apkSigningVersion=2\n    flags=[ HAS_CODE ALLOW_CLEAR_USER_DATA LARGE_HEAP ]\n    timeStamp=2026-01-05 21:14:03\n    lastUpdateTime=2026-01-05 21:14:33\n    installerPackageName=com.bbk.appstore\n"
+            ))
+        }
+        Some("notification") => {
+            CmdOutput::ok(dump_notifications(device, args.contains(&"--noredact")))
+        }
+        Some("gfxinfo") => {
+            let (frames, now) = device.read(|st| (st.frames, st.clock.now_millis()));
+            CmdOutput::ok(format!(
+                "Applications Graphics Acceleration Info:\nUptime: {now} Realtime: {now}\n\n** Graphics info for pid {WECHAT_PID} [com.tencent.mm] **\n\nStats since: 81234567890ns\nTotal frames rendered: {frames}\nJanky frames: {} ({:.2}%)\n50th percentile: 9ms\n90th percentile: 17ms\n95th percentile: 23ms\n99th percentile: 48ms\nNumber Missed Vsync: 3\nNumber High input latency: 12\nNumber Slow UI thread: 9\nNumber Slow bitmap uploads: 0\nNumber Slow issue draw commands: 4\nNumber Frame deadline missed: 11\n",
+                frames / 20,
+                5.0
+            ))
+        }
+        Some("activity") => {
+            let app = device.read(|st| focus_component(&st.wechat).1);
+            CmdOutput::ok(format!(
+                "ACTIVITY MANAGER ACTIVITIES (dumpsys activity activities)\n  mResumedActivity: ActivityRecord{{6e5d4c3 u0 {app} t214}}\n  ResumedActivity: ActivityRecord{{6e5d4c3 u0 {app} t214}}\n"
+            ))
+        }
+        Some(other) => CmdOutput::ok(format!("Can't find service: {other}\n")),
+        None => CmdOutput::ok(
+            "Currently running services:\n  activity\n  gfxinfo\n  notification\n  package\n  window\n",
+        ),
+    }
+}
+
+/// Close to Android 13's NotificationManagerService dump: one NotificationRecord per posted
+/// notification, with its extras. Without `--noredact` the text is redacted to its length.
+fn dump_notifications(device: &Device, noredact: bool) -> String {
+    let notes = device.read(|st| st.wechat.notifications.clone());
+    let mut s = String::from("Current Notification Manager state:\n  Notification List:\n");
+    for n in &notes {
+        let key = format!("0|com.tencent.mm|{}|null|{WECHAT_UID}", n.id);
+        let shown = |t: &str| {
+            if noredact {
+                t.to_string()
+            } else {
+                format!("[{}]", t.chars().count())
+            }
+        };
+        s.push_str(&format!(
+            "    NotificationRecord(0x{:08x}: pkg=com.tencent.mm user=UserHandle{{0}} id={} tag=null importance=4 key={key}: Notification(channel=message_channel_new_id shortcut=null contentView=null vibrate=null sound=null defaults=0x0 flags=0x10 color=0x00000000 category=msg vis=PRIVATE))\n",
+            0x0a1b_0000u32 + n.id,
+            n.id
+        ));
+        s.push_str(&format!("      uid={WECHAT_UID} userId=0\n      opPkg=com.tencent.mm\n      icon=Icon(typ=RESOURCE pkg=com.tencent.mm id=0x7f080b5e)\n      flags=AUTO_CANCEL\n      pri=2\n      key={key}\n      seen=false\n      groupKey={key}\n"));
+        s.push_str(&format!("      notification=\n        fullscreenIntent=null\n        contentIntent=PendingIntent{{4d5e6f7: android.os.BinderProxy@8a9b0c1}}\n        deleteIntent=null\n        number={}\n        groupAlertBehavior=0\n        when={}\n", n.count, n.when_ms));
+        s.push_str(&format!(
+            "        tickerText={}\n",
+            shown(&format!("{}: {}", n.title, n.text))
+        ));
+        s.push_str("        contentView=null\n        bigContentView=null\n        headsUpContentView=null\n        color=0x00000000\n        publicVersion=null\n        extras={\n");
+        s.push_str(&format!(
+            "          android.title=String ({})\n",
+            shown(&n.title)
+        ));
+        s.push_str("          android.reduced.images=Boolean (true)\n          android.subText=null\n          android.template=String (android.app.Notification$BigTextStyle)\n          android.showChronometer=Boolean (false)\n");
+        s.push_str(&format!(
+            "          android.text=String ({})\n",
+            shown(&n.text)
+        ));
+        s.push_str("          android.progress=Integer (0)\n          android.progressMax=Integer (0)\n          android.showWhen=Boolean (true)\n");
+        s.push_str(&format!(
+            "          android.bigText=String ({})\n",
+            shown(&n.text)
+        ));
+        s.push_str("          android.infoText=null\n          android.progressIndeterminate=Boolean (false)\n          android.remoteInputHistory=null\n        }\n");
+        s.push_str(&format!("      stats=SingleNotificationStats{{posttimeElapsedMs=0, posttimeToFirstClickMs=-1, posttimeToDismissMs=-1, airtimeCount=1, posttimeToFirstAirtimeMs=0, currentAirtimeStartElapsedMs=0, currentAirtimeMs=0, posttimeToFirstVisibleExpansionMs=-1, currentExpandedAirtimeStartElapsedMs=-1, currentExpandedAirtimeMs=0, userExpansionCount=0, onClickCount=0}}\n      mContactAffinity=0.0\n      mRecentlyIntrusive=false\n      mPackagePriority=0\n      mPackageVisibility=-1000\n      mSystemImportance=4\n      mAsst Importance=-1000\n      mImportanceExpl=app\n      mIntercept=false\n      mHidden==false\n      mGlobalSortKey=crank=0|intrsv=true|cat=msg|gsum=false|aff=0.0|user=0|pkg=com.tencent.mm|gkey={key}\n      mRankingTimeMs={}\n      mCreationTimeMs={}\n      mVisibleSinceMs=0\n      mUpdateTimeMs={}\n      mInterruptionTimeMs={}\n      mSuppressedVisualEffects= 0\n", n.when_ms, n.when_ms, n.when_ms, n.when_ms));
+    }
+    s.push_str("  \n  Snoozed notifications:\n\n  Pending snoozed notifications\n");
+    s
+}
+
+/// The focused window and the resumed activity, as `dumpsys window` and `dumpsys activity`
+/// name them: the launcher's while WeChat is in the background.
+fn focus_component(w: &WeChat) -> (&'static str, &'static str) {
+    if !w.foreground {
+        return (
+            "com.bbk.launcher2/com.bbk.launcher2.Launcher",
+            "com.bbk.launcher2/.Launcher",
+        );
+    }
+    match w.screen {
+        Screen::List => (
+            "com.tencent.mm/com.tencent.mm.ui.LauncherUI",
+            "com.tencent.mm/.ui.LauncherUI",
+        ),
+        Screen::Chat(_) => (
+            "com.tencent.mm/com.tencent.mm.ui.chatting.ChattingUI",
+            "com.tencent.mm/.ui.chatting.ChattingUI",
+        ),
+    }
+}
