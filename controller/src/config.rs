@@ -475,7 +475,8 @@ impl Config {
         }
         let mut schedule_ids = HashSet::new();
         let no_keys = KeyOffsets::new();
-        for (index, (schedule, span)) in self.schedules.iter().zip(&self.schedule_spans).enumerate() {
+        for (index, (schedule, span)) in self.schedules.iter().zip(&self.schedule_spans).enumerate()
+        {
             let keys = self.schedule_keys.get(index).unwrap_or(&no_keys);
             let key = |key: &str| keys.get(key).copied().unwrap_or(span.start);
             if !schedule_ids.insert(schedule.id.clone()) {
