@@ -944,7 +944,7 @@ url = "${TAPWIRE_TEST_SURELY_UNSET}"
         assert!(err.contains("in a loop: a → b → a"), "{err}");
         let err = parse("[handlers.a]\ntype = \"pipeline\"\nfallback = \"ghost\"\n").unwrap_err();
         assert!(
-            err.starts_with("t.toml:1:11:") && err.contains("fallback \"ghost\""),
+            err.starts_with("t.toml:3:1:") && err.contains("fallback \"ghost\""),
             "{err}"
         );
         let err = parse("[handlers.a]\ntype = \"carrier-pigeon\"\n").unwrap_err();
