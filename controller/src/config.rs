@@ -211,23 +211,17 @@ impl Config {
                     }
                 }
                 "phones" => {
-                    for (phone, span) in config.each(value, &mut errors) {
+                    for (phone, span, _) in config.each(value, &mut errors) {
                         config.phones.push(phone);
                         config.phone_spans.push(span);
                     }
                 }
-                "routes" => config.routes = config.each(value, &mut errors).into_iter().map(|(v, _)| v).collect(),
+                "routes" => config.routes = config.each(value, &mut errors).into_iter().map(|(v, _, _)| v).collect(),
                 "schedules" => {
-                    if let DeValue::Array(items) = value.get_ref() {
-                        config.schedule_keys = items
-                            .iter()
-                            .filter(|item| config.one::<ScheduleConfig>(item, &mut Vec::new()).is_some())
-                            .map(key_offsets)
-                            .collect();
-                    }
-                    for (schedule, span) in config.each(value, &mut errors) {
+                    for (schedule, span, keys) in config.each(value, &mut errors) {
                         config.schedules.push(schedule);
                         config.schedule_spans.push(span);
+                        config.schedule_keys.push(keys);
                     }
                 }
                 "adapters" => {
@@ -682,12 +676,12 @@ impl Config {
     }
 
     /// Each element of an array of tables on its own, so one bad `[[routes]]` does not
-    /// hide the next one's errors. Keeps each element's span.
+    /// hide the next one's errors. Keeps each element's span and where its keys stand.
     fn each<T: DeserializeOwned>(
         &self,
         value: &Spanned<DeValue<'_>>,
         errors: &mut Vec<ConfigError>,
-    ) -> Vec<(T, std::ops::Range<usize>)> {
+    ) -> Vec<(T, std::ops::Range<usize>, KeyOffsets)> {
         let DeValue::Array(items) = value.get_ref() else {
             errors.push(self.invalid_at(
                 value.span().start,
@@ -697,7 +691,10 @@ impl Config {
         };
         items
             .iter()
-            .filter_map(|item| self.one(item, errors).map(|v| (v, item.span())))
+            .filter_map(|item| {
+                self.one(item, errors)
+                    .map(|v| (v, item.span(), key_offsets(item)))
+            })
             .collect()
     }
 
