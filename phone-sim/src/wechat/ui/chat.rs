@@ -32,6 +32,7 @@ pub fn chat_max_scroll(chat: &Chat) -> i32 {
 
 pub(super) fn chat_window(wechat: &WeChat, chat: &Chat, opts: &BuildOpts<'_>) -> Node {
     let ids = opts.ids;
+    let layout = &ids.layout.chat;
     let message_area = rect(0, ACTION_BAR_BOTTOM, SCREEN_W, BOTTOM_BAR_TOP);
     let scroll = wechat.chat_scroll.clamp(0, chat_max_scroll(chat));
 
@@ -69,51 +70,95 @@ pub(super) fn chat_window(wechat: &WeChat, chat: &Chat, opts: &BuildOpts<'_>) ->
         .with_children(vec![
             nest(vec![
                 wechat_node(FRAME_LAYOUT, "", message_area, NO_FLAGS, 2),
-                wechat_node(FRAME_LAYOUT, "bm6", message_area, NO_FLAGS, 1),
+                wechat_node(
+                    FRAME_LAYOUT,
+                    &layout.message_list_frame,
+                    message_area,
+                    NO_FLAGS,
+                    1,
+                ),
                 list,
             ]),
             wechat_node(FRAME_LAYOUT, "", message_area, FOCUSABLE, 1).at_index(1),
         ]);
-    let message_layers =
-        wechat_node(FRAME_LAYOUT, "bki", message_area, NO_FLAGS, 1).with_children(vec![
-            wechat_node(FRAME_LAYOUT, "bl0", message_area, NO_FLAGS, 7).at_index(1),
-            wechat_node(FRAME_LAYOUT, "jln", message_area, NO_FLAGS, 8).at_index(2),
-            list_frame,
-            wechat_node(FRAME_LAYOUT, "bk_", message_area, NO_FLAGS, 1)
-                .at_index(4)
-                .with_children(vec![wechat_node(
-                    IMAGE_VIEW,
-                    "bka",
-                    message_area,
-                    NO_FLAGS,
-                    1,
-                )]),
-            wechat_node(
-                LINEAR_LAYOUT,
-                "bm4",
-                rect(510, 187, SCREEN_W, 267),
-                CLICKABLE | FOCUSABLE,
-                12,
-            )
-            .at_index(5)
-            .marked_naf(),
-        ]);
+    let message_layers = wechat_node(
+        FRAME_LAYOUT,
+        &layout.message_layers,
+        message_area,
+        NO_FLAGS,
+        1,
+    )
+    .with_children(vec![
+        wechat_node(
+            FRAME_LAYOUT,
+            &layout.first_overlay,
+            message_area,
+            NO_FLAGS,
+            7,
+        )
+        .at_index(1),
+        wechat_node(
+            FRAME_LAYOUT,
+            &layout.second_overlay,
+            message_area,
+            NO_FLAGS,
+            8,
+        )
+        .at_index(2),
+        list_frame,
+        wechat_node(FRAME_LAYOUT, &layout.image_layer, message_area, NO_FLAGS, 1)
+            .at_index(4)
+            .with_children(vec![wechat_node(
+                IMAGE_VIEW,
+                &layout.image_layer_view,
+                message_area,
+                NO_FLAGS,
+                1,
+            )]),
+        wechat_node(
+            LINEAR_LAYOUT,
+            &layout.top_right_chip,
+            rect(510, 187, SCREEN_W, 267),
+            CLICKABLE | FOCUSABLE,
+            12,
+        )
+        .at_index(5)
+        .marked_naf(),
+    ]);
     let below_action_bar = rect(0, ACTION_BAR_BOTTOM, SCREEN_W, SCREEN_H);
-    let messages_and_input = wechat_node(LINEAR_LAYOUT, "bqg", below_action_bar, NO_FLAGS, 1)
-        .at_index(1)
-        .with_children(vec![
-            message_layers,
-            input_bar(chat, wechat.input_focused, ids),
-        ]);
-    let below_frame = wechat_node(FRAME_LAYOUT, "bqh", below_action_bar, NO_FLAGS, 3)
-        .at_index(1)
-        .with_children(vec![
-            wechat_node(FRAME_LAYOUT, "bls", below_action_bar, NO_FLAGS, 2),
-            messages_and_input,
-        ]);
+    let messages_and_input = wechat_node(
+        LINEAR_LAYOUT,
+        &layout.messages_and_input,
+        below_action_bar,
+        NO_FLAGS,
+        1,
+    )
+    .at_index(1)
+    .with_children(vec![
+        message_layers,
+        input_bar(chat, wechat.input_focused, ids),
+    ]);
+    let below_frame = wechat_node(
+        FRAME_LAYOUT,
+        &layout.below_action_bar,
+        below_action_bar,
+        NO_FLAGS,
+        3,
+    )
+    .at_index(1)
+    .with_children(vec![
+        wechat_node(
+            FRAME_LAYOUT,
+            &layout.below_action_bar_background,
+            below_action_bar,
+            NO_FLAGS,
+            2,
+        ),
+        messages_and_input,
+    ]);
     let chat_root = wechat_node(
         LINEAR_LAYOUT,
-        "bkb",
+        &layout.root,
         FULL_SCREEN,
         CLICKABLE | LONG_CLICKABLE | FOCUSABLE,
         1,
@@ -121,24 +166,35 @@ pub(super) fn chat_window(wechat: &WeChat, chat: &Chat, opts: &BuildOpts<'_>) ->
     .painted(Paint::Fill(CHAT_BACKGROUND))
     .on_tap(Action::Absorb)
     .with_children(vec![action_bar(chat, others_unread, opts), below_frame]);
-    app_frame(nest(vec![
-        wechat_node(LINEAR_LAYOUT, "bks", FULL_SCREEN, NO_FLAGS, 3),
-        wechat_node(FRAME_LAYOUT, "nsv", FULL_SCREEN, FOCUSABLE, 1),
-        wechat_node(FRAME_LAYOUT, "jlt", FULL_SCREEN, NO_FLAGS, 1),
-        wechat_node(RELATIVE_LAYOUT, "", FULL_SCREEN, NO_FLAGS, 1),
-        chat_root,
-    ]))
+    app_frame(
+        ids,
+        nest(vec![
+            wechat_node(LINEAR_LAYOUT, &layout.frame, FULL_SCREEN, NO_FLAGS, 3),
+            wechat_node(FRAME_LAYOUT, &layout.focus_frame, FULL_SCREEN, FOCUSABLE, 1),
+            wechat_node(
+                FRAME_LAYOUT,
+                &ids.layout.frame.page,
+                FULL_SCREEN,
+                NO_FLAGS,
+                1,
+            ),
+            wechat_node(RELATIVE_LAYOUT, "", FULL_SCREEN, NO_FLAGS, 1),
+            chat_root,
+        ]),
+    )
 }
 
 /// Back (with the unread count of the other chats beside it), the title bar, "more".
 fn action_bar(chat: &Chat, others_unread: u32, opts: &BuildOpts<'_>) -> Node {
     let ids = opts.ids;
+    let layout = &ids.layout.chat;
+    let bar_ids = &ids.layout.action_bar;
     let bar = rect(0, STATUS_BAR_BOTTOM, SCREEN_W, ACTION_BAR_BOTTOM);
     let back_area = rect(0, bar.top, 122, bar.bottom);
     let mut back = vec![
         wechat_node(
             IMAGE_VIEW,
-            "a4p",
+            &ids.chat_back,
             rect(0, bar.top, 57, bar.bottom),
             NO_FLAGS,
             1,
@@ -160,7 +216,7 @@ fn action_bar(chat: &Chat, others_unread: u32, opts: &BuildOpts<'_>) -> Node {
     }
     let up = wechat_node(
         LINEAR_LAYOUT,
-        "actionbar_up_indicator",
+        &bar_ids.up,
         back_area,
         CLICKABLE | FOCUSABLE,
         1,
@@ -196,19 +252,32 @@ fn action_bar(chat: &Chat, others_unread: u32, opts: &BuildOpts<'_>) -> Node {
     }
     let right = rect(619, bar.top, SCREEN_W, bar.bottom);
     let more = nest(vec![
-        wechat_node(LINEAR_LAYOUT, "coz", right, NO_FLAGS, 3),
-        wechat_node(LINEAR_LAYOUT, "coy", right, NO_FLAGS, 1),
+        wechat_node(LINEAR_LAYOUT, &bar_ids.actions, right, NO_FLAGS, 3),
+        wechat_node(LINEAR_LAYOUT, &bar_ids.actions_inner, right, NO_FLAGS, 1),
         wechat_node(LINEAR_LAYOUT, "", right, NO_FLAGS, 1),
         wechat_node(RELATIVE_LAYOUT, "", right, NO_FLAGS, 7),
-        wechat_node(IMAGE_VIEW, "fq", right, CLICKABLE | FOCUSABLE, 1)
-            .with_desc("更多信息")
-            .on_tap(Action::Absorb),
+        wechat_node(
+            IMAGE_VIEW,
+            &layout.more_info,
+            right,
+            CLICKABLE | FOCUSABLE,
+            1,
+        )
+        .with_desc("更多信息")
+        .on_tap(Action::Absorb),
     ]);
-    let content = wechat_node(RELATIVE_LAYOUT, "cob", bar, NO_FLAGS, 2).with_children(vec![
+    let content = wechat_node(
+        RELATIVE_LAYOUT,
+        &layout.action_bar_content,
+        bar,
+        NO_FLAGS,
+        2,
+    )
+    .with_children(vec![
         wechat_node(LINEAR_LAYOUT, "", back_area, NO_FLAGS, 1).with_children(vec![up]),
         wechat_node(
             LINEAR_LAYOUT,
-            "gp",
+            &bar_ids.title_group,
             rect(91, bar.top, 629, bar.bottom),
             NO_FLAGS,
             2,
@@ -217,8 +286,8 @@ fn action_bar(chat: &Chat, others_unread: u32, opts: &BuildOpts<'_>) -> Node {
         more,
     ]);
     nest(vec![
-        wechat_node(FRAME_LAYOUT, "ei", bar, NO_FLAGS, 4),
-        wechat_node(VIEW_GROUP, "ef", bar, NO_FLAGS, 1).on_tap(Action::Absorb),
+        wechat_node(FRAME_LAYOUT, &bar_ids.frame, bar, NO_FLAGS, 4),
+        wechat_node(VIEW_GROUP, &bar_ids.view, bar, NO_FLAGS, 1).on_tap(Action::Absorb),
         content,
     ])
 }

@@ -14,6 +14,7 @@ use super::{
     ACTION_BAR_BOTTOM, ANDROID_CONTENT, ANDROID_TEXT1, BOTTOM_BAR_TOP, BuildOpts, FULL_SCREEN,
     SCREEN_CENTRE_X, SCREEN_H, SCREEN_W, STATUS_BAR_BOTTOM,
 };
+use crate::wechat::ids::Ids;
 use crate::wechat::model::{Action, WeChat, ordered};
 
 /// The title bar's copy at the top of the list, as tall as status and action bar together.
@@ -45,11 +46,12 @@ fn title(wechat: &WeChat) -> String {
 
 pub(super) fn list_window(wechat: &WeChat, opts: &BuildOpts<'_>) -> Node {
     let ids = opts.ids;
+    let screen_ids = &ids.layout.main_screen;
     let scroll = wechat.list_scroll.min(list_max_scroll(wechat));
     let title = title(wechat);
 
     let mut list_children = Vec::new();
-    if let Some(copy) = scrolling_title_copy(&title, -scroll).clipped(&FULL_SCREEN) {
+    if let Some(copy) = scrolling_title_copy(ids, &title, -scroll).clipped(&FULL_SCREEN) {
         list_children.push(copy);
     }
     for (i, chat) in ordered(&wechat.chats).into_iter().enumerate() {
@@ -83,38 +85,60 @@ pub(super) fn list_window(wechat: &WeChat, opts: &BuildOpts<'_>) -> Node {
     let list_frame = wechat_node(FRAME_LAYOUT, "", FULL_SCREEN, NO_FLAGS, 1).with_children(vec![
         nest(vec![
             wechat_node(FRAME_LAYOUT, "", FULL_SCREEN, NO_FLAGS, 2),
-            wechat_node(RELATIVE_LAYOUT, "j99", FULL_SCREEN, NO_FLAGS, 1),
+            wechat_node(
+                RELATIVE_LAYOUT,
+                &screen_ids.list_container,
+                FULL_SCREEN,
+                NO_FLAGS,
+                1,
+            ),
             list,
         ]),
         wechat_node(FRAME_LAYOUT, "", FULL_SCREEN, FOCUSABLE, 1).at_index(1),
     ]);
     let chats_page = nest(vec![
-        wechat_node(VIEW_GROUP, "kod", FULL_SCREEN, FOCUSABLE, 1),
-        wechat_node(FRAME_LAYOUT, "jlt", FULL_SCREEN, NO_FLAGS, 1),
+        wechat_node(
+            VIEW_GROUP,
+            &screen_ids.chats_page,
+            FULL_SCREEN,
+            FOCUSABLE,
+            1,
+        ),
+        wechat_node(
+            FRAME_LAYOUT,
+            &ids.layout.frame.page,
+            FULL_SCREEN,
+            NO_FLAGS,
+            1,
+        ),
         list_frame,
     ]);
     let pages = nest(vec![
         wechat_node(FRAME_LAYOUT, ANDROID_CONTENT, FULL_SCREEN, NO_FLAGS, 1),
-        wechat_node(FRAME_LAYOUT, "g6w", FULL_SCREEN, NO_FLAGS, 1),
+        wechat_node(FRAME_LAYOUT, &screen_ids.pages, FULL_SCREEN, NO_FLAGS, 1),
         wechat_node(FRAME_LAYOUT, "", FULL_SCREEN, NO_FLAGS, 1)
             .with_children(vec![chats_page, tab_bar(ids, unread_total(wechat))]),
     ]);
-    let main_screen = wechat_node(VIEW_GROUP, "crd", FULL_SCREEN, NO_FLAGS, 1)
-        .with_children(vec![pages, action_bar(title)]);
+    let main_screen = wechat_node(VIEW_GROUP, &screen_ids.root, FULL_SCREEN, NO_FLAGS, 1)
+        .with_children(vec![pages, action_bar(ids, title)]);
     app_frame(
-        wechat_node(FRAME_LAYOUT, "huh", FULL_SCREEN, NO_FLAGS, 1).with_children(vec![main_screen]),
+        ids,
+        wechat_node(FRAME_LAYOUT, &screen_ids.frame, FULL_SCREEN, NO_FLAGS, 1)
+            .with_children(vec![main_screen]),
     )
 }
 
 /// The action bar over the list: `微信(N)` centred, search and "more" at the right.
-fn action_bar(title: String) -> Node {
+fn action_bar(ids: &Ids, title: String) -> Node {
+    let screen_ids = &ids.layout.main_screen;
+    let bar_ids = &ids.layout.action_bar;
     let bar = rect(0, STATUS_BAR_BOTTOM, SCREEN_W, ACTION_BAR_BOTTOM);
     let title_w = width_in_units(&title) * BODY_TEXT_PX;
     let (title_left, title_right) = (SCREEN_CENTRE_X - title_w / 2, SCREEN_CENTRE_X + title_w / 2);
     let title_group = nest(vec![
         wechat_node(
             RELATIVE_LAYOUT,
-            "gp",
+            &bar_ids.title_group,
             rect(139, bar.top, 581, bar.bottom),
             NO_FLAGS,
             1,
@@ -145,7 +169,7 @@ fn action_bar(title: String) -> Node {
     ]);
     let search = wechat_node(
         RELATIVE_LAYOUT,
-        "jha",
+        &screen_ids.search,
         rect(548, bar.top, 634, bar.bottom),
         CLICKABLE | LONG_CLICKABLE | FOCUSABLE,
         1,
@@ -153,14 +177,14 @@ fn action_bar(title: String) -> Node {
     .with_desc("搜索")
     .with_children(vec![wechat_node(
         IMAGE_VIEW,
-        "h5n",
+        &screen_ids.action_icon,
         rect(577, 97, 620, 140),
         NO_FLAGS,
         1,
     )]);
     let more = wechat_node(
         BUTTON,
-        "jga",
+        &screen_ids.more,
         rect(634, bar.top, SCREEN_W, bar.bottom),
         CLICKABLE | FOCUSABLE,
         2,
@@ -168,33 +192,45 @@ fn action_bar(title: String) -> Node {
     .with_desc("更多功能")
     .with_children(vec![wechat_node(
         IMAGE_VIEW,
-        "h5n",
+        &screen_ids.action_icon,
         rect(648, 97, 691, 140),
         NO_FLAGS,
         1,
     )]);
     let right_actions = rect(548, bar.top, SCREEN_W, bar.bottom);
     let right_group = nest(vec![
-        wechat_node(LINEAR_LAYOUT, "coz", right_actions, NO_FLAGS, 3),
-        wechat_node(LINEAR_LAYOUT, "coy", right_actions, NO_FLAGS, 1)
-            .with_children(vec![search, more]),
+        wechat_node(LINEAR_LAYOUT, &bar_ids.actions, right_actions, NO_FLAGS, 3),
+        wechat_node(
+            LINEAR_LAYOUT,
+            &bar_ids.actions_inner,
+            right_actions,
+            NO_FLAGS,
+            1,
+        )
+        .with_children(vec![search, more]),
     ]);
-    let content =
-        wechat_node(RELATIVE_LAYOUT, "hb", bar, CLICKABLE | FOCUSABLE, 1).with_children(vec![
-            wechat_node(
-                LINEAR_LAYOUT,
-                "actionbar_up_indicator",
-                rect(0, bar.top, 75, bar.bottom),
-                NO_FLAGS,
-                2,
-            ),
-            title_group,
-            right_group,
-        ]);
-    let bar_view = wechat_node(VIEW_GROUP, "ef", bar, CLICKABLE | FOCUSABLE, 1)
+    let content = wechat_node(
+        RELATIVE_LAYOUT,
+        &screen_ids.action_bar_content,
+        bar,
+        CLICKABLE | FOCUSABLE,
+        1,
+    )
+    .with_children(vec![
+        wechat_node(
+            LINEAR_LAYOUT,
+            &bar_ids.up,
+            rect(0, bar.top, 75, bar.bottom),
+            NO_FLAGS,
+            2,
+        ),
+        title_group,
+        right_group,
+    ]);
+    let bar_view = wechat_node(VIEW_GROUP, &bar_ids.view, bar, CLICKABLE | FOCUSABLE, 1)
         .on_tap(Action::Absorb)
         .with_children(vec![content]);
-    wechat_node(FRAME_LAYOUT, "ei", bar, NO_FLAGS, 2)
+    wechat_node(FRAME_LAYOUT, &bar_ids.frame, bar, NO_FLAGS, 2)
         .at_index(1)
         .painted(Paint::Fill(CHAT_BACKGROUND))
         .with_children(vec![bar_view])
@@ -202,7 +238,9 @@ fn action_bar(title: String) -> Node {
 
 /// The list's first child: a copy of the title bar, `top` being where it starts (negative
 /// once the list has scrolled). Its bar sits lower than the real action bar's.
-fn scrolling_title_copy(title: &str, top: i32) -> Node {
+fn scrolling_title_copy(ids: &Ids, title: &str, top: i32) -> Node {
+    let copy_ids = &ids.layout.list_title_copy;
+    let bar_ids = &ids.layout.action_bar;
     let bar = rect(0, top + 61, SCREEN_W, top + TITLE_COPY_H);
     let title_view = wechat_node(
         TEXT_VIEW,
@@ -215,7 +253,7 @@ fn scrolling_title_copy(title: &str, top: i32) -> Node {
     let title_group = nest(vec![
         wechat_node(
             RELATIVE_LAYOUT,
-            "gp",
+            &bar_ids.title_group,
             rect(216, top + 75, 504, top + 162),
             NO_FLAGS,
             2,
@@ -246,7 +284,7 @@ fn scrolling_title_copy(title: &str, top: i32) -> Node {
         ),
         wechat_node(
             IMAGE_VIEW,
-            "meb",
+            &copy_ids.search,
             rect(558, top + 79, 637, top + 158),
             CLICKABLE | FOCUSABLE,
             1,
@@ -263,7 +301,7 @@ fn scrolling_title_copy(title: &str, top: i32) -> Node {
         ),
         wechat_node(
             IMAGE_VIEW,
-            "plus_icon",
+            &copy_ids.plus,
             rect(630, top + 79, 709, top + 158),
             CLICKABLE | FOCUSABLE,
             1,
@@ -280,28 +318,34 @@ fn scrolling_title_copy(title: &str, top: i32) -> Node {
     .with_children(vec![search, plus]);
     let up = wechat_node(
         LINEAR_LAYOUT,
-        "actionbar_up_indicator",
+        &bar_ids.up,
         rect(0, top + 75, 82, top + 162),
         CLICKABLE | FOCUSABLE,
         1,
     )
     .marked_naf();
-    let bar_content = wechat_node(RELATIVE_LAYOUT, "cg7", bar, NO_FLAGS, 2).with_children(vec![
-        up,
-        title_group,
-        icons,
-    ]);
-    let bar_frame = wechat_node(FRAME_LAYOUT, "wk", bar, NO_FLAGS, 4)
+    let bar_content = wechat_node(RELATIVE_LAYOUT, &copy_ids.bar_content, bar, NO_FLAGS, 2)
+        .with_children(vec![up, title_group, icons]);
+    let bar_frame = wechat_node(FRAME_LAYOUT, &copy_ids.bar_frame, bar, NO_FLAGS, 4)
         .at_index(2)
         .with_children(vec![
-            wechat_node(FRAME_LAYOUT, "", bar, NO_FLAGS, 1)
-                .with_children(vec![wechat_node(VIEW, "wi", bar, NO_FLAGS, 1), bar_content]),
+            wechat_node(FRAME_LAYOUT, "", bar, NO_FLAGS, 1).with_children(vec![
+                wechat_node(VIEW, &copy_ids.bar_background, bar, NO_FLAGS, 1),
+                bar_content,
+            ]),
         ]);
     let whole = rect(0, top, SCREEN_W, top + TITLE_COPY_H);
     let inner = wechat_node(RELATIVE_LAYOUT, "", whole, NO_FLAGS, 1).with_children(vec![
-        wechat_node(FRAME_LAYOUT, "cvn", whole, NO_FLAGS, 3),
+        wechat_node(FRAME_LAYOUT, &copy_ids.frame, whole, NO_FLAGS, 3),
         bar_frame,
-        wechat_node(VIEW, "gw5", rect(315, top + 67, 405, top + 85), NO_FLAGS, 2).at_index(3),
+        wechat_node(
+            VIEW,
+            &copy_ids.handle,
+            rect(315, top + 67, 405, top + 85),
+            NO_FLAGS,
+            2,
+        )
+        .at_index(3),
     ]);
     wechat_node(RELATIVE_LAYOUT, "", whole, LONG_CLICKABLE, 1)
         .at_index(0)

@@ -38,6 +38,7 @@ pub(super) fn conversation_row(
     drawing_order: u32,
 ) -> Node {
     let ids = opts.ids;
+    let layout = &ids.layout.conversation_row;
     let last = chat.messages.last();
     let time = last.map(|m| opts.clock.row_time(m.ts)).unwrap_or_default();
     let time_left = TEXT_RIGHT - width_in_units(&time) * TIME_TEXT_PX;
@@ -66,7 +67,7 @@ pub(super) fn conversation_row(
     let mut avatar_box = vec![
         wechat_node(
             IMAGE_VIEW,
-            "a_4",
+            &ids.row_avatar,
             rect(29, y + 21, 115, y + 107),
             NO_FLAGS,
             1,
@@ -139,7 +140,7 @@ pub(super) fn conversation_row(
 
     let title_line = wechat_node(
         LINEAR_LAYOUT,
-        "o4k",
+        &layout.title_line,
         rect(TEXT_LEFT, title_top, TEXT_RIGHT, title_bottom),
         NO_FLAGS,
         1,
@@ -147,7 +148,7 @@ pub(super) fn conversation_row(
     .with_children(vec![
         wechat_node(
             LINEAR_LAYOUT,
-            "ual",
+            &layout.title_box,
             rect(TEXT_LEFT, title_top, title_right, title_bottom),
             NO_FLAGS,
             2,
@@ -195,7 +196,7 @@ pub(super) fn conversation_row(
             .with_children(vec![title_line, preview_line]),
         wechat_node(
             VIEW,
-            "d0v",
+            &layout.separator,
             rect(TEXT_LEFT, y + ROW_H - 1, SCREEN_W, y + ROW_H),
             NO_FLAGS,
             2,
@@ -223,7 +224,7 @@ pub(super) fn conversation_row(
     .on_tap(Action::OpenChat(chat.name.clone()))
     .painted(Paint::Fill(if chat.pinned { BAR_GREY } else { WHITE }))
     .with_children(vec![
-        wechat_node(LINEAR_LAYOUT, "cj0", whole, FOCUSABLE, 1)
+        wechat_node(LINEAR_LAYOUT, &ids.row_container, whole, FOCUSABLE, 1)
             .with_children(vec![avatar_column, text_column]),
     ])
 }

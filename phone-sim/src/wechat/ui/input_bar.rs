@@ -22,6 +22,7 @@ const FIELD_COLUMN_LEFT: i32 = 72;
 const EDIT_LEFT: i32 = 86;
 
 pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
+    let layout = &ids.layout.input_bar;
     let has_text = !chat.draft.is_empty();
     // With text the send button is wider than the "+" button it replaces, so the field's
     // column and the slot at the right both start further left.
@@ -42,9 +43,9 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
     let field = rect(EDIT_LEFT, FIELD_TOP, edit_right, FIELD_BOTTOM);
     // The real dump has the input id twice: on a FrameLayout and on the EditText inside it.
     let edit_box = nest(vec![
-        wechat_node(SCROLL_VIEW, "o4q", field, FOCUSABLE, 1),
+        wechat_node(SCROLL_VIEW, &layout.field_scroll, field, FOCUSABLE, 1),
         wechat_node(LINEAR_LAYOUT, "", field, NO_FLAGS, 1),
-        wechat_node(LINEAR_LAYOUT, "d9e", field, NO_FLAGS, 2),
+        wechat_node(LINEAR_LAYOUT, &layout.field_box, field, NO_FLAGS, 2),
         wechat_node(FRAME_LAYOUT, &ids.input, field, NO_FLAGS, 2),
         edit,
     ]);
@@ -56,11 +57,17 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
     let dictate_area = rect(field_right - 76, ICON_TOP, voice_area.right, ICON_BOTTOM);
     let dictate = nest(vec![
         wechat_node(LINEAR_LAYOUT, "", dictate_area, NO_FLAGS, 2).at_index(1),
-        wechat_node(FRAME_LAYOUT, "u8o", dictate_area, NO_FLAGS, 3),
+        wechat_node(
+            FRAME_LAYOUT,
+            &layout.dictate_frame,
+            dictate_area,
+            NO_FLAGS,
+            3,
+        ),
         wechat_node(FRAME_LAYOUT, "", dictate_area, NO_FLAGS, 1),
         wechat_node(
             FRAME_LAYOUT,
-            "ued",
+            &layout.dictate,
             rect(field_right - 87, BUTTON_TOP, field_right - 7, BUTTON_BOTTOM),
             CLICKABLE | FOCUSABLE,
             1,
@@ -68,19 +75,25 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
         .with_desc("听写")
         .on_tap(Action::Absorb),
     ]);
-    let voice_and_dictate = wechat_node(FRAME_LAYOUT, "smr", voice_area, NO_FLAGS, 2)
-        .at_index(1)
-        .with_children(vec![voice_hint, dictate]);
+    let voice_and_dictate = wechat_node(
+        FRAME_LAYOUT,
+        &layout.voice_and_dictate,
+        voice_area,
+        NO_FLAGS,
+        2,
+    )
+    .at_index(1)
+    .with_children(vec![voice_hint, dictate]);
     let field_column = nest(vec![
         wechat_node(
             LINEAR_LAYOUT,
-            "tgm",
+            &layout.field_column,
             rect(FIELD_COLUMN_LEFT, FIELD_TOP, field_right, FIELD_BOTTOM),
             NO_FLAGS,
             2,
         )
         .at_index(1),
-        wechat_node(RELATIVE_LAYOUT, "o44", field, NO_FLAGS, 1)
+        wechat_node(RELATIVE_LAYOUT, &layout.field_group, field, NO_FLAGS, 1)
             .with_children(vec![edit_box, voice_and_dictate]),
     ]);
     let voice_toggle = nest(vec![
@@ -100,7 +113,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
         ),
         wechat_node(
             IMAGE_BUTTON,
-            "bpe",
+            &layout.voice_toggle,
             rect(3, BUTTON_TOP, 83, BUTTON_BOTTOM),
             CLICKABLE | FOCUSABLE,
             2,
@@ -120,7 +133,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
     .with_children(vec![
         wechat_node(
             IMAGE_BUTTON,
-            "bqr",
+            &layout.emoji,
             rect(field_right - 11, BUTTON_TOP, more_left + 11, BUTTON_BOTTOM),
             CLICKABLE | FOCUSABLE,
             1,
@@ -146,7 +159,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
         vec![
             wechat_node(
                 IMAGE_BUTTON,
-                "bjz",
+                &layout.more,
                 rect(637, BUTTON_TOP, 717, BUTTON_BOTTOM),
                 CLICKABLE | FOCUSABLE,
                 1,
@@ -156,7 +169,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
             .painted(Paint::Avatar),
             wechat_node(
                 IMAGE_VIEW,
-                "bk0",
+                &layout.more_dot,
                 rect(692, ICON_TOP, 706, 1543),
                 NO_FLAGS,
                 2,
@@ -165,14 +178,14 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
         ]
     };
     let slot = rect(more_left, FIELD_TOP, SCREEN_W, FIELD_BOTTOM);
-    let more_slot = wechat_node(LINEAR_LAYOUT, "bqn", slot, NO_FLAGS, 4)
+    let more_slot = wechat_node(LINEAR_LAYOUT, &layout.more_slot, slot, NO_FLAGS, 4)
         .at_index(3)
         .with_children(vec![
             wechat_node(RELATIVE_LAYOUT, "", slot, NO_FLAGS, 2).with_children(more_or_send),
         ]);
     let controls = wechat_node(
         LINEAR_LAYOUT,
-        "qhl",
+        &layout.controls,
         rect(0, BOTTOM_BAR_TOP + 1, SCREEN_W, FIELD_BOTTOM),
         NO_FLAGS,
         2,
@@ -181,14 +194,20 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
     let bar = rect(0, BOTTOM_BAR_TOP, SCREEN_W, SCREEN_H);
     let controls_band = rect(0, BOTTOM_BAR_TOP, SCREEN_W, FIELD_BOTTOM);
     nest(vec![
-        wechat_node(FRAME_LAYOUT, "k52", bar, NO_FLAGS, 2)
+        wechat_node(FRAME_LAYOUT, &layout.frame, bar, NO_FLAGS, 2)
             .at_index(1)
             .painted(Paint::Fill(BAR_GREY))
             .on_tap(Action::Absorb),
-        wechat_node(RELATIVE_LAYOUT, "bfp", bar, NO_FLAGS, 1),
-        wechat_node(LINEAR_LAYOUT, "bl8", bar, NO_FLAGS, 2).at_index(1),
-        wechat_node(LINEAR_LAYOUT, "slj", controls_band, NO_FLAGS, 1),
-        wechat_node(LINEAR_LAYOUT, "bl9", controls_band, NO_FLAGS, 1),
+        wechat_node(RELATIVE_LAYOUT, &layout.container, bar, NO_FLAGS, 1),
+        wechat_node(LINEAR_LAYOUT, &layout.column, bar, NO_FLAGS, 2).at_index(1),
+        wechat_node(LINEAR_LAYOUT, &layout.band, controls_band, NO_FLAGS, 1),
+        wechat_node(
+            LINEAR_LAYOUT,
+            &layout.band_inner,
+            controls_band,
+            NO_FLAGS,
+            1,
+        ),
         controls,
     ])
 }

@@ -18,6 +18,7 @@ const LABEL_BOTTOM: i32 = 1597;
 const BADGE_SIZE: i32 = 32;
 
 pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
+    let layout = &ids.layout.tab_bar;
     let tabs = LABELS
         .iter()
         .enumerate()
@@ -28,7 +29,7 @@ pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
             let mut icon_box = vec![
                 wechat_node(
                     IMAGE_VIEW,
-                    "h6y",
+                    &layout.icon,
                     rect(left + 65, ICON_TOP, left + 115, LABEL_TOP),
                     NO_FLAGS,
                     1,
@@ -66,7 +67,7 @@ pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
             .painted(Paint::Text(colour));
             let icon_and_label = wechat_node(
                 LINEAR_LAYOUT,
-                "h5y",
+                &layout.icon_and_label,
                 rect(left, ICON_TOP, left + TAB_W, LABEL_BOTTOM),
                 NO_FLAGS,
                 1,
@@ -84,7 +85,7 @@ pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
             ]);
             wechat_node(
                 RELATIVE_LAYOUT,
-                "nvt",
+                &layout.tab,
                 rect(left, BOTTOM_BAR_TOP, left + TAB_W, SCREEN_H),
                 CLICKABLE | FOCUSABLE,
                 i as u32 + 1,
@@ -94,7 +95,7 @@ pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
         })
         .collect();
     let bar = rect(0, BOTTOM_BAR_TOP, SCREEN_W, SCREEN_H);
-    wechat_node(RELATIVE_LAYOUT, "huj", bar, NO_FLAGS, 2)
+    wechat_node(RELATIVE_LAYOUT, &layout.bar, bar, NO_FLAGS, 2)
         .at_index(1)
         .painted(Paint::Fill(BAR_GREY))
         .on_tap(Action::Absorb)
