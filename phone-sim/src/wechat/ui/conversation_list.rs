@@ -18,10 +18,12 @@ use crate::wechat::ids::Ids;
 use crate::wechat::model::{Action, WeChat, ordered};
 
 /// The title bar's copy at the top of the list, as tall as status and action bar together.
-const TITLE_COPY_H: i32 = 162;
-/// The real list numbers its first visible row 12 and draws it 15th; later rows follow on.
-const FIRST_ROW_INDEX: u32 = 12;
-const FIRST_ROW_DRAWING_ORDER: u32 = 15;
+const TITLE_COPY_H: i32 = ACTION_BAR_BOTTOM;
+/// The real list does not number its rows from 0: a row's `index` and `drawing-order` are
+/// these plus the number of children before it (the title copy counts), so that the first
+/// row under the title copy is index 13, drawn 16th, as in the real dump.
+const ROW_INDEX_BASE: u32 = 12;
+const ROW_DRAWING_ORDER_BASE: u32 = 15;
 
 pub fn list_max_scroll(wechat: &WeChat) -> i32 {
     (TITLE_COPY_H + ROW_H * wechat.chats.len() as i32 - BOTTOM_BAR_TOP).max(0)
@@ -64,8 +66,8 @@ pub(super) fn list_window(wechat: &WeChat, opts: &BuildOpts<'_>) -> Node {
             chat,
             y,
             opts,
-            FIRST_ROW_INDEX + shown,
-            FIRST_ROW_DRAWING_ORDER + shown,
+            ROW_INDEX_BASE + shown,
+            ROW_DRAWING_ORDER_BASE + shown,
         );
         if let Some(row) = row.clipped(&FULL_SCREEN) {
             list_children.push(row);
@@ -135,6 +137,7 @@ fn action_bar(ids: &Ids, title: String) -> Node {
     let bar = rect(0, STATUS_BAR_BOTTOM, SCREEN_W, ACTION_BAR_BOTTOM);
     let title_w = width_in_units(&title) * BODY_TEXT_PX;
     let (title_left, title_right) = (SCREEN_CENTRE_X - title_w / 2, SCREEN_CENTRE_X + title_w / 2);
+    let (text_top, text_bottom) = (98, 140);
     let title_group = nest(vec![
         wechat_node(
             RELATIVE_LAYOUT,
@@ -153,14 +156,14 @@ fn action_bar(ids: &Ids, title: String) -> Node {
         wechat_node(
             LINEAR_LAYOUT,
             "",
-            rect(title_left, 98, title_right, 140),
+            rect(title_left, text_top, title_right, text_bottom),
             NO_FLAGS,
             1,
         ),
         wechat_node(
             TEXT_VIEW,
             ANDROID_TEXT1,
-            rect(title_left, 98, title_right, 140),
+            rect(title_left, text_top, title_right, text_bottom),
             NO_FLAGS,
             1,
         )
