@@ -295,7 +295,7 @@ impl SimControl {
                                 text: t.text.clone(),
                             }),
                             Some(av) => {
-                                let own = av.bounds.l > ui::SCREEN_W / 2;
+                                let own = av.bounds.left > ui::SCREEN_W / 2;
                                 let sender = if own {
                                     None
                                 } else {

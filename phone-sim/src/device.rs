@@ -431,7 +431,10 @@ mod tests {
         for w in d.windows() {
             w.walk(&mut |n| {
                 if hit.is_none() && n.id.ends_with(&format!("/{id}")) {
-                    hit = Some(((n.bounds.l + n.bounds.r) / 2, (n.bounds.t + n.bounds.b) / 2));
+                    hit = Some((
+                        (n.bounds.left + n.bounds.right) / 2,
+                        (n.bounds.top + n.bounds.bottom) / 2,
+                    ));
                 }
             });
         }
@@ -568,7 +571,10 @@ mod tests {
         for w in d.windows() {
             w.walk(&mut |n| {
                 if n.class == "android.widget.Button" && n.text == "取消" {
-                    btn = Some(((n.bounds.l + n.bounds.r) / 2, (n.bounds.t + n.bounds.b) / 2));
+                    btn = Some((
+                        (n.bounds.left + n.bounds.right) / 2,
+                        (n.bounds.top + n.bounds.bottom) / 2,
+                    ));
                 }
             });
         }

@@ -3,15 +3,24 @@
 //! control API.
 //!
 //! Layout:
-//! - [`adb`]: the device side of the ADB protocol (packets, streams, shell, sync).
-//! - [`cmd`]: the phone's shell: line parsing and pipelines in `cmd/mod.rs`, one file per
-//!   command family (`uiautomator`, `screencap`, `input`, `am`, `dumpsys`, `logcat`, …).
-//! - [`device`]: one phone's state (file system, properties, clock, logs, counters).
-//! - [`wechat`]: the WeChat model, its view tree, dumps and screenshots.
+//! - [`adb`]: the device side of the ADB protocol (packets, transport, shell and sync services).
+//! - [`cmd`]: the phone's shell: `cmd/mod.rs` parses a line and runs its pipelines, one file
+//!   per command family (`uiautomator`, `screencap`, `input`, `am`, `dumpsys`, `logcat`,
+//!   `settings`, `ime`, `pm`, text tools, files, system facts, shell builtins).
+//! - [`device`]: one phone's state (file system, properties, settings, clock, logs, counters)
+//!   and what a tap, swipe or key does to it.
+//! - [`wechat`]: the WeChat model, its view tree (`wechat/ui/`, one file per part of the
+//!   screen), the resource ids read from data, dumps and screenshots.
+//! - [`clock`]: the phone's clock and WeChat's relative time formats.
+//! - [`fs`]: the in-memory file system behind `cat`, `ls`, dump files, push and pull.
 //! - [`control`]: [`SimControl`] and the HTTP routes over it.
 //! - [`scenario`]: the chats a phone starts with.
 //!
+//! Data beside the code: `phone-sim/layouts/` holds the resource ids of the views WeChat nests
+//! its roles in (the roles themselves come from `ui-maps/`).
+//!
 //! Start one with [`start`]; the returned [`SimHandle`] knows its addresses and shuts it down.
+//! The binary (`main.rs`) runs one until SIGINT or SIGTERM.
 
 pub mod adb;
 pub mod clock;
@@ -61,7 +70,8 @@ pub struct SimConfig {
     /// What `dumpsys package com.tencent.mm` reports; ≥ 8.0.55 hides the view tree.
     pub wechat_version: String,
     pub attrs: AttrSet,
-    /// Put the chat's name in the title bar (`obn`); real 8.0.x dumps leave it out.
+    /// Put the chat's name in the title bar (the map's `chat_title`); real 8.0.x dumps leave
+    /// it out.
     pub title_text: bool,
     /// A UI map other than the bundled `ui-maps/wechat-8.0.toml`.
     pub ui_map: Option<PathBuf>,

@@ -92,7 +92,7 @@ fn write_node(out: &mut String, node: &Node, index: u32, depth: usize, set: Attr
     attr(
         out,
         "bounds",
-        &format!("[{},{}][{},{}]", r.l, r.t, r.r, r.b),
+        &format!("[{},{}][{},{}]", r.left, r.top, r.right, r.bottom),
     );
     if pretty {
         attr(out, "drawing-order", &node.drawing_order.to_string());

@@ -1,10 +1,14 @@
 //! The WeChat model.
 //!
 //! - [`model`]: chats, messages, the current screen, input focus, pop-ups, notifications.
-//! - [`ui`]: the view tree built from the model (geometry and ids copied from real dumps).
+//! - [`ui`]: the view tree built from the model (geometry copied from real dumps), one file
+//!   per part of the screen.
 //! - [`dump`]: uiautomator XML from that tree.
 //! - [`render`]: PNG screenshots from that tree.
-//! - [`ids`]: role ids read from the UI map.
+//! - [`ids`]: every resource id in that tree, from data: roles from the UI map
+//!   (`ui-maps/`), the views around them from the sim's layout file (`phone-sim/layouts/`).
+//!
+//! Also here: [`hides_tree`], the version from which WeChat hides its tree from uiautomator.
 
 pub mod dump;
 pub mod ids;

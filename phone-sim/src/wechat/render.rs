@@ -5,7 +5,8 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder};
 
 use super::ui::{
-    Node, Rect, Role, SCREEN_H, SCREEN_W, SYSTEMUI_PKG, TEXT_DARK, UPSLIDE_PKG, units, wrap,
+    Node, Paint, Rect, SCREEN_H, SCREEN_W, SYSTEMUI_PKG, TEXT_DARK, UPSLIDE_PKG, WECHAT_GREEN,
+    WHITE, width_in_units, wrap,
 };
 
 struct Canvas {
@@ -22,8 +23,8 @@ impl Canvas {
     }
 
     fn fill(&mut self, r: Rect, color: u32) {
-        let (l, t) = (r.l.clamp(0, SCREEN_W), r.t.clamp(0, SCREEN_H));
-        let (rr, bb) = (r.r.clamp(0, SCREEN_W), r.b.clamp(0, SCREEN_H));
+        let (l, t) = (r.left.clamp(0, SCREEN_W), r.top.clamp(0, SCREEN_H));
+        let (rr, bb) = (r.right.clamp(0, SCREEN_W), r.bottom.clamp(0, SCREEN_H));
         let c = rgb(color);
         for y in t..bb {
             let row = (y * SCREEN_W) as usize * 3;
@@ -45,15 +46,15 @@ impl Canvas {
         color: u32,
     ) {
         for (i, line) in wrap(text, cap).iter().enumerate() {
-            let w = (units(line) * 13).min(max_w);
+            let w = (width_in_units(line) * 13).min(max_w);
             if w > 0 {
                 let top = y + i as i32 * line_h + line_h / 4;
                 self.fill(
                     Rect {
-                        l: x,
-                        t: top,
-                        r: x + w,
-                        b: top + line_h / 2,
+                        left: x,
+                        top,
+                        right: x + w,
+                        bottom: top + line_h / 2,
                     },
                     color,
                 );
@@ -68,38 +69,38 @@ fn rgb(c: u32) -> [u8; 3] {
 
 fn paint(canvas: &mut Canvas, node: &Node) {
     let r = node.bounds;
-    match node.role {
-        Role::None => {}
-        Role::Fill(c) => canvas.fill(r, c),
-        Role::Avatar => canvas.fill(r, 0xB8C4D6),
-        Role::Dot => canvas.fill(r, 0xFA5151),
-        Role::Badge => {
+    match node.paint {
+        Paint::None => {}
+        Paint::Fill(c) => canvas.fill(r, c),
+        Paint::Avatar => canvas.fill(r, 0xB8C4D6),
+        Paint::Dot => canvas.fill(r, 0xFA5151),
+        Paint::Badge => {
             canvas.fill(r, 0xFA5151);
             canvas.fill(
                 Rect {
-                    l: r.l + 8,
-                    t: r.t + r.h() / 3,
-                    r: r.r - 8,
-                    b: r.b - r.h() / 3,
+                    left: r.left + 8,
+                    top: r.top + r.height() / 3,
+                    right: r.right - 8,
+                    bottom: r.bottom - r.height() / 3,
                 },
-                0xFFFFFF,
+                WHITE,
             );
         }
-        Role::Text(c) => {
+        Paint::Text(c) => {
             // Labels do not wrap: one bar per explicit line, centred in short views.
             let lines = node.text.split('\n').count().max(1) as i32;
-            let line_h = (r.h() / lines).clamp(16, 42);
-            let top = r.t + (r.h() - line_h * lines) / 2;
-            canvas.text_bars(&node.text, (r.l, top), r.w(), line_h, i32::MAX, c);
+            let line_h = (r.height() / lines).clamp(16, 42);
+            let top = r.top + (r.height() - line_h * lines) / 2;
+            canvas.text_bars(&node.text, (r.left, top), r.width(), line_h, i32::MAX, c);
         }
-        Role::Bubble(c) => {
+        Paint::Bubble(c) => {
             canvas.fill(r, c);
-            let cap = ((r.w() - 56) / 14).max(1);
-            let text_color = if c == 0x07C160 { 0xFFFFFF } else { TEXT_DARK };
+            let cap = ((r.width() - 56) / 14).max(1);
+            let text_color = if c == WECHAT_GREEN { WHITE } else { TEXT_DARK };
             canvas.text_bars(
                 &node.text,
-                (r.l + 28, r.t + 14),
-                r.w() - 56,
+                (r.left + 28, r.top + 14),
+                r.width() - 56,
                 41,
                 cap.max(2),
                 text_color,

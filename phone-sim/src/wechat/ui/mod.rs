@@ -1,0 +1,111 @@
+//! The view tree of the screen, built from the model. Dumps, taps and screenshots all read
+//! this one tree, so what a reader sees, where a tap lands and what a screenshot shows agree.
+//!
+//! Geometry and nesting are copied from the real 8.0.x dumps in `fixtures/real-dumps/`
+//! (720×1608, status bar to 76 px, action bar to 162, tab or input bar from 1507); resource
+//! ids come from [`Ids`].
+//!
+//! - `node`: [`Node`], [`Rect`], how a node is [`Paint`]ed, and the builders every screen uses.
+//! - `text`: text widths in units (ASCII 1, CJK 2), wrapping, WeChat's trailing `…`.
+//! - `frame`: the frame every WeChat screen sits in.
+//! - `conversation_list`: the 微信 tab: action bar, list (with its scrolling title copy).
+//! - `conversation_row`: one row of that list: avatar, unread badge or dot, title, time, preview.
+//! - `tab_bar`: the bottom tabs of the main screen, with the unread total.
+//! - `chat`: a chat (`ChattingUI`): action bar, message list, scrolling.
+//! - `message_row`: one message (own, others', a group member's) or system line, and time
+//!   dividers.
+//! - `input_bar`: the chat's bottom bar: voice, text field, emoji, more or send.
+//! - `dialog`: a pop-up over WeChat.
+//! - `system`: what is not WeChat's: status bar, gesture bar, launcher; and the single node a
+//!   hidden tree shows.
+
+mod chat;
+mod conversation_list;
+mod conversation_row;
+mod dialog;
+mod frame;
+mod input_bar;
+mod message_row;
+mod node;
+mod system;
+mod tab_bar;
+mod text;
+
+pub use chat::chat_max_scroll;
+pub use conversation_list::list_max_scroll;
+pub use node::{
+    BAR_GREY, CHAT_BACKGROUND, Node, OWN_BUBBLE_GREEN, Paint, Rect, TEXT_DARK, TEXT_GREY,
+    WECHAT_GREEN, WHITE, rect,
+};
+pub use system::hidden_app_window;
+pub use text::{width_in_units, wrap};
+
+use super::ids::Ids;
+use super::model::{Action, Screen, WeChat};
+use crate::clock::Clock;
+
+pub const SCREEN_W: i32 = 720;
+pub const SCREEN_H: i32 = 1608;
+pub const STATUS_BAR_BOTTOM: i32 = 76;
+pub const ACTION_BAR_BOTTOM: i32 = 162;
+/// Where the tab bar (on the list) or the input bar (in a chat) begins.
+pub const BOTTOM_BAR_TOP: i32 = 1507;
+const SCREEN_CENTRE_X: i32 = SCREEN_W / 2;
+const FULL_SCREEN: Rect = rect(0, 0, SCREEN_W, SCREEN_H);
+
+/// Which app owns a window; a dump lists windows of each.
+pub const WECHAT_PKG: &str = "com.tencent.mm";
+pub const SYSTEMUI_PKG: &str = "com.android.systemui";
+/// vivo's gesture bar at the bottom edge.
+pub const UPSLIDE_PKG: &str = "com.vivo.upslide";
+/// vivo's home screen.
+pub const LAUNCHER_PKG: &str = "com.bbk.launcher2";
+
+/// Android's own ids inside WeChat's windows: the framework's, not WeChat's, so no UI map
+/// names them and they do not change between WeChat builds.
+const ANDROID_CONTENT: &str = "android:id/content";
+const ANDROID_TEXT1: &str = "android:id/text1";
+
+pub struct BuildOpts<'a> {
+    pub ids: &'a Ids,
+    pub clock: &'a Clock,
+    /// Put the chat's name in the title bar; real 8.0.x dumps leave it out.
+    pub title_text: bool,
+}
+
+/// Every window on screen, bottom first: status bar, the app (or launcher), pop-up, gesture bar.
+pub fn build_windows(wechat: &WeChat, opts: &BuildOpts<'_>) -> Vec<Node> {
+    let mut windows = vec![system::status_bar(opts.clock)];
+    if wechat.foreground {
+        windows.push(match &wechat.screen {
+            Screen::List => conversation_list::list_window(wechat, opts),
+            Screen::Chat(name) => match wechat.chat(name) {
+                Some(chat) => chat::chat_window(wechat, chat, opts),
+                None => conversation_list::list_window(wechat, opts),
+            },
+        });
+        if let Some(popup) = &wechat.popup {
+            windows.push(dialog::dialog_window(popup));
+        }
+    } else {
+        windows.push(system::launcher_window());
+    }
+    windows.push(system::gesture_bar());
+    windows
+}
+
+/// The action the topmost view under (x, y) takes: the last match in pre-order wins,
+/// because later siblings and later windows are drawn over earlier ones.
+pub fn hit_test(windows: &[Node], x: i32, y: i32) -> Option<Action> {
+    let mut found = None;
+    for window in windows {
+        window.walk(&mut |node| {
+            if node.bounds.contains(x, y)
+                && let Some(action) = &node.action
+            {
+                found = Some(action.clone());
+            }
+        });
+    }
+    found
+}
