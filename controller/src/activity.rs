@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use tapwire_device_agent::agent::DeviceStatus;
+use tapwire_device_agent::prepare::PrepareReport;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "activity", rename_all = "snake_case")]
@@ -27,5 +28,10 @@ pub enum Activity {
     Device {
         device: String,
         status: DeviceStatus,
+    },
+    /// The phone was made readable before its actor started (`prepare`).
+    Prepared {
+        device: String,
+        report: PrepareReport,
     },
 }

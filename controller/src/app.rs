@@ -26,6 +26,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Adapter(#[from] AdapterError),
+    #[error("nothing could be started:\n{0}")]
+    NothingStarted(String),
 }
 
 /// A running controller.
@@ -97,8 +99,25 @@ impl App {
             formats,
         ));
         let runtime = Runtime::start(store, config.router(fallback), handlers, &config.queue);
+        // A phone that cannot be driven (hidden tree, TalkBack, unplugged) must not keep
+        // the others and the platforms from running; it is said why, and `run` goes on.
+        let mut refused = Vec::new();
+        let count = adapters.len();
         for adapter in adapters {
-            runtime.start_adapter(adapter).await?;
+            let name = adapter.name().to_string();
+            if let Err(error) = runtime.start_adapter(adapter).await {
+                tracing::error!(adapter = %name, "{error}");
+                refused.push(error);
+            }
+        }
+        if count > 0 && refused.len() == count {
+            return Err(AppError::NothingStarted(
+                refused
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ));
         }
         runtime.recover().await?;
 

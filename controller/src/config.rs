@@ -507,6 +507,11 @@ impl Config {
                     format!("phone {:?} is declared twice", phone.serial),
                 ));
             }
+            if let Err(error) = phone.pacing.check() {
+                errors.push(
+                    self.invalid_at(span.start, format!("phone {:?}: {error}", phone.serial)),
+                );
+            }
         }
         for admin in &self.permissions.admins {
             if !admin.get_ref().contains(':') {

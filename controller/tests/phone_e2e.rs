@@ -181,7 +181,7 @@ async fn problems_the_user_must_fix_are_explained() {
         &adb.addr(),
         &hidden.serial,
         &db,
-        &["hides its screen", "TalkBack"],
+        &["hides its screen", "Accessibility Suite", "vision mode"],
     );
 
     let unknown = phone(&adb, with_version("9.1.0")).await;
@@ -189,7 +189,7 @@ async fn problems_the_user_must_fix_are_explained() {
         &adb.addr(),
         &unknown.serial,
         &db,
-        &["9.1.0", "tapwire dump"],
+        &["9.1.0", "tapwire dump", "tapwire map draft"],
     );
 
     // A phone that went away: adb keeps it listed as offline.

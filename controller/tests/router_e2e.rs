@@ -32,7 +32,7 @@ fn incoming(chat: &str, text: &str) -> IncomingMessage {
 fn write_config(dir: &Path, adb: &AdbServer, serial: &str, plugins: &Path, body: &str) -> PathBuf {
     let path = dir.join("tapwire.toml");
     let text = format!(
-        "[storage]\npath = {db:?}\n[plugins]\ndir = {plugins:?}\n[[phones]]\nserial = {serial:?}\nadb_server = {adb:?}\npoll_ms = 50\n{body}",
+        "[storage]\npath = {db:?}\n[plugins]\ndir = {plugins:?}\n[[phones]]\nserial = {serial:?}\nadb_server = {adb:?}\npoll_ms = 50\npacing = {{ enabled = false }}\n{body}",
         db = dir.join("t.db").to_string_lossy(),
         plugins = plugins.to_string_lossy(),
         adb = adb.addr(),

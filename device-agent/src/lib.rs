@@ -11,6 +11,11 @@
 //!   modules above), a vision reader (screenshots and OCR) goes beside it;
 //! - [`tail`]: which messages on a chat screen are new, by aligning the conversation's
 //!   remembered tail (its watermark) with what the screen shows;
+//! - [`doctor`]: what a phone needs before `run` can drive it, each check with its fix;
+//! - [`prepare`]: bringing WeChat's hidden tree back (a trusted accessibility service,
+//!   animations off), recorded on the phone so that `restore` undoes exactly that;
+//! - [`pacing`]: when a reply may go out, at a person's pace (typing time, gaps, an
+//!   hourly cap per chat, quiet hours);
 //! - [`input`]: typing text into the focused field (ADB keyboard, clipboard, `input text`);
 //! - [`agent`]: the actor, one per phone, that owns the transport and puts the rest
 //!   together. `agent/mod.rs` holds what the controller sees (configuration, errors, the
@@ -21,8 +26,11 @@
 //!   `agent/send.rs` types replies and checks they went out.
 
 pub mod agent;
+pub mod doctor;
 pub mod dump;
 pub mod input;
+pub mod pacing;
+pub mod prepare;
 pub mod reader;
 pub mod screen;
 pub mod tail;

@@ -185,11 +185,7 @@ pub fn read_screen(dump: &Dump, map: &UiMap) -> ScreenReading {
         reading.kind = ScreenKind::NotWechat;
         return reading;
     }
-    let hidden = wechat_windows.iter().all(|w| {
-        let node = dump.node(*w);
-        node.children.is_empty() && node.bounds.is_empty()
-    });
-    if hidden {
+    if window_hidden(dump, &wechat_windows) {
         reading.kind = ScreenKind::HiddenTree;
         return reading;
     }
@@ -472,4 +468,40 @@ pub fn read_screen_any(dump: &Dump, maps: &crate::uimap::UiMaps) -> Option<Scree
             let items = reading.chat.as_ref().map_or(0, |c| c.messages.len());
             (recognised, rows + items)
         })
+}
+
+/// Whether an app's windows in a dump show its tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TreeVisibility {
+    Visible,
+    /// WeChat ≥ 8.0.55 without accessibility in use: one empty node where its tree was.
+    Hidden,
+    /// The app has no window in the dump (it is not in front).
+    NoWechat,
+}
+
+/// Whether `package`'s windows in `dump` hold its tree, independent of any UI map.
+pub fn tree_visibility(dump: &Dump, package: &str) -> TreeVisibility {
+    let windows: Vec<NodeId> = dump
+        .windows()
+        .iter()
+        .copied()
+        .filter(|w| *dump.node(*w).package == *package)
+        .collect();
+    if windows.is_empty() {
+        TreeVisibility::NoWechat
+    } else if window_hidden(dump, &windows) {
+        TreeVisibility::Hidden
+    } else {
+        TreeVisibility::Visible
+    }
+}
+
+/// The hidden-tree sign: every window of the app is one node with empty bounds.
+fn window_hidden(dump: &Dump, windows: &[NodeId]) -> bool {
+    windows.iter().all(|w| {
+        let node = dump.node(*w);
+        node.children.is_empty() && node.bounds.is_empty()
+    })
 }

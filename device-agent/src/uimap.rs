@@ -22,7 +22,7 @@ pub enum UiMapError {
     #[error("UI map {path} is invalid: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error(
-        "no UI map in {dir} covers WeChat {version}; known ranges: {known}. Capture a screen with `tapwire dump` and add a map for this version"
+        "no UI map in {dir} covers WeChat {version}; known ranges: {known}. Save the conversation list and a chat with `tapwire dump --out dumps`, then draft a map with `tapwire map draft --from dumps --out {dir}/wechat-{version}.toml`"
     )]
     UnknownVersion {
         version: Version,
@@ -306,7 +306,7 @@ impl UiMap {
 }
 
 /// All maps found in a directory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct UiMaps {
     dir: PathBuf,
     maps: Vec<UiMap>,

@@ -18,6 +18,8 @@ use tapwire_device_agent::agent::{
     self, AgentConfig, AgentError, AgentStats, Batch, DeviceStatus, Outbound, PhoneAgent,
     PhoneMessage, SendOutcome, Sink,
 };
+use tapwire_device_agent::pacing::PacingConfig;
+use tapwire_device_agent::prepare::{self, PrepareReport, Prepared};
 use tapwire_device_agent::screen::ItemKind;
 use tapwire_device_agent::transport::{
     self, AdbServerTransport, DirectTcpTransport, Transport, TransportError,
@@ -53,6 +55,17 @@ pub struct PhoneConfig {
     pub give_up_after_ms: Option<u64>,
     pub ack_text: Option<String>,
     pub timeout_text: Option<String>,
+    /// Bring WeChat's hidden tree back (a trusted accessibility service, animations off)
+    /// before reading; `tapwire phone restore` undoes what it changed.
+    #[serde(default = "prepare_by_default")]
+    pub prepare: bool,
+    /// When replies go out: at a person's pace unless `enabled = false`.
+    #[serde(default)]
+    pub pacing: PacingConfig,
+}
+
+fn prepare_by_default() -> bool {
+    true
 }
 
 impl PhoneConfig {
@@ -67,6 +80,8 @@ impl PhoneConfig {
             give_up_after_ms: None,
             ack_text: None,
             timeout_text: None,
+            prepare: true,
+            pacing: PacingConfig::default(),
         }
     }
 
@@ -116,6 +131,8 @@ pub struct PhoneAdapter {
     /// Taken by the actor when it starts.
     inbound_end: Mutex<Option<std::sync::mpsc::Receiver<Outbound>>>,
     stop: Arc<AtomicBool>,
+    /// Set when the phone could not be made ready: it counts as stopped for health.
+    refused: AtomicBool,
     actor: Mutex<Option<JoinHandle<Result<AgentStats, AgentError>>>>,
 }
 
@@ -131,6 +148,7 @@ impl PhoneAdapter {
             outbound: Mutex::new(Some(tx)),
             inbound_end: Mutex::new(Some(rx)),
             stop: Arc::new(AtomicBool::new(false)),
+            refused: AtomicBool::new(false),
             actor: Mutex::new(None),
         }
     }
@@ -186,11 +204,22 @@ impl Adapter for PhoneAdapter {
         let outbound = lock(&self.inbound_end)
             .take()
             .ok_or_else(|| failed("started twice".into()))?;
-        let config = self.config.clone();
-        let transport = tokio::task::spawn_blocking(move || config.connect())
+        let (config, maps) = (self.config.clone(), self.maps.clone());
+        let ready = tokio::task::spawn_blocking(move || connect_ready(&config, &maps))
             .await
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(e.to_string()))
+            .and_then(|ready| ready);
+        let (transport, prepared) =
+            ready.inspect_err(|_| self.refused.store(true, Ordering::Relaxed))?;
+        if let Some(report) = prepared {
+            if !report.changes.is_empty() {
+                tracing::warn!(phone = %serial, changes = ?report.changes, "{}", report.prepared.advice(&serial));
+            }
+            ctx.report(Activity::Prepared {
+                device: serial.clone(),
+                report,
+            });
+        }
         let sink = PhoneSink {
             device: serial.clone(),
             ctx,
@@ -199,6 +228,7 @@ impl Adapter for PhoneAdapter {
         };
         let mut agent_config = AgentConfig::new(serial.clone());
         agent_config.poll_interval = self.poll;
+        agent_config.pacing = self.config.pacing.clone();
         let (maps, stop) = (self.maps.clone(), self.stop.clone());
         // Building the agent asks the phone for its WeChat version: blocking work.
         let actor = tokio::task::spawn_blocking(move || {
@@ -214,9 +244,10 @@ impl Adapter for PhoneAdapter {
     }
 
     fn finished(&self) -> bool {
-        lock(&self.actor)
-            .as_ref()
-            .is_some_and(JoinHandle::is_finished)
+        self.refused.load(Ordering::Relaxed)
+            || lock(&self.actor)
+                .as_ref()
+                .is_some_and(JoinHandle::is_finished)
     }
 
     async fn stop(&self) -> Result<(), AdapterError> {
@@ -241,6 +272,34 @@ impl Adapter for PhoneAdapter {
             Err(error) => Err(AdapterError::Stopped(format!("phone {serial}: {error}"))),
         }
     }
+}
+
+/// Connects to the phone and, unless the config says not to, prepares it (see
+/// `tapwire_device_agent::prepare`). A phone that cannot be read through its tree, or
+/// must not be tapped, is refused here with what the user can do about it.
+fn connect_ready(
+    config: &PhoneConfig,
+    maps: &UiMaps,
+) -> Result<(Box<dyn Transport>, Option<PrepareReport>), AdapterError> {
+    let failed = |e: String| AdapterError::Start(format!("phone {}: {e}", config.serial));
+    let mut transport = config.connect().map_err(|e| failed(e.to_string()))?;
+    // A build without a map cannot be read however it is prepared: say that first.
+    agent::detect_map(transport.as_mut(), maps, &config.serial)
+        .map_err(|e| failed(e.to_string()))?;
+    if !config.prepare {
+        // Even unprepared, a phone whose taps only move TalkBack's focus is not driven.
+        if prepare::talkback_on(transport.as_mut()).map_err(|e| failed(e.to_string()))? {
+            return Err(AdapterError::Start(
+                Prepared::TalkBackOn.advice(&config.serial),
+            ));
+        }
+        return Ok((transport, None));
+    }
+    let report = prepare::prepare(transport.as_mut()).map_err(|e| failed(e.to_string()))?;
+    if !report.prepared.ready() {
+        return Err(AdapterError::Start(report.prepared.advice(&config.serial)));
+    }
+    Ok((transport, Some(report)))
 }
 
 /// Turns a message read off the phone into an event.

@@ -68,6 +68,9 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
                     config.schedules.len(),
                     plugins,
                 );
+                for phone in &config.phones {
+                    println!("  phone {}: pacing {}", phone.serial, phone.pacing);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

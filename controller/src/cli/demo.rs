@@ -82,6 +82,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 adb_server.as_ref().map_or(5037, |a| a.port),
             )),
             direct,
+            // The demo shows the controller's own speed; a real phone's replies wait as
+            // a person's would (`pacing` in tapwire.toml).
+            pacing: tapwire_device_agent::pacing::PacingConfig::off(),
             ..PhoneConfig::serial(phone_addr.to_string())
         };
         let expected = SCRIPT.len();
@@ -163,6 +166,18 @@ fn print_activity(activity: &Activity) {
                 "  · {device}: {}",
                 serde_json::to_string(status).unwrap_or_default()
             )
+        }
+        Activity::Prepared { device, report } => {
+            println!("  · {}", report.prepared.advice(device));
+            for change in &report.changes {
+                println!(
+                    "    {} {}: {} → {}",
+                    change.namespace,
+                    change.key,
+                    change.before.as_deref().unwrap_or("(unset)"),
+                    change.after
+                );
+            }
         }
     }
 }

@@ -4,7 +4,9 @@ mod config_cmd;
 mod demo;
 mod devices;
 mod dlq;
+mod doctor;
 mod dump;
+mod phone;
 mod read;
 pub mod run;
 
@@ -43,6 +45,11 @@ pub enum Command {
     Dlq(dlq::DlqArgs),
     /// Read a UI dump offline: the screen kind, conversation rows or chat messages.
     Read(read::ReadArgs),
+    /// Check everything `run` needs (adb, the phone, WeChat, its UI map and tree, the
+    /// keyboard, the database, the config), each with its fix.
+    Doctor(doctor::DoctorArgs),
+    /// Prepare a phone for reading (`prepare`) and undo it (`restore`).
+    Phone(phone::PhoneArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -71,10 +78,40 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Read(args) => read::run(args),
         Command::Config(args) => config_cmd::run(args),
         Command::Dlq(args) => dlq::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Phone(args) => phone::run(args),
     }
 }
 
 /// The `ui-maps/` directory unless the user named one.
 pub fn ui_maps_dir(explicit: Option<PathBuf>) -> PathBuf {
     explicit.unwrap_or_else(tapwire_device_agent::uimap::default_dir)
+}
+
+/// The phones a command works on: the one named, else every phone the adb server lists as
+/// ready (an unauthorised or offline one is named with what to do).
+pub fn ready_devices(
+    server: std::net::SocketAddrV4,
+    explicit: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    if let Some(serial) = explicit {
+        return Ok(vec![serial.to_string()]);
+    }
+    let devices = tapwire_device_agent::transport::list_devices(server)?;
+    for device in devices.iter().filter(|d| d.state != "device") {
+        tracing::warn!(
+            phone = %device.serial,
+            state = %device.state,
+            "skipped: not ready (unauthorized: accept the prompt on the phone; offline: replug it)"
+        );
+    }
+    let ready: Vec<String> = devices
+        .into_iter()
+        .filter(|d| d.state == "device")
+        .map(|d| d.serial)
+        .collect();
+    if ready.is_empty() {
+        anyhow::bail!("no phone ready at the adb server {server} (`tapwire doctor` says why)");
+    }
+    Ok(ready)
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use tapwire_device_agent::UiMaps;
+use tapwire_device_agent::pacing::PacingConfig;
 use tapwire_device_agent::transport;
 
 use tapwire::activity::Activity;
@@ -69,6 +70,12 @@ pub struct RunArgs {
     /// port 0 picks a free one.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Answer as fast as the phone allows, whatever the phones' `pacing` says.
+    #[arg(long)]
+    pub no_pacing: bool,
+    /// Do not prepare the phones (their tree, animations), whatever their `prepare` says.
+    #[arg(long)]
+    pub no_prepare: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -107,6 +114,14 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             adb_server: Some(default_server),
             ..PhoneConfig::serial(only_device(default_server).await?)
         });
+    }
+    for phone in &mut phones {
+        if args.no_pacing {
+            phone.pacing = PacingConfig::off();
+        }
+        if args.no_prepare {
+            phone.prepare = false;
+        }
     }
     let maps = UiMaps::load_dir(&super::ui_maps_dir(args.ui_maps.clone()))?;
     let shutdown = async {

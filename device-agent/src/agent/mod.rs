@@ -19,12 +19,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::dump::{DumpError, Rect};
 use crate::input::{DEFAULT_METHODS, InputMethod};
+use crate::pacing::{Moment, Pacer, PacingConfig};
 use crate::reader::{ReadError, ScreenReader, UiTreeReader};
 use crate::screen::{ChatView, ItemKind, ScreenKind, ScreenReading};
 use crate::tail::Watermark;
@@ -51,7 +52,7 @@ pub enum AgentError {
     #[error("the screen could not be dumped after {attempts} attempts: {last}")]
     Dump { attempts: u32, last: DumpError },
     #[error(
-        "WeChat {version} hides its screen from uiautomator on this phone (the dump is one empty node). Turn on an accessibility service (e.g. TalkBack) so the tree is exposed, or use a WeChat build before 8.0.55; vision mode (screenshots + OCR) is not available yet"
+        "WeChat {version} hides its screen from uiautomator on this phone (the dump is one empty node). `tapwire phone prepare` brings it back where Android Accessibility Suite (Select to Speak) or 点明 is installed; where neither can be, vision mode (screenshots) is the alternative"
     )]
     HiddenTree { version: String },
     #[error("the sink refused the batch: {0}")]
@@ -160,6 +161,9 @@ pub struct AgentConfig {
     pub max_scroll_pages: usize,
     pub input_methods: Vec<InputMethod>,
     pub idle: IdleStrategy,
+    /// When replies may go out; off unless the caller asks (the controller's phones
+    /// default to a person's pace).
+    pub pacing: PacingConfig,
 }
 
 /// How the actor notices that something changed while it waits.
@@ -182,6 +186,7 @@ impl AgentConfig {
             max_scroll_pages: 8,
             input_methods: DEFAULT_METHODS.to_vec(),
             idle: IdleStrategy::default(),
+            pacing: PacingConfig::off(),
         }
     }
 }
@@ -211,6 +216,11 @@ pub struct PhoneAgent {
     sink: Box<dyn Sink>,
     outbound: Receiver<Outbound>,
     pending: Vec<Outbound>,
+    pacer: Pacer,
+    /// When each queued reply has been "typed" for long enough, by action id.
+    typed_by: HashMap<String, Instant>,
+    /// The phone's offset from UTC in seconds, asked once when quiet hours need it.
+    utc_offset: Option<i64>,
     last_signal: Option<IdleSignal>,
     use_fallback_signal: bool,
     /// The conversation the actor opened last, for chats whose title bar holds no text.
@@ -314,6 +324,7 @@ impl PhoneAgent {
         outbound: Receiver<Outbound>,
     ) -> Self {
         tracing::info!(device = %config.device, wechat = %wechat_version, map = %reader.name(), via = %transport.describe(), "phone ready");
+        let pacer = Pacer::new(config.pacing.clone());
         PhoneAgent {
             config,
             transport,
@@ -322,6 +333,9 @@ impl PhoneAgent {
             sink,
             outbound,
             pending: Vec::new(),
+            pacer,
+            typed_by: HashMap::new(),
+            utc_offset: None,
             last_signal: None,
             use_fallback_signal: false,
             current_chat: None,
@@ -422,7 +436,57 @@ impl PhoneAgent {
             tracing::info!(device = %self.config.device, action = %out.action_id, "reply went out before a restart; not typing it again");
             return;
         }
+        let typing = self.pacer.typing_delay(&out.text);
+        self.typed_by
+            .insert(out.action_id.clone(), Instant::now() + typing);
         self.pending.push(out);
+    }
+
+    /// How long `out` must still wait before it is sent: its typing time, then the gaps,
+    /// caps and quiet hours of [`Pacer`]. Zero means now.
+    fn pace_wait(&mut self, out: &Outbound) -> Duration {
+        if !self.pacer.enabled() {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let typing = self
+            .typed_by
+            .get(&out.action_id)
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+        let minute_of_day = self.local_minute_of_day();
+        let moment = Moment {
+            at: now,
+            minute_of_day,
+        };
+        typing.max(self.pacer.wait(&out.conversation, moment))
+    }
+
+    /// The minute of the day on the phone's clock, for quiet hours.
+    fn local_minute_of_day(&mut self) -> u16 {
+        let offset = match self.utc_offset {
+            Some(offset) => offset,
+            None => {
+                // `date +%z` prints the phone's zone as +HHMM; UTC when it says nothing usable.
+                let printed = self
+                    .shell("date +%z")
+                    .map(|o| o.stdout_text())
+                    .unwrap_or_default();
+                let offset = parse_utc_offset(printed.trim()).unwrap_or(0);
+                self.utc_offset = Some(offset);
+                offset
+            }
+        };
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let minute = (unix + offset).rem_euclid(86_400) / 60;
+        u16::try_from(minute).unwrap_or(0)
+    }
+
+    /// Notes that a reply went out (pacing counts it).
+    fn paced_send(&mut self, out: &Outbound) {
+        self.typed_by.remove(&out.action_id);
+        self.pacer.sent(&out.conversation, Instant::now());
     }
 
     fn shell(&mut self, command: &str) -> Result<ShellOutput, AgentError> {
@@ -502,9 +566,32 @@ pub fn spawn(
         .spawn(move || agent.run(&stop).map(|()| agent.stats.clone()))
 }
 
+/// `+0800` → 28800 seconds.
+fn parse_utc_offset(text: &str) -> Option<i64> {
+    let (sign, digits) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i64 = digits[..2].parse().ok()?;
+    let minutes: i64 = digits[2..].parse().ok()?;
+    Some(sign * (hours * 3600 + minutes * 60))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_offsets_as_date_prints_them() {
+        assert_eq!(parse_utc_offset("+0800"), Some(28_800));
+        assert_eq!(parse_utc_offset("-0330"), Some(-12_600));
+        assert_eq!(parse_utc_offset("CST"), None);
+        assert_eq!(parse_utc_offset(""), None);
+    }
 
     #[test]
     fn version_from_dumpsys_package() {

@@ -34,34 +34,55 @@ impl PhoneAgent {
                     .into_iter()
                     .partition(|o| o.conversation == conversation);
             self.pending = elsewhere;
-            if !here.is_empty() {
-                let mut here = here.into_iter();
-                while let Some(out) = here.next() {
-                    if let Err(error) = self.send_here(out.clone()) {
-                        // Kept, not dropped with the error: the phone coming back (a
-                        // cable, a restarted adb) must find them still to do, in order.
-                        self.sink
-                            .sent(&out.action_id, SendOutcome::Interrupted)
-                            .map_err(AgentError::Sink)?;
-                        let mut kept = vec![out];
-                        kept.extend(here);
-                        kept.append(&mut self.pending);
-                        self.pending = kept;
-                        return Err(error);
-                    }
+            let mut here = here.into_iter();
+            let mut sent_any = false;
+            let mut not_yet = None;
+            while let Some(out) = here.next() {
+                let wait = self.pace_wait(&out);
+                if !wait.is_zero() {
+                    // Later replies to this chat wait behind it: order is kept.
+                    not_yet = Some((wait, out));
+                    break;
                 }
-                // Several answers to one burst come close together; after one, wait
-                // only briefly for the next.
-                deadline = Instant::now() + REPLY_GRACE;
-                continue;
+                if let Err(error) = self.send_here(out.clone()) {
+                    // Kept, not dropped with the error: the phone coming back (a
+                    // cable, a restarted adb) must find them still to do, in order.
+                    self.sink
+                        .sent(&out.action_id, SendOutcome::Interrupted)
+                        .map_err(AgentError::Sink)?;
+                    let mut kept = vec![out];
+                    kept.extend(here);
+                    kept.append(&mut self.pending);
+                    self.pending = kept;
+                    return Err(error);
+                }
+                self.paced_send(&out);
+                sent_any = true;
             }
             let now = Instant::now();
+            if sent_any {
+                // Several answers to one burst come close together; after one, wait
+                // only briefly for the next.
+                deadline = now + REPLY_GRACE;
+            }
+            if let Some((wait, out)) = not_yet {
+                // A reply still being "typed" is waited for here, as a person stays in
+                // the chat; one held by a cap or quiet hours is left for later.
+                if wait <= self.pacer.stay_limit() {
+                    deadline = deadline.max(now + wait);
+                }
+                let mut kept = vec![out];
+                kept.extend(here);
+                kept.append(&mut self.pending);
+                self.pending = kept;
+            }
             if now >= deadline {
                 return Ok(());
             }
             match self.outbound.recv_timeout(deadline - now) {
                 Ok(out) => self.queue(out),
-                Err(RecvTimeoutError::Timeout) => return Ok(()),
+                // Whatever became due is sent on the next turn, or the chat is left.
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         }
@@ -70,8 +91,7 @@ impl PhoneAgent {
     /// Takes the queued replies to their chats, the oldest reply's chat first; replies to a
     /// chat that is not in the list fail.
     pub(super) fn deliver_pending(&mut self) -> Result<(), AgentError> {
-        while let Some(first) = self.pending.first().cloned() {
-            let conversation = first.conversation.clone();
+        while let Some(conversation) = self.next_due_conversation() {
             match self.open_conversation(&conversation)? {
                 OpenOutcome::Opened => {}
                 // The list re-sorted under the tap: nothing is lost by trying again on the
@@ -97,6 +117,22 @@ impl PhoneAgent {
             self.leave_chat(&conversation)?;
         }
         Ok(())
+    }
+
+    /// The chat of the oldest reply that may go out now; each chat's replies go in order,
+    /// so only the first reply of each chat is asked.
+    fn next_due_conversation(&mut self) -> Option<String> {
+        let mut seen = std::collections::HashSet::new();
+        let heads: Vec<Outbound> = self
+            .pending
+            .iter()
+            .filter(|o| seen.insert(o.conversation.clone()))
+            .cloned()
+            .collect();
+        heads
+            .into_iter()
+            .find(|head| self.pace_wait(head).is_zero())
+            .map(|head| head.conversation)
     }
 
     fn fail(&mut self, out: &Outbound, reason: String) -> Result<(), AgentError> {
