@@ -12,7 +12,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::adapter::AdapterConfig;
 use crate::adapter::phone::PhoneConfig;
-use crate::handler::{BUILTIN_HANDLERS, HandlerConfig, Template, Webhook};
+use crate::handler::{BUILTIN_HANDLERS, ConfigScope, HandlerConfig};
 use crate::permission::Until;
 use crate::plugin::Manifest;
 use crate::queue::QueueConfig;
@@ -339,8 +339,6 @@ impl Config {
     }
 
     fn check_references(&self, errors: &mut Vec<ConfigError>) {
-        let exists =
-            |name: &str| BUILTIN_HANDLERS.contains(&name) || self.handlers.contains_key(name);
         for (name, handler) in &self.handlers {
             let at = self.handler_spans.get(name).map_or(0, |s| s.start);
             let key = |key: &str| {
@@ -356,69 +354,11 @@ impl Config {
                     format!("handler name {name:?} is built in; choose another name"),
                 ));
             }
-            match handler {
-                HandlerConfig::Pipeline(p) => {
-                    if p.fallback.is_some() && p.fallback_reply.is_some() {
-                        errors.push(self.invalid_at(
-                            at,
-                            format!("handler {name:?}: set fallback or fallback_reply, not both"),
-                        ));
-                    }
-                    if let Some(fallback) = &p.fallback
-                        && fallback != "echo"
-                        && !exists(fallback)
-                    {
-                        errors.push(self.invalid_at(
-                            key("fallback"),
-                            format!("handler {name:?}: fallback {fallback:?} is not a handler"),
-                        ));
-                    }
-                    for prefix in &p.prefixes {
-                        if prefix.prefix.trim().is_empty() {
-                            errors.push(self.invalid_at(
-                                at,
-                                format!(
-                                    "handler {name:?}: an empty prefix would catch every message"
-                                ),
-                            ));
-                        }
-                        if !exists(&prefix.handler) {
-                            errors.push(self.invalid_at(key("prefixes"), format!("handler {name:?}: prefix {:?} goes to {:?}, which is not a handler", prefix.prefix, prefix.handler)));
-                        }
-                    }
-                    if let Some(limit) = p.rate_limit
-                        && (limit.messages == 0 || limit.per_seconds == 0)
-                    {
-                        errors.push(self.invalid_at(key("rate_limit"), format!("handler {name:?}: rate_limit needs messages and per_seconds above 0")));
-                    }
-                }
-                HandlerConfig::Webhook(w) => {
-                    let unset = |v: &str| v.contains("${");
-                    // A missing variable is reported on its own line already.
-                    if !unset(&w.url)
-                        && !w.headers.values().any(|v| unset(v))
-                        && let Err(error) = Webhook::new(name, w.clone())
-                    {
-                        errors.push(self.invalid_at(at, format!("handler {name:?}: {error}")));
-                    }
-                }
-                HandlerConfig::Plugin(_) => {}
-                HandlerConfig::Forward(f) => {
-                    if !self.is_target(&f.target) {
-                        errors.push(self.invalid_at(
-                            key("target"),
-                            format!(
-                                "handler {name:?}: forward target {:?} is neither a phone nor an adapter",
-                                f.target
-                            ),
-                        ));
-                    }
-                    if let Err(error) = Template::parse(&f.template) {
-                        errors.push(
-                            self.invalid_at(key("template"), format!("handler {name:?}: {error}")),
-                        );
-                    }
-                }
+            for problem in handler.check(name, self) {
+                let offset = problem.key.map_or(at, key);
+                errors.push(
+                    self.invalid_at(offset, format!("handler {name:?}: {}", problem.message)),
+                );
             }
         }
         for (name, adapter) in &self.adapters {
@@ -456,7 +396,7 @@ impl Config {
             if let Err(message) = router::Pattern::parse(route.event.get_ref()) {
                 errors.push(self.invalid_at(route.event.span().start, message));
             }
-            if !exists(route.handler.get_ref()) {
+            if !self.handler_exists(route.handler.get_ref()) {
                 errors.push(self.invalid_at(
                     route.handler.span().start,
                     format!(
@@ -811,6 +751,16 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+impl ConfigScope for Config {
+    fn handler_exists(&self, name: &str) -> bool {
+        BUILTIN_HANDLERS.contains(&name) || self.handlers.contains_key(name)
+    }
+
+    fn is_target(&self, name: &str) -> bool {
+        Config::is_target(self, name)
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Handler, HandlerContext, HandlerError, Outcome};
+use super::{ConfigProblem, ConfigScope, Handler, HandlerContext, HandlerError, Outcome};
 use crate::event::{Action, Event};
 
 /// `[handlers.NAME]` with `type = "forward"`.
@@ -23,6 +23,25 @@ pub struct ForwardConfig {
 
 fn default_template() -> String {
     "{text}".into()
+}
+
+impl ForwardConfig {
+    pub fn check(&self, scope: &dyn ConfigScope) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if !scope.is_target(&self.target) {
+            problems.push(ConfigProblem::at(
+                "target",
+                format!(
+                    "forward target {:?} is neither a phone nor an adapter",
+                    self.target
+                ),
+            ));
+        }
+        if let Err(error) = Template::parse(&self.template) {
+            problems.push(ConfigProblem::at("template", error));
+        }
+        problems
+    }
 }
 
 pub struct Forward {

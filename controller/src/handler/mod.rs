@@ -60,6 +60,50 @@ pub enum HandlerConfig {
     Forward(ForwardConfig),
 }
 
+/// What a handler's section may ask of the rest of the config while it is checked.
+pub trait ConfigScope {
+    /// A declared or built-in handler of that name exists.
+    fn handler_exists(&self, name: &str) -> bool;
+    /// A phone's serial or an adapter's name.
+    fn is_target(&self, name: &str) -> bool;
+}
+
+/// A mistake in a handler's section: the key it is about (the section itself when none),
+/// so `config check` can point at that line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: Option<&'static str>,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn at(key: &'static str, message: impl Into<String>) -> ConfigProblem {
+        ConfigProblem {
+            key: Some(key),
+            message: message.into(),
+        }
+    }
+
+    pub fn section(message: impl Into<String>) -> ConfigProblem {
+        ConfigProblem {
+            key: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl HandlerConfig {
+    /// Every mistake in the section, each kind checking its own keys.
+    pub fn check(&self, name: &str, scope: &dyn ConfigScope) -> Vec<ConfigProblem> {
+        match self {
+            HandlerConfig::Pipeline(p) => p.check(scope),
+            HandlerConfig::Webhook(w) => w.check(name),
+            HandlerConfig::Plugin(_) => Vec::new(),
+            HandlerConfig::Forward(f) => f.check(scope),
+        }
+    }
+}
+
 /// Builds a declared handler; the error says what is wrong with its section.
 pub fn build(name: &str, config: &HandlerConfig) -> Result<Box<dyn Handler>, String> {
     Ok(match config {

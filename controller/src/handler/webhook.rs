@@ -17,6 +17,7 @@ use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
 use crate::event::{Event, HandlerAction};
+use crate::handler::ConfigProblem;
 use crate::http::{
     USER_AGENT, backoff_delay, error_chain, parse_retry_after, redact_raw_url, shown_url,
 };
@@ -73,6 +74,19 @@ impl WebhookConfig {
             attempts: default_attempts(),
             backoff_ms: default_backoff_ms(),
             backoff_max_ms: default_backoff_max_ms(),
+        }
+    }
+
+    /// The URL and headers must make a client; a `${VAR}` left unset is reported on its
+    /// own line by the config, so it is not reported again here.
+    pub fn check(&self, name: &str) -> Vec<ConfigProblem> {
+        let unset = |v: &str| v.contains("${");
+        if unset(&self.url) || self.headers.values().any(|v| unset(v)) {
+            return Vec::new();
+        }
+        match Webhook::new(name, self.clone()) {
+            Ok(_) => Vec::new(),
+            Err(error) => vec![ConfigProblem::section(error.to_string())],
         }
     }
 }

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use crate::command::{Admin, Parsed, Prefix, Registry, Scene};
 use crate::event::{Action, Event, Segment, types};
-use crate::handler::{Handler, HandlerContext, HandlerError, Outcome, resolve};
+use crate::handler::{
+    ConfigProblem, ConfigScope, Handler, HandlerContext, HandlerError, Outcome, resolve,
+};
 use crate::permission::Grant;
 use crate::permission::{Access, Target, qualify, user_key};
 use crate::plugin::{PluginError, PluginRequest};
@@ -30,6 +32,51 @@ pub struct PipelineConfig {
     pub fallback: Option<String>,
     /// A fixed answer for messages nothing else answered.
     pub fallback_reply: Option<String>,
+}
+
+impl PipelineConfig {
+    pub fn check(&self, scope: &dyn ConfigScope) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if self.fallback.is_some() && self.fallback_reply.is_some() {
+            problems.push(ConfigProblem::section(
+                "set fallback or fallback_reply, not both",
+            ));
+        }
+        if let Some(fallback) = &self.fallback
+            && fallback != "echo"
+            && !scope.handler_exists(fallback)
+        {
+            problems.push(ConfigProblem::at(
+                "fallback",
+                format!("fallback {fallback:?} is not a handler"),
+            ));
+        }
+        for prefix in &self.prefixes {
+            if prefix.prefix.trim().is_empty() {
+                problems.push(ConfigProblem::section(
+                    "an empty prefix would catch every message",
+                ));
+            }
+            if !scope.handler_exists(&prefix.handler) {
+                problems.push(ConfigProblem::at(
+                    "prefixes",
+                    format!(
+                        "prefix {:?} goes to {:?}, which is not a handler",
+                        prefix.prefix, prefix.handler
+                    ),
+                ));
+            }
+        }
+        if let Some(limit) = self.rate_limit
+            && (limit.messages == 0 || limit.per_seconds == 0)
+        {
+            problems.push(ConfigProblem::at(
+                "rate_limit",
+                "rate_limit needs messages and per_seconds above 0",
+            ));
+        }
+        problems
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
