@@ -1,6 +1,8 @@
 //! The staged message handler: dedup → self-filter → rate limit → command dispatch (with
 //! permissions) → plugins → fallback → per-platform formatting. Any stage may end the
-//! chain; each says why in the log.
+//! chain; each says why in the log. Stages that keep no state (the dedup key, the
+//! self-filter, formatting) are plain functions; dedup's memory and the rate limiter
+//! are the pipeline's state.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -244,13 +246,7 @@ impl Pipeline {
             // The controller's own answers are plain text already (and their `<user>`
             // placeholders would read as HTML tags).
             Answer::Builtin(outcome) => Ok(outcome),
-            Answer::Handler(mut outcome) => {
-                for action in &mut outcome.actions {
-                    let Action::Send { target, text, .. } = action;
-                    *text = crate::format::for_format(ctx.format_of(target), text);
-                }
-                Ok(outcome)
-            }
+            Answer::Handler(outcome) => Ok(formatted_for_targets(ctx, outcome)),
         }
     }
 
@@ -266,20 +262,10 @@ impl Pipeline {
         if event.event_type != types::MESSAGE_RECEIVED {
             return self.plugins_then_fallback(ctx, event).await;
         }
-        // Dedup: a platform that redelivers under a new event id still carries its
-        // message id.
-        let key = format!(
-            "{}:{}",
-            event.source,
-            event
-                .platform_message_id
-                .as_deref()
-                .unwrap_or(&event.idempotency_key)
-        );
-        if !lock(&self.seen).first(&key, Instant::now()) {
+        if !lock(&self.seen).first(&dedup_key(event), Instant::now()) {
             return stop("dedup");
         }
-        if event.sender.as_ref().is_none_or(|s| s.is_self) {
+        if !from_someone_else(event) {
             return stop("self-filter");
         }
         let (Some(conversation), Some(text)) = (&event.conversation, event.text()) else {
@@ -521,6 +507,33 @@ enum Admission {
 }
 
 /// What the user is told when a plugin could not answer; the host reports the fault.
+/// The dedup stage's key: a platform that redelivers under a new event id still carries
+/// its message id.
+fn dedup_key(event: &Event) -> String {
+    format!(
+        "{}:{}",
+        event.source,
+        event
+            .platform_message_id
+            .as_deref()
+            .unwrap_or(&event.idempotency_key)
+    )
+}
+
+/// The self-filter: a bot never answers its own messages (nor ones with no sender).
+fn from_someone_else(event: &Event) -> bool {
+    event.sender.as_ref().is_some_and(|s| !s.is_self)
+}
+
+/// The formatting stage: each reply in the text format its target accepts.
+fn formatted_for_targets(ctx: &HandlerContext<'_>, mut outcome: Outcome) -> Outcome {
+    for action in &mut outcome.actions {
+        let Action::Send { target, text, .. } = action;
+        *text = crate::format::for_format(ctx.format_of(target), text);
+    }
+    outcome
+}
+
 fn plugin_failure(scene: &str, command: &str, error: &PluginError) -> String {
     match error {
         PluginError::Failed { message, .. } => format!("{scene} {command}: {message}"),
