@@ -100,10 +100,7 @@ async fn kill_9_at_random_points_of_a_100_message_burst_answers_each_once_in_ord
 /// kills land in the middle of slow steps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_a_burst_at_a_real_phones_pace_answers_each_once_in_order() {
-    // Private chats only: at this pace a group that opens by mistake before it was ever
-    // read, and stays unread until its first messages scroll away, still loses them (the
-    // next work on the reader; the sim-pace test above has the groups).
-    let chats = ["李雷", "韩梅梅", "张伟", "王芳", "陈静"];
+    let chats = ["李雷", "韩梅梅", "张伟", "项目群", "周末群"];
     kill_9_during_a_burst(
         &chats,
         Some(tapwire_phone_sim::Latency {

@@ -9,6 +9,8 @@
 //! - [`reader`]: the [`ScreenReader`](reader::ScreenReader) seam through which the actor
 //!   learns what is on screen; `reader/uitree.rs` reads it from the UI tree (the three
 //!   modules above), a vision reader (screenshots and OCR) goes beside it;
+//! - [`inspect`]: a UI map's roles boxed on a screenshot, and which are found, missing
+//!   or ambiguous (`tapwire inspect`);
 //! - [`tail`]: which messages on a chat screen are new, by aligning the conversation's
 //!   remembered tail (its watermark) with what the screen shows;
 //! - [`doctor`]: what a phone needs before `run` can drive it, each check with its fix;
@@ -29,6 +31,7 @@ pub mod agent;
 pub mod doctor;
 pub mod dump;
 pub mod input;
+pub mod inspect;
 pub mod pacing;
 pub mod prepare;
 pub mod reader;

@@ -6,6 +6,7 @@ mod devices;
 mod dlq;
 mod doctor;
 mod dump;
+mod inspect;
 mod phone;
 mod read;
 pub mod run;
@@ -50,6 +51,9 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Prepare a phone for reading (`prepare`) and undo it (`restore`).
     Phone(phone::PhoneArgs),
+    /// Box every UI-map role on a screenshot and list the roles found, missing and
+    /// ambiguous (from a phone, or from a saved dump and screenshot).
+    Inspect(inspect::InspectArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq(args) => dlq::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Phone(args) => phone::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 
