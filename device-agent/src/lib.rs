@@ -9,6 +9,7 @@
 //! - [`reader`]: the [`ScreenReader`](reader::ScreenReader) seam through which the actor
 //!   learns what is on screen; `reader/uitree.rs` reads it from the UI tree (the three
 //!   modules above), a vision reader (screenshots and OCR) goes beside it;
+//! - [`draft`]: drafting a UI map for a build that has none, from dumps of its screens;
 //! - [`tail`]: which messages on a chat screen are new, by aligning the conversation's
 //!   remembered tail (its watermark) with what the screen shows;
 //! - [`doctor`]: what a phone needs before `run` can drive it, each check with its fix;
@@ -27,6 +28,7 @@
 
 pub mod agent;
 pub mod doctor;
+pub mod draft;
 pub mod dump;
 pub mod input;
 pub mod pacing;
