@@ -6,6 +6,7 @@ mod devices;
 mod dlq;
 mod doctor;
 mod dump;
+mod map;
 mod phone;
 mod read;
 pub mod run;
@@ -50,6 +51,8 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Prepare a phone for reading (`prepare`) and undo it (`restore`).
     Phone(phone::PhoneArgs),
+    /// UI maps: draft one for a WeChat build Tapwire has no map for.
+    Map(map::MapArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Devices(args) => devices::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Read(args) => read::run(args),
+        Command::Map(args) => map::run(args),
         Command::Config(args) => config_cmd::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Doctor(args) => doctor::run(args),
