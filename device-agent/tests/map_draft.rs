@@ -675,3 +675,44 @@ fn a_hidden_dump_is_skipped_and_said_so() {
     let err = only_hidden.expect_err("nothing to draft from").to_string();
     assert!(err.contains("hidden.xml"), "{err}");
 }
+
+/// Roles the reader does not use (row_avatar, row_container, message_row, …) are not held
+/// by the readings above; the ids are, wherever a hand-written map names one too.
+#[test]
+fn the_drafted_ids_are_the_hand_written_maps_ids() {
+    let maps = UiMaps::load_dir(&root().join("ui-maps")).expect("maps");
+    for (files, version, hand) in [
+        (vec![LIST_8, CHAT_8], "8.0.50", "wechat-8.0"),
+        (vec![LIST_6, LAYER_6], "6.7.3", "wechat-6.7"),
+    ] {
+        let hand = maps.by_name(hand).expect("hand-written map");
+        let draft = draft_from(&files, version);
+        let ids = |selector: &RoleSelector| -> Vec<Option<String>> {
+            match selector {
+                RoleSelector::One(one) => vec![one.id.clone()],
+                RoleSelector::Any(many) => many.iter().map(|s| s.id.clone()).collect(),
+            }
+        };
+        let mut compared = 0;
+        for role in Role::ALL {
+            if let (Some(hand_selector), Some((drafted, _))) =
+                (hand.selector(*role), selector(&draft, *role))
+            {
+                assert_eq!(
+                    ids(drafted),
+                    ids(hand_selector),
+                    "{}: {}\n{}",
+                    hand.name,
+                    role.key(),
+                    draft.to_toml()
+                );
+                compared += 1;
+            }
+        }
+        assert!(
+            compared >= 19,
+            "{}: only {compared} roles compared",
+            hand.name
+        );
+    }
+}
