@@ -142,7 +142,7 @@ fn without_package_text_the_version_must_be_given() {
     assert!(ok, "{err}");
     assert!(
         out.contains("[roles]")
-            && out.contains("# The dumps came from 8.0.50 (given with --version)"),
+            && out.contains("# The dumps came from WeChat 8.0.50 (given with --version)"),
         "{out}"
     );
 
@@ -269,6 +269,10 @@ async fn draft_from_what_tapwire_dump_saved_on_a_virtual_phone() {
     assert!(ok, "{err}");
     let toml = std::fs::read_to_string(&map).expect("draft");
     assert!(toml.contains("min_version = \"8.0.50\""), "{toml}");
+    assert!(
+        toml.contains("(versionName=8.0.50 in "),
+        "the package text, not the JSON: {toml}"
+    );
     for (saved, xml) in [(&list, list_xml), (&chat, chat_xml), (&typing, typing_xml)] {
         let mut drafted = read_json(&map, &xml);
         drafted["map"] = saved["reading"]["map"].clone();
