@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::dump::{Dump, Node, NodeId, Rect};
+use crate::screen::{TreeVisibility, tree_visibility};
 use crate::uimap::{Role, RoleSelector, Selector, UiMap, UiMapError, Version};
 
 /// The bottom tabs of WeChat's main screen, left to right, as a Chinese-language phone shows
@@ -1089,12 +1090,7 @@ impl Screen<'_> {
 
     /// WeChat ≥ 8.0.55 without a whitelisted accessibility service: one empty node.
     fn is_hidden(&self) -> bool {
-        let windows = self.app_windows();
-        !windows.is_empty()
-            && windows.iter().all(|w| {
-                let node = self.node(*w);
-                node.children.is_empty() && node.bounds.is_empty()
-            })
+        tree_visibility(self.dump, self.package) == TreeVisibility::Hidden
     }
 
     /// Every node of the app's windows.
