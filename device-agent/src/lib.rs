@@ -11,6 +11,7 @@
 //!   modules above), a vision reader (screenshots and OCR) goes beside it;
 //! - [`inspect`]: a UI map's roles boxed on a screenshot, and which are found, missing
 //!   or ambiguous (`tapwire inspect`);
+//! - [`draft`]: drafting a UI map for a build that has none, from dumps of its screens;
 //! - [`tail`]: which messages on a chat screen are new, by aligning the conversation's
 //!   remembered tail (its watermark) with what the screen shows;
 //! - [`doctor`]: what a phone needs before `run` can drive it, each check with its fix;
@@ -29,6 +30,7 @@
 
 pub mod agent;
 pub mod doctor;
+pub mod draft;
 pub mod dump;
 pub mod input;
 pub mod inspect;

@@ -1,5 +1,6 @@
-//! `tapwire dump --out DIR`: a UI dump, a screenshot and what Tapwire reads on them, for
-//! making fixtures and UI maps, and for bug reports.
+//! `tapwire dump --out DIR`: a UI dump, a screenshot, the phone's WeChat package facts and
+//! what Tapwire reads on them, for making fixtures and UI maps (`tapwire map draft`), and
+//! for bug reports.
 
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use tapwire_device_agent::{Dump, UiMaps, read_screen};
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// Where to write `<stamp>.xml`, `<stamp>.png` and `<stamp>.json`.
+    /// Where to write `<stamp>.xml`, `<stamp>.png`, `<stamp>.package.txt` and `<stamp>.json`.
     #[arg(long, default_value = "dumps")]
     pub out: PathBuf,
     #[arg(long)]
@@ -49,6 +50,10 @@ pub fn run(args: DumpArgs) -> anyhow::Result<ExitCode> {
     let png = phone.shell("screencap -p")?.stdout;
     std::fs::write(base.with_extension("png"), &png)?;
     let package = phone.shell("dumpsys package com.tencent.mm")?.stdout_text();
+    // Kept whole, not only its version: `tapwire map draft` reads `versionName=` from it, and
+    // a bug report shows every block a system app prints.
+    let package_path = base.with_extension("package.txt");
+    std::fs::write(&package_path, &package)?;
     let focus = phone
         .shell("dumpsys window | grep mCurrentFocus")?
         .stdout_text();
@@ -74,6 +79,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<ExitCode> {
     )?;
     println!("{}", base.with_extension("xml").display());
     println!("{}", base.with_extension("png").display());
+    println!("{}", package_path.display());
     println!("{}", base.with_extension("json").display());
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ mod dlq;
 mod doctor;
 mod dump;
 mod inspect;
+mod map;
 mod phone;
 mod read;
 pub mod run;
@@ -54,6 +55,8 @@ pub enum Command {
     /// Box every UI-map role on a screenshot and list the roles found, missing and
     /// ambiguous (from a phone, or from a saved dump and screenshot).
     Inspect(inspect::InspectArgs),
+    /// UI maps: draft one for a WeChat build Tapwire has no map for.
+    Map(map::MapArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Devices(args) => devices::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Read(args) => read::run(args),
+        Command::Map(args) => map::run(args),
         Command::Config(args) => config_cmd::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Doctor(args) => doctor::run(args),

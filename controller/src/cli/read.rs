@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use tapwire_device_agent::screen::{ChatView, ConversationList, Dialog, Unread};
-use tapwire_device_agent::{Dump, ScreenReading, UiMaps, Version, read_screen, read_screen_any};
+use tapwire_device_agent::{
+    Dump, ScreenReading, UiMap, UiMaps, Version, read_screen, read_screen_any,
+};
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
@@ -25,10 +27,24 @@ pub struct ReadArgs {
     /// Directory of UI maps.
     #[arg(long)]
     pub ui_maps: Option<PathBuf>,
+    /// Read with this one UI map file (a draft from `tapwire map draft`, say) instead of the
+    /// directory's maps.
+    #[arg(long, value_name = "FILE", conflicts_with = "ui_maps")]
+    pub map: Option<PathBuf>,
+}
+
+/// The maps a dump may be read with.
+enum Maps {
+    /// `--map FILE`: this one, whatever the dump.
+    One(UiMap),
+    Dir(UiMaps),
 }
 
 pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
-    let maps = UiMaps::load_dir(&super::ui_maps_dir(args.ui_maps.clone()))?;
+    let maps = match &args.map {
+        Some(file) => Maps::One(UiMap::load(file)?),
+        None => Maps::Dir(UiMaps::load_dir(&super::ui_maps_dir(args.ui_maps.clone()))?),
+    };
     let files = dump_files(&args.path)?;
     let mut failed = false;
     let mut out = std::io::stdout().lock();
@@ -73,16 +89,22 @@ fn dump_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn read_file(path: &Path, maps: &UiMaps, wechat: Option<&str>) -> anyhow::Result<ScreenReading> {
+fn read_file(path: &Path, maps: &Maps, wechat: Option<&str>) -> anyhow::Result<ScreenReading> {
     let raw =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let dump = Dump::parse(&raw)?;
-    match wechat {
-        Some(version) => Ok(read_screen(
-            &dump,
-            maps.for_version(&Version::parse(version)?)?,
-        )),
-        None => read_screen_any(&dump, maps).context("no UI maps loaded"),
+    let version = wechat.map(Version::parse).transpose()?;
+    match (maps, version) {
+        (Maps::One(map), Some(version)) if !map.covers(&version) => anyhow::bail!(
+            "the map {} ({}) covers {} ≤ WeChat < {}, not {version}",
+            map.name,
+            map.source.display(),
+            map.min_version,
+            map.max_version
+        ),
+        (Maps::One(map), _) => Ok(read_screen(&dump, map)),
+        (Maps::Dir(maps), Some(version)) => Ok(read_screen(&dump, maps.for_version(&version)?)),
+        (Maps::Dir(maps), None) => read_screen_any(&dump, maps).context("no UI maps loaded"),
     }
 }
 
