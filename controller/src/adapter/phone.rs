@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tapwire_device_agent::UiMaps;
 use tapwire_device_agent::agent::{
-    self, AgentConfig, AgentError, AgentStats, Batch, DeviceStatus, Outbound, PhoneAgent,
+    self, AgentConfig, AgentError, AgentStats, Batch, DeviceStatus, Orphan, Outbound, PhoneAgent,
     PhoneMessage, SendOutcome, Sink,
 };
 use tapwire_device_agent::pacing::PacingConfig;
@@ -373,7 +373,39 @@ impl PhoneSink {
     }
 }
 
+/// Where a phone's unnamed chats (opened by mistake) are kept: beside its chats'
+/// watermarks, under a name no WeChat chat can have (WeChat drops control characters
+/// from names).
+const ORPHANS_KEY: &str = "\u{1}orphans";
+
 impl Sink for PhoneSink {
+    fn orphans(&mut self, device: &str) -> Result<Vec<Orphan>, String> {
+        let stored = self
+            .handle
+            .block_on(self.ctx.store.watermark(device, ORPHANS_KEY))
+            .map_err(|e| e.to_string())?;
+        match stored {
+            None => Ok(Vec::new()),
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| format!("stored unnamed chats of {device} are not valid JSON: {e}")),
+        }
+    }
+
+    fn keep_orphans(&mut self, device: &str, orphans: &[Orphan]) -> Result<(), String> {
+        let json = serde_json::to_string(orphans).map_err(|e| e.to_string())?;
+        self.handle
+            .block_on(self.ctx.store.record(ReadBatch {
+                device,
+                conversation: ORPHANS_KEY,
+                watermark: &json,
+                events: &[],
+                delivered: None,
+                unconfirmed: &[],
+            }))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     fn watermark(
         &mut self,
         device: &str,

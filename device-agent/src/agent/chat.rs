@@ -33,21 +33,24 @@ impl PhoneAgent {
             .map(|(_, t)| t)
             .collect();
         let mut found = tail::new_items(&watermark.tail, &visible, unread, preview);
-        if watermark.tail.is_empty()
-            && let Some(start) = self.orphan_news(&visible)
-            && start < found.start
-        {
-            found = tail::NewItems {
-                start,
-                complete: true,
-            };
-        }
         if let Some(old) = hint.old_preview.as_deref()
             && watermark.tail.is_empty()
             && let Some(at) = visible.iter().rposition(|i| tail::preview_matches(old, i))
         {
             found = tail::NewItems {
                 start: at + 1,
+                complete: true,
+            };
+        }
+        // Each source of news bounds it from below, so the earliest start wins. A chat
+        // opened by mistake before keeps that news even when its row, badge cleared by
+        // that open, later looks read (its preview then is not where news starts).
+        if watermark.tail.is_empty()
+            && let Some(start) = self.orphan_news(&visible)
+            && start < found.start
+        {
+            found = tail::NewItems {
+                start,
                 complete: true,
             };
         }
@@ -84,14 +87,20 @@ impl PhoneAgent {
             self.fresh_chat = Some(chat);
         }
         let end = visible.len();
-        self.commit(
+        let read = self.commit(
             conversation,
             watermark,
             visible,
             found.start..end,
             is_group,
             None,
-        )
+        )?;
+        if std::mem::take(&mut self.orphans_changed) {
+            self.sink
+                .keep_orphans(&device, &self.orphans)
+                .map_err(AgentError::Sink)?;
+        }
+        Ok(read)
     }
 
     /// Records `visible[range]` as read: a message event for each item in it (never for

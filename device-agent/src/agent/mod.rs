@@ -32,7 +32,8 @@ use crate::tail::Watermark;
 use crate::transport::{ShellOutput, Transport, TransportError};
 use crate::uimap::{UiMap, UiMapError, UiMaps, Version};
 
-use scan::{KnownChat, Orphan, RowHint};
+pub use scan::Orphan;
+use scan::{KnownChat, RowHint};
 
 /// One shell call for the idle check: WeChat's redraw counter and the focused window.
 const IDLE_COMMAND: &str = "dumpsys gfxinfo com.tencent.mm | grep 'Total frames rendered'; dumpsys window | grep mCurrentFocus";
@@ -82,6 +83,15 @@ pub trait Sink: Send {
     fn record(&mut self, batch: Batch) -> Result<Vec<String>, String>;
     fn sent(&mut self, action_id: &str, outcome: SendOutcome) -> Result<(), String>;
     fn status(&mut self, device: &str, status: DeviceStatus);
+    /// Chats that opened by mistake and could not be named, as last kept: opening them
+    /// cleared their badge, so what they showed is all that is left of their news, and
+    /// it must outlive a restart. A sink that keeps nothing loses them on a crash.
+    fn orphans(&mut self, _device: &str) -> Result<Vec<Orphan>, String> {
+        Ok(Vec::new())
+    }
+    fn keep_orphans(&mut self, _device: &str, _orphans: &[Orphan]) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -240,6 +250,8 @@ pub struct PhoneAgent {
     /// Chats that opened by mistake and could not be named: opening cleared their badge,
     /// so their first read must learn from here what was news.
     orphans: Vec<Orphan>,
+    /// An orphan was used up by a read not yet stored.
+    orphans_changed: bool,
     pub stats: AgentStats,
 }
 
@@ -345,6 +357,7 @@ impl PhoneAgent {
             fresh_chat: None,
             settled: HashSet::new(),
             orphans: Vec::new(),
+            orphans_changed: false,
             stats: AgentStats::default(),
         }
     }
@@ -359,6 +372,7 @@ impl PhoneAgent {
     /// to do.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<(), AgentError> {
         let device = self.config.device.clone();
+        self.orphans = self.sink.orphans(&device).map_err(AgentError::Sink)?;
         let connected = DeviceStatus::Connected {
             wechat: self.wechat_version.clone(),
             map: self.reader.name().to_string(),

@@ -220,6 +220,9 @@ impl PhoneAgent {
                 if self.orphans.len() > MAX_ORPHANS {
                     self.orphans.remove(0);
                 }
+                self.sink
+                    .keep_orphans(&self.config.device, &self.orphans)
+                    .map_err(AgentError::Sink)?;
             }
             self.fresh_chat = None;
             self.awaiting_replies = false;
@@ -265,6 +268,8 @@ impl PhoneAgent {
                 .map(|at| (i, at))
         })?;
         let orphan = self.orphans.remove(index);
+        // Forgotten durably only once the read that used it is stored (`process_chat`).
+        self.orphans_changed = true;
         let (start, _) = tail::back_over_others(visible, at + 1, orphan.unread as usize);
         tracing::info!(device = %self.config.device, "a chat that opened by mistake earlier: its news is read now");
         Some(start)
@@ -328,8 +333,8 @@ impl RowHint {
 
 /// A chat seen by mistake and not named: its newest message, and how many of its
 /// messages from others, back from that one, were news.
-#[derive(Debug, Clone)]
-pub(super) struct Orphan {
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Orphan {
     newest: TailItem,
     unread: u32,
 }
