@@ -9,6 +9,10 @@
 //!   `settings`, `ime`, `pm`, text tools, files, system facts, shell builtins).
 //! - [`device`]: one phone's state (file system, properties, settings, clock, logs, counters)
 //!   and what a tap, swipe or key does to it.
+//! - [`settings`]: the `system`, `secure` and `global` settings tables.
+//! - [`packages`]: the installed packages and the accessibility services they ship.
+//! - [`accessibility`]: what the settings and packages turn on: running services, TalkBack's
+//!   touch exploration, whether WeChat trusts a service and keeps its tree.
 //! - [`wechat`]: the WeChat model, its view tree (`wechat/ui/`, one file per part of the
 //!   screen), the resource ids read from data, dumps and screenshots.
 //! - [`clock`]: the phone's clock and WeChat's relative time formats.
@@ -22,13 +26,16 @@
 //! Start one with [`start`]; the returned [`SimHandle`] knows its addresses and shuts it down.
 //! The binary (`main.rs`) runs one until SIGINT or SIGTERM.
 
+pub mod accessibility;
 pub mod adb;
 pub mod clock;
 pub mod cmd;
 pub mod control;
 pub mod device;
 pub mod fs;
+pub mod packages;
 pub mod scenario;
+pub mod settings;
 pub mod wechat;
 
 use std::net::SocketAddr;
