@@ -1,5 +1,6 @@
-//! One virtual phone: its file system, properties, settings, clock, the WeChat model, the
-//! system services' logs, and counters. Everything the ADB services and the control API touch.
+//! One virtual phone: its file system, properties, settings, installed packages, clock, the
+//! WeChat model, the system services' logs, and counters. Everything the ADB services and the
+//! control API touch. All of it lives here, not in a connection, so it outlasts reconnects.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -9,8 +10,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::accessibility::A11y;
 use crate::clock::Clock;
 use crate::fs::{FileStat, FsError, MemFs};
+use crate::packages::Packages;
+use crate::settings::{DEFAULT_INPUT_METHOD, Namespace, Settings};
 use crate::wechat::dump::{AttrSet, to_xml};
 use crate::wechat::ids::Ids;
 use crate::wechat::model::{SystemEffect, WeChat};
@@ -48,6 +52,7 @@ pub struct Stats {
     connections: AtomicU64,
     services: Mutex<BTreeMap<String, u64>>,
     commands: Mutex<BTreeMap<String, u64>>,
+    input: Mutex<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,6 +62,8 @@ pub struct StatsSnapshot {
     pub connections: u64,
     pub services: BTreeMap<String, u64>,
     pub commands: BTreeMap<String, u64>,
+    /// Touches that reached the app: `tap`, `swipe`.
+    pub input: BTreeMap<String, u64>,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -82,6 +89,9 @@ impl Stats {
     pub fn add_command(&self, name: &str) {
         bump(&self.commands, name);
     }
+    pub fn add_input(&self, kind: &str) {
+        bump(&self.input, kind);
+    }
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             bytes_to_host: self.bytes_out.load(Ordering::Relaxed),
@@ -94,6 +104,11 @@ impl Stats {
                 .clone(),
             commands: self
                 .commands
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            input: self
+                .input
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
@@ -114,7 +129,8 @@ pub struct DeviceConfig {
 pub struct State {
     pub fs: MemFs,
     pub props: BTreeMap<String, String>,
-    pub settings: BTreeMap<String, String>,
+    pub settings: Settings,
+    pub packages: Packages,
     pub wechat: WeChat,
     pub clock: Clock,
     pub latency: Latency,
@@ -167,25 +183,29 @@ fn default_props(cfg: &DeviceConfig) -> BTreeMap<String, String> {
     .collect()
 }
 
+impl State {
+    pub fn a11y(&self) -> A11y<'_> {
+        A11y::new(&self.settings, &self.packages)
+    }
+
+    /// Writes a setting with the side effects Android gives it: the default input method is
+    /// the keyboard that receives text.
+    pub fn put_setting(&mut self, ns: Namespace, key: &str, value: &str) {
+        if ns == Namespace::Secure && key == DEFAULT_INPUT_METHOD {
+            self.ime = value.to_string();
+        }
+        self.settings.put(ns, key, value);
+    }
+}
+
 impl Device {
     pub fn new(config: DeviceConfig, wechat: WeChat) -> Self {
         let (events_tx, _) = broadcast::channel(1024);
-        let mut settings = BTreeMap::new();
-        for k in [
-            "window_animation_scale",
-            "transition_animation_scale",
-            "animator_duration_scale",
-        ] {
-            settings.insert(format!("global/{k}"), "1.0".to_string());
-        }
-        settings.insert(
-            "secure/default_input_method".to_string(),
-            ADB_IME.to_string(),
-        );
         let state = State {
             fs: MemFs::default(),
             props: default_props(&config),
-            settings,
+            settings: Settings::phone_defaults(ADB_IME),
+            packages: Packages::default(),
             wechat,
             clock: config.clock,
             latency: Latency::default(),
@@ -322,6 +342,7 @@ impl Device {
 
     pub fn tap(&self, x: i32, y: i32) {
         let windows = self.windows();
+        self.0.stats.add_input("tap");
         let action = ui::hit_test(&windows, x, y);
         self.with(|st| st.wechat.apply_tap(x, y, action));
     }
@@ -332,6 +353,7 @@ impl Device {
             self.tap(x1, y1);
             return;
         }
+        self.0.stats.add_input("swipe");
         self.with(|st| {
             let w = &mut st.wechat;
             w.log("swipe", Some((x1, y1)), format!("to {x2},{y2} in {ms}ms"));

@@ -7,8 +7,8 @@
 //! - [`cmd`]: the phone's shell: `cmd/mod.rs` parses a line and runs its pipelines, one file
 //!   per command family (`uiautomator`, `screencap`, `input`, `am`, `dumpsys`, `logcat`,
 //!   `settings`, `ime`, `pm`, text tools, files, system facts, shell builtins).
-//! - [`device`]: one phone's state (file system, properties, settings, clock, logs, counters)
-//!   and what a tap, swipe or key does to it.
+//! - [`device`]: one phone's state (file system, properties, settings, packages, clock, logs,
+//!   counters) and what a tap, swipe or key does to it.
 //! - [`settings`]: the `system`, `secure` and `global` settings tables.
 //! - [`packages`]: the installed packages and the accessibility services they ship.
 //! - [`accessibility`]: what the settings and packages turn on: running services, TalkBack's
@@ -74,7 +74,8 @@ pub struct SimConfig {
     pub adb_addr: SocketAddr,
     /// Where the HTTP control API listens; `None` runs without it (use [`SimHandle::control`]).
     pub control_addr: Option<SocketAddr>,
-    /// What `dumpsys package com.tencent.mm` reports; ≥ 8.0.55 hides the view tree.
+    /// What `dumpsys package com.tencent.mm` reports; ≥ 8.0.55 hides the view tree unless a
+    /// trusted accessibility service runs.
     pub wechat_version: String,
     pub attrs: AttrSet,
     /// Put the chat's name in the title bar (the map's `chat_title`); real 8.0.x dumps leave
@@ -85,6 +86,14 @@ pub struct SimConfig {
     pub scenario: Scenario,
     pub serial: String,
     pub utc_offset_minutes: i32,
+    /// Google's Android Accessibility Suite (Select to Speak, TalkBack) is installed, as on
+    /// phones with Google services.
+    pub accessibility_suite: bool,
+    /// 点明 (`com.dianming.phoneapp`) is installed.
+    pub dianming: bool,
+    /// Settings the phone starts with, over Android's defaults (e.g. a user's own
+    /// `secure:enabled_accessibility_services`).
+    pub settings: Vec<settings::Preset>,
 }
 
 impl Default for SimConfig {
@@ -99,6 +108,9 @@ impl Default for SimConfig {
             scenario: Scenario::default_chats(),
             serial: "10AD5F1E0001".into(),
             utc_offset_minutes: 480,
+            accessibility_suite: true,
+            dianming: false,
+            settings: Vec::new(),
         }
     }
 }
@@ -156,7 +168,7 @@ pub fn build_device(config: &SimConfig) -> Result<Device, SimError> {
     };
     let mut wechat = wechat::model::WeChat::default();
     config.scenario.apply(&mut wechat, &clock);
-    Ok(Device::new(
+    let device = Device::new(
         device::DeviceConfig {
             wechat_version: config.wechat_version.clone(),
             attrs: config.attrs,
@@ -166,7 +178,14 @@ pub fn build_device(config: &SimConfig) -> Result<Device, SimError> {
             serial: config.serial.clone(),
         },
         wechat,
-    ))
+    );
+    device.with(|st| {
+        st.packages = packages::Packages::new(config.accessibility_suite, config.dianming);
+        for p in &config.settings {
+            st.put_setting(p.namespace, &p.key, &p.value);
+        }
+    });
+    Ok(device)
 }
 
 /// Starts the phone: the ADB listener and, if configured, the control API.

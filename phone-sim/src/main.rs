@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tapwire_phone_sim::settings::Preset;
 use tapwire_phone_sim::{AttrSet, Scenario, SimConfig};
 
 #[derive(Parser)]
@@ -26,7 +27,8 @@ enum Cmd {
         adb: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:7100")]
         control: SocketAddr,
-        /// WeChat version the phone reports; 8.0.55 and later hide the view tree from dumps.
+        /// WeChat version the phone reports; 8.0.55 and later hide the view tree from dumps
+        /// unless a service WeChat trusts runs.
         #[arg(long, default_value = "8.0.50")]
         wechat: String,
         /// Attribute set of dumps: modern (uiautomator2-style) or stock (older `uiautomator dump`).
@@ -41,6 +43,17 @@ enum Cmd {
         /// A UI map other than the bundled ui-maps/wechat-8.0.toml.
         #[arg(long)]
         ui_map: Option<PathBuf>,
+        /// Without Google's Android Accessibility Suite (com.google.android.marvin.talkback),
+        /// as on phones without Google services.
+        #[arg(long)]
+        no_accessibility_suite: bool,
+        /// With the 点明 screen reader (com.dianming.phoneapp) installed.
+        #[arg(long)]
+        with_dianming: bool,
+        /// A setting the phone starts with, NAMESPACE:KEY=VALUE; repeat for more. E.g. a
+        /// user's own service: secure:enabled_accessibility_services=com.iflytek.inputmethod/.FlyService
+        #[arg(long = "setting", value_name = "NAMESPACE:KEY=VALUE")]
+        settings: Vec<Preset>,
     },
 }
 
@@ -60,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
         title_text,
         scenario,
         ui_map,
+        no_accessibility_suite,
+        with_dianming,
+        settings,
     } = Cli::parse().cmd;
     let scenario = match scenario {
         Some(p) => {
@@ -75,6 +91,9 @@ async fn main() -> anyhow::Result<()> {
         title_text,
         ui_map,
         scenario,
+        accessibility_suite: !no_accessibility_suite,
+        dianming: with_dianming,
+        settings,
         ..SimConfig::default()
     };
     let handle = tapwire_phone_sim::start(config)

@@ -1,9 +1,10 @@
 //! `dumpsys`: the services scripts poll cheaply — `window` (the focused activity), `package`
-//! (WeChat's version), `notification` (what WeChat posted), `gfxinfo` (frames drawn, which move
-//! only when the screen changes) and `activity`.
+//! (WeChat's version, or any installed package's), `notification` (what WeChat posted),
+//! `gfxinfo` (frames drawn, which move only when the screen changes) and `activity`.
 
 use super::CmdOutput;
 use crate::device::{Device, WECHAT_PID, WECHAT_UID};
+use crate::packages::{Package, WECHAT_PKG};
 use crate::wechat::model::{Screen, WeChat};
 
 pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
@@ -23,20 +24,7 @@ pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
             s.push_str(&format!("  mGlobalConfiguration={{1.0 460mcc1mnc [zh_CN] ldltr sw360dp w360dp h804dp 320dpi nrml long port finger -keyb/v/h -nav/h winConfig={{ mBounds=Rect(0, 0 - 720, 1608) mAppBounds=Rect(0, 0 - 720, 1608) mMaxBounds=Rect(0, 0 - 720, 1608) mDisplayRotation=ROTATION_0 mWindowingMode=fullscreen mActivityType=undefined mAlwaysOnTop=undefined mRotation=ROTATION_0}} s.2}}\n  mHasPermanentDpad=false\n  mTopFocusedDisplayId=0\n  mCurrentFocus=Window{{9b8c7d6 u0 {focus}}}\n  mFocusedApp=ActivityRecord{{6e5d4c3 u0 {app} t214}}\n"));
             CmdOutput::ok(s)
         }
-        Some("package") => {
-            if args.get(1) != Some(&"com.tencent.mm") {
-                return CmdOutput::ok(format!(
-                    "Unable to find package: {}\n",
-                    args.get(1).unwrap_or(&"")
-                ));
-            }
-            let v = &device.config().wechat_version;
-            let parts = crate::wechat::version_parts(v);
-            let code = 2000 + parts.get(2).copied().unwrap_or(0) * 20 + 40;
-            CmdOutput::ok(format!(
-                "Activity Resolver Table:\n  Non-Data Actions:\n      android.intent.action.MAIN:\n        5a6b7c8 com.tencent.mm/.ui.LauncherUI filter 9d0e1f2\n\nPackages:\n  Package [com.tencent.mm] (c3d4e5f):\n    userId={WECHAT_UID}\n    pkg=Package{{a1b2c3d com.tencent.mm}}\n    codePath=/data/app/~~Qm8cVnZ2kX1_2rPa==/com.tencent.mm-Jx1n4q==\n    resourcePath=/data/app/~~Qm8cVnZ2kX1_2rPa==/com.tencent.mm-Jx1n4q==\n    primaryCpuAbi=arm64-v8a\n    secondaryCpuAbi=null\n    versionCode={code} minSdk=23 targetSdk=34\n    minExtensionVersion=[]\n    versionName={v}\n    usesNonSdkApi=true\n    splits=[base]\n    apkSigningVersion=2\n    flags=[ HAS_CODE ALLOW_CLEAR_USER_DATA LARGE_HEAP ]\n    timeStamp=2026-01-05 21:14:03\n    lastUpdateTime=2026-01-05 21:14:33\n    installerPackageName=com.bbk.appstore\n"
-            ))
-        }
+        Some("package") => dump_package(device, args.get(1).copied()),
         Some("notification") => {
             CmdOutput::ok(dump_notifications(device, args.contains(&"--noredact")))
         }
@@ -59,6 +47,44 @@ pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
             "Currently running services:\n  activity\n  gfxinfo\n  notification\n  package\n  window\n",
         ),
     }
+}
+
+/// One installed package's block of `dumpsys package`. A package that is not installed gets
+/// DumpHelper's one line (and status 0, as `dumpsys` always exits 0).
+fn dump_package(device: &Device, name: Option<&str>) -> CmdOutput {
+    let Some(name) = name else {
+        return CmdOutput::ok("Packages:\n");
+    };
+    let Some(p) = device.read(|st| st.packages.get(name)) else {
+        return CmdOutput::ok(format!("Unable to find package: {name}\n"));
+    };
+    if p.name == WECHAT_PKG {
+        return CmdOutput::ok(wechat_package(device, p));
+    }
+    let code_path = p.apk.rsplit_once('/').map_or(p.apk, |(dir, _)| dir);
+    let flags = if p.system {
+        "[ SYSTEM HAS_CODE ALLOW_CLEAR_USER_DATA ]"
+    } else {
+        "[ HAS_CODE ALLOW_CLEAR_USER_DATA ]"
+    };
+    CmdOutput::ok(format!(
+        "Packages:\n  Package [{name}] (5e6f7a8):\n    userId={uid}\n    pkg=Package{{3c4d5e6 {name}}}\n    codePath={code_path}\n    resourcePath={code_path}\n    primaryCpuAbi=arm64-v8a\n    secondaryCpuAbi=null\n    versionCode={code} minSdk=26 targetSdk=34\n    minExtensionVersion=[]\n    versionName={version}\n    splits=[base]\n    apkSigningVersion=3\n    flags={flags}\n    timeStamp=2025-11-20 09:12:44\n    lastUpdateTime=2025-11-20 09:12:44\n    installerPackageName={installer}\n",
+        name = p.name,
+        uid = p.uid,
+        code = p.version_code,
+        version = p.version_name,
+        installer = p.installer,
+    ))
+}
+
+fn wechat_package(device: &Device, p: &Package) -> String {
+    let v = &device.config().wechat_version;
+    let parts = crate::wechat::version_parts(v);
+    let code = 2000 + parts.get(2).copied().unwrap_or(0) * 20 + 40;
+    let code_path = p.apk.rsplit_once('/').map_or(p.apk, |(dir, _)| dir);
+    format!(
+        "Activity Resolver Table:\n  Non-Data Actions:\n      android.intent.action.MAIN:\n        5a6b7c8 com.tencent.mm/.ui.LauncherUI filter 9d0e1f2\n\nPackages:\n  Package [com.tencent.mm] (c3d4e5f):\n    userId={WECHAT_UID}\n    pkg=Package{{a1b2c3d com.tencent.mm}}\n    codePath={code_path}\n    resourcePath={code_path}\n    primaryCpuAbi=arm64-v8a\n    secondaryCpuAbi=null\n    versionCode={code} minSdk=23 targetSdk=34\n    minExtensionVersion=[]\n    versionName={v}\n    usesNonSdkApi=true\n    splits=[base]\n    apkSigningVersion=2\n    flags=[ HAS_CODE ALLOW_CLEAR_USER_DATA LARGE_HEAP ]\n    timeStamp=2026-01-05 21:14:03\n    lastUpdateTime=2026-01-05 21:14:33\n    installerPackageName=com.bbk.appstore\n"
+    )
 }
 
 /// Close to Android 13's NotificationManagerService dump: one NotificationRecord per posted
@@ -126,5 +152,45 @@ fn focus_component(w: &WeChat) -> (&'static str, &'static str) {
             "com.tencent.mm/com.tencent.mm.ui.chatting.ChattingUI",
             "com.tencent.mm/.ui.chatting.ChattingUI",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone(suite: bool) -> Device {
+        crate::build_device(&crate::SimConfig {
+            scenario: crate::Scenario::default(),
+            accessibility_suite: suite,
+            ..crate::SimConfig::default()
+        })
+        .expect("device")
+    }
+
+    fn dumpsys(d: &Device, args: &[&str]) -> String {
+        String::from_utf8_lossy(&run(d, args).stdout).into_owned()
+    }
+
+    #[test]
+    fn package_dumps_for_installed_packages_only() {
+        let d = phone(true);
+        let suite = dumpsys(&d, &["package", "com.google.android.marvin.talkback"]);
+        assert!(
+            suite.contains("  Package [com.google.android.marvin.talkback] ("),
+            "{suite}"
+        );
+        assert!(suite.contains("    codePath=/product/app/talkback\n"));
+        assert!(suite.contains("    versionName=14.1.0.567426553\n"));
+        assert!(dumpsys(&d, &["package", "com.tencent.mm"]).contains("versionName=8.0.50\n"));
+        let without = phone(false);
+        let o = run(&without, &["package", "com.google.android.marvin.talkback"]);
+        assert_eq!(
+            (String::from_utf8_lossy(&o.stdout).as_ref(), o.code),
+            (
+                "Unable to find package: com.google.android.marvin.talkback\n",
+                0
+            )
+        );
     }
 }
