@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::accessibility::Component;
 use crate::device::{Device, Faults, Latency, StatsSnapshot};
 use crate::packages::PackageError;
 use crate::settings::Namespace;
@@ -127,6 +128,18 @@ pub struct SettingChange {
 pub struct PackageChange {
     pub install: Vec<String>,
     pub uninstall: Vec<String>,
+}
+
+/// What the accessibility settings and packages add up to.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AccessibilityView {
+    pub accessibility_enabled: bool,
+    pub enabled_services: Vec<Component>,
+    pub bound_services: Vec<Component>,
+    pub touch_exploration: bool,
+    /// WeChat's AccUtil sees a service it trusts (so ≥ 8.0.55 keeps its tree).
+    pub wechat_trusts: bool,
+    pub tree_hidden: bool,
 }
 
 /// In-process equivalent of the HTTP control API.
@@ -262,6 +275,21 @@ impl SimControl {
             }
             st.packages = next;
             Ok(())
+        })
+    }
+
+    pub fn accessibility(&self) -> AccessibilityView {
+        let tree_hidden = self.device.hides_tree();
+        self.device.read(|st| {
+            let a = st.a11y();
+            AccessibilityView {
+                accessibility_enabled: a.accessibility_enabled(),
+                enabled_services: a.enabled(),
+                bound_services: a.bound().into_iter().map(|b| b.component).collect(),
+                touch_exploration: a.touch_exploration(),
+                wechat_trusts: a.wechat_trusts(),
+                tree_hidden,
+            }
         })
     }
 
@@ -497,6 +525,10 @@ pub fn router(control: SimControl) -> Router {
             "/packages",
             get(|State(c): State<SimControl>| async move { Json(c.packages()) })
                 .post(change_packages),
+        )
+        .route(
+            "/accessibility",
+            get(|State(c): State<SimControl>| async move { Json(c.accessibility()) }),
         )
         .route(
             "/sent",

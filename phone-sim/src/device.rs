@@ -62,7 +62,8 @@ pub struct StatsSnapshot {
     pub connections: u64,
     pub services: BTreeMap<String, u64>,
     pub commands: BTreeMap<String, u64>,
-    /// Touches that reached the app: `tap`, `swipe`.
+    /// Touches by what they did: `tap` and `swipe` reached the app; `tap_focus_only` and
+    /// `swipe_focus_only` were taken by TalkBack's touch exploration, which presses nothing.
     pub input: BTreeMap<String, u64>,
 }
 
@@ -319,11 +320,17 @@ impl Device {
         self.windows_of(&st)
     }
 
+    /// WeChat ≥ 8.0.55 hides its tree unless it sees an accessibility service it trusts.
     pub fn hides_tree(&self) -> bool {
         crate::wechat::hides_tree(&self.0.config.wechat_version)
+            && !self.read(|st| st.a11y().wechat_trusts())
     }
 
-    /// What `uiautomator dump` writes. WeChat ≥ 8.0.55 shows one empty node in place of its tree.
+    pub fn touch_exploration(&self) -> bool {
+        self.read(|st| st.a11y().touch_exploration())
+    }
+
+    /// What `uiautomator dump` writes. A hidden tree is one empty node in place of WeChat's.
     pub fn dump_xml(&self) -> String {
         let mut windows = self.windows();
         if self.hides_tree() {
@@ -342,6 +349,16 @@ impl Device {
 
     pub fn tap(&self, x: i32, y: i32) {
         let windows = self.windows();
+        if self.touch_exploration() {
+            // TalkBack turns a single tap into "move the accessibility focus here"; only a
+            // double tap would press. Nothing reaches the app.
+            let focused = ui::focus_target(&windows, x, y)
+                .map(ui::describe)
+                .unwrap_or_default();
+            self.0.stats.add_input("tap_focus_only");
+            self.with(|st| st.wechat.log("a11y_focus", Some((x, y)), focused));
+            return;
+        }
         self.0.stats.add_input("tap");
         let action = ui::hit_test(&windows, x, y);
         self.with(|st| st.wechat.apply_tap(x, y, action));
@@ -351,6 +368,18 @@ impl Device {
         if (x2 - x1).abs() < 10 && (y2 - y1).abs() < 10 {
             // A swipe that does not move is how scripts long-press; treat it as a tap.
             self.tap(x1, y1);
+            return;
+        }
+        if self.touch_exploration() {
+            // One finger moving is a TalkBack gesture (next or previous item), not a scroll.
+            self.0.stats.add_input("swipe_focus_only");
+            self.with(|st| {
+                st.wechat.log(
+                    "a11y_gesture",
+                    Some((x1, y1)),
+                    format!("to {x2},{y2} in {ms}ms"),
+                )
+            });
             return;
         }
         self.0.stats.add_input("swipe");
@@ -657,5 +686,233 @@ mod tests {
         d.swipe(360, 1400, 360, 200, 300);
         d.swipe(360, 1400, 360, 200, 300);
         assert!(d.dump_xml().contains("text=\"Chat00\""));
+    }
+
+    const STS: &str = "com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService";
+    const DIANMING: &str = "com.dianming.phoneapp/com.dianming.phoneapp.MyAccessibilityService";
+    const TALKBACK: &str =
+        "com.google.android.marvin.talkback/com.google.android.marvin.talkback.TalkBackService";
+    const OTHER: &str = "com.iflytek.inputmethod/.FlyAccessibilityService";
+
+    /// A phone running `version` with the given packages and settings, one chat with Alice.
+    fn configured(version: &str, suite: bool, dianming: bool, settings: &[&str]) -> Device {
+        let d = crate::build_device(&crate::SimConfig {
+            scenario: Scenario::default(),
+            wechat_version: version.into(),
+            accessibility_suite: suite,
+            dianming,
+            settings: settings
+                .iter()
+                .map(|s| s.parse().expect("valid preset"))
+                .collect(),
+            ..crate::SimConfig::default()
+        })
+        .expect("device");
+        incoming(&d, "Alice", false, None, "hi");
+        d
+    }
+
+    fn tree_shown(d: &Device) -> bool {
+        let xml = d.dump_xml();
+        let hidden = xml.contains(
+            "package=\"com.tencent.mm\" content-desc=\"\" checkable=\"false\" checked=\"false\" clickable=\"false\" enabled=\"true\" focusable=\"false\" focused=\"false\" scrollable=\"false\" long-clickable=\"false\" password=\"false\" selected=\"false\" visible-to-user=\"true\" bounds=\"[0,0][0,0]\"",
+        );
+        let shown = xml.contains("text=\"Alice\"");
+        assert_ne!(
+            hidden, shown,
+            "either the one empty node or the tree: {xml}"
+        );
+        shown
+    }
+
+    #[test]
+    fn hidden_tree_matrix() {
+        let services = |v: &str| format!("secure:enabled_accessibility_services={v}");
+        let on = "secure:accessibility_enabled=1";
+        let off = "secure:accessibility_enabled=0";
+        // (version, suite installed, 点明 installed, settings, tree shown)
+        let cases: Vec<(&str, bool, bool, Vec<String>, bool)> = vec![
+            // Before 8.0.55 nothing hides the tree.
+            ("8.0.50", true, false, vec![], true),
+            (
+                "8.0.54",
+                false,
+                false,
+                vec![services(OTHER), on.into()],
+                true,
+            ),
+            // From 8.0.55: no service at all, or only another one.
+            ("8.0.55", true, true, vec![], false),
+            (
+                "8.0.74",
+                true,
+                true,
+                vec![services(OTHER), on.into()],
+                false,
+            ),
+            // A whitelisted service, installed, switched on.
+            ("8.0.55", true, false, vec![services(STS), on.into()], true),
+            (
+                "8.0.74",
+                false,
+                true,
+                vec![services(DIANMING), on.into()],
+                true,
+            ),
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![services(&format!("{OTHER}:{STS}")), on.into()],
+                true,
+            ),
+            // ... switched off.
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![services(STS), off.into()],
+                false,
+            ),
+            (
+                "8.0.74",
+                false,
+                true,
+                vec![services(DIANMING), off.into()],
+                false,
+            ),
+            // ... not installed.
+            (
+                "8.0.74",
+                false,
+                false,
+                vec![services(STS), on.into()],
+                false,
+            ),
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![services(DIANMING), on.into()],
+                false,
+            ),
+            // TalkBack alone is not whitelisted; with touch exploration it shows the tree.
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![services(TALKBACK), on.into()],
+                false,
+            ),
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![
+                    services(TALKBACK),
+                    on.into(),
+                    "secure:touch_exploration_enabled=1".into(),
+                ],
+                true,
+            ),
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![
+                    services(TALKBACK),
+                    off.into(),
+                    "secure:touch_exploration_enabled=1".into(),
+                ],
+                false,
+            ),
+        ];
+        for (version, suite, dianming, settings, shown) in cases {
+            let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+            let d = configured(version, suite, dianming, &settings);
+            assert_eq!(
+                tree_shown(&d),
+                shown,
+                "{version} suite={suite} dianming={dianming} {settings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn toggling_the_setting_toggles_the_tree() {
+        let d = configured("8.0.72", true, false, &[]);
+        assert!(!tree_shown(&d));
+        d.with(|st| {
+            st.put_setting(
+                Namespace::Secure,
+                crate::accessibility::ENABLED_SERVICES,
+                STS,
+            );
+            st.put_setting(
+                Namespace::Secure,
+                crate::accessibility::ACCESSIBILITY_ENABLED,
+                "1",
+            );
+        });
+        assert!(tree_shown(&d));
+        d.with(|st| {
+            st.settings
+                .delete(Namespace::Secure, crate::accessibility::ENABLED_SERVICES)
+        });
+        assert!(!tree_shown(&d));
+    }
+
+    #[test]
+    fn touch_exploration_taps_only_focus() {
+        let d = configured(
+            "8.0.74",
+            true,
+            false,
+            &[
+                &format!("secure:enabled_accessibility_services={TALKBACK}"),
+                "secure:accessibility_enabled=1",
+                "secure:touch_exploration_enabled=1",
+            ],
+        );
+        assert!(tree_shown(&d), "TalkBack brings the tree back");
+        let (x, y) = centre_of(&d, "kbq").expect("the row is in the tree");
+        d.tap(x, y);
+        assert_eq!(
+            d.read(|st| st.wechat.screen.clone()),
+            Screen::List,
+            "nothing pressed"
+        );
+        d.swipe(360, 1400, 360, 400, 300);
+        assert_eq!(d.read(|st| st.wechat.list_scroll), 0, "no scroll either");
+        let stats = d.stats().snapshot();
+        assert_eq!(stats.input.get("tap_focus_only"), Some(&1));
+        assert_eq!(stats.input.get("swipe_focus_only"), Some(&1));
+        assert_eq!(stats.input.get("tap"), None);
+        let focus = d.read(|st| {
+            st.wechat
+                .events
+                .iter()
+                .find(|e| e.kind == "a11y_focus")
+                .map(|e| e.detail.clone())
+        });
+        assert!(
+            focus.is_some_and(|f| f.contains("Alice")),
+            "focus lands on the row's title"
+        );
+
+        // Touch exploration off: the same tap opens the chat.
+        d.with(|st| {
+            st.put_setting(
+                Namespace::Secure,
+                crate::accessibility::TOUCH_EXPLORATION,
+                "0",
+            )
+        });
+        d.tap(x, y);
+        assert_eq!(
+            d.read(|st| st.wechat.open_chat_name().map(str::to_string)),
+            Some("Alice".into())
+        );
+        assert_eq!(d.stats().snapshot().input.get("tap"), Some(&1));
     }
 }

@@ -234,3 +234,39 @@ async fn logcat_follows_notifications_until_closed() {
     assert_eq!(out, b"still-alive\n");
     sim.shutdown().await;
 }
+
+/// Settings live in the phone: what one connection puts, the next one reads, and WeChat
+/// ≥ 8.0.55 keeps showing its tree.
+#[tokio::test]
+async fn settings_outlast_the_connection() {
+    let sim = start(SimConfig {
+        wechat_version: "8.0.74".into(),
+        ..cfg()
+    })
+    .await
+    .expect("sim starts");
+    let sts = "com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService";
+    {
+        let (mut host, _) = RawHost::connect(sim.adb_addr(), 0x0100_0001, "host::").await;
+        let hidden =
+            String::from_utf8(host.exec(1, "uiautomator dump /dev/tty").await).expect("utf8");
+        assert!(!hidden.contains("com.tencent.mm:id/j8g"), "hidden before");
+        let out = host
+            .exec(
+                2,
+                &format!(
+                    "settings put secure enabled_accessibility_services {sts} && settings put secure accessibility_enabled 1"
+                ),
+            )
+            .await;
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    }
+    let (mut host, _) = RawHost::connect(sim.adb_addr(), 0x0100_0001, "host::").await;
+    let got = host
+        .exec(3, "settings get secure enabled_accessibility_services")
+        .await;
+    assert_eq!(got, format!("{sts}\n").into_bytes());
+    let shown = String::from_utf8(host.exec(4, "uiautomator dump /dev/tty").await).expect("utf8");
+    assert!(shown.contains("com.tencent.mm:id/j8g"), "the tree is back");
+    sim.shutdown().await;
+}

@@ -1,8 +1,10 @@
 //! `dumpsys`: the services scripts poll cheaply — `window` (the focused activity), `package`
 //! (WeChat's version, or any installed package's), `notification` (what WeChat posted),
-//! `gfxinfo` (frames drawn, which move only when the screen changes) and `activity`.
+//! `gfxinfo` (frames drawn, which move only when the screen changes), `activity`, and
+//! `accessibility` (which services are enabled and running).
 
 use super::CmdOutput;
+use crate::accessibility::A11y;
 use crate::device::{Device, WECHAT_PID, WECHAT_UID};
 use crate::packages::{Package, WECHAT_PKG};
 use crate::wechat::model::{Screen, WeChat};
@@ -25,6 +27,7 @@ pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
             CmdOutput::ok(s)
         }
         Some("package") => dump_package(device, args.get(1).copied()),
+        Some("accessibility") => CmdOutput::ok(device.read(|st| dump_accessibility(&st.a11y()))),
         Some("notification") => {
             CmdOutput::ok(dump_notifications(device, args.contains(&"--noredact")))
         }
@@ -44,7 +47,7 @@ pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
         }
         Some(other) => CmdOutput::ok(format!("Can't find service: {other}\n")),
         None => CmdOutput::ok(
-            "Currently running services:\n  activity\n  gfxinfo\n  notification\n  package\n  window\n",
+            "Currently running services:\n  accessibility\n  activity\n  gfxinfo\n  notification\n  package\n  window\n",
         ),
     }
 }
@@ -84,6 +87,40 @@ fn wechat_package(device: &Device, p: &Package) -> String {
     let code_path = p.apk.rsplit_once('/').map_or(p.apk, |(dir, _)| dir);
     format!(
         "Activity Resolver Table:\n  Non-Data Actions:\n      android.intent.action.MAIN:\n        5a6b7c8 com.tencent.mm/.ui.LauncherUI filter 9d0e1f2\n\nPackages:\n  Package [com.tencent.mm] (c3d4e5f):\n    userId={WECHAT_UID}\n    pkg=Package{{a1b2c3d com.tencent.mm}}\n    codePath={code_path}\n    resourcePath={code_path}\n    primaryCpuAbi=arm64-v8a\n    secondaryCpuAbi=null\n    versionCode={code} minSdk=23 targetSdk=34\n    minExtensionVersion=[]\n    versionName={v}\n    usesNonSdkApi=true\n    splits=[base]\n    apkSigningVersion=2\n    flags=[ HAS_CODE ALLOW_CLEAR_USER_DATA LARGE_HEAP ]\n    timeStamp=2026-01-05 21:14:03\n    lastUpdateTime=2026-01-05 21:14:33\n    installerPackageName=com.bbk.appstore\n"
+    )
+}
+
+/// Android 14's AccessibilityManagerService dump, cut to what tools grep: the user state's
+/// attributes (`touchExplorationEnabled=`, `installedServiceCount=`), the button targets,
+/// `Bound services:{…}` with each running service's `Service[label=…]`, and
+/// `Enabled services:{{pkg/class}, …}` straight from the setting, installed or not.
+fn dump_accessibility(a: &A11y<'_>) -> String {
+    let bound = a.bound();
+    let join = |items: Vec<String>, sep: &str| items.join(sep);
+    let bound_text = join(
+        bound
+            .iter()
+            .map(|b| {
+                format!(
+                    "Service[label={}, feedbackType{}, capabilities={}, eventTypes=TYPES_ALL_MASK, notificationTimeout=100, requestA11yBtn={}]",
+                    b.service.label, b.service.feedback, b.service.capabilities, b.service.requests_button
+                )
+            })
+            .collect(),
+        ", \n                     ",
+    );
+    let enabled_text = join(a.enabled().iter().map(|c| c.short_string()).collect(), ", ");
+    let button = join(
+        a.button_targets()
+            .iter()
+            .map(|b| b.component.flatten())
+            .collect(),
+        ", ",
+    );
+    format!(
+        "ACCESSIBILITY MANAGER (dumpsys accessibility)\n\ncurrentUserId=0\nUser state[\n     attributes:{{id=0, touchExplorationEnabled={touch}, serviceHandlesDoubleTap={touch}, requestMultiFingerGestures=false, requestTwoFingerPassthrough=false, sendMotionEventsEnabledfalse, displayMagnificationEnabled=false, autoclickEnabled=false, nonInteractiveUiTimeout=0, interactiveUiTimeout=0, installedServiceCount={installed}, magnificationModes=1, magnificationCapabilities=1, audioDescriptionByDefaultEnabled=false, magnificationFollowTypingEnabled=true, alwaysOnMagnificationEnabled=false}}\n     shortcut key:{{}}\n     button:{{{button}}}\n     button target:{{null}}\n     Bound services:{{{bound_text}}}\n     Enabled services:{{{enabled_text}}}\n     Binding services:{{}}\n     Crashed services:{{}}\n     Client list info:{{\n          Client list callbacks: 1\n          Registered clients:{{\n[com.tencent.mm]}}]\n",
+        touch = a.touch_exploration(),
+        installed = a.installed_service_count(),
     )
 }
 
@@ -158,6 +195,10 @@ fn focus_component(w: &WeChat) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accessibility::{ACCESSIBILITY_ENABLED, ENABLED_SERVICES, TOUCH_EXPLORATION};
+    use crate::settings::Namespace;
+
+    const STS: &str = "com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService";
 
     fn phone(suite: bool) -> Device {
         crate::build_device(&crate::SimConfig {
@@ -170,6 +211,52 @@ mod tests {
 
     fn dumpsys(d: &Device, args: &[&str]) -> String {
         String::from_utf8_lossy(&run(d, args).stdout).into_owned()
+    }
+
+    #[test]
+    fn accessibility_follows_the_settings_and_packages() {
+        let d = phone(true);
+        let idle = dumpsys(&d, &["accessibility"]);
+        assert!(idle.starts_with("ACCESSIBILITY MANAGER (dumpsys accessibility)\n"));
+        assert!(idle.contains("     Enabled services:{}\n"), "{idle}");
+        assert!(idle.contains("     Bound services:{}\n"));
+        assert!(idle.contains("touchExplorationEnabled=false"));
+        assert!(idle.contains("installedServiceCount=4"));
+
+        d.with(|st| {
+            st.settings.put(
+                Namespace::Secure,
+                ENABLED_SERVICES,
+                &format!("com.iflytek.inputmethod/.FlyService:{STS}"),
+            );
+        });
+        let off = dumpsys(&d, &["accessibility"]);
+        assert!(
+            off.contains("     Enabled services:{{com.iflytek.inputmethod/com.iflytek.inputmethod.FlyService}, {com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService}}\n"),
+            "{off}"
+        );
+        assert!(
+            off.contains("     Bound services:{}\n"),
+            "switched off: nothing runs"
+        );
+
+        d.with(|st| {
+            st.settings
+                .put(Namespace::Secure, ACCESSIBILITY_ENABLED, "1")
+        });
+        let on = dumpsys(&d, &["accessibility"]);
+        assert!(on.contains("     Bound services:{Service[label=随选朗读, feedbackType[FEEDBACK_SPOKEN], capabilities=33,"), "{on}");
+        assert!(on.contains(&format!("     button:{{{STS}}}\n")));
+
+        d.with(|st| {
+            st.settings.put(
+                Namespace::Secure,
+                ENABLED_SERVICES,
+                "com.google.android.marvin.talkback/com.google.android.marvin.talkback.TalkBackService",
+            );
+            st.settings.put(Namespace::Secure, TOUCH_EXPLORATION, "1");
+        });
+        assert!(dumpsys(&d, &["accessibility"]).contains("touchExplorationEnabled=true"));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! - `screencap`: PNG and raw screenshots.
 //! - `input`: `tap`, `swipe`, `keyevent`, `text`; key names to codes.
 //! - `am`: `am start`/`force-stop`/`broadcast` (ADB keyboard, clipboard) and `monkey`.
-//! - `dumpsys`: `window`, `package`, `notification`, `gfxinfo`, `activity`.
+//! - `dumpsys`: `window`, `package`, `notification`, `gfxinfo`, `activity`, `accessibility`.
 //! - `logcat`: the `events` buffer, dumped or followed.
 //! - `settings`: `settings get`/`put`/`delete`/`list`, with `--user`.
 //! - `ime`: `ime list`/`set`/`enable`.

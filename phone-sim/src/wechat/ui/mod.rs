@@ -94,6 +94,32 @@ pub fn build_windows(wechat: &WeChat, opts: &BuildOpts<'_>) -> Vec<Node> {
     windows
 }
 
+/// The view TalkBack's touch exploration focuses at (x, y): the topmost one under the finger
+/// that does something or says something.
+pub fn focus_target(windows: &[Node], x: i32, y: i32) -> Option<&Node> {
+    let mut found = None;
+    for window in windows {
+        window.walk(&mut |node| {
+            if node.bounds.contains(x, y)
+                && (node.clickable || !node.text.is_empty() || !node.desc.is_empty())
+            {
+                found = Some(node);
+            }
+        });
+    }
+    found
+}
+
+/// A node in a line of the event log: class, id and what it says.
+pub fn describe(node: &Node) -> String {
+    let said = if node.text.is_empty() {
+        &node.desc
+    } else {
+        &node.text
+    };
+    format!("{} {} {said:?}", node.class, node.id)
+}
+
 /// The action the topmost view under (x, y) takes: the last match in pre-order wins,
 /// because later siblings and later windows are drawn over earlier ones.
 pub fn hit_test(windows: &[Node], x: i32, y: i32) -> Option<Action> {
