@@ -130,6 +130,11 @@ pub struct PackageChange {
     pub uninstall: Vec<String>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessibilityButton {
+    pub shown: bool,
+}
+
 /// What the accessibility settings and packages add up to.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AccessibilityView {
@@ -140,6 +145,8 @@ pub struct AccessibilityView {
     /// WeChat's AccUtil sees a service it trusts (so ≥ 8.0.55 keeps its tree).
     pub wechat_trusts: bool,
     pub tree_hidden: bool,
+    /// The floating accessibility button is on screen.
+    pub button_shown: bool,
 }
 
 /// In-process equivalent of the HTTP control API.
@@ -278,6 +285,10 @@ impl SimControl {
         })
     }
 
+    pub fn set_accessibility_button(&self, shown: bool) {
+        self.device.with(|st| st.accessibility_button = shown);
+    }
+
     pub fn accessibility(&self) -> AccessibilityView {
         let tree_hidden = self.device.hides_tree();
         self.device.read(|st| {
@@ -289,6 +300,7 @@ impl SimControl {
                 touch_exploration: a.touch_exploration(),
                 wechat_trusts: a.wechat_trusts(),
                 tree_hidden,
+                button_shown: st.accessibility_button && !a.button_targets().is_empty(),
             }
         })
     }
@@ -507,6 +519,14 @@ async fn change_packages(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn accessibility_button(
+    State(c): State<SimControl>,
+    Json(b): Json<AccessibilityButton>,
+) -> StatusCode {
+    c.set_accessibility_button(b.shown);
+    StatusCode::NO_CONTENT
+}
+
 pub fn router(control: SimControl) -> Router {
     Router::new()
         .route("/incoming", post(incoming))
@@ -526,6 +546,7 @@ pub fn router(control: SimControl) -> Router {
             get(|State(c): State<SimControl>| async move { Json(c.packages()) })
                 .post(change_packages),
         )
+        .route("/accessibility-button", post(accessibility_button))
         .route(
             "/accessibility",
             get(|State(c): State<SimControl>| async move { Json(c.accessibility()) }),

@@ -132,6 +132,9 @@ pub struct State {
     pub props: BTreeMap<String, String>,
     pub settings: Settings,
     pub packages: Packages,
+    /// Show Android's floating accessibility button while a running service asks for it.
+    /// Off by default: whether a phone shows it depends on its navigation mode and vendor.
+    pub accessibility_button: bool,
     pub wechat: WeChat,
     pub clock: Clock,
     pub latency: Latency,
@@ -207,6 +210,7 @@ impl Device {
             props: default_props(&config),
             settings: Settings::phone_defaults(ADB_IME),
             packages: Packages::default(),
+            accessibility_button: false,
             wechat,
             clock: config.clock,
             latency: Latency::default(),
@@ -307,10 +311,20 @@ impl Device {
     }
 
     fn windows_of(&self, st: &State) -> Vec<Node> {
+        let button_targets = if st.accessibility_button {
+            st.a11y()
+                .button_targets()
+                .iter()
+                .map(|b| b.service.label)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let opts = BuildOpts {
             ids: &self.0.config.ids,
             clock: &st.clock,
             title_text: self.0.config.title_text,
+            accessibility_button: button_targets,
         };
         ui::build_windows(&st.wechat, &opts)
     }
@@ -914,5 +928,63 @@ mod tests {
             Some("Alice".into())
         );
         assert_eq!(d.stats().snapshot().input.get("tap"), Some(&1));
+    }
+
+    #[test]
+    fn the_floating_button_takes_taps_over_the_send_button() {
+        let d = configured(
+            "8.0.74",
+            true,
+            false,
+            &[
+                &format!("secure:enabled_accessibility_services={STS}"),
+                "secure:accessibility_enabled=1",
+            ],
+        );
+        d.with(|st| st.wechat.open_chat("Alice"));
+        let (x, y) = centre_of(&d, "bkk").expect("input");
+        d.tap(x, y);
+        d.ime_text("hello", "test");
+        let send = centre_of(&d, "bql").expect("send button");
+        assert!(!d.dump_xml().contains("随选朗读"), "off by default");
+
+        d.with(|st| st.accessibility_button = true);
+        let xml = d.dump_xml();
+        assert!(
+            xml.contains("package=\"com.android.systemui\" content-desc=\"随选朗读\""),
+            "a System UI window in the dump: {xml}"
+        );
+        let mut button = None;
+        for w in d.windows() {
+            w.walk(&mut |n| {
+                if n.desc == "随选朗读" {
+                    button = Some(n.bounds);
+                }
+            });
+        }
+        let button = button.expect("button node");
+        assert_eq!(button.right, ui::SCREEN_W, "docked to the right edge");
+        assert!(
+            button.contains(send.0, send.1),
+            "it lies over the send button"
+        );
+        d.tap(send.0, send.1);
+        assert!(
+            d.read(|st| st.wechat.sent.is_empty()),
+            "the send button was not pressed"
+        );
+        assert!(d.read(|st| st.wechat.events.iter().any(|e| e.kind == "a11y_button")));
+
+        // Without a service that asks for it, the option shows nothing.
+        d.with(|st| {
+            st.put_setting(
+                Namespace::Secure,
+                crate::accessibility::ACCESSIBILITY_ENABLED,
+                "0",
+            )
+        });
+        assert!(!d.dump_xml().contains("随选朗读"));
+        d.tap(send.0, send.1);
+        assert_eq!(d.read(|st| st.wechat.sent.len()), 1);
     }
 }

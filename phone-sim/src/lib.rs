@@ -12,7 +12,7 @@
 //! - [`settings`]: the `system`, `secure` and `global` settings tables.
 //! - [`packages`]: the installed packages and the accessibility services they ship.
 //! - [`accessibility`]: what the settings and packages turn on: running services, TalkBack's
-//!   touch exploration, whether WeChat trusts a service and keeps its tree.
+//!   touch exploration, whether WeChat trusts a service and keeps its tree, the floating button.
 //! - [`wechat`]: the WeChat model, its view tree (`wechat/ui/`, one file per part of the
 //!   screen), the resource ids read from data, dumps and screenshots.
 //! - [`clock`]: the phone's clock and WeChat's relative time formats.
@@ -94,6 +94,8 @@ pub struct SimConfig {
     /// Settings the phone starts with, over Android's defaults (e.g. a user's own
     /// `secure:enabled_accessibility_services`).
     pub settings: Vec<settings::Preset>,
+    /// Android shows its floating accessibility button while a running service asks for it.
+    pub accessibility_button: bool,
 }
 
 impl Default for SimConfig {
@@ -111,6 +113,7 @@ impl Default for SimConfig {
             accessibility_suite: true,
             dianming: false,
             settings: Vec::new(),
+            accessibility_button: false,
         }
     }
 }
@@ -184,6 +187,7 @@ pub fn build_device(config: &SimConfig) -> Result<Device, SimError> {
         for p in &config.settings {
             st.put_setting(p.namespace, &p.key, &p.value);
         }
+        st.accessibility_button = config.accessibility_button;
     });
     Ok(device)
 }

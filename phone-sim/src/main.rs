@@ -54,6 +54,10 @@ enum Cmd {
         /// user's own service: secure:enabled_accessibility_services=com.iflytek.inputmethod/.FlyService
         #[arg(long = "setting", value_name = "NAMESPACE:KEY=VALUE")]
         settings: Vec<Preset>,
+        /// Show Android's floating accessibility button (a System UI window at the right edge)
+        /// while a running service asks for it, as Select to Speak does.
+        #[arg(long)]
+        a11y_button: bool,
     },
 }
 
@@ -76,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         no_accessibility_suite,
         with_dianming,
         settings,
+        a11y_button,
     } = Cli::parse().cmd;
     let scenario = match scenario {
         Some(p) => {
@@ -94,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         accessibility_suite: !no_accessibility_suite,
         dianming: with_dianming,
         settings,
+        accessibility_button: a11y_button,
         ..SimConfig::default()
     };
     let handle = tapwire_phone_sim::start(config)
