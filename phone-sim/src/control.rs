@@ -135,6 +135,11 @@ pub struct AccessibilityButton {
     pub shown: bool,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdbAuth {
+    pub authorized: bool,
+}
+
 /// What the accessibility settings and packages add up to.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AccessibilityView {
@@ -287,6 +292,10 @@ impl SimControl {
 
     pub fn set_accessibility_button(&self, shown: bool) {
         self.device.with(|st| st.accessibility_button = shown);
+    }
+
+    pub fn set_adb_authorized(&self, authorized: bool) {
+        self.device.with(|st| st.adb_authorized = authorized);
     }
 
     pub fn accessibility(&self) -> AccessibilityView {
@@ -527,6 +536,11 @@ async fn accessibility_button(
     StatusCode::NO_CONTENT
 }
 
+async fn adb_auth(State(c): State<SimControl>, Json(a): Json<AdbAuth>) -> StatusCode {
+    c.set_adb_authorized(a.authorized);
+    StatusCode::NO_CONTENT
+}
+
 pub fn router(control: SimControl) -> Router {
     Router::new()
         .route("/incoming", post(incoming))
@@ -551,6 +565,7 @@ pub fn router(control: SimControl) -> Router {
             "/accessibility",
             get(|State(c): State<SimControl>| async move { Json(c.accessibility()) }),
         )
+        .route("/adb-auth", post(adb_auth))
         .route(
             "/sent",
             get(|State(c): State<SimControl>| async move { Json(c.sent()) }),

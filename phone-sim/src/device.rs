@@ -53,6 +53,7 @@ pub struct Stats {
     services: Mutex<BTreeMap<String, u64>>,
     commands: Mutex<BTreeMap<String, u64>>,
     input: Mutex<BTreeMap<String, u64>>,
+    adb_auth: Mutex<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -65,6 +66,9 @@ pub struct StatsSnapshot {
     /// Touches by what they did: `tap` and `swipe` reached the app; `tap_focus_only` and
     /// `swipe_focus_only` were taken by TalkBack's touch exploration, which presses nothing.
     pub input: BTreeMap<String, u64>,
+    /// The AUTH exchange of an unauthorised phone: `token_sent`, `signature_rejected`,
+    /// `public_key_offered` (the phone would now ask its user).
+    pub adb_auth: BTreeMap<String, u64>,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -93,6 +97,9 @@ impl Stats {
     pub fn add_input(&self, kind: &str) {
         bump(&self.input, kind);
     }
+    pub fn add_auth(&self, step: &str) {
+        bump(&self.adb_auth, step);
+    }
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             bytes_to_host: self.bytes_out.load(Ordering::Relaxed),
@@ -110,6 +117,11 @@ impl Stats {
                 .clone(),
             input: self
                 .input
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            adb_auth: self
+                .adb_auth
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
@@ -135,6 +147,8 @@ pub struct State {
     /// Show Android's floating accessibility button while a running service asks for it.
     /// Off by default: whether a phone shows it depends on its navigation mode and vendor.
     pub accessibility_button: bool,
+    /// False: the phone has not accepted this computer's key and answers CNXN with AUTH.
+    pub adb_authorized: bool,
     pub wechat: WeChat,
     pub clock: Clock,
     pub latency: Latency,
@@ -211,6 +225,7 @@ impl Device {
             settings: Settings::phone_defaults(ADB_IME),
             packages: Packages::default(),
             accessibility_button: false,
+            adb_authorized: true,
             wechat,
             clock: config.clock,
             latency: Latency::default(),

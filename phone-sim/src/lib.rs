@@ -3,7 +3,8 @@
 //! control API.
 //!
 //! Layout:
-//! - [`adb`]: the device side of the ADB protocol (packets, transport, shell and sync services).
+//! - [`adb`]: the device side of the ADB protocol (packets, transport with the AUTH exchange of
+//!   an unauthorised phone, shell and sync services).
 //! - [`cmd`]: the phone's shell: `cmd/mod.rs` parses a line and runs its pipelines, one file
 //!   per command family (`uiautomator`, `screencap`, `input`, `am`, `dumpsys`, `logcat`,
 //!   `settings`, `ime`, `pm`, text tools, files, system facts, shell builtins).
@@ -96,6 +97,8 @@ pub struct SimConfig {
     pub settings: Vec<settings::Preset>,
     /// Android shows its floating accessibility button while a running service asks for it.
     pub accessibility_button: bool,
+    /// The phone has not accepted this computer's ADB key: `adb devices` shows `unauthorized`.
+    pub unauthorized: bool,
 }
 
 impl Default for SimConfig {
@@ -114,6 +117,7 @@ impl Default for SimConfig {
             dianming: false,
             settings: Vec::new(),
             accessibility_button: false,
+            unauthorized: false,
         }
     }
 }
@@ -188,6 +192,7 @@ pub fn build_device(config: &SimConfig) -> Result<Device, SimError> {
             st.put_setting(p.namespace, &p.key, &p.value);
         }
         st.accessibility_button = config.accessibility_button;
+        st.adb_authorized = !config.unauthorized;
     });
     Ok(device)
 }

@@ -58,6 +58,10 @@ enum Cmd {
         /// while a running service asks for it, as Select to Speak does.
         #[arg(long)]
         a11y_button: bool,
+        /// The phone has not accepted this computer's ADB key: it answers with AUTH and
+        /// `adb devices` lists it as unauthorized.
+        #[arg(long)]
+        unauthorized: bool,
     },
 }
 
@@ -81,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         with_dianming,
         settings,
         a11y_button,
+        unauthorized,
     } = Cli::parse().cmd;
     let scenario = match scenario {
         Some(p) => {
@@ -100,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         dianming: with_dianming,
         settings,
         accessibility_button: a11y_button,
+        unauthorized,
         ..SimConfig::default()
     };
     let handle = tapwire_phone_sim::start(config)

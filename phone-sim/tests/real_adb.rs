@@ -179,6 +179,46 @@ async fn real_adb_end_to_end() {
     sim.shutdown().await;
 }
 
+/// Debian's adb sees an unauthorised phone as real ones are seen: `adb connect` fails to
+/// authenticate, `adb devices` lists the serial as `unauthorized`, and commands are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_adb_lists_an_unauthorized_phone() {
+    if !adb_installed() {
+        eprintln!("SKIPPED: no `adb` binary on PATH; install the `adb` package to run this test");
+        return;
+    }
+    let sim = start(SimConfig {
+        control_addr: None,
+        unauthorized: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim starts");
+    let serial = sim.adb_addr().to_string();
+    let adb = AdbServer { port: free_port() };
+
+    let o = adb.run(&["connect", &serial]).await;
+    assert!(
+        text(&o).contains(&format!("failed to authenticate to {serial}")),
+        "connect: {o:?}"
+    );
+    let devices = text(&adb.run(&["devices"]).await);
+    assert!(
+        devices.contains(&format!("{serial}\tunauthorized")),
+        "{devices}"
+    );
+    let o = adb.run(&["-s", &serial, "shell", "echo", "hi"]).await;
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unauthorized"),
+        "{o:?}"
+    );
+    assert_eq!(sim.control().stats().connections, 0);
+
+    drop(adb);
+    sim.shutdown().await;
+}
+
 /// What a tool does over adb to bring WeChat's tree back, and what it reads on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_adb_brings_the_tree_back_with_settings() {
