@@ -1002,4 +1002,27 @@ mod tests {
         d.tap(send.0, send.1);
         assert_eq!(d.read(|st| st.wechat.sent.len()), 1);
     }
+
+    #[test]
+    fn wechat_6_6_6_speaks_its_reported_ids() {
+        let d = configured("6.6.6", true, false, &[]);
+        let xml = d.dump_xml();
+        for id in ["big", "apt", "apv", "apx", "apw", "jj"] {
+            assert!(xml.contains(&format!("com.tencent.mm:id/{id}\"")), "{id}");
+        }
+        assert!(!xml.contains("com.tencent.mm:id/j8g\""), "no 8.0 list id");
+        assert!(xml.contains("text=\"Alice\" resource-id=\"com.tencent.mm:id/apv\""));
+        d.with(|st| st.wechat.open_chat("Alice"));
+        let xml = d.dump_xml();
+        for id in ["c48", "jz", "aaa"] {
+            assert!(xml.contains(&format!("com.tencent.mm:id/{id}\"")), "{id}");
+        }
+        assert!(
+            xml.contains("text=\"Alice\" resource-id=\"com.tencent.mm:id/hn\""),
+            "6.6.6's chat title carries the name"
+        );
+        // 8.0.x keeps today's ids.
+        let d = configured("8.0.50", true, false, &[]);
+        assert!(d.dump_xml().contains("com.tencent.mm:id/j8g\""));
+    }
 }

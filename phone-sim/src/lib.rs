@@ -21,8 +21,9 @@
 //! - [`control`]: [`SimControl`] and the HTTP routes over it.
 //! - [`scenario`]: the chats a phone starts with.
 //!
-//! Data beside the code: `phone-sim/layouts/` holds the resource ids of the views WeChat nests
-//! its roles in (the roles themselves come from `ui-maps/`).
+//! Data beside the code: `phone-sim/layouts/` holds, per WeChat build, the resource ids of the
+//! views WeChat nests its roles in (for 8.0.x the roles themselves come from `ui-maps/`; for
+//! 6.6.6 the layout names them too).
 //!
 //! Start one with [`start`]; the returned [`SimHandle`] knows its addresses and shuts it down.
 //! The binary (`main.rs`) runs one until SIGINT or SIGTERM.
@@ -75,14 +76,15 @@ pub struct SimConfig {
     pub adb_addr: SocketAddr,
     /// Where the HTTP control API listens; `None` runs without it (use [`SimHandle::control`]).
     pub control_addr: Option<SocketAddr>,
-    /// What `dumpsys package com.tencent.mm` reports; ≥ 8.0.55 hides the view tree unless a
+    /// What `dumpsys package com.tencent.mm` reports. Picks the build whose ids the sim speaks
+    /// (6.6.6, or 8.0.x for every other version); ≥ 8.0.55 hides the view tree unless a
     /// trusted accessibility service runs.
     pub wechat_version: String,
     pub attrs: AttrSet,
     /// Put the chat's name in the title bar (the map's `chat_title`); real 8.0.x dumps leave
-    /// it out.
+    /// it out. Builds whose title was reported as read (6.6.6) show it regardless.
     pub title_text: bool,
-    /// A UI map other than the bundled `ui-maps/wechat-8.0.toml`.
+    /// A UI map whose roles replace the version's build's.
     pub ui_map: Option<PathBuf>,
     pub scenario: Scenario,
     pub serial: String,
@@ -160,15 +162,16 @@ impl Drop for SimHandle {
 }
 
 pub fn build_device(config: &SimConfig) -> Result<Device, SimError> {
-    let ids = match &config.ui_map {
-        Some(p) => wechat::ids::Ids::from_toml(&std::fs::read_to_string(p).map_err(|source| {
-            SimError::ReadMap {
+    let map = match &config.ui_map {
+        Some(p) => Some(
+            std::fs::read_to_string(p).map_err(|source| SimError::ReadMap {
                 path: p.clone(),
                 source,
-            }
-        })?)?,
-        None => wechat::ids::Ids::bundled()?,
+            })?,
+        ),
+        None => None,
     };
+    let ids = wechat::ids::Ids::for_version(&config.wechat_version, map.as_deref())?;
     let clock = clock::Clock {
         offset_secs: 0,
         utc_offset_minutes: config.utc_offset_minutes,
@@ -179,7 +182,8 @@ pub fn build_device(config: &SimConfig) -> Result<Device, SimError> {
         device::DeviceConfig {
             wechat_version: config.wechat_version.clone(),
             attrs: config.attrs,
-            title_text: config.title_text,
+            title_text: config.title_text
+                || wechat::ids::Build::for_version(&config.wechat_version).title_text,
             ids,
             clock,
             serial: config.serial.clone(),

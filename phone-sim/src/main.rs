@@ -27,8 +27,9 @@ enum Cmd {
         adb: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:7100")]
         control: SocketAddr,
-        /// WeChat version the phone reports; 8.0.55 and later hide the view tree from dumps
-        /// unless a service WeChat trusts runs.
+        /// WeChat version the phone reports. 6.6.6 speaks that build's reported ids, every
+        /// other version 8.0.x's; 8.0.55 and later hide the view tree from dumps unless a
+        /// service WeChat trusts runs.
         #[arg(long, default_value = "8.0.50")]
         wechat: String,
         /// Attribute set of dumps: modern (uiautomator2-style) or stock (older `uiautomator dump`).
@@ -40,7 +41,7 @@ enum Cmd {
         /// Chats to start with (TOML); a small built-in set otherwise.
         #[arg(long)]
         scenario: Option<PathBuf>,
-        /// A UI map other than the bundled ui-maps/wechat-8.0.toml.
+        /// A UI map whose roles replace those of the version's build.
         #[arg(long)]
         ui_map: Option<PathBuf>,
         /// Without Google's Android Accessibility Suite (com.google.android.marvin.talkback),
