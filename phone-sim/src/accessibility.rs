@@ -10,12 +10,10 @@
 use serde::Serialize;
 
 use crate::packages::{A11yService, DIANMING_PKG, Packages, TALKBACK_PKG};
-use crate::settings::{Namespace, Settings};
-
-/// Secure keys.
-pub const ENABLED_SERVICES: &str = "enabled_accessibility_services";
-pub const ACCESSIBILITY_ENABLED: &str = "accessibility_enabled";
-pub const TOUCH_EXPLORATION: &str = "touch_exploration_enabled";
+use crate::settings::{
+    ACCESSIBILITY_ENABLED, ENABLED_ACCESSIBILITY_SERVICES, Namespace, Settings,
+    TOUCH_EXPLORATION_ENABLED,
+};
 
 pub const SELECT_TO_SPEAK_CLASS: &str =
     "com.google.android.accessibility.selecttospeak.SelectToSpeakService";
@@ -85,7 +83,7 @@ impl<'a> A11y<'a> {
     /// The raw setting; absent reads as empty, as `Settings.Secure.getString` gives null.
     pub fn enabled_setting(&self) -> &'a str {
         self.settings
-            .get(Namespace::Secure, ENABLED_SERVICES)
+            .get(Namespace::Secure, ENABLED_ACCESSIBILITY_SERVICES)
             .unwrap_or("")
     }
 
@@ -135,7 +133,7 @@ impl<'a> A11y<'a> {
     /// TalkBack runs and the user has touch exploration on: a tap then moves the
     /// accessibility focus and presses nothing.
     pub fn touch_exploration(&self) -> bool {
-        self.secure_flag(TOUCH_EXPLORATION) && self.is_bound(TALKBACK_PKG, TALKBACK_CLASS)
+        self.secure_flag(TOUCH_EXPLORATION_ENABLED) && self.is_bound(TALKBACK_PKG, TALKBACK_CLASS)
     }
 
     /// Whether WeChat's `AccUtil.isAccessibilityEnabled()` holds: a whitelisted class name
@@ -176,7 +174,7 @@ mod tests {
     fn phone(services: Option<&str>, enabled: &str) -> Settings {
         let mut s = Settings::phone_defaults("x/.Ime");
         if let Some(v) = services {
-            s.put(Namespace::Secure, ENABLED_SERVICES, v);
+            s.put(Namespace::Secure, ENABLED_ACCESSIBILITY_SERVICES, v);
         }
         s.put(Namespace::Secure, ACCESSIBILITY_ENABLED, enabled);
         s
@@ -225,13 +223,13 @@ mod tests {
         let mut s = phone(Some(TALKBACK), "1");
         assert!(!A11y::new(&s, &p).touch_exploration());
         assert!(!A11y::new(&s, &p).wechat_trusts());
-        s.put(Namespace::Secure, TOUCH_EXPLORATION, "1");
+        s.put(Namespace::Secure, TOUCH_EXPLORATION_ENABLED, "1");
         assert!(A11y::new(&s, &p).touch_exploration());
         assert!(A11y::new(&s, &p).wechat_trusts());
         // The short form of the component is the same service.
         s.put(
             Namespace::Secure,
-            ENABLED_SERVICES,
+            ENABLED_ACCESSIBILITY_SERVICES,
             "com.google.android.marvin.talkback/.TalkBackService",
         );
         assert!(A11y::new(&s, &p).touch_exploration());

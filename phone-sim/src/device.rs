@@ -21,7 +21,7 @@ use crate::wechat::model::{SystemEffect, WeChat};
 use crate::wechat::render::{RenderError, screenshot_png};
 use crate::wechat::ui::{self, BuildOpts, Node};
 
-pub const WECHAT_UID: u32 = 10245;
+pub use crate::packages::WECHAT_UID;
 pub const WECHAT_PID: u32 = 8213;
 pub const SYSTEM_SERVER_PID: u32 = 1532;
 
@@ -874,19 +874,21 @@ mod tests {
         d.with(|st| {
             st.put_setting(
                 Namespace::Secure,
-                crate::accessibility::ENABLED_SERVICES,
+                crate::settings::ENABLED_ACCESSIBILITY_SERVICES,
                 STS,
             );
             st.put_setting(
                 Namespace::Secure,
-                crate::accessibility::ACCESSIBILITY_ENABLED,
+                crate::settings::ACCESSIBILITY_ENABLED,
                 "1",
             );
         });
         assert!(tree_shown(&d));
         d.with(|st| {
-            st.settings
-                .delete(Namespace::Secure, crate::accessibility::ENABLED_SERVICES)
+            st.settings.delete(
+                Namespace::Secure,
+                crate::settings::ENABLED_ACCESSIBILITY_SERVICES,
+            )
         });
         assert!(!tree_shown(&d));
     }
@@ -933,7 +935,7 @@ mod tests {
         d.with(|st| {
             st.put_setting(
                 Namespace::Secure,
-                crate::accessibility::TOUCH_EXPLORATION,
+                crate::settings::TOUCH_EXPLORATION_ENABLED,
                 "0",
             )
         });
@@ -994,7 +996,7 @@ mod tests {
         d.with(|st| {
             st.put_setting(
                 Namespace::Secure,
-                crate::accessibility::ACCESSIBILITY_ENABLED,
+                crate::settings::ACCESSIBILITY_ENABLED,
                 "0",
             )
         });

@@ -10,6 +10,8 @@
 use thiserror::Error;
 
 pub const WECHAT_PKG: &str = "com.tencent.mm";
+/// WeChat's app uid, which notifications and logs carry too.
+pub const WECHAT_UID: u32 = 10245;
 /// Google's Android Accessibility Suite.
 pub const TALKBACK_PKG: &str = "com.google.android.marvin.talkback";
 /// 点明 (Dianming).
@@ -166,7 +168,7 @@ pub const CATALOG: &[Package] = &[
         WECHAT_PKG,
         "/data/app/~~Qm8cVnZ2kX1_2rPa==/com.tencent.mm-Jx1n4q==/base.apk",
         ("8.0.50", 2840),
-        crate::device::WECHAT_UID,
+        WECHAT_UID,
         false,
         "com.bbk.appstore",
     ),

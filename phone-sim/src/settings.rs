@@ -6,8 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The secure key that also switches the keyboard (`ime set` writes it too).
+// `Settings.Secure` keys the sim's behaviour depends on, under Android's names.
+/// The keyboard that receives text (`ime set` writes it too).
 pub const DEFAULT_INPUT_METHOD: &str = "default_input_method";
+/// A `:`-separated list of `package/class` accessibility services the user turned on.
+pub const ENABLED_ACCESSIBILITY_SERVICES: &str = "enabled_accessibility_services";
+pub const ACCESSIBILITY_ENABLED: &str = "accessibility_enabled";
+pub const TOUCH_EXPLORATION_ENABLED: &str = "touch_exploration_enabled";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,16 +60,8 @@ impl Settings {
             s.put(Namespace::Global, key, "1.0");
         }
         s.put(Namespace::Secure, DEFAULT_INPUT_METHOD, input_method);
-        s.put(
-            Namespace::Secure,
-            crate::accessibility::ACCESSIBILITY_ENABLED,
-            "0",
-        );
-        s.put(
-            Namespace::Secure,
-            crate::accessibility::TOUCH_EXPLORATION,
-            "0",
-        );
+        s.put(Namespace::Secure, ACCESSIBILITY_ENABLED, "0");
+        s.put(Namespace::Secure, TOUCH_EXPLORATION_ENABLED, "0");
         s.put(Namespace::System, "font_scale", "1.0");
         s.put(Namespace::System, "screen_off_timeout", "60000");
         s

@@ -5,8 +5,8 @@
 
 use super::CmdOutput;
 use crate::accessibility::A11y;
-use crate::device::{Device, WECHAT_PID, WECHAT_UID};
-use crate::packages::{Package, WECHAT_PKG};
+use crate::device::{Device, WECHAT_PID};
+use crate::packages::{Package, WECHAT_PKG, WECHAT_UID};
 use crate::wechat::model::{Screen, WeChat};
 
 pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
@@ -195,8 +195,9 @@ fn focus_component(w: &WeChat) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accessibility::{ACCESSIBILITY_ENABLED, ENABLED_SERVICES, TOUCH_EXPLORATION};
-    use crate::settings::Namespace;
+    use crate::settings::{
+        ACCESSIBILITY_ENABLED, ENABLED_ACCESSIBILITY_SERVICES, Namespace, TOUCH_EXPLORATION_ENABLED,
+    };
 
     const STS: &str = "com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService";
 
@@ -226,7 +227,7 @@ mod tests {
         d.with(|st| {
             st.settings.put(
                 Namespace::Secure,
-                ENABLED_SERVICES,
+                ENABLED_ACCESSIBILITY_SERVICES,
                 &format!("com.iflytek.inputmethod/.FlyService:{STS}"),
             );
         });
@@ -251,10 +252,10 @@ mod tests {
         d.with(|st| {
             st.settings.put(
                 Namespace::Secure,
-                ENABLED_SERVICES,
+                ENABLED_ACCESSIBILITY_SERVICES,
                 "com.google.android.marvin.talkback/com.google.android.marvin.talkback.TalkBackService",
             );
-            st.settings.put(Namespace::Secure, TOUCH_EXPLORATION, "1");
+            st.settings.put(Namespace::Secure, TOUCH_EXPLORATION_ENABLED, "1");
         });
         assert!(dumpsys(&d, &["accessibility"]).contains("touchExplorationEnabled=true"));
     }

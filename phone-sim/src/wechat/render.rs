@@ -144,7 +144,6 @@ mod tests {
     use quick_xml::Reader;
     use quick_xml::events::Event;
 
-    use crate::device::Device;
     use crate::wechat::model::MsgKind;
     use crate::wechat::ui::{BAR_GREY, CHAT_BACKGROUND, OWN_BUBBLE_GREEN, WHITE};
 
@@ -199,7 +198,7 @@ mod tests {
     /// dump says they are, so boxes drawn from a dump land on what the picture shows.
     #[test]
     fn screenshots_paint_what_the_dump_bounds() {
-        let d: Device = crate::build_device(&crate::SimConfig {
+        let d = crate::build_device(&crate::SimConfig {
             scenario: crate::Scenario::default(),
             ..crate::SimConfig::default()
         })
