@@ -17,7 +17,7 @@ use crate::packages::Packages;
 use crate::settings::{DEFAULT_INPUT_METHOD, Namespace, Settings};
 use crate::wechat::dump::{AttrSet, to_xml};
 use crate::wechat::ids::Ids;
-use crate::wechat::model::{SystemEffect, WeChat};
+use crate::wechat::model::{Action, SystemEffect, WeChat};
 use crate::wechat::render::{RenderError, screenshot_png};
 use crate::wechat::ui::{self, BuildOpts, Node};
 
@@ -64,7 +64,8 @@ pub struct StatsSnapshot {
     pub services: BTreeMap<String, u64>,
     pub commands: BTreeMap<String, u64>,
     /// Touches by what they did: `tap` and `swipe` reached the app; `tap_focus_only` and
-    /// `swipe_focus_only` were taken by TalkBack's touch exploration, which presses nothing.
+    /// `swipe_focus_only` were taken by TalkBack's touch exploration, which presses nothing;
+    /// `tap_accessibility_button` landed on Android's floating accessibility button.
     pub input: BTreeMap<String, u64>,
     /// The AUTH exchange of an unauthorised phone: `token_sent`, `signature_rejected`,
     /// `public_key_offered` (the phone would now ask its user).
@@ -388,8 +389,14 @@ impl Device {
             self.with(|st| st.wechat.log("a11y_focus", Some((x, y)), focused));
             return;
         }
-        self.0.stats.add_input("tap");
         let action = ui::hit_test(&windows, x, y);
+        self.0
+            .stats
+            .add_input(if action == Some(Action::AccessibilityButton) {
+                "tap_accessibility_button"
+            } else {
+                "tap"
+            });
         self.with(|st| st.wechat.apply_tap(x, y, action));
     }
 
@@ -991,6 +998,10 @@ mod tests {
             "the send button was not pressed"
         );
         assert!(d.read(|st| st.wechat.events.iter().any(|e| e.kind == "a11y_button")));
+        assert_eq!(
+            d.stats().snapshot().input.get("tap_accessibility_button"),
+            Some(&1)
+        );
 
         // Without a service that asks for it, the option shows nothing.
         d.with(|st| {
