@@ -1,6 +1,8 @@
 //! Driving the phone from outside: [`SimControl`] in process, and the same operations as
 //! JSON over HTTP ([`router`]) for tests and demos in other processes.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -8,7 +10,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::accessibility::Component;
 use crate::device::{Device, Faults, Latency, StatsSnapshot};
+use crate::packages::PackageError;
+use crate::settings::Namespace;
 use crate::wechat::model::{Chat, Event, MsgKind, Notification, Popup, Screen, SentRecord};
 use crate::wechat::ui::{self, Node};
 
@@ -108,6 +113,47 @@ pub struct ChatMessageView {
     pub text: String,
 }
 
+/// A setting to write, or with `value: null` to delete.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettingChange {
+    pub namespace: String,
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// Packages to add to or remove from the phone (only the optional ones: the Accessibility
+/// Suite and 点明).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct PackageChange {
+    pub install: Vec<String>,
+    pub uninstall: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessibilityButton {
+    pub shown: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdbAuth {
+    pub authorized: bool,
+}
+
+/// What the accessibility settings and packages add up to.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AccessibilityView {
+    pub accessibility_enabled: bool,
+    pub enabled_services: Vec<Component>,
+    pub bound_services: Vec<Component>,
+    pub touch_exploration: bool,
+    /// WeChat's AccUtil sees a service it trusts (so ≥ 8.0.55 keeps its tree).
+    pub wechat_trusts: bool,
+    pub tree_hidden: bool,
+    /// The floating accessibility button is on screen.
+    pub button_shown: bool,
+}
+
 /// In-process equivalent of the HTTP control API.
 #[derive(Clone)]
 pub struct SimControl {
@@ -194,6 +240,78 @@ impl SimControl {
 
     pub fn tap(&self, x: i32, y: i32) {
         self.device.tap(x, y);
+    }
+
+    pub fn settings(&self) -> BTreeMap<&'static str, BTreeMap<String, String>> {
+        self.device.read(|st| {
+            Namespace::ALL
+                .into_iter()
+                .map(|ns| (ns.name(), st.settings.table(ns)))
+                .collect()
+        })
+    }
+
+    pub fn change_setting(&self, c: &SettingChange) -> Result<(), String> {
+        let ns = Namespace::parse(&c.namespace).ok_or_else(|| {
+            format!(
+                "unknown namespace {:?} (system, secure or global)",
+                c.namespace
+            )
+        })?;
+        if c.key.is_empty() {
+            return Err("key must not be empty".into());
+        }
+        self.device.with(|st| match &c.value {
+            Some(v) => st.put_setting(ns, &c.key, v),
+            None => {
+                st.settings.delete(ns, &c.key);
+            }
+        });
+        Ok(())
+    }
+
+    pub fn packages(&self) -> Vec<&'static str> {
+        self.device
+            .read(|st| st.packages.installed().map(|p| p.name).collect())
+    }
+
+    /// All or nothing: an unknown name changes no package.
+    pub fn change_packages(&self, c: &PackageChange) -> Result<(), PackageError> {
+        self.device.with(|st| {
+            let mut next = st.packages.clone();
+            for name in &c.install {
+                next.install(name)?;
+            }
+            for name in &c.uninstall {
+                next.uninstall(name)?;
+            }
+            st.packages = next;
+            Ok(())
+        })
+    }
+
+    pub fn set_accessibility_button(&self, shown: bool) {
+        self.device.with(|st| st.accessibility_button = shown);
+    }
+
+    pub fn set_adb_authorized(&self, authorized: bool) {
+        self.device.with(|st| st.adb_authorized = authorized);
+    }
+
+    pub fn accessibility(&self) -> AccessibilityView {
+        let tree_hidden = self.device.hides_tree();
+        self.device.read(|st| {
+            let a = st.a11y();
+            AccessibilityView {
+                accessibility_enabled: a.accessibility_enabled(),
+                enabled_services: a.enabled(),
+                bound_services: a.bound().into_iter().map(|b| b.component).collect(),
+                touch_exploration: a.touch_exploration(),
+                wechat_trusts: a.wechat_trusts(),
+                tree_hidden,
+                button_shown: st.accessibility_button && !a.button_targets().is_empty(),
+            }
+        })
     }
 
     pub fn chats(&self) -> ChatsView {
@@ -392,6 +510,37 @@ async fn clock(State(c): State<SimControl>, Json(a): Json<ClockAdvance>) -> Stat
     StatusCode::NO_CONTENT
 }
 
+async fn change_setting(
+    State(c): State<SimControl>,
+    Json(s): Json<SettingChange>,
+) -> Result<StatusCode, ApiError> {
+    c.change_setting(&s)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn change_packages(
+    State(c): State<SimControl>,
+    Json(p): Json<PackageChange>,
+) -> Result<StatusCode, ApiError> {
+    c.change_packages(&p)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn accessibility_button(
+    State(c): State<SimControl>,
+    Json(b): Json<AccessibilityButton>,
+) -> StatusCode {
+    c.set_accessibility_button(b.shown);
+    StatusCode::NO_CONTENT
+}
+
+async fn adb_auth(State(c): State<SimControl>, Json(a): Json<AdbAuth>) -> StatusCode {
+    c.set_adb_authorized(a.authorized);
+    StatusCode::NO_CONTENT
+}
+
 pub fn router(control: SimControl) -> Router {
     Router::new()
         .route("/incoming", post(incoming))
@@ -401,6 +550,22 @@ pub fn router(control: SimControl) -> Router {
         .route("/latency", post(latency))
         .route("/faults", post(faults))
         .route("/clock", post(clock))
+        .route(
+            "/settings",
+            get(|State(c): State<SimControl>| async move { Json(c.settings()) })
+                .post(change_setting),
+        )
+        .route(
+            "/packages",
+            get(|State(c): State<SimControl>| async move { Json(c.packages()) })
+                .post(change_packages),
+        )
+        .route("/accessibility-button", post(accessibility_button))
+        .route(
+            "/accessibility",
+            get(|State(c): State<SimControl>| async move { Json(c.accessibility()) }),
+        )
+        .route("/adb-auth", post(adb_auth))
         .route(
             "/sent",
             get(|State(c): State<SimControl>| async move { Json(c.sent()) }),

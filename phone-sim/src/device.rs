@@ -1,5 +1,6 @@
-//! One virtual phone: its file system, properties, settings, clock, the WeChat model, the
-//! system services' logs, and counters. Everything the ADB services and the control API touch.
+//! One virtual phone: its file system, properties, settings, installed packages, clock, the
+//! WeChat model, the system services' logs, and counters. Everything the ADB services and the
+//! control API touch. All of it lives here, not in a connection, so it outlasts reconnects.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -9,15 +10,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::accessibility::A11y;
 use crate::clock::Clock;
 use crate::fs::{FileStat, FsError, MemFs};
+use crate::packages::Packages;
+use crate::settings::{DEFAULT_INPUT_METHOD, Namespace, Settings};
 use crate::wechat::dump::{AttrSet, to_xml};
 use crate::wechat::ids::Ids;
-use crate::wechat::model::{SystemEffect, WeChat};
+use crate::wechat::model::{Action, SystemEffect, WeChat};
 use crate::wechat::render::{RenderError, screenshot_png};
 use crate::wechat::ui::{self, BuildOpts, Node};
 
-pub const WECHAT_UID: u32 = 10245;
+pub use crate::packages::WECHAT_UID;
 pub const WECHAT_PID: u32 = 8213;
 pub const SYSTEM_SERVER_PID: u32 = 1532;
 
@@ -48,6 +52,8 @@ pub struct Stats {
     connections: AtomicU64,
     services: Mutex<BTreeMap<String, u64>>,
     commands: Mutex<BTreeMap<String, u64>>,
+    input: Mutex<BTreeMap<String, u64>>,
+    adb_auth: Mutex<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,6 +63,13 @@ pub struct StatsSnapshot {
     pub connections: u64,
     pub services: BTreeMap<String, u64>,
     pub commands: BTreeMap<String, u64>,
+    /// Touches by what they did: `tap` and `swipe` reached the app; `tap_focus_only` and
+    /// `swipe_focus_only` were taken by TalkBack's touch exploration, which presses nothing;
+    /// `tap_accessibility_button` landed on Android's floating accessibility button.
+    pub input: BTreeMap<String, u64>,
+    /// The AUTH exchange of an unauthorised phone: `token_sent`, `signature_rejected`,
+    /// `public_key_offered` (the phone would now ask its user).
+    pub adb_auth: BTreeMap<String, u64>,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -82,6 +95,12 @@ impl Stats {
     pub fn add_command(&self, name: &str) {
         bump(&self.commands, name);
     }
+    pub fn add_input(&self, kind: &str) {
+        bump(&self.input, kind);
+    }
+    pub fn add_auth(&self, step: &str) {
+        bump(&self.adb_auth, step);
+    }
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             bytes_to_host: self.bytes_out.load(Ordering::Relaxed),
@@ -94,6 +113,16 @@ impl Stats {
                 .clone(),
             commands: self
                 .commands
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            input: self
+                .input
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            adb_auth: self
+                .adb_auth
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
@@ -114,7 +143,13 @@ pub struct DeviceConfig {
 pub struct State {
     pub fs: MemFs,
     pub props: BTreeMap<String, String>,
-    pub settings: BTreeMap<String, String>,
+    pub settings: Settings,
+    pub packages: Packages,
+    /// Show Android's floating accessibility button while a running service asks for it.
+    /// Off by default: whether a phone shows it depends on its navigation mode and vendor.
+    pub accessibility_button: bool,
+    /// False: the phone has not accepted this computer's key and answers CNXN with AUTH.
+    pub adb_authorized: bool,
     pub wechat: WeChat,
     pub clock: Clock,
     pub latency: Latency,
@@ -167,25 +202,31 @@ fn default_props(cfg: &DeviceConfig) -> BTreeMap<String, String> {
     .collect()
 }
 
+impl State {
+    pub fn a11y(&self) -> A11y<'_> {
+        A11y::new(&self.settings, &self.packages)
+    }
+
+    /// Writes a setting with the side effects Android gives it: the default input method is
+    /// the keyboard that receives text.
+    pub fn put_setting(&mut self, ns: Namespace, key: &str, value: &str) {
+        if ns == Namespace::Secure && key == DEFAULT_INPUT_METHOD {
+            self.ime = value.to_string();
+        }
+        self.settings.put(ns, key, value);
+    }
+}
+
 impl Device {
     pub fn new(config: DeviceConfig, wechat: WeChat) -> Self {
         let (events_tx, _) = broadcast::channel(1024);
-        let mut settings = BTreeMap::new();
-        for k in [
-            "window_animation_scale",
-            "transition_animation_scale",
-            "animator_duration_scale",
-        ] {
-            settings.insert(format!("global/{k}"), "1.0".to_string());
-        }
-        settings.insert(
-            "secure/default_input_method".to_string(),
-            ADB_IME.to_string(),
-        );
         let state = State {
             fs: MemFs::default(),
             props: default_props(&config),
-            settings,
+            settings: Settings::phone_defaults(ADB_IME),
+            packages: Packages::default(),
+            accessibility_button: false,
+            adb_authorized: true,
             wechat,
             clock: config.clock,
             latency: Latency::default(),
@@ -286,10 +327,20 @@ impl Device {
     }
 
     fn windows_of(&self, st: &State) -> Vec<Node> {
+        let button_targets = if st.accessibility_button {
+            st.a11y()
+                .button_targets()
+                .iter()
+                .map(|b| b.service.label)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let opts = BuildOpts {
             ids: &self.0.config.ids,
             clock: &st.clock,
             title_text: self.0.config.title_text,
+            accessibility_button: button_targets,
         };
         ui::build_windows(&st.wechat, &opts)
     }
@@ -299,11 +350,17 @@ impl Device {
         self.windows_of(&st)
     }
 
+    /// WeChat ≥ 8.0.55 hides its tree unless it sees an accessibility service it trusts.
     pub fn hides_tree(&self) -> bool {
         crate::wechat::hides_tree(&self.0.config.wechat_version)
+            && !self.read(|st| st.a11y().wechat_trusts())
     }
 
-    /// What `uiautomator dump` writes. WeChat ≥ 8.0.55 shows one empty node in place of its tree.
+    pub fn touch_exploration(&self) -> bool {
+        self.read(|st| st.a11y().touch_exploration())
+    }
+
+    /// What `uiautomator dump` writes. A hidden tree is one empty node in place of WeChat's.
     pub fn dump_xml(&self) -> String {
         let mut windows = self.windows();
         if self.hides_tree() {
@@ -322,7 +379,24 @@ impl Device {
 
     pub fn tap(&self, x: i32, y: i32) {
         let windows = self.windows();
+        if self.touch_exploration() {
+            // TalkBack turns a single tap into "move the accessibility focus here"; only a
+            // double tap would press. Nothing reaches the app.
+            let focused = ui::focus_target(&windows, x, y)
+                .map(ui::describe)
+                .unwrap_or_default();
+            self.0.stats.add_input("tap_focus_only");
+            self.with(|st| st.wechat.log("a11y_focus", Some((x, y)), focused));
+            return;
+        }
         let action = ui::hit_test(&windows, x, y);
+        self.0
+            .stats
+            .add_input(if action == Some(Action::AccessibilityButton) {
+                "tap_accessibility_button"
+            } else {
+                "tap"
+            });
         self.with(|st| st.wechat.apply_tap(x, y, action));
     }
 
@@ -332,6 +406,19 @@ impl Device {
             self.tap(x1, y1);
             return;
         }
+        if self.touch_exploration() {
+            // One finger moving is a TalkBack gesture (next or previous item), not a scroll.
+            self.0.stats.add_input("swipe_focus_only");
+            self.with(|st| {
+                st.wechat.log(
+                    "a11y_gesture",
+                    Some((x1, y1)),
+                    format!("to {x2},{y2} in {ms}ms"),
+                )
+            });
+            return;
+        }
+        self.0.stats.add_input("swipe");
         self.with(|st| {
             let w = &mut st.wechat;
             w.log("swipe", Some((x1, y1)), format!("to {x2},{y2} in {ms}ms"));
@@ -635,5 +722,320 @@ mod tests {
         d.swipe(360, 1400, 360, 200, 300);
         d.swipe(360, 1400, 360, 200, 300);
         assert!(d.dump_xml().contains("text=\"Chat00\""));
+    }
+
+    const STS: &str = "com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService";
+    const DIANMING: &str = "com.dianming.phoneapp/com.dianming.phoneapp.MyAccessibilityService";
+    const TALKBACK: &str =
+        "com.google.android.marvin.talkback/com.google.android.marvin.talkback.TalkBackService";
+    const OTHER: &str = "com.iflytek.inputmethod/.FlyAccessibilityService";
+
+    /// A phone running `version` with the given packages and settings, one chat with Alice.
+    fn configured(version: &str, suite: bool, dianming: bool, settings: &[&str]) -> Device {
+        let d = crate::build_device(&crate::SimConfig {
+            scenario: Scenario::default(),
+            wechat_version: version.into(),
+            accessibility_suite: suite,
+            dianming,
+            settings: settings
+                .iter()
+                .map(|s| s.parse().expect("valid preset"))
+                .collect(),
+            ..crate::SimConfig::default()
+        })
+        .expect("device");
+        incoming(&d, "Alice", false, None, "hi");
+        d
+    }
+
+    fn tree_shown(d: &Device) -> bool {
+        let xml = d.dump_xml();
+        let hidden = xml.contains(
+            "package=\"com.tencent.mm\" content-desc=\"\" checkable=\"false\" checked=\"false\" clickable=\"false\" enabled=\"true\" focusable=\"false\" focused=\"false\" scrollable=\"false\" long-clickable=\"false\" password=\"false\" selected=\"false\" visible-to-user=\"true\" bounds=\"[0,0][0,0]\"",
+        );
+        let shown = xml.contains("text=\"Alice\"");
+        assert_ne!(
+            hidden, shown,
+            "either the one empty node or the tree: {xml}"
+        );
+        shown
+    }
+
+    #[test]
+    fn hidden_tree_matrix() {
+        let services = |v: &str| format!("secure:enabled_accessibility_services={v}");
+        let on = "secure:accessibility_enabled=1";
+        let off = "secure:accessibility_enabled=0";
+        // (version, suite installed, 点明 installed, settings, tree shown)
+        let cases: Vec<(&str, bool, bool, Vec<String>, bool)> = vec![
+            // Before 8.0.55 nothing hides the tree.
+            ("8.0.50", true, false, vec![], true),
+            (
+                "8.0.54",
+                false,
+                false,
+                vec![services(OTHER), on.into()],
+                true,
+            ),
+            // From 8.0.55: no service at all, or only another one.
+            ("8.0.55", true, true, vec![], false),
+            (
+                "8.0.74",
+                true,
+                true,
+                vec![services(OTHER), on.into()],
+                false,
+            ),
+            // A whitelisted service, installed, switched on.
+            ("8.0.55", true, false, vec![services(STS), on.into()], true),
+            (
+                "8.0.74",
+                false,
+                true,
+                vec![services(DIANMING), on.into()],
+                true,
+            ),
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![services(&format!("{OTHER}:{STS}")), on.into()],
+                true,
+            ),
+            // ... switched off.
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![services(STS), off.into()],
+                false,
+            ),
+            (
+                "8.0.74",
+                false,
+                true,
+                vec![services(DIANMING), off.into()],
+                false,
+            ),
+            // ... not installed.
+            (
+                "8.0.74",
+                false,
+                false,
+                vec![services(STS), on.into()],
+                false,
+            ),
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![services(DIANMING), on.into()],
+                false,
+            ),
+            // TalkBack alone is not whitelisted; with touch exploration it shows the tree.
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![services(TALKBACK), on.into()],
+                false,
+            ),
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![
+                    services(TALKBACK),
+                    on.into(),
+                    "secure:touch_exploration_enabled=1".into(),
+                ],
+                true,
+            ),
+            (
+                "8.0.74",
+                true,
+                false,
+                vec![
+                    services(TALKBACK),
+                    off.into(),
+                    "secure:touch_exploration_enabled=1".into(),
+                ],
+                false,
+            ),
+        ];
+        for (version, suite, dianming, settings, shown) in cases {
+            let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+            let d = configured(version, suite, dianming, &settings);
+            assert_eq!(
+                tree_shown(&d),
+                shown,
+                "{version} suite={suite} dianming={dianming} {settings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn toggling_the_setting_toggles_the_tree() {
+        let d = configured("8.0.72", true, false, &[]);
+        assert!(!tree_shown(&d));
+        d.with(|st| {
+            st.put_setting(
+                Namespace::Secure,
+                crate::settings::ENABLED_ACCESSIBILITY_SERVICES,
+                STS,
+            );
+            st.put_setting(
+                Namespace::Secure,
+                crate::settings::ACCESSIBILITY_ENABLED,
+                "1",
+            );
+        });
+        assert!(tree_shown(&d));
+        d.with(|st| {
+            st.settings.delete(
+                Namespace::Secure,
+                crate::settings::ENABLED_ACCESSIBILITY_SERVICES,
+            )
+        });
+        assert!(!tree_shown(&d));
+    }
+
+    #[test]
+    fn touch_exploration_taps_only_focus() {
+        let d = configured(
+            "8.0.74",
+            true,
+            false,
+            &[
+                &format!("secure:enabled_accessibility_services={TALKBACK}"),
+                "secure:accessibility_enabled=1",
+                "secure:touch_exploration_enabled=1",
+            ],
+        );
+        assert!(tree_shown(&d), "TalkBack brings the tree back");
+        let (x, y) = centre_of(&d, "kbq").expect("the row is in the tree");
+        d.tap(x, y);
+        assert_eq!(
+            d.read(|st| st.wechat.screen.clone()),
+            Screen::List,
+            "nothing pressed"
+        );
+        d.swipe(360, 1400, 360, 400, 300);
+        assert_eq!(d.read(|st| st.wechat.list_scroll), 0, "no scroll either");
+        let stats = d.stats().snapshot();
+        assert_eq!(stats.input.get("tap_focus_only"), Some(&1));
+        assert_eq!(stats.input.get("swipe_focus_only"), Some(&1));
+        assert_eq!(stats.input.get("tap"), None);
+        let focus = d.read(|st| {
+            st.wechat
+                .events
+                .iter()
+                .find(|e| e.kind == "a11y_focus")
+                .map(|e| e.detail.clone())
+        });
+        assert!(
+            focus.is_some_and(|f| f.contains("Alice")),
+            "focus lands on the row's title"
+        );
+
+        // Touch exploration off: the same tap opens the chat.
+        d.with(|st| {
+            st.put_setting(
+                Namespace::Secure,
+                crate::settings::TOUCH_EXPLORATION_ENABLED,
+                "0",
+            )
+        });
+        d.tap(x, y);
+        assert_eq!(
+            d.read(|st| st.wechat.open_chat_name().map(str::to_string)),
+            Some("Alice".into())
+        );
+        assert_eq!(d.stats().snapshot().input.get("tap"), Some(&1));
+    }
+
+    #[test]
+    fn the_floating_button_takes_taps_over_the_send_button() {
+        let d = configured(
+            "8.0.74",
+            true,
+            false,
+            &[
+                &format!("secure:enabled_accessibility_services={STS}"),
+                "secure:accessibility_enabled=1",
+            ],
+        );
+        d.with(|st| st.wechat.open_chat("Alice"));
+        let (x, y) = centre_of(&d, "bkk").expect("input");
+        d.tap(x, y);
+        d.ime_text("hello", "test");
+        let send = centre_of(&d, "bql").expect("send button");
+        assert!(!d.dump_xml().contains("随选朗读"), "off by default");
+
+        d.with(|st| st.accessibility_button = true);
+        let xml = d.dump_xml();
+        assert!(
+            xml.contains("package=\"com.android.systemui\" content-desc=\"随选朗读\""),
+            "a System UI window in the dump: {xml}"
+        );
+        let mut button = None;
+        for w in d.windows() {
+            w.walk(&mut |n| {
+                if n.desc == "随选朗读" {
+                    button = Some(n.bounds);
+                }
+            });
+        }
+        let button = button.expect("button node");
+        assert_eq!(button.right, ui::SCREEN_W, "docked to the right edge");
+        assert!(
+            button.contains(send.0, send.1),
+            "it lies over the send button"
+        );
+        d.tap(send.0, send.1);
+        assert!(
+            d.read(|st| st.wechat.sent.is_empty()),
+            "the send button was not pressed"
+        );
+        assert!(d.read(|st| st.wechat.events.iter().any(|e| e.kind == "a11y_button")));
+        assert_eq!(
+            d.stats().snapshot().input.get("tap_accessibility_button"),
+            Some(&1)
+        );
+
+        // Without a service that asks for it, the option shows nothing.
+        d.with(|st| {
+            st.put_setting(
+                Namespace::Secure,
+                crate::settings::ACCESSIBILITY_ENABLED,
+                "0",
+            )
+        });
+        assert!(!d.dump_xml().contains("随选朗读"));
+        d.tap(send.0, send.1);
+        assert_eq!(d.read(|st| st.wechat.sent.len()), 1);
+    }
+
+    #[test]
+    fn wechat_6_6_6_speaks_its_reported_ids() {
+        let d = configured("6.6.6", true, false, &[]);
+        let xml = d.dump_xml();
+        for id in ["big", "apt", "apv", "apx", "apw", "jj"] {
+            assert!(xml.contains(&format!("com.tencent.mm:id/{id}\"")), "{id}");
+        }
+        assert!(!xml.contains("com.tencent.mm:id/j8g\""), "no 8.0 list id");
+        assert!(xml.contains("text=\"Alice\" resource-id=\"com.tencent.mm:id/apv\""));
+        d.with(|st| st.wechat.open_chat("Alice"));
+        let xml = d.dump_xml();
+        for id in ["c48", "jz", "aaa"] {
+            assert!(xml.contains(&format!("com.tencent.mm:id/{id}\"")), "{id}");
+        }
+        assert!(
+            xml.contains("text=\"Alice\" resource-id=\"com.tencent.mm:id/hn\""),
+            "6.6.6's chat title carries the name"
+        );
+        // 8.0.x keeps today's ids.
+        let d = configured("8.0.50", true, false, &[]);
+        assert!(d.dump_xml().contains("com.tencent.mm:id/j8g\""));
     }
 }

@@ -3,12 +3,17 @@
 //! control API.
 //!
 //! Layout:
-//! - [`adb`]: the device side of the ADB protocol (packets, transport, shell and sync services).
+//! - [`adb`]: the device side of the ADB protocol (packets, transport with the AUTH exchange of
+//!   an unauthorised phone, shell and sync services).
 //! - [`cmd`]: the phone's shell: `cmd/mod.rs` parses a line and runs its pipelines, one file
 //!   per command family (`uiautomator`, `screencap`, `input`, `am`, `dumpsys`, `logcat`,
 //!   `settings`, `ime`, `pm`, text tools, files, system facts, shell builtins).
-//! - [`device`]: one phone's state (file system, properties, settings, clock, logs, counters)
-//!   and what a tap, swipe or key does to it.
+//! - [`device`]: one phone's state (file system, properties, settings, packages, clock, logs,
+//!   counters) and what a tap, swipe or key does to it.
+//! - [`settings`]: the `system`, `secure` and `global` settings tables.
+//! - [`packages`]: the installed packages and the accessibility services they ship.
+//! - [`accessibility`]: what the settings and packages turn on: running services, TalkBack's
+//!   touch exploration, whether WeChat trusts a service and keeps its tree, the floating button.
 //! - [`wechat`]: the WeChat model, its view tree (`wechat/ui/`, one file per part of the
 //!   screen), the resource ids read from data, dumps and screenshots.
 //! - [`clock`]: the phone's clock and WeChat's relative time formats.
@@ -16,19 +21,23 @@
 //! - [`control`]: [`SimControl`] and the HTTP routes over it.
 //! - [`scenario`]: the chats a phone starts with.
 //!
-//! Data beside the code: `phone-sim/layouts/` holds the resource ids of the views WeChat nests
-//! its roles in (the roles themselves come from `ui-maps/`).
+//! Data beside the code: `phone-sim/layouts/` holds, per WeChat build, the resource ids of the
+//! views WeChat nests its roles in (for 8.0.x the roles themselves come from `ui-maps/`; for
+//! 6.6.6 the layout names them too).
 //!
 //! Start one with [`start`]; the returned [`SimHandle`] knows its addresses and shuts it down.
 //! The binary (`main.rs`) runs one until SIGINT or SIGTERM.
 
+pub mod accessibility;
 pub mod adb;
 pub mod clock;
 pub mod cmd;
 pub mod control;
 pub mod device;
 pub mod fs;
+pub mod packages;
 pub mod scenario;
+pub mod settings;
 pub mod wechat;
 
 use std::net::SocketAddr;
@@ -67,17 +76,31 @@ pub struct SimConfig {
     pub adb_addr: SocketAddr,
     /// Where the HTTP control API listens; `None` runs without it (use [`SimHandle::control`]).
     pub control_addr: Option<SocketAddr>,
-    /// What `dumpsys package com.tencent.mm` reports; ≥ 8.0.55 hides the view tree.
+    /// What `dumpsys package com.tencent.mm` reports. Picks the build whose ids the sim speaks
+    /// (6.6.6, or 8.0.x for every other version); ≥ 8.0.55 hides the view tree unless a
+    /// trusted accessibility service runs.
     pub wechat_version: String,
     pub attrs: AttrSet,
     /// Put the chat's name in the title bar (the map's `chat_title`); real 8.0.x dumps leave
-    /// it out.
+    /// it out. Builds whose title was reported as read (6.6.6) show it regardless.
     pub title_text: bool,
-    /// A UI map other than the bundled `ui-maps/wechat-8.0.toml`.
+    /// A UI map whose roles replace the version's build's.
     pub ui_map: Option<PathBuf>,
     pub scenario: Scenario,
     pub serial: String,
     pub utc_offset_minutes: i32,
+    /// Google's Android Accessibility Suite (Select to Speak, TalkBack) is installed, as on
+    /// phones with Google services.
+    pub accessibility_suite: bool,
+    /// 点明 (`com.dianming.phoneapp`) is installed.
+    pub dianming: bool,
+    /// Settings the phone starts with, over Android's defaults (e.g. a user's own
+    /// `secure:enabled_accessibility_services`).
+    pub settings: Vec<settings::Preset>,
+    /// Android shows its floating accessibility button while a running service asks for it.
+    pub accessibility_button: bool,
+    /// The phone has not accepted this computer's ADB key: `adb devices` shows `unauthorized`.
+    pub unauthorized: bool,
 }
 
 impl Default for SimConfig {
@@ -92,6 +115,11 @@ impl Default for SimConfig {
             scenario: Scenario::default_chats(),
             serial: "10AD5F1E0001".into(),
             utc_offset_minutes: 480,
+            accessibility_suite: true,
+            dianming: false,
+            settings: Vec::new(),
+            accessibility_button: false,
+            unauthorized: false,
         }
     }
 }
@@ -134,32 +162,43 @@ impl Drop for SimHandle {
 }
 
 pub fn build_device(config: &SimConfig) -> Result<Device, SimError> {
-    let ids = match &config.ui_map {
-        Some(p) => wechat::ids::Ids::from_toml(&std::fs::read_to_string(p).map_err(|source| {
-            SimError::ReadMap {
+    let map = match &config.ui_map {
+        Some(p) => Some(
+            std::fs::read_to_string(p).map_err(|source| SimError::ReadMap {
                 path: p.clone(),
                 source,
-            }
-        })?)?,
-        None => wechat::ids::Ids::bundled()?,
+            })?,
+        ),
+        None => None,
     };
+    let ids = wechat::ids::Ids::for_version(&config.wechat_version, map.as_deref())?;
     let clock = clock::Clock {
         offset_secs: 0,
         utc_offset_minutes: config.utc_offset_minutes,
     };
     let mut wechat = wechat::model::WeChat::default();
     config.scenario.apply(&mut wechat, &clock);
-    Ok(Device::new(
+    let device = Device::new(
         device::DeviceConfig {
             wechat_version: config.wechat_version.clone(),
             attrs: config.attrs,
-            title_text: config.title_text,
+            title_text: config.title_text
+                || wechat::ids::Build::for_version(&config.wechat_version).title_text,
             ids,
             clock,
             serial: config.serial.clone(),
         },
         wechat,
-    ))
+    );
+    device.with(|st| {
+        st.packages = packages::Packages::new(config.accessibility_suite, config.dianming);
+        for p in &config.settings {
+            st.put_setting(p.namespace, &p.key, &p.value);
+        }
+        st.accessibility_button = config.accessibility_button;
+        st.adb_authorized = !config.unauthorized;
+    });
+    Ok(device)
 }
 
 /// Starts the phone: the ADB listener and, if configured, the control API.

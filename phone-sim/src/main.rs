@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tapwire_phone_sim::settings::Preset;
 use tapwire_phone_sim::{AttrSet, Scenario, SimConfig};
 
 #[derive(Parser)]
@@ -26,7 +27,9 @@ enum Cmd {
         adb: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:7100")]
         control: SocketAddr,
-        /// WeChat version the phone reports; 8.0.55 and later hide the view tree from dumps.
+        /// WeChat version the phone reports. 6.6.6 speaks that build's reported ids, every
+        /// other version 8.0.x's; 8.0.55 and later hide the view tree from dumps unless a
+        /// service WeChat trusts runs.
         #[arg(long, default_value = "8.0.50")]
         wechat: String,
         /// Attribute set of dumps: modern (uiautomator2-style) or stock (older `uiautomator dump`).
@@ -38,9 +41,28 @@ enum Cmd {
         /// Chats to start with (TOML); a small built-in set otherwise.
         #[arg(long)]
         scenario: Option<PathBuf>,
-        /// A UI map other than the bundled ui-maps/wechat-8.0.toml.
+        /// A UI map whose roles replace those of the version's build.
         #[arg(long)]
         ui_map: Option<PathBuf>,
+        /// Without Google's Android Accessibility Suite (com.google.android.marvin.talkback),
+        /// as on phones without Google services.
+        #[arg(long)]
+        no_accessibility_suite: bool,
+        /// With the 点明 screen reader (com.dianming.phoneapp) installed.
+        #[arg(long)]
+        with_dianming: bool,
+        /// A setting the phone starts with, NAMESPACE:KEY=VALUE; repeat for more. E.g. a
+        /// user's own service: secure:enabled_accessibility_services=com.iflytek.inputmethod/.FlyService
+        #[arg(long = "setting", value_name = "NAMESPACE:KEY=VALUE")]
+        settings: Vec<Preset>,
+        /// Show Android's floating accessibility button (a System UI window at the right edge)
+        /// while a running service asks for it, as Select to Speak does.
+        #[arg(long)]
+        a11y_button: bool,
+        /// The phone has not accepted this computer's ADB key: it answers with AUTH and
+        /// `adb devices` lists it as unauthorized.
+        #[arg(long)]
+        unauthorized: bool,
     },
 }
 
@@ -60,6 +82,11 @@ async fn main() -> anyhow::Result<()> {
         title_text,
         scenario,
         ui_map,
+        no_accessibility_suite,
+        with_dianming,
+        settings,
+        a11y_button,
+        unauthorized,
     } = Cli::parse().cmd;
     let scenario = match scenario {
         Some(p) => {
@@ -75,6 +102,11 @@ async fn main() -> anyhow::Result<()> {
         title_text,
         ui_map,
         scenario,
+        accessibility_suite: !no_accessibility_suite,
+        dianming: with_dianming,
+        settings,
+        accessibility_button: a11y_button,
+        unauthorized,
         ..SimConfig::default()
     };
     let handle = tapwire_phone_sim::start(config)

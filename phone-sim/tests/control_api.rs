@@ -193,3 +193,158 @@ async fn binary_serves_control_api_and_adb() {
         }
     }
 }
+
+/// Starts the binary with `extra` flags after the listening addresses; returns the child, the
+/// control API's base URL and the ADB address.
+async fn spawn(extra: &[&str]) -> (Child, String, std::net::SocketAddr) {
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_tapwire-phone-sim"))
+            .args(["serve", "--adb", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("binary starts"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("join")
+    .expect("one line");
+    let ports: Value = serde_json::from_str(&line).expect("JSON line");
+    let control = format!("http://{}", ports["control"].as_str().expect("control"));
+    let adb = ports["adb"].as_str().expect("adb").parse().expect("addr");
+    (child, control, adb)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_and_routes_for_packages_settings_and_accessibility() {
+    let (_child, control, adb) = spawn(&[
+        "--wechat",
+        "8.0.74",
+        "--no-accessibility-suite",
+        "--with-dianming",
+        "--setting",
+        "secure:enabled_accessibility_services=com.iflytek.inputmethod/.FlyAccessibilityService",
+        "--a11y-button",
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let req = http.post(format!("{control}{path}")).json(&body);
+        async move { req.send().await.expect("POST").status().as_u16() }
+    };
+    let get = |path: &str| {
+        let req = http.get(format!("{control}{path}"));
+        async move {
+            req.send()
+                .await
+                .expect("GET")
+                .json::<Value>()
+                .await
+                .expect("JSON")
+        }
+    };
+
+    let packages = get("/packages").await;
+    let names: Vec<&str> = packages
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(names.contains(&"com.dianming.phoneapp"));
+    assert!(!names.contains(&"com.google.android.marvin.talkback"));
+    assert_eq!(
+        get("/settings").await["secure"]["enabled_accessibility_services"],
+        "com.iflytek.inputmethod/.FlyAccessibilityService"
+    );
+    assert_eq!(get("/accessibility").await["tree_hidden"], true);
+
+    // Append 点明's service after the user's own and switch accessibility on.
+    assert_eq!(
+        post(
+            "/settings",
+            json!({"namespace": "secure", "key": "enabled_accessibility_services",
+                   "value": "com.iflytek.inputmethod/.FlyAccessibilityService:com.dianming.phoneapp/com.dianming.phoneapp.MyAccessibilityService"})
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        post(
+            "/settings",
+            json!({"namespace": "secure", "key": "accessibility_enabled", "value": "1"})
+        )
+        .await,
+        204
+    );
+    let a11y = get("/accessibility").await;
+    assert_eq!(a11y["wechat_trusts"], true);
+    assert_eq!(a11y["tree_hidden"], false);
+    assert_eq!(
+        a11y["bound_services"][0]["package"],
+        "com.dianming.phoneapp"
+    );
+    assert_eq!(a11y["button_shown"], false, "点明 asks for no button");
+
+    // The suite comes back; Select to Speak asks for the button, which the flag shows.
+    assert_eq!(
+        post(
+            "/packages",
+            json!({"install": ["com.google.android.marvin.talkback"]})
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        post(
+            "/settings",
+            json!({"namespace": "secure", "key": "enabled_accessibility_services",
+                   "value": "com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService"})
+        )
+        .await,
+        204
+    );
+    assert_eq!(get("/accessibility").await["button_shown"], true);
+    assert_eq!(
+        post("/accessibility-button", json!({"shown": false})).await,
+        204
+    );
+    assert_eq!(get("/accessibility").await["button_shown"], false);
+
+    // Bad requests change nothing.
+    assert_eq!(
+        post("/packages", json!({"uninstall": ["com.tencent.mm"]})).await,
+        400
+    );
+    assert_eq!(
+        post(
+            "/settings",
+            json!({"namespace": "secret", "key": "k", "value": "v"})
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        post(
+            "/settings",
+            json!({"namespace": "secure", "key": "accessibility_enabled", "value": null})
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        get("/settings").await["secure"].get("accessibility_enabled"),
+        None
+    );
+
+    // An unauthorised phone answers the next connection with AUTH.
+    assert_eq!(post("/adb-auth", json!({"authorized": false})).await, 204);
+    let (_host, reply) = common::RawHost::connect(adb, 0x0100_0001, "host::").await;
+    assert_eq!(reply.command, tapwire_phone_sim::adb::packet::A_AUTH);
+    assert_eq!(get("/stats").await["adb_auth"]["token_sent"], 1);
+}

@@ -234,3 +234,103 @@ async fn logcat_follows_notifications_until_closed() {
     assert_eq!(out, b"still-alive\n");
     sim.shutdown().await;
 }
+
+/// An unauthorised phone answers CNXN with AUTH TOKEN, rejects every signature with a fresh
+/// token, and goes quiet once offered a public key (its user would now be asked). It never
+/// sends CNXN, so it serves nothing; once authorised, the next connection is served.
+#[tokio::test]
+async fn unauthorized_phone_answers_auth_and_never_cnxn() {
+    use std::time::Duration;
+    use tapwire_phone_sim::adb::packet::{A_AUTH, A_OPEN};
+
+    let sim = start(SimConfig {
+        unauthorized: true,
+        ..cfg()
+    })
+    .await
+    .expect("sim starts");
+    let (mut host, reply) = RawHost::connect(
+        sim.adb_addr(),
+        0x0100_0001,
+        "host::features=shell_v2,cmd,stat_v2,ls_v2",
+    )
+    .await;
+    assert_eq!(
+        (reply.command, reply.arg0, reply.arg1),
+        (A_AUTH, 1, 0),
+        "AUTH TOKEN"
+    );
+    assert_eq!(reply.payload.len(), 20);
+
+    host.send(&Packet::new(A_AUTH, 2, 0, vec![0x5a; 256])).await;
+    let again = host.recv().await;
+    assert_eq!(
+        (again.command, again.arg0),
+        (A_AUTH, 1),
+        "a bad signature gets a new token"
+    );
+    assert_ne!(again.payload, reply.payload);
+
+    host.send(&Packet::new(
+        A_AUTH,
+        3,
+        0,
+        b"QAAAAFAKEKEY= user@host\0".to_vec(),
+    ))
+    .await;
+    host.send(&Packet::new(A_OPEN, 7, 0, b"exec:echo hi\0".to_vec()))
+        .await;
+    let silent = tokio::time::timeout(Duration::from_millis(400), host.recv()).await;
+    assert!(
+        silent.is_err(),
+        "no answer to the key nor to OPEN: {silent:?}"
+    );
+
+    let stats = sim.control().stats();
+    assert_eq!(stats.adb_auth.get("token_sent"), Some(&2));
+    assert_eq!(stats.adb_auth.get("signature_rejected"), Some(&1));
+    assert_eq!(stats.adb_auth.get("public_key_offered"), Some(&1));
+    assert_eq!(stats.connections, 0);
+
+    sim.control().set_adb_authorized(true);
+    let (mut host, reply) = RawHost::connect(sim.adb_addr(), 0x0100_0001, "host::").await;
+    assert_eq!(reply.command, A_CNXN);
+    assert_eq!(host.exec(1, "echo hi").await, b"hi\n");
+    sim.shutdown().await;
+}
+
+/// Settings live in the phone: what one connection puts, the next one reads, and WeChat
+/// ≥ 8.0.55 keeps showing its tree.
+#[tokio::test]
+async fn settings_outlast_the_connection() {
+    let sim = start(SimConfig {
+        wechat_version: "8.0.74".into(),
+        ..cfg()
+    })
+    .await
+    .expect("sim starts");
+    let sts = "com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService";
+    {
+        let (mut host, _) = RawHost::connect(sim.adb_addr(), 0x0100_0001, "host::").await;
+        let hidden =
+            String::from_utf8(host.exec(1, "uiautomator dump /dev/tty").await).expect("utf8");
+        assert!(!hidden.contains("com.tencent.mm:id/j8g"), "hidden before");
+        let out = host
+            .exec(
+                2,
+                &format!(
+                    "settings put secure enabled_accessibility_services {sts} && settings put secure accessibility_enabled 1"
+                ),
+            )
+            .await;
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    }
+    let (mut host, _) = RawHost::connect(sim.adb_addr(), 0x0100_0001, "host::").await;
+    let got = host
+        .exec(3, "settings get secure enabled_accessibility_services")
+        .await;
+    assert_eq!(got, format!("{sts}\n").into_bytes());
+    let shown = String::from_utf8(host.exec(4, "uiautomator dump /dev/tty").await).expect("utf8");
+    assert!(shown.contains("com.tencent.mm:id/j8g"), "the tree is back");
+    sim.shutdown().await;
+}

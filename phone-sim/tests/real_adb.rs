@@ -178,3 +178,135 @@ async fn real_adb_end_to_end() {
     drop(adb);
     sim.shutdown().await;
 }
+
+/// Debian's adb sees an unauthorised phone as real ones are seen: `adb connect` fails to
+/// authenticate, `adb devices` lists the serial as `unauthorized`, and commands are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_adb_lists_an_unauthorized_phone() {
+    if !adb_installed() {
+        eprintln!("SKIPPED: no `adb` binary on PATH; install the `adb` package to run this test");
+        return;
+    }
+    let sim = start(SimConfig {
+        control_addr: None,
+        unauthorized: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim starts");
+    let serial = sim.adb_addr().to_string();
+    let adb = AdbServer { port: free_port() };
+
+    let o = adb.run(&["connect", &serial]).await;
+    assert!(
+        text(&o).contains(&format!("failed to authenticate to {serial}")),
+        "connect: {o:?}"
+    );
+    let devices = text(&adb.run(&["devices"]).await);
+    assert!(
+        devices.contains(&format!("{serial}\tunauthorized")),
+        "{devices}"
+    );
+    let o = adb.run(&["-s", &serial, "shell", "echo", "hi"]).await;
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unauthorized"),
+        "{o:?}"
+    );
+    assert_eq!(sim.control().stats().connections, 0);
+
+    drop(adb);
+    sim.shutdown().await;
+}
+
+/// What a tool does over adb to bring WeChat's tree back, and what it reads on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_adb_brings_the_tree_back_with_settings() {
+    if !adb_installed() {
+        eprintln!("SKIPPED: no `adb` binary on PATH; install the `adb` package to run this test");
+        return;
+    }
+    let sim = start(SimConfig {
+        control_addr: None,
+        wechat_version: "8.0.74".into(),
+        settings: vec![
+            "secure:enabled_accessibility_services=com.iflytek.inputmethod/.FlyAccessibilityService"
+                .parse()
+                .expect("preset"),
+        ],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim starts");
+    let serial = sim.adb_addr().to_string();
+    let adb = AdbServer { port: free_port() };
+    let o = adb.run(&["connect", &serial]).await;
+    assert!(text(&o).contains("connected to"), "{o:?}");
+    let shell = |cmd: &str| {
+        let args = ["-s", serial.as_str(), "shell", cmd].map(str::to_string);
+        let adb = &adb;
+        async move { adb.run(&args).await }
+    };
+
+    assert_eq!(text(&shell("wm size").await), "Physical size: 720x1608\n");
+    assert_eq!(text(&shell("wm density").await), "Physical density: 320\n");
+    assert_eq!(
+        text(&shell("pm list packages talkback").await),
+        "package:com.google.android.marvin.talkback\n"
+    );
+    let o = shell("pm list packages dianming").await;
+    assert_eq!((text(&o).as_str(), o.status.code()), ("", Some(0)));
+    let o = shell("settings get secure nonexistent_key").await;
+    assert_eq!(text(&o), "null\n");
+    let o = shell("settings get bogus x").await;
+    assert_eq!(o.status.code(), Some(255));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "Invalid namespace 'bogus'\n"
+    );
+
+    let xml = text(
+        &adb.run(&["-s", &serial, "exec-out", "uiautomator", "dump", "/dev/tty"])
+            .await,
+    );
+    assert!(!xml.contains("com.tencent.mm:id/j8g"), "hidden at first");
+
+    // Keep the user's own service first, append Select to Speak, switch accessibility on.
+    let existing = text(&shell("settings get secure enabled_accessibility_services").await);
+    let existing = existing.trim_end();
+    let sts = "com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService";
+    let o = shell(&format!(
+        "settings put secure enabled_accessibility_services {existing}:{sts}"
+    ))
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    let o = shell("settings put secure accessibility_enabled 1").await;
+    assert!(o.status.success(), "{o:?}");
+
+    let a11y = text(&shell("dumpsys accessibility").await);
+    assert!(
+        a11y.contains("Enabled services:{{com.iflytek.inputmethod/com.iflytek.inputmethod.FlyAccessibilityService}, {com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService}}"),
+        "{a11y}"
+    );
+    assert!(
+        a11y.contains("Bound services:{Service[label=随选朗读"),
+        "{a11y}"
+    );
+    let xml = text(
+        &adb.run(&["-s", &serial, "exec-out", "uiautomator", "dump", "/dev/tty"])
+            .await,
+    );
+    assert!(xml.contains("com.tencent.mm:id/j8g"), "the tree is back");
+
+    let o = shell("settings delete secure enabled_accessibility_services").await;
+    assert_eq!(text(&o), "Deleted 1 rows\n");
+    let xml = text(
+        &adb.run(&["-s", &serial, "exec-out", "uiautomator", "dump", "/dev/tty"])
+            .await,
+    );
+    assert!(!xml.contains("com.tencent.mm:id/j8g"), "hidden again");
+
+    let _ = adb.run(&["disconnect", &serial]).await;
+    drop(adb);
+    sim.shutdown().await;
+}

@@ -1,5 +1,10 @@
 //! One TCP connection from an ADB host: the CNXN handshake, then many multiplexed streams.
 //!
+//! A phone that has not accepted the host's key (`State::adb_authorized` false) answers CNXN
+//! as adbd does: AUTH TOKEN with 20 random bytes; every signature the host returns fails, so
+//! it gets a fresh token; the host's public key is what the phone would show its user, and
+//! gets no answer. The host never sees CNXN, so `adb devices` lists the phone `unauthorized`.
+//!
 //! Flow control follows adb's rule: after a WRTE the sender waits for the peer's OKAY
 //! before sending the next WRTE on that stream. Incoming WRTEs are queued and OKAYed at once,
 //! which is allowed (the sim never has a reason to push back).
@@ -106,6 +111,29 @@ impl Drop for AdbStream {
     }
 }
 
+/// `ADB_AUTH_*` in AUTH's arg0.
+const AUTH_TOKEN: u32 = 1;
+const AUTH_SIGNATURE: u32 = 2;
+const AUTH_RSAPUBLICKEY: u32 = 3;
+/// adbd's `TOKEN_SIZE`.
+const TOKEN_LEN: usize = 20;
+
+/// A fresh token; the host only signs it, so it need not be cryptographically random.
+fn auth_token() -> Packet {
+    use std::hash::{BuildHasher, Hasher};
+    let mut token = Vec::with_capacity(TOKEN_LEN);
+    let seed = std::collections::hash_map::RandomState::new();
+    let mut i = 0u64;
+    while token.len() < TOKEN_LEN {
+        let mut h = seed.build_hasher();
+        h.write_u64(i);
+        token.extend_from_slice(&h.finish().to_le_bytes());
+        i += 1;
+    }
+    token.truncate(TOKEN_LEN);
+    Packet::new(A_AUTH, AUTH_TOKEN, 0, token)
+}
+
 fn banner(device: &Device) -> String {
     let p = device.props_snapshot();
     let get = |k: &str| p.get(k).cloned().unwrap_or_default();
@@ -185,6 +213,11 @@ pub async fn serve_connection(sock: TcpStream, device: Device) -> Result<(), Tra
             A_CNXN => {
                 peer_version = packet.arg0;
                 max_payload = (packet.arg1.min(MAX_PAYLOAD) as usize).max(256);
+                if !device.read(|st| st.adb_authorized) {
+                    device.stats().add_auth("token_sent");
+                    let _ = out_tx.send(auth_token());
+                    continue;
+                }
                 connected = true;
                 device.stats().add_connection();
                 let reply = Packet::new(
@@ -194,6 +227,18 @@ pub async fn serve_connection(sock: TcpStream, device: Device) -> Result<(), Tra
                     banner(&device).into_bytes(),
                 );
                 let _ = out_tx.send(reply);
+            }
+            A_AUTH if !connected && !device.read(|st| st.adb_authorized) => {
+                match packet.arg0 {
+                    AUTH_SIGNATURE => {
+                        device.stats().add_auth("signature_rejected");
+                        device.stats().add_auth("token_sent");
+                        let _ = out_tx.send(auth_token());
+                    }
+                    // The phone now asks its user to allow this computer; nobody answers.
+                    AUTH_RSAPUBLICKEY => device.stats().add_auth("public_key_offered"),
+                    _ => {}
+                }
             }
             A_AUTH | A_STLS => {
                 // We never ask for AUTH; a host that offers a signature anyway gets our CNXN again.

@@ -1,9 +1,12 @@
 //! `dumpsys`: the services scripts poll cheaply — `window` (the focused activity), `package`
-//! (WeChat's version), `notification` (what WeChat posted), `gfxinfo` (frames drawn, which move
-//! only when the screen changes) and `activity`.
+//! (WeChat's version, or any installed package's), `notification` (what WeChat posted),
+//! `gfxinfo` (frames drawn, which move only when the screen changes), `activity`, and
+//! `accessibility` (which services are enabled and running).
 
 use super::CmdOutput;
-use crate::device::{Device, WECHAT_PID, WECHAT_UID};
+use crate::accessibility::A11y;
+use crate::device::{Device, WECHAT_PID};
+use crate::packages::{Package, WECHAT_PKG, WECHAT_UID};
 use crate::wechat::model::{Screen, WeChat};
 
 pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
@@ -23,20 +26,8 @@ pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
             s.push_str(&format!("  mGlobalConfiguration={{1.0 460mcc1mnc [zh_CN] ldltr sw360dp w360dp h804dp 320dpi nrml long port finger -keyb/v/h -nav/h winConfig={{ mBounds=Rect(0, 0 - 720, 1608) mAppBounds=Rect(0, 0 - 720, 1608) mMaxBounds=Rect(0, 0 - 720, 1608) mDisplayRotation=ROTATION_0 mWindowingMode=fullscreen mActivityType=undefined mAlwaysOnTop=undefined mRotation=ROTATION_0}} s.2}}\n  mHasPermanentDpad=false\n  mTopFocusedDisplayId=0\n  mCurrentFocus=Window{{9b8c7d6 u0 {focus}}}\n  mFocusedApp=ActivityRecord{{6e5d4c3 u0 {app} t214}}\n"));
             CmdOutput::ok(s)
         }
-        Some("package") => {
-            if args.get(1) != Some(&"com.tencent.mm") {
-                return CmdOutput::ok(format!(
-                    "Unable to find package: {}\n",
-                    args.get(1).unwrap_or(&"")
-                ));
-            }
-            let v = &device.config().wechat_version;
-            let parts = crate::wechat::version_parts(v);
-            let code = 2000 + parts.get(2).copied().unwrap_or(0) * 20 + 40;
-            CmdOutput::ok(format!(
-                "Activity Resolver Table:\n  Non-Data Actions:\n      android.intent.action.MAIN:\n        5a6b7c8 com.tencent.mm/.ui.LauncherUI filter 9d0e1f2\n\nPackages:\n  Package [com.tencent.mm] (c3d4e5f):\n    userId={WECHAT_UID}\n    pkg=Package{{a1b2c3d com.tencent.mm}}\n    codePath=/data/app/~~Qm8cVnZ2kX1_2rPa==/com.tencent.mm-Jx1n4q==\n    resourcePath=/data/app/~~Qm8cVnZ2kX1_2rPa==/com.tencent.mm-Jx1n4q==\n    primaryCpuAbi=arm64-v8a\n    secondaryCpuAbi=null\n    versionCode={code} minSdk=23 targetSdk=34\n    minExtensionVersion=[]\n    versionName={v}\n    usesNonSdkApi=true\n    splits=[base]\n    apkSigningVersion=2\n    flags=[ HAS_CODE ALLOW_CLEAR_USER_DATA LARGE_HEAP ]\n    timeStamp=2026-01-05 21:14:03\n    lastUpdateTime=2026-01-05 21:14:33\n    installerPackageName=com.bbk.appstore\n"
-            ))
-        }
+        Some("package") => dump_package(device, args.get(1).copied()),
+        Some("accessibility") => CmdOutput::ok(device.read(|st| dump_accessibility(&st.a11y()))),
         Some("notification") => {
             CmdOutput::ok(dump_notifications(device, args.contains(&"--noredact")))
         }
@@ -56,9 +47,81 @@ pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
         }
         Some(other) => CmdOutput::ok(format!("Can't find service: {other}\n")),
         None => CmdOutput::ok(
-            "Currently running services:\n  activity\n  gfxinfo\n  notification\n  package\n  window\n",
+            "Currently running services:\n  accessibility\n  activity\n  gfxinfo\n  notification\n  package\n  window\n",
         ),
     }
+}
+
+/// One installed package's block of `dumpsys package`. A package that is not installed gets
+/// DumpHelper's one line (and status 0, as `dumpsys` always exits 0).
+fn dump_package(device: &Device, name: Option<&str>) -> CmdOutput {
+    let Some(name) = name else {
+        return CmdOutput::ok("Packages:\n");
+    };
+    let Some(p) = device.read(|st| st.packages.get(name)) else {
+        return CmdOutput::ok(format!("Unable to find package: {name}\n"));
+    };
+    if p.name == WECHAT_PKG {
+        return CmdOutput::ok(wechat_package(device, p));
+    }
+    let code_path = p.apk.rsplit_once('/').map_or(p.apk, |(dir, _)| dir);
+    let flags = if p.system {
+        "[ SYSTEM HAS_CODE ALLOW_CLEAR_USER_DATA ]"
+    } else {
+        "[ HAS_CODE ALLOW_CLEAR_USER_DATA ]"
+    };
+    CmdOutput::ok(format!(
+        "Packages:\n  Package [{name}] (5e6f7a8):\n    userId={uid}\n    pkg=Package{{3c4d5e6 {name}}}\n    codePath={code_path}\n    resourcePath={code_path}\n    primaryCpuAbi=arm64-v8a\n    secondaryCpuAbi=null\n    versionCode={code} minSdk=26 targetSdk=34\n    minExtensionVersion=[]\n    versionName={version}\n    splits=[base]\n    apkSigningVersion=3\n    flags={flags}\n    timeStamp=2025-11-20 09:12:44\n    lastUpdateTime=2025-11-20 09:12:44\n    installerPackageName={installer}\n",
+        name = p.name,
+        uid = p.uid,
+        code = p.version_code,
+        version = p.version_name,
+        installer = p.installer,
+    ))
+}
+
+fn wechat_package(device: &Device, p: &Package) -> String {
+    let v = &device.config().wechat_version;
+    let parts = crate::wechat::version_parts(v);
+    let code = 2000 + parts.get(2).copied().unwrap_or(0) * 20 + 40;
+    let code_path = p.apk.rsplit_once('/').map_or(p.apk, |(dir, _)| dir);
+    format!(
+        "Activity Resolver Table:\n  Non-Data Actions:\n      android.intent.action.MAIN:\n        5a6b7c8 com.tencent.mm/.ui.LauncherUI filter 9d0e1f2\n\nPackages:\n  Package [com.tencent.mm] (c3d4e5f):\n    userId={WECHAT_UID}\n    pkg=Package{{a1b2c3d com.tencent.mm}}\n    codePath={code_path}\n    resourcePath={code_path}\n    primaryCpuAbi=arm64-v8a\n    secondaryCpuAbi=null\n    versionCode={code} minSdk=23 targetSdk=34\n    minExtensionVersion=[]\n    versionName={v}\n    usesNonSdkApi=true\n    splits=[base]\n    apkSigningVersion=2\n    flags=[ HAS_CODE ALLOW_CLEAR_USER_DATA LARGE_HEAP ]\n    timeStamp=2026-01-05 21:14:03\n    lastUpdateTime=2026-01-05 21:14:33\n    installerPackageName=com.bbk.appstore\n"
+    )
+}
+
+/// Android 14's AccessibilityManagerService dump, cut to what tools grep: the user state's
+/// attributes (`touchExplorationEnabled=`, `installedServiceCount=`), the button targets,
+/// `Bound services:{…}` with each running service's `Service[label=…]`, and
+/// `Enabled services:{{pkg/class}, …}` straight from the setting, installed or not.
+fn dump_accessibility(a: &A11y<'_>) -> String {
+    let bound = a.bound();
+    let join = |items: Vec<String>, sep: &str| items.join(sep);
+    let bound_text = join(
+        bound
+            .iter()
+            .map(|b| {
+                format!(
+                    "Service[label={}, feedbackType{}, capabilities={}, eventTypes=TYPES_ALL_MASK, notificationTimeout=100, requestA11yBtn={}]",
+                    b.service.label, b.service.feedback, b.service.capabilities, b.service.requests_button
+                )
+            })
+            .collect(),
+        ", \n                     ",
+    );
+    let enabled_text = join(a.enabled().iter().map(|c| c.short_string()).collect(), ", ");
+    let button = join(
+        a.button_targets()
+            .iter()
+            .map(|b| b.component.flatten())
+            .collect(),
+        ", ",
+    );
+    format!(
+        "ACCESSIBILITY MANAGER (dumpsys accessibility)\n\ncurrentUserId=0\nUser state[\n     attributes:{{id=0, touchExplorationEnabled={touch}, serviceHandlesDoubleTap={touch}, requestMultiFingerGestures=false, requestTwoFingerPassthrough=false, sendMotionEventsEnabledfalse, displayMagnificationEnabled=false, autoclickEnabled=false, nonInteractiveUiTimeout=0, interactiveUiTimeout=0, installedServiceCount={installed}, magnificationModes=1, magnificationCapabilities=1, audioDescriptionByDefaultEnabled=false, magnificationFollowTypingEnabled=true, alwaysOnMagnificationEnabled=false}}\n     shortcut key:{{}}\n     button:{{{button}}}\n     button target:{{null}}\n     Bound services:{{{bound_text}}}\n     Enabled services:{{{enabled_text}}}\n     Binding services:{{}}\n     Crashed services:{{}}\n     Client list info:{{\n          Client list callbacks: 1\n          Registered clients:{{\n[com.tencent.mm]}}]\n",
+        touch = a.touch_exploration(),
+        installed = a.installed_service_count(),
+    )
 }
 
 /// Close to Android 13's NotificationManagerService dump: one NotificationRecord per posted
@@ -126,5 +189,96 @@ fn focus_component(w: &WeChat) -> (&'static str, &'static str) {
             "com.tencent.mm/com.tencent.mm.ui.chatting.ChattingUI",
             "com.tencent.mm/.ui.chatting.ChattingUI",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{
+        ACCESSIBILITY_ENABLED, ENABLED_ACCESSIBILITY_SERVICES, Namespace, TOUCH_EXPLORATION_ENABLED,
+    };
+
+    const STS: &str = "com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService";
+
+    fn phone(suite: bool) -> Device {
+        crate::build_device(&crate::SimConfig {
+            scenario: crate::Scenario::default(),
+            accessibility_suite: suite,
+            ..crate::SimConfig::default()
+        })
+        .expect("device")
+    }
+
+    fn dumpsys(d: &Device, args: &[&str]) -> String {
+        String::from_utf8_lossy(&run(d, args).stdout).into_owned()
+    }
+
+    #[test]
+    fn accessibility_follows_the_settings_and_packages() {
+        let d = phone(true);
+        let idle = dumpsys(&d, &["accessibility"]);
+        assert!(idle.starts_with("ACCESSIBILITY MANAGER (dumpsys accessibility)\n"));
+        assert!(idle.contains("     Enabled services:{}\n"), "{idle}");
+        assert!(idle.contains("     Bound services:{}\n"));
+        assert!(idle.contains("touchExplorationEnabled=false"));
+        assert!(idle.contains("installedServiceCount=4"));
+
+        d.with(|st| {
+            st.settings.put(
+                Namespace::Secure,
+                ENABLED_ACCESSIBILITY_SERVICES,
+                &format!("com.iflytek.inputmethod/.FlyService:{STS}"),
+            );
+        });
+        let off = dumpsys(&d, &["accessibility"]);
+        assert!(
+            off.contains("     Enabled services:{{com.iflytek.inputmethod/com.iflytek.inputmethod.FlyService}, {com.google.android.marvin.talkback/com.google.android.accessibility.selecttospeak.SelectToSpeakService}}\n"),
+            "{off}"
+        );
+        assert!(
+            off.contains("     Bound services:{}\n"),
+            "switched off: nothing runs"
+        );
+
+        d.with(|st| {
+            st.settings
+                .put(Namespace::Secure, ACCESSIBILITY_ENABLED, "1")
+        });
+        let on = dumpsys(&d, &["accessibility"]);
+        assert!(on.contains("     Bound services:{Service[label=随选朗读, feedbackType[FEEDBACK_SPOKEN], capabilities=33,"), "{on}");
+        assert!(on.contains(&format!("     button:{{{STS}}}\n")));
+
+        d.with(|st| {
+            st.settings.put(
+                Namespace::Secure,
+                ENABLED_ACCESSIBILITY_SERVICES,
+                "com.google.android.marvin.talkback/com.google.android.marvin.talkback.TalkBackService",
+            );
+            st.settings.put(Namespace::Secure, TOUCH_EXPLORATION_ENABLED, "1");
+        });
+        assert!(dumpsys(&d, &["accessibility"]).contains("touchExplorationEnabled=true"));
+    }
+
+    #[test]
+    fn package_dumps_for_installed_packages_only() {
+        let d = phone(true);
+        let suite = dumpsys(&d, &["package", "com.google.android.marvin.talkback"]);
+        assert!(
+            suite.contains("  Package [com.google.android.marvin.talkback] ("),
+            "{suite}"
+        );
+        assert!(suite.contains("    codePath=/product/app/talkback\n"));
+        assert!(suite.contains("    versionName=14.1.0.567426553\n"));
+        assert!(dumpsys(&d, &["package", "com.tencent.mm"]).contains("versionName=8.0.50\n"));
+        let without = phone(false);
+        let o = run(&without, &["package", "com.google.android.marvin.talkback"]);
+        assert_eq!(
+            (String::from_utf8_lossy(&o.stdout).as_ref(), o.code),
+            (
+                "Unable to find package: com.google.android.marvin.talkback\n",
+                0
+            )
+        );
     }
 }

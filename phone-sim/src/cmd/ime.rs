@@ -2,6 +2,7 @@
 
 use super::CmdOutput;
 use crate::device::{ADB_IME, Device, VENDOR_IME};
+use crate::settings::{DEFAULT_INPUT_METHOD, Namespace};
 
 pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
     match args.first().copied() {
@@ -25,11 +26,7 @@ pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
                     255,
                 );
             }
-            device.with(|st| {
-                st.ime = id.to_string();
-                st.settings
-                    .insert("secure/default_input_method".into(), id.to_string());
-            });
+            device.with(|st| st.put_setting(Namespace::Secure, DEFAULT_INPUT_METHOD, id));
             CmdOutput::ok(format!("Input method {id} selected for user #0\n"))
         }
         Some("enable") => CmdOutput::ok(format!(

@@ -9,11 +9,11 @@
 //! - `screencap`: PNG and raw screenshots.
 //! - `input`: `tap`, `swipe`, `keyevent`, `text`; key names to codes.
 //! - `am`: `am start`/`force-stop`/`broadcast` (ADB keyboard, clipboard) and `monkey`.
-//! - `dumpsys`: `window`, `package`, `notification`, `gfxinfo`, `activity`.
+//! - `dumpsys`: `window`, `package`, `notification`, `gfxinfo`, `activity`, `accessibility`.
 //! - `logcat`: the `events` buffer, dumped or followed.
-//! - `settings`: `settings get`/`put`/`list`.
+//! - `settings`: `settings get`/`put`/`delete`/`list`, with `--user`.
 //! - `ime`: `ime list`/`set`/`enable`.
-//! - `pm`: `pm list packages`, `pm path`.
+//! - `pm`: `pm list packages` (with its filters and flags), `pm path`.
 //! - `text`: `echo`, `grep` (also the filter on a followed `logcat`), `head`, `tail`, `wc`.
 //! - `files`: `cat`, `ls`, `rm`.
 //! - `system`: `getprop`, `wm`, `id`, `whoami`, `date`.
@@ -63,6 +63,11 @@ impl CmdOutput {
             stderr: stderr.into(),
             code,
         }
+    }
+    /// Android's shell commands print some failures on stdout and still fail.
+    fn with_code(mut self, code: u8) -> Self {
+        self.code = code;
+        self
     }
 }
 
@@ -278,7 +283,7 @@ async fn run_simple(
         "dumpsys" => dumpsys::run(device, &args),
         "settings" => settings::run(device, &args),
         "ime" => ime::run(device, &args),
-        "pm" => pm::run(&args),
+        "pm" => pm::run(device, &args),
         "getprop" => system::getprop(device, &args),
         "wm" => system::wm(&args),
         "id" => system::id(),

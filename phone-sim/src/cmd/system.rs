@@ -16,13 +16,27 @@ pub(super) fn getprop(device: &Device, args: &[&str]) -> CmdOutput {
     }
 }
 
+/// `wm size` and `wm density` as WindowManagerShellCommand prints them when nothing is
+/// overridden: the screen the dumps and screenshots are drawn on, and `ro.sf.lcd_density`.
 pub(super) fn wm(args: &[&str]) -> CmdOutput {
+    // Only the query forms: `-d 0` names the one display, and no override is ever set.
+    let query = args.len() == 1 || (args.len() == 3 && args[1] == "-d" && args[2] == "0");
     match args.first() {
-        Some(&"size") => CmdOutput::ok("Physical size: 720x1608\n"),
-        Some(&"density") => CmdOutput::ok("Physical density: 320\n"),
+        Some(&"size") if query => CmdOutput::ok(format!(
+            "Physical size: {}x{}\n",
+            crate::wechat::ui::SCREEN_W,
+            crate::wechat::ui::SCREEN_H
+        )),
+        Some(&"density") if query => CmdOutput::ok(format!("Physical density: {DENSITY}\n")),
+        Some(&("size" | "density")) => {
+            CmdOutput::err("Error: the phone-sim does not change its display\n", 255)
+        }
         _ => CmdOutput::err("Error: unknown command\n", 255),
     }
 }
+
+/// `ro.sf.lcd_density`.
+pub const DENSITY: u32 = 320;
 
 /// adbd runs the shell as the `shell` user with these groups.
 pub(super) fn id() -> CmdOutput {
@@ -54,5 +68,19 @@ pub(super) fn date(device: &Device, args: &[&str]) -> CmdOutput {
             c.second,
             c.year
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wm_prints_the_screen_the_sim_draws() {
+        let o = wm(&["size"]);
+        assert_eq!(o.stdout, b"Physical size: 720x1608\n");
+        assert_eq!(wm(&["size", "-d", "0"]).stdout, o.stdout);
+        assert_eq!(wm(&["density"]).stdout, b"Physical density: 320\n");
+        assert_eq!(wm(&["size", "1080x1920"]).code, 255);
     }
 }

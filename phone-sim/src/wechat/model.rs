@@ -100,6 +100,9 @@ pub enum Action {
     Launch,
     /// A view that swallows the tap without doing anything the model cares about.
     Absorb,
+    /// Android's floating accessibility button, over the app: the tap starts the service
+    /// (Select to Speak) and never reaches WeChat.
+    AccessibilityButton,
 }
 
 pub const KEY_HOME: u32 = 3;
@@ -334,6 +337,14 @@ impl WeChat {
     }
 
     pub fn apply_tap(&mut self, x: i32, y: i32, action: Option<Action>) {
+        if matches!(action, Some(Action::AccessibilityButton)) {
+            self.log(
+                "a11y_button",
+                Some((x, y)),
+                "tap taken by the accessibility button",
+            );
+            return;
+        }
         if self.popup.is_some() && !matches!(action, Some(Action::PopupButton(_))) {
             self.log("tap_blocked", Some((x, y)), "popup");
             return;
@@ -351,7 +362,7 @@ impl WeChat {
                 }
             }
             Some(Action::Launch) => self.bring_to_front(),
-            Some(Action::Absorb) | None => {}
+            Some(Action::Absorb | Action::AccessibilityButton) | None => {}
         }
     }
 

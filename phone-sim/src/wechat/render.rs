@@ -1,4 +1,5 @@
-//! Screenshots: paints the same view tree the dumps come from. Text is drawn as dark bars
+//! Screenshots: paints the same view tree the dumps come from, each node at its dump bounds,
+//! so a box drawn from a dump lands on what the picture shows. Text is drawn as dark bars
 //! (one per wrapped line), which is enough for bubble detection; no font is bundled.
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
@@ -136,4 +137,106 @@ pub fn screenshot_png(windows: &[Node]) -> Result<Vec<u8>, RenderError> {
         ExtendedColorType::Rgb8,
     )?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use quick_xml::Reader;
+    use quick_xml::events::Event;
+
+    use crate::wechat::model::MsgKind;
+    use crate::wechat::ui::{BAR_GREY, CHAT_BACKGROUND, OWN_BUBBLE_GREEN, WHITE};
+
+    /// (resource-id, bounds) of every node of the dump, as an inspector would read it.
+    fn dump_bounds(xml: &str) -> Vec<(String, [i32; 4])> {
+        let mut reader = Reader::from_str(xml);
+        let mut out = Vec::new();
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(e) | Event::Empty(e)) if e.name().as_ref() == b"node" => {
+                    let mut id = String::new();
+                    let mut bounds = [0; 4];
+                    for a in e.attributes().flatten() {
+                        let v = a.unescape_value().expect("escape").into_owned();
+                        match a.key.as_ref() {
+                            b"resource-id" => id = v,
+                            b"bounds" => {
+                                let nums: Vec<i32> = v
+                                    .split(|c: char| !c.is_ascii_digit())
+                                    .filter(|s| !s.is_empty())
+                                    .map(|s| s.parse().expect("number"))
+                                    .collect();
+                                bounds = [nums[0], nums[1], nums[2], nums[3]];
+                            }
+                            _ => {}
+                        }
+                    }
+                    out.push((id, bounds));
+                }
+                Ok(Event::Eof) => break,
+                Err(e) => panic!("bad dump: {e}"),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn pixel(png: &[u8], x: i32, y: i32) -> u32 {
+        let img = image::load_from_memory(png).expect("PNG").to_rgb8();
+        let p = img.get_pixel(x as u32, y as u32).0;
+        (u32::from(p[0]) << 16) | (u32::from(p[1]) << 8) | u32::from(p[2])
+    }
+
+    fn with(dump: &[(String, [i32; 4])], id: &str) -> Vec<[i32; 4]> {
+        dump.iter()
+            .filter(|(i, _)| i == &format!("com.tencent.mm:id/{id}"))
+            .map(|(_, b)| *b)
+            .collect()
+    }
+
+    /// The screenshot paints the title bar, the rows, the bubbles and the input bar where the
+    /// dump says they are, so boxes drawn from a dump land on what the picture shows.
+    #[test]
+    fn screenshots_paint_what_the_dump_bounds() {
+        let d = crate::build_device(&crate::SimConfig {
+            scenario: crate::Scenario::default(),
+            ..crate::SimConfig::default()
+        })
+        .expect("device");
+        d.with(|st| {
+            let ts = st.clock.now();
+            st.wechat
+                .incoming("Alice", false, None, "hello there", MsgKind::Text, ts);
+            st.wechat
+                .incoming("Bob", false, None, "hi", MsgKind::Text, ts);
+            st.wechat.outgoing_by_owner("Alice", "hello back", ts);
+        });
+
+        let png = d.screencap_png().expect("png");
+        let dump = dump_bounds(&d.dump_xml());
+        let [l, t, _, _] = with(&dump, "ei")[0];
+        assert_eq!(pixel(&png, l + 4, t + 4), CHAT_BACKGROUND, "title bar");
+        let rows = with(&dump, "cj1");
+        assert_eq!(rows.len(), 2);
+        for [_, t, r, _] in rows {
+            assert_eq!(pixel(&png, r - 8, t + 4), WHITE, "row at {t}");
+        }
+
+        d.with(|st| st.wechat.open_chat("Alice"));
+        let png = d.screencap_png().expect("png");
+        let dump = dump_bounds(&d.dump_xml());
+        let bubbles = with(&dump, "bkl");
+        assert_eq!(bubbles.len(), 2);
+        let colours: Vec<u32> = bubbles
+            .iter()
+            .map(|[l, t, _, _]| pixel(&png, l + 4, t + 4))
+            .collect();
+        assert_eq!(
+            colours,
+            [WHITE, OWN_BUBBLE_GREEN],
+            "others white, own green"
+        );
+        let [l, t, _, _] = with(&dump, "k52")[0];
+        assert_eq!(pixel(&png, l + 2, t + 2), BAR_GREY, "input bar");
+    }
 }

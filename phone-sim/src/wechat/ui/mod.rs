@@ -16,8 +16,8 @@
 //!   dividers.
 //! - `input_bar`: the chat's bottom bar: voice, text field, emoji, more or send.
 //! - `dialog`: a pop-up over WeChat.
-//! - `system`: what is not WeChat's: status bar, gesture bar, launcher; and the single node a
-//!   hidden tree shows.
+//! - `system`: what is not WeChat's: status bar, gesture bar, launcher, Android's floating
+//!   accessibility button; and the single node a hidden tree shows.
 
 mod chat;
 mod conversation_list;
@@ -71,6 +71,9 @@ pub struct BuildOpts<'a> {
     pub clock: &'a Clock,
     /// Put the chat's name in the title bar; real 8.0.x dumps leave it out.
     pub title_text: bool,
+    /// Labels of the running services Android's floating accessibility button stands for;
+    /// empty when the button is not on screen.
+    pub accessibility_button: Vec<&'static str>,
 }
 
 /// Every window on screen, bottom first: status bar, the app (or launcher), pop-up, gesture bar.
@@ -90,8 +93,37 @@ pub fn build_windows(wechat: &WeChat, opts: &BuildOpts<'_>) -> Vec<Node> {
     } else {
         windows.push(system::launcher_window());
     }
+    if !opts.accessibility_button.is_empty() {
+        windows.push(system::accessibility_button(&opts.accessibility_button));
+    }
     windows.push(system::gesture_bar());
     windows
+}
+
+/// The view TalkBack's touch exploration focuses at (x, y): the topmost one under the finger
+/// that does something or says something.
+pub fn focus_target(windows: &[Node], x: i32, y: i32) -> Option<&Node> {
+    let mut found = None;
+    for window in windows {
+        window.walk(&mut |node| {
+            if node.bounds.contains(x, y)
+                && (node.clickable || !node.text.is_empty() || !node.desc.is_empty())
+            {
+                found = Some(node);
+            }
+        });
+    }
+    found
+}
+
+/// A node in a line of the event log: class, id and what it says.
+pub fn describe(node: &Node) -> String {
+    let said = if node.text.is_empty() {
+        &node.desc
+    } else {
+        &node.text
+    };
+    format!("{} {} {said:?}", node.class, node.id)
 }
 
 /// The action the topmost view under (x, y) takes: the last match in pre-order wins,

@@ -1,11 +1,12 @@
 //! Windows that are not WeChat's, as the real vivo phone shows them: System UI's status bar
-//! (first in a dump), the gesture bar (last), the launcher while WeChat is in the background;
-//! and the single empty node WeChat ≥ 8.0.55 shows uiautomator in place of its tree.
+//! (first in a dump), the gesture bar (last), the launcher while WeChat is in the background,
+//! Android's floating accessibility button; and the single empty node WeChat ≥ 8.0.55 shows
+//! uiautomator in place of its tree.
 
 use super::node::{
     BAR_GREY, CLICKABLE, FOCUSABLE, FRAME_LAYOUT, IMAGE_VIEW, LINEAR_LAYOUT, NO_FLAGS, Node, Paint,
-    RELATIVE_LAYOUT, Rect, TEXT_DARK, TEXT_VIEW, WECHAT_GREEN, nest, package_node, rect,
-    wechat_node,
+    RECYCLER_VIEW, RELATIVE_LAYOUT, Rect, TEXT_DARK, TEXT_VIEW, WECHAT_GREEN, nest, package_node,
+    rect, wechat_node,
 };
 use super::{
     FULL_SCREEN, LAUNCHER_PKG, SCREEN_H, SCREEN_W, STATUS_BAR_BOTTOM, SYSTEMUI_PKG, UPSLIDE_PKG,
@@ -110,6 +111,48 @@ pub(super) fn launcher_window() -> Node {
     launcher(FRAME_LAYOUT, FULL_SCREEN, NO_FLAGS, 0)
         .painted(Paint::Fill(WALLPAPER_BLUE))
         .with_children(vec![wechat, settings])
+}
+
+/// Where the floating accessibility button sits: docked to the right edge just above the
+/// gesture bar, one 44 dp (88 px) icon per target. That is over the right end of WeChat's
+/// input bar, where the send button is, which is the case DESIGN §4 warns about.
+pub const A11Y_BUTTON_LEFT: i32 = SCREEN_W - 88;
+pub const A11Y_BUTTON_BOTTOM: i32 = 1568;
+const A11Y_ICON: i32 = 88;
+const A11Y_BUTTON_GREY: u32 = 0x5F6368;
+
+/// Android 12+'s floating accessibility menu, a System UI window. Its classes and geometry
+/// are the sim's: no real dump with the button was at hand.
+pub(super) fn accessibility_button(labels: &[&'static str]) -> Node {
+    let n = i32::try_from(labels.len()).unwrap_or(1).max(1);
+    let whole = rect(
+        A11Y_BUTTON_LEFT,
+        A11Y_BUTTON_BOTTOM - n * A11Y_ICON,
+        SCREEN_W,
+        A11Y_BUTTON_BOTTOM,
+    );
+    let icons = labels
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let top = whole.top + i32::try_from(i).unwrap_or(0) * A11Y_ICON;
+            package_node(
+                SYSTEMUI_PKG,
+                IMAGE_VIEW,
+                "",
+                rect(A11Y_BUTTON_LEFT, top, SCREEN_W, top + A11Y_ICON),
+                CLICKABLE | FOCUSABLE,
+                u32::try_from(i).unwrap_or(0) + 1,
+            )
+            .with_desc(*label)
+            .on_tap(Action::AccessibilityButton)
+            .painted(Paint::Fill(A11Y_BUTTON_GREY))
+        })
+        .collect();
+    nest(vec![
+        system_ui_node(FRAME_LAYOUT, "", whole, 0),
+        system_ui_node(RECYCLER_VIEW, "", whole, 1).with_children(icons),
+    ])
 }
 
 /// What WeChat ≥ 8.0.55 shows uiautomator: one empty node, no tree.
