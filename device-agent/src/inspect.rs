@@ -121,23 +121,30 @@ pub fn inspect(dump: &Dump, map: &UiMap) -> Inspection {
     inspection
 }
 
+/// Whether a pixel is one of the boxes' colours (tests check pictures with it).
+pub fn is_role_colour(pixel: Rgba<u8>) -> bool {
+    let [r, g, b, _] = pixel.0;
+    PALETTE.contains(&[r, g, b])
+}
+
+const PALETTE: [[u8; 3]; 12] = [
+    [230, 25, 75],
+    [0, 130, 200],
+    [245, 130, 48],
+    [145, 30, 180],
+    [0, 128, 128],
+    [240, 50, 230],
+    [128, 0, 0],
+    [0, 0, 128],
+    [60, 180, 75],
+    [170, 110, 40],
+    [128, 128, 0],
+    [70, 70, 70],
+];
+
 /// A colour per role, bright enough to see on WeChat's greys, greens and whites, the same
 /// for a role in every picture, and different for roles next to each other in the map.
 pub fn role_colour(role: &str) -> Rgba<u8> {
-    const PALETTE: [[u8; 3]; 12] = [
-        [230, 25, 75],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [0, 128, 128],
-        [240, 50, 230],
-        [128, 0, 0],
-        [0, 0, 128],
-        [60, 180, 75],
-        [170, 110, 40],
-        [128, 128, 0],
-        [70, 70, 70],
-    ];
     let index = Role::ALL.iter().position(|r| r.key() == role).unwrap_or(0);
     let [r, g, b] = PALETTE[index % PALETTE.len()];
     Rgba([r, g, b, 255])

@@ -124,6 +124,7 @@ fn print(inspection: &Inspection, map: &UiMap, args: &InspectArgs) -> anyhow::Re
                 "map": map.name,
                 "picture": args.out,
                 "roles": inspection.table,
+                "boxes": inspection.hits,
             }))?
         );
         return Ok(());

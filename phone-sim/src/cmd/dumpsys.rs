@@ -1,7 +1,7 @@
 //! `dumpsys`: the services scripts poll cheaply — `window` (the focused activity), `package`
 //! (WeChat's version, or any installed package's), `notification` (what WeChat posted),
-//! `gfxinfo` (frames drawn, which move only when the screen changes), `activity`, and
-//! `accessibility` (which services are enabled and running).
+//! `gfxinfo` (frames drawn, which move only when the screen changes), `activity`,
+//! `accessibility` (which services are enabled and running), and `power` (awake or not).
 
 use super::CmdOutput;
 use crate::accessibility::A11y;
@@ -45,9 +45,13 @@ pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
                 "ACTIVITY MANAGER ACTIVITIES (dumpsys activity activities)\n  mResumedActivity: ActivityRecord{{6e5d4c3 u0 {app} t214}}\n  ResumedActivity: ActivityRecord{{6e5d4c3 u0 {app} t214}}\n"
             ))
         }
+        // The sim's screen is always on and unlocked (what `doctor` checks first).
+        Some("power") => CmdOutput::ok(
+            "POWER MANAGER (dumpsys power)\n\nPower Manager State:\n  Settings power_manager_constants:\n    no_cached_wake_locks=true\n  mDirty=0x0\n  mWakefulness=Awake\n  mWakefulnessChanging=false\n  mIsPowered=true\n  mPlugType=2\n  mBatteryLevel=87\n  mStayOn=false\n  mProximityPositive=false\n  mBootCompleted=true\n  mSystemReady=true\n  mHalAutoSuspendModeEnabled=false\n  mHalInteractiveModeEnabled=true\n  mWakeLockSummary=0x0\n  mUserActivitySummary=0x1\n  mRequestWaitForNegativeProximity=false\n  mSandmanScheduled=false\n  mBatteryLevelLow=false\n  mLightDeviceIdleMode=false\n  mDeviceIdleMode=false\n  mScreenBrightnessBoostInProgress=false\n  mHoldingWakeLockSuspendBlocker=false\n  mHoldingDisplaySuspendBlocker=true\n",
+        ),
         Some(other) => CmdOutput::ok(format!("Can't find service: {other}\n")),
         None => CmdOutput::ok(
-            "Currently running services:\n  accessibility\n  activity\n  gfxinfo\n  notification\n  package\n  window\n",
+            "Currently running services:\n  accessibility\n  activity\n  gfxinfo\n  notification\n  package\n  power\n  window\n",
         ),
     }
 }

@@ -409,14 +409,16 @@ mod tests {
     }
 
     #[test]
-    fn roles_the_map_lacks_come_from_the_layout_until_the_map_names_them() {
+    fn roles_come_from_the_map_where_it_names_them() {
         let ids = Ids::bundled().expect("bundled map");
         assert_eq!(ids.row_avatar, "a_4");
         assert_eq!(ids.layout.frame.content, "tjb");
-        let map = BUNDLED_MAP.replace(
-            "[roles]\n",
-            "[roles]\nrow_avatar = { id = \"com.tencent.mm:id/new\" }\n",
-        );
+        // The map names the row avatar now; a map that renames it wins over the layout.
+        let named = BUNDLED_MAP
+            .lines()
+            .find(|l| l.starts_with("row_avatar"))
+            .expect("the 8.0 map names row_avatar");
+        let map = BUNDLED_MAP.replace(named, "row_avatar = { id = \"com.tencent.mm:id/new\" }");
         assert_eq!(Ids::from_toml(&map).expect("map").row_avatar, "new");
     }
 
