@@ -431,3 +431,72 @@ async fn inspect_boxes_the_rows_where_the_dump_puts_them() {
     }
     phone.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_build_gets_its_own_map_and_an_unknown_one_is_named() {
+    let adb = AdbServer::start();
+    let with_version = |v: &str| SimConfig {
+        wechat_version: v.into(),
+        ..SimConfig::default()
+    };
+    let phones = [
+        phone(&adb, with_version("8.0.50")).await,
+        phone(&adb, with_version("6.6.6")).await,
+        phone(&adb, with_version("9.1.0")).await,
+    ];
+    let (ok, out) = tapwire_once(
+        &["devices", "--adb-server", &adb.addr()],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{out}");
+    let line = |serial: &str| {
+        out.lines()
+            .find(|l| l.starts_with(serial))
+            .unwrap_or_else(|| panic!("{serial} not listed: {out}"))
+            .to_string()
+    };
+    assert!(
+        line(&phones[0].serial).contains("8.0.50 (map wechat-8.0)"),
+        "{out}"
+    );
+    assert!(
+        line(&phones[1].serial).contains("6.6.6 (map wechat-6.6.6)"),
+        "{out}"
+    );
+    let unknown = line(&phones[2].serial);
+    assert!(
+        unknown.contains("9.1.0") && unknown.contains("tapwire map draft"),
+        "{out}"
+    );
+    // The 6.6.6 phone is read with its own ids: its conversation list comes out whole.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, out) = tapwire_once(
+        &[
+            "dump",
+            "--out",
+            &dir.path().to_string_lossy(),
+            "--device",
+            &phones[1].serial,
+            "--adb-server",
+            &adb.addr(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{out}");
+    let json_path = out
+        .lines()
+        .find(|l| l.ends_with(".json"))
+        .unwrap_or_else(|| panic!("no reading saved: {out}"));
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(json_path).expect("reading")).expect("JSON");
+    assert_eq!(saved["reading"]["map"], "wechat-6.6.6", "{saved:#}");
+    assert_eq!(saved["reading"]["kind"], "conversation_list", "{saved:#}");
+    let rows = saved["reading"]["list"]["rows"].as_array().expect("rows");
+    assert!(
+        rows.len() >= 3 && rows.iter().all(|r| r["title"].is_string()),
+        "{saved:#}"
+    );
+    for p in phones {
+        p.sim.shutdown().await;
+    }
+}
