@@ -19,6 +19,7 @@ use tapwire_device_agent::UiMaps;
 use tapwire_device_agent::agent::{
     self, AgentConfig, Batch, DeviceStatus, IdleStrategy, Outbound, PhoneAgent, SendOutcome, Sink,
 };
+use tapwire_device_agent::pacing::PacingConfig;
 use tapwire_device_agent::tail::Watermark;
 use tapwire_device_agent::transport::AdbServerTransport;
 use tapwire_phone_sim::{IncomingMessage, Latency, SimConfig, SimControl};
@@ -113,7 +114,7 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(idle: IdleStrategy, latency: Latency) -> Rig {
+    async fn start(idle: IdleStrategy, latency: Latency, pacing: PacingConfig) -> Rig {
         let sim = tapwire_phone_sim::start(SimConfig {
             control_addr: None,
             ..SimConfig::default()
@@ -139,6 +140,7 @@ impl Rig {
         let mut config = AgentConfig::new(addr.to_string());
         config.poll_interval = Duration::from_millis(200);
         config.idle = idle;
+        config.pacing = pacing;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = tokio::task::spawn_blocking(move || {
@@ -205,7 +207,7 @@ const ZERO: Latency = Latency {
 const CHATS: [&str; 5] = ["李雷", "韩梅梅", "张伟", "王芳", "陈静"];
 
 async fn idle_cost(idle: IdleStrategy) {
-    let rig = Rig::start(idle, ZERO).await;
+    let rig = Rig::start(idle, ZERO, PacingConfig::off()).await;
     tokio::time::sleep(Duration::from_secs(2)).await; // settle: first scan, baseline
     let before = rig.control.stats();
     let window = Duration::from_secs(5);
@@ -235,9 +237,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn latency(idle: IdleStrategy, latency: Latency, label: &str, count: usize) {
-    let settle = Duration::from_millis(latency.dump_ms * 5 + 500);
-    let rig = Rig::start(idle, latency).await;
+async fn latency(
+    idle: IdleStrategy,
+    latency: Latency,
+    pacing: PacingConfig,
+    label: &str,
+    count: usize,
+) {
+    let settle = Duration::from_millis(latency.dump_ms * 5 + 500)
+        + Duration::from_millis(if pacing.enabled { pacing.min_gap_ms } else { 0 });
+    let rig = Rig::start(idle, latency, pacing).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let dumps_before = rig
         .control
@@ -283,8 +292,8 @@ async fn latency(idle: IdleStrategy, latency: Latency, label: &str, count: usize
     rig.stop().await;
 }
 
-async fn throughput(idle: IdleStrategy) {
-    let rig = Rig::start(idle, REAL_PHONE).await;
+async fn throughput(idle: IdleStrategy, pacing: PacingConfig, label: &str) {
+    let rig = Rig::start(idle, REAL_PHONE, pacing).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let window = Duration::from_secs(60);
     let start = Instant::now();
@@ -320,7 +329,7 @@ async fn throughput(idle: IdleStrategy) {
         eprintln!("lost: {lost:?}");
     }
     println!(
-        "throughput {idle:?} (real-phone latencies, 5 chats, {injected} messages in {window:?}): {in_window} replies/min during the burst, {} answered after draining, {} lost, {} duplicates",
+        "throughput {idle:?} {label}(real-phone latencies, 5 chats, {injected} messages in {window:?}): {in_window} replies/min during the burst, {} answered after draining, {} lost, {} duplicates",
         answered.len(),
         injected - answered.len().min(injected),
         sent.len() - answered.len()
@@ -352,21 +361,45 @@ fn main() {
             latency(
                 IdleStrategy::ChangeSignal,
                 REAL_PHONE,
+                PacingConfig::off(),
                 "real-phone latencies",
                 3,
             )
             .await;
         }
         if wants("latency") {
-            latency(IdleStrategy::ChangeSignal, ZERO, "zero-latency phone", 30).await;
+            let off = PacingConfig::off;
+            latency(
+                IdleStrategy::ChangeSignal,
+                ZERO,
+                off(),
+                "zero-latency phone",
+                30,
+            )
+            .await;
             for idle in [IdleStrategy::ChangeSignal, IdleStrategy::FullDump] {
-                latency(idle, REAL_PHONE, "real-phone latencies", 12).await;
+                latency(idle, REAL_PHONE, off(), "real-phone latencies", 12).await;
             }
+            // What a user runs: a person's pace on top of the phone's.
+            latency(
+                IdleStrategy::ChangeSignal,
+                REAL_PHONE,
+                PacingConfig::default(),
+                "real-phone latencies, pacing defaults",
+                8,
+            )
+            .await;
         }
         if wants("throughput") {
             for idle in [IdleStrategy::ChangeSignal, IdleStrategy::FullDump] {
-                throughput(idle).await;
+                throughput(idle, PacingConfig::off(), "").await;
             }
+            throughput(
+                IdleStrategy::ChangeSignal,
+                PacingConfig::default(),
+                "with pacing defaults ",
+            )
+            .await;
         }
     });
 }

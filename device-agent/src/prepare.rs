@@ -324,8 +324,10 @@ fn focus(phone: &mut dyn Transport) -> Result<String, PrepareError> {
 
 /// Reads the record of earlier changes on the phone (empty when there is none).
 pub fn read_record(phone: &mut dyn Transport) -> Result<PrepareRecord, PrepareError> {
-    let out = phone.shell(&format!("cat {RECORD_PATH}"))?;
-    if !out.success() || out.stdout.is_empty() {
+    // Without shell v2 (adbd over TCP, old phones) stderr arrives in stdout and there is
+    // no exit status: a missing file must print nothing at all.
+    let out = phone.shell(&format!("cat {RECORD_PATH} 2>/dev/null"))?;
+    if out.stdout.iter().all(u8::is_ascii_whitespace) {
         return Ok(PrepareRecord::default());
     }
     serde_json::from_slice(&out.stdout).map_err(|e| PrepareError::BadRecord {
