@@ -176,7 +176,15 @@ async fn problems_the_user_must_fix_are_explained() {
         ..SimConfig::default()
     };
 
-    let hidden = phone(&adb, with_version("8.0.56")).await;
+    // Hidden, and no accessibility service WeChat trusts to bring it back.
+    let hidden = phone(
+        &adb,
+        SimConfig {
+            accessibility_suite: false,
+            ..with_version("8.0.56")
+        },
+    )
+    .await;
     run_fails_saying(
         &adb.addr(),
         &hidden.serial,

@@ -44,18 +44,21 @@ impl PhoneAgent {
         }
         // Each source of news bounds it from below, so the earliest start wins. A chat
         // opened by mistake before keeps that news even when its row, badge cleared by
-        // that open, later looks read (its preview then is not where news starts).
-        if watermark.tail.is_empty()
-            && let Some(start) = self.orphan_news(&visible)
-            && start < found.start
-        {
-            found = tail::NewItems {
-                start,
-                complete: true,
-            };
+        // that open, later looks read (its preview then is not where news starts). When
+        // that chat's newest message then has scrolled up since, it is looked for above.
+        let mut orphan_search = watermark.tail.is_empty() && self.may_hold_orphan(&chat);
+        if orphan_search && let Some(start) = self.orphan_news(&visible) {
+            orphan_search = false;
+            if start < found.start {
+                found = tail::NewItems {
+                    start,
+                    complete: true,
+                };
+            }
         }
         let mut pages = 0;
-        while !found.complete && pages < self.config.max_scroll_pages {
+        let mut end_before = visible.len();
+        while (!found.complete || orphan_search) && pages < self.config.max_scroll_pages {
             let Some(list) = chat.message_list else {
                 break;
             };
@@ -73,7 +76,24 @@ impl PhoneAgent {
                 .into_iter()
                 .map(|(_, t)| t)
                 .collect();
+            let before = found.start;
             found = tail::new_items(&watermark.tail, &visible, unread, preview);
+            // What the first page decided (a preview, an orphan) stays decided: the
+            // page added above only shifts where it starts.
+            let added = visible.len().saturating_sub(end_before);
+            if found.start > before + added {
+                found.start = before + added;
+            }
+            end_before = visible.len();
+            if orphan_search && let Some(start) = self.orphan_news(&visible) {
+                orphan_search = false;
+                if start < found.start {
+                    found = tail::NewItems {
+                        start,
+                        complete: true,
+                    };
+                }
+            }
         }
         if pages > 0
             && let Some(list) = chat.message_list

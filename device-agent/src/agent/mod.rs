@@ -250,6 +250,8 @@ pub struct PhoneAgent {
     /// Chats that opened by mistake and could not be named: opening cleared their badge,
     /// so their first read must learn from here what was news.
     orphans: Vec<Orphan>,
+    /// How the last reply went out, while nothing has shown it to be stale.
+    proven_send: Option<send::ProvenSend>,
     /// An orphan was used up by a read not yet stored.
     orphans_changed: bool,
     pub stats: AgentStats,
@@ -357,6 +359,7 @@ impl PhoneAgent {
             fresh_chat: None,
             settled: HashSet::new(),
             orphans: Vec::new(),
+            proven_send: None,
             orphans_changed: false,
             stats: AgentStats::default(),
         }

@@ -215,6 +215,7 @@ impl PhoneAgent {
                 self.orphans.push(Orphan {
                     newest,
                     unread: trailing_burst(&orphan),
+                    people: people_in(&orphan),
                 });
                 // Bounded: one that never turns up must not be carried forever.
                 if self.orphans.len() > MAX_ORPHANS {
@@ -256,6 +257,12 @@ impl PhoneAgent {
         self.fresh_chat = None;
         self.awaiting_replies = false;
         Ok(())
+    }
+
+    /// Whether a chat read for the first time may be one that opened by mistake earlier,
+    /// whose newest message then is above what the screen shows now: worth scrolling for.
+    pub(super) fn may_hold_orphan(&self, chat: &ChatView) -> bool {
+        self.orphans.iter().any(|o| o.may_be(chat))
     }
 
     /// On a chat's first read: if it is a chat that opened by mistake before (its newest
@@ -337,6 +344,35 @@ impl RowHint {
 pub struct Orphan {
     newest: TailItem,
     unread: u32,
+    /// Who wrote in it (sender lines and avatars): a chat where none of them speaks
+    /// cannot be this one, so it is not searched for it.
+    #[serde(default)]
+    people: Vec<String>,
+}
+
+impl Orphan {
+    /// Whether `chat` may be this orphan's chat: someone of it speaks there.
+    pub(super) fn may_be(&self, chat: &ChatView) -> bool {
+        let here = people_in(chat);
+        self.people.is_empty() || self.people.iter().any(|p| here.contains(p))
+    }
+}
+
+/// The names of everyone but the owner who speaks in what `chat` shows.
+fn people_in(chat: &ChatView) -> Vec<String> {
+    let mut people = Vec::new();
+    for item in chat
+        .messages
+        .iter()
+        .filter(|m| m.is_message() && m.side == Side::Left)
+    {
+        for name in [&item.sender, &item.avatar].into_iter().flatten() {
+            if !people.contains(name) {
+                people.push(name.clone());
+            }
+        }
+    }
+    people
 }
 
 /// What the actor remembers of a conversation it has read, to spot news without a badge.

@@ -4,8 +4,9 @@
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
+use crate::dump::Rect;
 use crate::input::{InputMethod, delete_command};
-use crate::screen::ScreenKind;
+use crate::screen::{ChatView, ScreenKind};
 use crate::tail::{self, TailItem, TailKind};
 
 use super::chat::{is_group, whole_messages};
@@ -174,7 +175,36 @@ impl PhoneAgent {
                 last_problem = e.to_string();
                 continue;
             }
-            let Some(typed) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
+            // Once this method has put a text in the box and the send button was found,
+            // both are known: press send without a dump in between, and let the read that
+            // checks the reply also check the typing.
+            let proven = self
+                .proven_send
+                .filter(|p| p.method == method)
+                .map(|p| p.button);
+            let mut checked = None;
+            if let Some(button) = proven {
+                self.tap(button)?;
+                let after = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat);
+                let unsent = after
+                    .as_ref()
+                    .and_then(|c| c.input.as_ref())
+                    .is_some_and(|i| !i.text.is_empty());
+                if unsent || after.is_none() {
+                    // The press missed (the bar moved) or the text is not what was meant:
+                    // the box still holds it, and the careful way below deals with it.
+                    tracing::info!(device = %self.config.device, ?method, "send pressed blind did not go; checking the input first from now on");
+                    self.proven_send = None;
+                    checked = after;
+                } else {
+                    return self.settle_sent(&out, method, after);
+                }
+            }
+            let typed = match checked {
+                Some(chat) => Some(chat),
+                None => self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat),
+            };
+            let Some(typed) = typed else {
                 continue;
             };
             let shown = typed.input.as_ref().map(|i| i.text.as_str()).unwrap_or("");
@@ -190,24 +220,42 @@ impl PhoneAgent {
                 continue;
             }
             self.tap(send)?;
-            let verified = self.verify_sent(&out, method)?;
-            if verified != Verified::Missing {
-                self.stats.replies_sent += 1;
-                tracing::info!(device = %self.config.device, conversation = %out.conversation, ?method, "reply sent");
-            }
-            return match verified {
-                Verified::Recorded => Ok(()),
-                Verified::Seen => self
-                    .sink
-                    .sent(&out.action_id, SendOutcome::Sent { method })
-                    .map_err(AgentError::Sink),
-                Verified::Missing => self.fail(
-                    &out,
-                    "the reply did not appear in the chat after pressing send".into(),
-                ),
-            };
+            self.proven_send = Some(ProvenSend {
+                method,
+                button: send,
+            });
+            return self.settle_sent(&out, method, None);
         }
         self.fail(&out, last_problem)
+    }
+
+    /// After send was pressed: finds the reply in the chat (starting from `first`, a read
+    /// already made after the press) and records how it ended.
+    fn settle_sent(
+        &mut self,
+        out: &Outbound,
+        method: InputMethod,
+        first: Option<ChatView>,
+    ) -> Result<(), AgentError> {
+        let verified = self.verify_sent(out, method, first)?;
+        if verified == Verified::Missing {
+            // Pressed blind or not, nothing is left to press: the next reply checks again.
+            self.proven_send = None;
+        } else {
+            self.stats.replies_sent += 1;
+            tracing::info!(device = %self.config.device, conversation = %out.conversation, ?method, "reply sent");
+        }
+        match verified {
+            Verified::Recorded => Ok(()),
+            Verified::Seen => self
+                .sink
+                .sent(&out.action_id, SendOutcome::Sent { method })
+                .map_err(AgentError::Sink),
+            Verified::Missing => self.fail(
+                out,
+                "the reply did not appear in the chat after pressing send".into(),
+            ),
+        }
     }
 
     /// Reads the chat until our text shows up as an own message after what was read
@@ -216,15 +264,24 @@ impl PhoneAgent {
     /// again). Messages that came in while we were typing sit before our reply and are
     /// recorded as news, never swallowed; anything after it (someone answering at once) is
     /// left for the next read.
-    fn verify_sent(&mut self, out: &Outbound, method: InputMethod) -> Result<Verified, AgentError> {
+    fn verify_sent(
+        &mut self,
+        out: &Outbound,
+        method: InputMethod,
+        mut first: Option<ChatView>,
+    ) -> Result<Verified, AgentError> {
         let watermark = self
             .sink
             .watermark(&self.config.device, &out.conversation)
             .map_err(AgentError::Sink)?
             .unwrap_or_default();
         for _ in 0..5 {
-            let Some(chat) = self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) else {
-                continue;
+            let chat = match first.take() {
+                Some(chat) => chat,
+                None => match self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat) {
+                    Some(chat) => chat,
+                    None => continue,
+                },
             };
             let visible: Vec<TailItem> = tail::tail_items(&whole_messages(&chat))
                 .into_iter()
@@ -263,6 +320,14 @@ impl PhoneAgent {
         }
         Ok(Verified::Missing)
     }
+}
+
+/// An input method that typed a reply which then went out, and where send was: the next
+/// reply typed the same way is sent without a dump between typing and pressing send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ProvenSend {
+    method: InputMethod,
+    button: Rect,
 }
 
 /// What reading the chat back after pressing send showed.
