@@ -47,8 +47,15 @@ impl PhoneAgent {
         // that open, later looks read (its preview then is not where news starts). When
         // that chat's newest message then has scrolled up since, it is looked for above.
         let mut orphan_search = watermark.tail.is_empty() && self.may_hold_orphan(&chat);
-        if orphan_search && let Some(start) = self.orphan_news(&visible) {
-            orphan_search = false;
+        let mut orphan = None;
+        if orphan_search {
+            orphan = self.take_orphan(&visible);
+        }
+        let mut orphan_certain = true;
+        if let Some((start, certain)) = orphan.as_ref().and_then(|o| o.news_start(&items, &visible))
+        {
+            orphan_search = !certain;
+            orphan_certain = certain;
             if start < found.start {
                 found = tail::NewItems {
                     start,
@@ -85,8 +92,14 @@ impl PhoneAgent {
                 found.start = before + added;
             }
             end_before = visible.len();
-            if orphan_search && let Some(start) = self.orphan_news(&visible) {
-                orphan_search = false;
+            if orphan.is_none() && orphan_search {
+                orphan = self.take_orphan(&visible);
+            }
+            if let Some((start, certain)) =
+                orphan.as_ref().and_then(|o| o.news_start(&items, &visible))
+            {
+                orphan_search = !certain;
+                orphan_certain = certain;
                 if start < found.start {
                     found = tail::NewItems {
                         start,
@@ -94,6 +107,9 @@ impl PhoneAgent {
                     };
                 }
             }
+        }
+        if !orphan_certain {
+            tracing::warn!(device = %device, conversation, pages, "a chat opened by mistake earlier had more news than could be scrolled back to; reading from the oldest page reached");
         }
         if pages > 0
             && let Some(list) = chat.message_list

@@ -2,7 +2,8 @@
 //! previews, and chats that opened by mistake (whose badge the open cleared).
 
 use crate::screen::{
-    ChatView, ConversationList, ConversationRow, ItemKind, ScreenKind, ScreenReading, Side, Unread,
+    ChatItem, ChatView, ConversationList, ConversationRow, ItemKind, ScreenKind, ScreenReading,
+    Side, Unread,
 };
 use crate::tail::{self, TailItem, TailKind, Watermark};
 
@@ -66,7 +67,18 @@ impl PhoneAgent {
                 // older sighting covered (whose preview may have scrolled out of the chat).
                 for row in list.rows.iter().filter(|r| r.unread.is_unread()) {
                     if let Some(title) = &row.title {
-                        self.unread_seen.insert(title.clone(), RowHint::of(row));
+                        let mut hint = RowHint::of(row);
+                        // A count only grows until the chat is read, and reading it
+                        // forgets this hint. A smaller one means a mistaken open cleared
+                        // the badge: what it counted is still news, before the new count.
+                        if let Some(old) = self.unread_seen.get(title).and_then(|h| h.unread)
+                            && let Some(new) = hint.unread
+                            && new < old
+                        {
+                            tracing::info!(device = %self.config.device, conversation = %title, old, new, "a badge went down without a read: its news adds up");
+                            hint.unread = Some(old + new);
+                        }
+                        self.unread_seen.insert(title.clone(), hint);
                     }
                 }
                 for title in list.rows.iter().filter_map(|r| r.title.as_ref()) {
@@ -102,10 +114,14 @@ impl PhoneAgent {
                 Opened::Other(orphan) => {
                     // The list moved under the tap. Opening that chat cleared its badge, so
                     // work out whose it was and read it now, then choose afresh.
-                    let Some(after) = self.back_to_list()? else {
+                    // Without a list to compare, it cannot be named, but what it showed is
+                    // still remembered: dropping it would lose the news its open cleared.
+                    let after = self.back_to_list()?;
+                    let after_list = after.as_ref().and_then(|a| a.list.as_ref());
+                    self.adopt(orphan, before.as_ref(), after_list, &title)?;
+                    let Some(after) = after else {
                         return Ok(());
                     };
-                    self.adopt(orphan, before.as_ref(), after.list.as_ref(), &title)?;
                     reading = after;
                     continue;
                 }
@@ -215,6 +231,7 @@ impl PhoneAgent {
                 self.orphans.push(Orphan {
                     newest,
                     unread: trailing_burst(&orphan),
+                    open_ended: burst_start(&orphan.messages, orphan.messages.len()).is_none(),
                     people: people_in(&orphan),
                 });
                 // Bounded: one that never turns up must not be carried forever.
@@ -265,21 +282,17 @@ impl PhoneAgent {
         self.orphans.iter().any(|o| o.may_be(chat))
     }
 
-    /// On a chat's first read: if it is a chat that opened by mistake before (its newest
-    /// message then is on screen), where its news starts. The orphan is used up.
-    pub(super) fn orphan_news(&mut self, visible: &[TailItem]) -> Option<usize> {
-        let (index, at) = self.orphans.iter().enumerate().find_map(|(i, orphan)| {
-            visible
-                .iter()
-                .rposition(|item| *item == orphan.newest)
-                .map(|at| (i, at))
-        })?;
-        let orphan = self.orphans.remove(index);
-        // Forgotten durably only once the read that used it is stored (`process_chat`).
+    /// On a chat's first read: the chat that opened by mistake earlier, if its newest
+    /// message then is among `visible`. It is used up (and forgotten durably once the read
+    /// that used it is stored, `process_chat`).
+    pub(super) fn take_orphan(&mut self, visible: &[TailItem]) -> Option<Orphan> {
+        let index = self
+            .orphans
+            .iter()
+            .position(|orphan| visible.contains(&orphan.newest))?;
         self.orphans_changed = true;
-        let (start, _) = tail::back_over_others(visible, at + 1, orphan.unread as usize);
         tracing::info!(device = %self.config.device, "a chat that opened by mistake earlier: its news is read now");
-        Some(start)
+        Some(self.orphans.remove(index))
     }
 }
 
@@ -314,6 +327,19 @@ fn trailing_burst(chat: &ChatView) -> u32 {
     burst.max(1)
 }
 
+/// The index of the first item of the burst of others' messages that ends before `end`:
+/// just after our last message or the last time divider. None when the burst reaches the
+/// first item, so where it starts is not on screen.
+fn burst_start(items: &[ChatItem], end: usize) -> Option<usize> {
+    items[..end.min(items.len())]
+        .iter()
+        .rposition(|item| {
+            item.kind == ItemKind::TimeDivider
+                || (item.kind != ItemKind::System && item.side == Side::Right)
+        })
+        .map(|stop| stop + 1)
+}
+
 /// What the conversation list said about a chat when it was opened.
 #[derive(Debug, Clone, Default)]
 pub(super) struct RowHint {
@@ -344,6 +370,10 @@ impl RowHint {
 pub struct Orphan {
     newest: TailItem,
     unread: u32,
+    /// The burst filled the screen (no message of ours or time divider above it), so
+    /// `unread` only counts what was on screen: its first read looks further up.
+    #[serde(default)]
+    open_ended: bool,
     /// Who wrote in it (sender lines and avatars): a chat where none of them speaks
     /// cannot be this one, so it is not searched for it.
     #[serde(default)]
@@ -351,6 +381,33 @@ pub struct Orphan {
 }
 
 impl Orphan {
+    /// Where this orphan's news starts in `visible` (the tail of `items`), and whether
+    /// that start is certain: an open-ended burst runs back to our last message or a time
+    /// divider, which may lie above what has been read so far.
+    pub(super) fn news_start(
+        &self,
+        items: &[ChatItem],
+        visible: &[TailItem],
+    ) -> Option<(usize, bool)> {
+        let at = visible.iter().rposition(|item| *item == self.newest)?;
+        if !self.open_ended {
+            let (start, _) = tail::back_over_others(visible, at + 1, self.unread as usize);
+            return Some((start, true));
+        }
+        let pairs = tail::tail_items(items);
+        let item_at = pairs.get(at).map_or(items.len(), |(i, _)| *i);
+        Some(match burst_start(items, item_at + 1) {
+            Some(first) => (
+                pairs
+                    .iter()
+                    .position(|(i, _)| *i >= first)
+                    .unwrap_or(visible.len()),
+                true,
+            ),
+            None => (0, false),
+        })
+    }
+
     /// Whether `chat` may be this orphan's chat: someone of it speaks there.
     pub(super) fn may_be(&self, chat: &ChatView) -> bool {
         let here = people_in(chat);
