@@ -42,6 +42,21 @@ fn incoming(chat: &str, text: &str) -> IncomingMessage {
     }
 }
 
+/// `tapwire phone VERB` for one phone.
+fn phone_command(adb: &AdbServer, serial: &str, verb: &str) -> (bool, String) {
+    tapwire_once(
+        &[
+            "phone",
+            verb,
+            "--device",
+            serial,
+            "--adb-server",
+            &adb.addr(),
+        ],
+        Duration::from_secs(30),
+    )
+}
+
 type Settings = BTreeMap<&'static str, BTreeMap<String, String>>;
 
 fn setting<'a>(settings: &'a Settings, namespace: &str, key: &str) -> Option<&'a str> {
@@ -106,32 +121,12 @@ async fn run_prepares_a_current_phone_answers_once_and_restore_puts_every_settin
     }
     drop(tapwire);
 
-    let (ok, out) = tapwire_once(
-        &[
-            "phone",
-            "restore",
-            "--device",
-            &phone.serial,
-            "--adb-server",
-            &adb.addr(),
-        ],
-        Duration::from_secs(30),
-    );
+    let (ok, out) = phone_command(&adb, &phone.serial, "restore");
     assert!(ok, "{out}");
     assert_eq!(phone.control.settings(), before, "restore: {out}");
     assert!(phone.control.accessibility().tree_hidden);
     // Nothing left to undo the second time.
-    let (ok, out) = tapwire_once(
-        &[
-            "phone",
-            "restore",
-            "--device",
-            &phone.serial,
-            "--adb-server",
-            &adb.addr(),
-        ],
-        Duration::from_secs(30),
-    );
+    let (ok, out) = phone_command(&adb, &phone.serial, "restore");
     assert!(ok && out.contains("nothing to restore"), "{out}");
     assert_eq!(phone.control.settings(), before);
     phone.sim.shutdown().await;
@@ -147,21 +142,7 @@ async fn phone_prepare_then_restore_deletes_what_was_never_set() {
         None,
         "a phone that never had an accessibility service"
     );
-    let args = |verb: &'static str| {
-        vec![
-            "phone".to_string(),
-            verb.to_string(),
-            "--device".to_string(),
-            phone.serial.clone(),
-            "--adb-server".to_string(),
-            adb.addr(),
-        ]
-    };
-    let run = |verb: &'static str| {
-        let args = args(verb);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        tapwire_once(&args, Duration::from_secs(30))
-    };
+    let run = |verb| phone_command(&adb, &phone.serial, verb);
     let (ok, out) = run("prepare");
     assert!(ok && out.contains("readable again"), "{out}");
     assert!(!phone.control.accessibility().tree_hidden, "{out}");
