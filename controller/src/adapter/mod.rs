@@ -9,6 +9,7 @@
 //! variant in [`AdapterConfig`] and its line in [`build`].
 
 pub mod phone;
+pub mod wecom_crypto;
 pub mod wecom_robot;
 
 use std::sync::Arc;
