@@ -481,3 +481,69 @@ async fn each_build_gets_its_own_map_and_an_unknown_one_is_named() {
         p.sim.shutdown().await;
     }
 }
+
+/// Pacing as the actor applies it: replies into one chat keep the configured gap, and none
+/// is dropped for waiting. Only lower bounds are checked: a slow machine can only widen
+/// the gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paced_replies_keep_their_gap_and_all_go_out() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("tapwire.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = {db:?}\n[[phones]]\nserial = {serial:?}\nadb_server = {adb:?}\npoll_ms = 50\npacing = {{ think_ms = 200, per_char_ms = 0, max_delay_ms = 200, jitter = 0.0, min_gap_ms = 1500 }}\n",
+            db = dir.path().join("t.db").to_string_lossy(),
+            serial = phone.serial,
+            adb = adb.addr(),
+        ),
+    )
+    .expect("config");
+    let (ok, out) = tapwire_once(
+        &["config", "check", &config.to_string_lossy()],
+        Duration::from_secs(30),
+    );
+    assert!(
+        ok && out.contains("at least 1500 ms between sends"),
+        "{out}"
+    );
+    let tapwire = support::tapwire_command(
+        &[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &config.to_string_lossy(),
+        ],
+        &config,
+    );
+    for i in 0..3 {
+        phone
+            .control
+            .incoming(&incoming("李雷", &format!("第 {i} 条")));
+    }
+    // When each reply appeared, watched every 20 ms.
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 3 && std::time::Instant::now() < deadline {
+        let count = phone.control.sent().len();
+        while seen.len() < count {
+            seen.push(std::time::Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen.len(), 3, "{}", tapwire.log());
+    for pair in seen.windows(2) {
+        let gap = pair[1] - pair[0];
+        // 1500 ms apart on the phone; the 20 ms watch can shift each end by one tick.
+        assert!(
+            gap >= Duration::from_millis(1450),
+            "gap {gap:?}: {}",
+            tapwire.log()
+        );
+    }
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}
