@@ -150,7 +150,17 @@ fn map_check(maps: &UiMaps, version: &str) -> Check {
     );
     match Version::parse(version) {
         Ok(parsed) => match maps.for_version(&parsed) {
-            Ok(map) => Check::ok(NAME, format!("{} ({})", map.name, map.source.display())),
+            Ok(map) => Check::ok(
+                NAME,
+                format!(
+                    "{} ({})",
+                    map.name,
+                    map.source.file_name().map_or_else(
+                        || map.source.display().to_string(),
+                        |f| f.to_string_lossy().into_owned()
+                    )
+                ),
+            ),
             Err(_) => Check::fail(NAME, format!("none for WeChat {version}"), draft),
         },
         Err(_) => Check::fail(
