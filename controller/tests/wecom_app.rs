@@ -139,6 +139,20 @@ fn text_callback(crypto: &WeComCrypto, from: &str, text: &str, msg_id: u64) -> (
     (query, body)
 }
 
+/// Events the runtime has handled or found no route for, from `/healthz`.
+async fn handled(client: &reqwest::Client, health: &str) -> u64 {
+    let body: serde_json::Value = client
+        .get(health)
+        .send()
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("json");
+    body["events_handled"].as_u64().unwrap_or_default()
+        + body["events_unmatched"].as_u64().unwrap_or_default()
+}
+
 async fn wait_for_sends(qyapi: &Qyapi, count: usize, timeout: Duration) -> usize {
     let deadline = Instant::now() + timeout;
     loop {
@@ -218,6 +232,8 @@ async fn a_wecom_app_member_is_verified_echoed_once_and_forgeries_are_refused() 
     assert!(answer.text().await.expect("text").is_empty());
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(wait_for_sends(&qyapi, 1, Duration::from_secs(30)).await, 1);
+    let health = format!("http://{}/healthz", listen_addr(&tapwire));
+    let handled_before = handled(&client, &health).await;
 
     // WeCom's retry of the same MsgId: acknowledged, not answered again.
     let again = client
@@ -227,6 +243,15 @@ async fn a_wecom_app_member_is_verified_echoed_once_and_forgeries_are_refused() 
         .await
         .expect("post");
     assert_eq!(again.status(), 200);
+    // Not even routed (the echo pipeline's own dedup would hide a second echo): the
+    // store already holds this MsgId's event.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        handled(&client, &health).await,
+        handled_before,
+        "the retry was routed again; log: {}",
+        tapwire.log()
+    );
 
     // A forgery: a signature that is not over this body with our token.
     let forged_query = query.replacen("msg_signature=", "msg_signature=0", 1);

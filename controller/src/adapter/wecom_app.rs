@@ -910,6 +910,10 @@ mod tests {
         );
         assert_eq!(event.timestamp, "2014-09-02T12:10:13.000Z");
         // The same MsgId (WeCom's retry) is the same event.
+        assert_eq!(
+            event.idempotency_key,
+            "wecom_app:app:msg:4561255354251345929"
+        );
         let again = CallbackMessage::parse(POST_PLAIN)
             .expect("parsed")
             .event("app")
