@@ -3,13 +3,16 @@
 //! message API ("active send"), never as the callback's passive reply.
 //!
 //! WeCom documents followed (developer.work.weixin.qq.com/document/path/…):
-//! - 90930 接收消息与事件 · 概述: the callback URL is verified with a GET whose `echostr`
-//!   is answered decrypted, in plain text; messages come as POSTs of an encrypted XML
-//!   envelope; an answer not given within 5 seconds makes WeCom retry (three times), so a
-//!   POST is stored and acknowledged at once, and the reply goes out through the outbox.
+//! - 90930 接收消息与事件 · 概述 (also published as api/doc/10514): the callback URL is
+//!   verified with a GET whose `echostr` is answered decrypted, in plain text, and query
+//!   values must be URL-decoded ("企业在获取请求时需要做Urldecode处理"); messages come as
+//!   POSTs of an encrypted XML envelope. A callback not answered within 5 seconds is sent
+//!   again (the same rule as WeChat official accounts: "五秒内收不到响应…重新发起请求，
+//!   总共重试三次", where an empty answer means "no passive reply"), so a POST is stored
+//!   and acknowledged at once with an empty body, and the reply goes through the outbox.
 //! - 91144 加解密方案说明: signature and AES, in [`super::wecom_crypto`].
-//! - 90239 消息格式 and 90240 事件格式: the decrypted XML's fields (`MsgId` is what WeCom
-//!   repeats on a retry, so it keys the event for dedup).
+//! - 90239 消息格式 and 90240 事件格式: the decrypted XML's fields. A retry repeats the
+//!   same `MsgId`, so it keys the event for dedup.
 //! - 91039 获取access_token: `GET /cgi-bin/gettoken?corpid&corpsecret`, valid `expires_in`
 //!   seconds (7200), to be cached rather than fetched per call (it is rate limited).
 //! - 90236 发送应用消息: `POST /cgi-bin/message/send?access_token=…`, text up to 2048 bytes.
@@ -467,9 +470,9 @@ impl Adapter for WecomApp {
     }
 }
 
-/// The query's parameters, percent-decoded. `+` stays `+`: the values are hex, digits
-/// and base64, and base64's `+` read as a form-encoded space would break the signature
-/// (90930: "需要做Urldecode处理", and WeCom's own SDK samples unquote, not unquote_plus).
+/// The query's parameters, percent-decoded (90930: "需要做Urldecode处理"). `+` stays
+/// `+`: the values are hex, digits and base64, and base64's `+` read as a form-encoded
+/// space would break the signature (see `wecom_crypto`'s module notes).
 fn query_params(raw: Option<&str>) -> Result<HashMap<String, String>, String> {
     let mut params = HashMap::new();
     for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
@@ -760,8 +763,10 @@ impl CallbackMessage {
             let id = Some(self.get("MsgId").to_string()).filter(|id| !id.is_empty());
             (types::MESSAGE_RECEIVED, content, id)
         };
-        // WeCom repeats MsgId on a retry (90930: "排重"); events have none, and
-        // FromUserName + CreateTime is what the document says to dedup them by.
+        // A retry repeats the message, MsgId included. Events carry no MsgId: WeChat's
+        // official-account documents dedup them by FromUserName + CreateTime (WeCom's
+        // say nothing; SDKs such as WxJava follow that rule for WeCom too), and the
+        // event and key are added so two events of one second stay apart.
         let key = match &message_id {
             Some(id) => format!("wecom_app:{source}:msg:{id}"),
             None => format!(
@@ -824,6 +829,12 @@ mod tests {
     const CORP_ID: &str = "wx5823bf96d3bd56c7";
     // 90968's example POST (the same vector wecom_crypto's tests check).
     const POST_PLAIN: &str = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>\n<FromUserName><![CDATA[mycreate]]></FromUserName>\n<CreateTime>1409659813</CreateTime>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[hello]]></Content>\n<MsgId>4561255354251345929</MsgId>\n<AgentID>218</AgentID>\n</xml>";
+
+    const POST_BODY: &str = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA[RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>";
+    const POST_SIGNATURE: &str = "477715d11cdb4164915debcba66cb864d751f3e6";
+    const POST_QUERY: &str = "timestamp=1409659813&nonce=1372623149";
+    // weworkapi_golang sample.go 使用示例一, with the echostr URL-encoded as sent.
+    const VERIFY_QUERY: &str = "msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3&timestamp=1409659589&nonce=263014780&echostr=P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D";
 
     fn config(base_url: &str) -> WecomAppConfig {
         WecomAppConfig {
@@ -1085,5 +1096,151 @@ mod tests {
             matches!(&down, Err(SendError::Retry { reason, .. }) if !reason.contains("s3cret")),
             "{down:?}"
         );
+    }
+
+    /// An inbox that keeps what it is given; a MsgId seen before is not fresh.
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<Vec<Event>>);
+
+    #[async_trait]
+    impl super::super::Inbox for Kept {
+        async fn accept(&self, event: Event) -> Result<bool, crate::store::StoreError> {
+            let mut kept = self.0.lock().expect("lock");
+            let fresh = !kept
+                .iter()
+                .any(|e| e.idempotency_key == event.idempotency_key);
+            if fresh {
+                kept.push(event);
+            }
+            Ok(fresh)
+        }
+        fn submit(&self, event: Event) {
+            self.0.lock().expect("lock").push(event);
+        }
+    }
+
+    /// The app's callback routes on a loopback port, as the server mounts them.
+    async fn callbacks(app: &WecomApp) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let routes = axum::Router::new().nest("/callback/app", app.routes().expect("routes"));
+        tokio::spawn(async move { axum::serve(listener, routes).await });
+        format!("http://{addr}/callback/app")
+    }
+
+    #[tokio::test]
+    async fn wecoms_documented_callbacks_are_verified_and_accepted_forgeries_refused() {
+        let app = WecomApp::new("app", &config(DEFAULT_BASE_URL)).expect("app");
+        let url = callbacks(&app).await;
+        let client = Client::new();
+        let post = |query: String, body: &str| {
+            client
+                .post(format!("{url}?{query}"))
+                .body(body.to_string())
+                .send()
+        };
+        let signed = format!("msg_signature={POST_SIGNATURE}&{POST_QUERY}");
+
+        // Before `start` there is nowhere to put an event: WeCom is asked to retry.
+        let early = post(signed.clone(), POST_BODY).await.expect("post");
+        assert_eq!(early.status(), 503);
+
+        let kept = Arc::new(Kept::default());
+        app.start(AdapterContext {
+            store: Arc::new(crate::store::MemoryStore::default()),
+            inbox: kept.clone(),
+            activity: tokio::sync::broadcast::channel(4).0,
+        })
+        .await
+        .expect("start");
+
+        let verified = client
+            .get(format!("{url}?{VERIFY_QUERY}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(verified.status(), 200);
+        assert_eq!(verified.text().await.expect("text"), "1616140317555161061");
+
+        // The documented message arrives twice (a retry): one event, both answered 200.
+        for _ in 0..2 {
+            let answer = post(signed.clone(), POST_BODY).await.expect("post");
+            assert_eq!(answer.status(), 200);
+            assert_eq!(answer.text().await.expect("text"), "");
+        }
+        let events = kept.0.lock().expect("lock").clone();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].text().as_deref(), Some("hello"));
+        assert_eq!(
+            events[0].sender.as_ref().map(|s| s.id.as_str()),
+            Some("mycreate")
+        );
+
+        // Forged, incomplete or malformed: refused, nothing kept.
+        let forged = format!("msg_signature={}&{POST_QUERY}", "0".repeat(40));
+        let refused = post(forged, POST_BODY).await.expect("post");
+        assert_eq!(refused.status(), 403);
+        let wrong_echo = VERIFY_QUERY.replace("msg_signature=5", "msg_signature=6");
+        let refused = client
+            .get(format!("{url}?{wrong_echo}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(refused.status(), 403);
+        assert_eq!(
+            post(POST_QUERY.into(), POST_BODY)
+                .await
+                .expect("post")
+                .status(),
+            400
+        );
+        assert_eq!(
+            post(signed.clone(), "<xml>").await.expect("post").status(),
+            400
+        );
+        assert_eq!(
+            post(format!("{signed}&x=%zz"), POST_BODY)
+                .await
+                .expect("post")
+                .status(),
+            400
+        );
+        let no_echo = client
+            .get(format!("{url}?{POST_QUERY}&msg_signature=a"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(no_echo.status(), 400);
+        assert_eq!(kept.0.lock().expect("lock").len(), 1);
+
+        // Signed for us, but AgentID names another app (the documented one is 218).
+        let other = WecomApp::new(
+            "app",
+            &WecomAppConfig {
+                agent_id: "219".into(),
+                ..config(DEFAULT_BASE_URL)
+            },
+        )
+        .expect("app");
+        let other_kept = Arc::new(Kept::default());
+        other
+            .start(AdapterContext {
+                store: Arc::new(crate::store::MemoryStore::default()),
+                inbox: other_kept.clone(),
+                activity: tokio::sync::broadcast::channel(4).0,
+            })
+            .await
+            .expect("start");
+        let other_url = callbacks(&other).await;
+        let answer = client
+            .post(format!("{other_url}?{signed}"))
+            .body(POST_BODY)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), 200);
+        assert!(other_kept.0.lock().expect("lock").is_empty());
     }
 }
