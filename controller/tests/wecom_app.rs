@@ -292,3 +292,33 @@ async fn a_wecom_app_member_is_verified_echoed_once_and_forgeries_are_refused() 
     server.abort();
     phone.sim.shutdown().await;
 }
+
+/// `tapwire config check` names what is wrong with a `wecom_app` section, and the
+/// secret may stay in the environment.
+#[test]
+fn config_check_names_a_bad_key_and_an_unset_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, key: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[adapters.app]\ntype = \"wecom_app\"\ncorp_id = \"{CORP_ID}\"\nagent_id = {AGENT_ID}\nsecret = \"${{TAPWIRE_TEST_SURELY_UNSET_APP_SECRET}}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{key}\"\n"
+            ),
+        )
+        .expect("write");
+        path.to_string_lossy().to_string()
+    };
+    let broken = write("broken.toml", "tooshort");
+    let (ok, out) = support::tapwire_once(&["config", "check", &broken], Duration::from_secs(30));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("encoding_aes_key must be 43 characters"),
+        "{out}"
+    );
+    assert!(
+        out.contains("TAPWIRE_TEST_SURELY_UNSET_APP_SECRET"),
+        "{out}"
+    );
+    assert!(out.contains("2 error(s)"), "{out}");
+}

@@ -226,7 +226,7 @@ impl std::fmt::Debug for WecomApp {
 /// WeCom's JSON answers: `errcode` 0 is success, whatever the HTTP status said (90313).
 #[derive(Deserialize)]
 struct Answer {
-    #[serde(default)]
+    /// Required: JSON without it is not WeCom's answer, and must not pass for success.
     errcode: i64,
     #[serde(default)]
     errmsg: String,
