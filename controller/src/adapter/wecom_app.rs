@@ -56,12 +56,16 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// A token is fetched again this long before WeCom says it expires, so one taken from
 /// the cache does not lapse on its way (91039 asks to cache it and mind `expires_in`).
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
+/// The longest a token is kept, whatever `expires_in` says.
+const TOKEN_LIFE_MAX: u64 = 86_400;
 /// 90313: the access token is invalid (40014), expired (42001), or the credential is
-/// invalid (40001, also what a token revoked by a secret reset gives).
+/// invalid (40001). A fresh token settles the first two and any stale-token case of the
+/// third; a wrong secret shows up again at gettoken and is refused there.
 const TOKEN_ERRORS: [i64; 3] = [40014, 42001, 40001];
 const ERR_RATE_LIMITED: i64 = 45009;
 const ERR_BUSY: i64 = -1;
-/// 90236's per-app limits count per minute; waiting the minute out is what helps.
+/// 90236 counts an app's sends per member per minute and hour; waiting out the minute
+/// is the least that can help.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
 /// One `type = "wecom_app"` adapter of `tapwire.toml`. Secrets belong in the environment:
@@ -266,9 +270,10 @@ impl WecomApp {
         })
     }
 
+    /// `path` under `base_url`, keeping a path prefix it may have (a proxy's).
     fn endpoint(&self, path: &str) -> Result<Url, SendError> {
-        self.base_url
-            .join(path)
+        let base = self.base_url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}{path}"))
             .map_err(|e| SendError::Permanent(format!("base_url cannot take {path}: {e}")))
     }
 
@@ -302,7 +307,9 @@ impl WecomApp {
                 reason: "gettoken answered errcode 0 without an access_token".into(),
                 after: None,
             })?;
-        let expires_in = Duration::from_secs(answer.expires_in.unwrap_or(7200));
+        // 91039 says 7200 s; a larger value from the network is capped rather than trusted
+        // (a huge one would overflow the clock's arithmetic).
+        let expires_in = Duration::from_secs(answer.expires_in.unwrap_or(7200).min(TOKEN_LIFE_MAX));
         *cached = Some(CachedToken::new(token.clone(), expires_in, Instant::now()));
         Ok(token)
     }
@@ -971,6 +978,8 @@ mod tests {
         let token = CachedToken::new("t".into(), Duration::from_secs(7200), now);
         assert!(token.fresh(now + Duration::from_secs(6899)));
         assert!(!token.fresh(now + Duration::from_secs(6900)));
+        let capped = CachedToken::new("t".into(), Duration::from_secs(TOKEN_LIFE_MAX), now);
+        assert!(capped.fresh(now + Duration::from_secs(TOKEN_LIFE_MAX - 301)));
         let short = CachedToken::new("t".into(), Duration::from_secs(60), now);
         assert!(short.fresh(now + Duration::from_secs(29)));
         assert!(!short.fresh(now + Duration::from_secs(30)));
