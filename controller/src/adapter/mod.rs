@@ -4,11 +4,13 @@
 //! HTTP routes (mounted at `/callback/<name>`) and work of its own that runs while the
 //! controller does (a phone's actor, a long poll).
 //!
-//! Built: [`phone`] (WeChat on an Android phone, over ADB) and [`wecom_robot`] (a WeCom
-//! group robot, send-only). A new platform is one file implementing [`Adapter`], a
+//! Built: [`phone`] (WeChat on an Android phone, over ADB), [`wecom_robot`] (a WeCom
+//! group robot, send-only) and [`wecom_app`] (a WeCom self-built app: callbacks in,
+//! active sends out). A new platform is one file implementing [`Adapter`], a
 //! variant in [`AdapterConfig`] and its line in [`build`].
 
 pub mod phone;
+pub mod wecom_app;
 pub mod wecom_crypto;
 pub mod wecom_robot;
 
@@ -24,6 +26,7 @@ use crate::event::Event;
 use crate::format::TextFormat;
 use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
+use wecom_app::{WecomApp, WecomAppConfig};
 use wecom_robot::{WecomRobot, WecomRobotConfig};
 
 /// Tries per message piece before the action is failed.
@@ -170,6 +173,7 @@ impl Default for ReplyTiming {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AdapterConfig {
     WecomRobot(WecomRobotConfig),
+    WecomApp(WecomAppConfig),
 }
 
 impl AdapterConfig {
@@ -178,6 +182,7 @@ impl AdapterConfig {
     pub fn check(&self) -> Result<(), String> {
         match self {
             AdapterConfig::WecomRobot(robot) => robot.check(),
+            AdapterConfig::WecomApp(app) => app.check(),
         }
     }
 
@@ -185,6 +190,7 @@ impl AdapterConfig {
     pub fn text_format(&self) -> TextFormat {
         match self {
             AdapterConfig::WecomRobot(_) => wecom_robot::TEXT_FORMAT,
+            AdapterConfig::WecomApp(_) => wecom_app::TEXT_FORMAT,
         }
     }
 }
@@ -193,6 +199,7 @@ impl AdapterConfig {
 pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, String> {
     Ok(match config {
         AdapterConfig::WecomRobot(robot) => Arc::new(WecomRobot::new(name, robot)?),
+        AdapterConfig::WecomApp(app) => Arc::new(WecomApp::new(name, app)?),
     })
 }
 

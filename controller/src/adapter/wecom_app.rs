@@ -1,0 +1,1255 @@
+//! WeCom self-built app (企业微信自建应用, DESIGN.md §6): members write to the app, WeCom
+//! posts each message to our callback URL, and answers go back through the app's
+//! message API ("active send"), never as the callback's passive reply.
+//!
+//! WeCom documents followed (developer.work.weixin.qq.com/document/path/…):
+//! - 90930 接收消息与事件 · 概述 (also published as api/doc/10514): the callback URL is
+//!   verified with a GET whose `echostr` is answered decrypted, in plain text, and query
+//!   values must be URL-decoded ("企业在获取请求时需要做Urldecode处理"); messages come as
+//!   POSTs of an encrypted XML envelope. A callback not answered within 5 seconds is sent
+//!   again (the same rule as WeChat official accounts: "五秒内收不到响应…重新发起请求，
+//!   总共重试三次", where an empty answer means "no passive reply"), so a POST is stored
+//!   and acknowledged at once with an empty body, and the reply goes through the outbox.
+//! - 91144 加解密方案说明: signature and AES, in [`super::wecom_crypto`].
+//! - 90239 消息格式 and 90240 事件格式: the decrypted XML's fields. A retry repeats the
+//!   same `MsgId`, so it keys the event for dedup.
+//! - 91039 获取access_token: `GET /cgi-bin/gettoken?corpid&corpsecret`, valid `expires_in`
+//!   seconds (7200), to be cached rather than fetched per call (it is rate limited).
+//! - 90236 发送应用消息: `POST /cgi-bin/message/send?access_token=…`, text up to 2048 bytes.
+//! - 90313 全局错误码: 40014/42001 (token invalid/expired) and 40001 (credential invalid)
+//!   mean fetch a new token; 45009 is the rate limit; -1 is "system busy".
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use reqwest::{Client, Url};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
+use super::wecom_robot::{MAX_TEXT_BYTES, split_text};
+use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
+use crate::event::{
+    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+};
+use crate::format::TextFormat;
+use crate::http::{USER_AGENT, error_chain};
+
+/// Answers go out as `msgtype: text`, which WeCom shows as it is (90236); markdown is a
+/// message type of its own, for later.
+pub const TEXT_FORMAT: TextFormat = TextFormat::Plain;
+pub const PLATFORM: &str = "wecom";
+/// A member opened the app (90240 进入应用, `Event` = `enter_agent`).
+pub const APP_ENTERED: &str = "wecom.app_entered";
+/// A member tapped a menu item (90240 点击菜单拉取消息, `Event` = `click`, `EventKey`).
+pub const MENU_CLICKED: &str = "wecom.menu_clicked";
+
+const DEFAULT_BASE_URL: &str = "https://qyapi.weixin.qq.com";
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// A token is fetched again this long before WeCom says it expires, so one taken from
+/// the cache does not lapse on its way (91039 asks to cache it and mind `expires_in`).
+const TOKEN_MARGIN: Duration = Duration::from_secs(300);
+/// The longest a token is kept, whatever `expires_in` says.
+const TOKEN_LIFE_MAX: u64 = 86_400;
+/// 90313: the access token is invalid (40014), expired (42001), or the credential is
+/// invalid (40001). A fresh token settles the first two and any stale-token case of the
+/// third; a wrong secret shows up again at gettoken and is refused there.
+const TOKEN_ERRORS: [i64; 3] = [40014, 42001, 40001];
+const ERR_RATE_LIMITED: i64 = 45009;
+const ERR_BUSY: i64 = -1;
+/// 90236 counts an app's sends per member per minute and hour; waiting out the minute
+/// is the least that can help.
+const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// One `type = "wecom_app"` adapter of `tapwire.toml`. Secrets belong in the environment:
+/// `secret = "${WECOM_APP_SECRET}"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomAppConfig {
+    /// 企业ID (My Company → Company Info).
+    pub corp_id: String,
+    /// The app's AgentId; a number, written with or without quotes.
+    #[serde(deserialize_with = "number_or_string")]
+    pub agent_id: String,
+    /// The app's Secret, for access tokens.
+    pub secret: String,
+    /// The callback's Token (API 接收消息 settings).
+    pub token: String,
+    /// The callback's EncodingAESKey, 43 characters.
+    pub encoding_aes_key: String,
+    /// Where WeCom's API is; tests point it at a stand-in.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+}
+
+fn default_base_url() -> String {
+    DEFAULT_BASE_URL.into()
+}
+
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(i64),
+        Text(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Number(n) => n.to_string(),
+        Either::Text(s) => s,
+    })
+}
+
+/// A value still holding `${…}`: its missing variable is reported on its own line.
+fn unexpanded(value: &str) -> bool {
+    value.contains("${")
+}
+
+impl WecomAppConfig {
+    /// What is wrong with the section, if anything; messages never show a secret.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("corp_id", &self.corp_id),
+            ("agent_id", &self.agent_id),
+            ("secret", &self.secret),
+            ("token", &self.token),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("{field} must not be empty"));
+            }
+        }
+        if !unexpanded(&self.agent_id) {
+            self.parsed_agent_id()?;
+        }
+        if !unexpanded(&self.encoding_aes_key) {
+            let chars = self.encoding_aes_key.chars().count();
+            if chars != ENCODING_AES_KEY_LEN {
+                return Err(format!(
+                    "encoding_aes_key must be {ENCODING_AES_KEY_LEN} characters, got {chars}: copy it from the app's API receive settings"
+                ));
+            }
+            if !unexpanded(&self.token) && !unexpanded(&self.corp_id) {
+                self.crypto().map_err(|e| e.to_string())?;
+            }
+        }
+        if !unexpanded(&self.base_url) {
+            self.parsed_base_url()?;
+        }
+        Ok(())
+    }
+
+    fn parsed_agent_id(&self) -> Result<i64, String> {
+        self.agent_id
+            .trim()
+            .parse()
+            .map_err(|_| format!("agent_id must be a number, not {:?}", self.agent_id))
+    }
+
+    fn parsed_base_url(&self) -> Result<Url, String> {
+        let url =
+            Url::parse(self.base_url.trim()).map_err(|e| format!("base_url is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "base_url must be http or https, not {}",
+                url.scheme()
+            ));
+        }
+        Ok(url)
+    }
+
+    /// The app's callbacks carry the corp id as their receive id (91144).
+    fn crypto(&self) -> Result<WeComCrypto, CryptoError> {
+        WeComCrypto::new(
+            self.token.trim(),
+            self.encoding_aes_key.trim(),
+            self.corp_id.trim(),
+        )
+    }
+}
+
+/// A token and when to stop using it.
+#[derive(Debug, Clone)]
+struct CachedToken {
+    token: String,
+    refresh_at: Instant,
+}
+
+impl CachedToken {
+    fn new(token: String, expires_in: Duration, now: Instant) -> CachedToken {
+        // A short-lived token (never seen, but possible) keeps half its life.
+        let margin = TOKEN_MARGIN.min(expires_in / 2);
+        CachedToken {
+            token,
+            refresh_at: now + expires_in - margin,
+        }
+    }
+
+    fn fresh(&self, now: Instant) -> bool {
+        now < self.refresh_at
+    }
+}
+
+/// What the callback routes share with the adapter.
+struct Inbound {
+    name: String,
+    agent_id: i64,
+    crypto: WeComCrypto,
+    /// Set by `start`; callbacks that come earlier are told to retry.
+    ctx: OnceLock<AdapterContext>,
+}
+
+pub struct WecomApp {
+    name: String,
+    corp_id: String,
+    agent_id: i64,
+    secret: String,
+    base_url: Url,
+    client: Client,
+    token: Mutex<Option<CachedToken>>,
+    inbound: Arc<Inbound>,
+}
+
+impl std::fmt::Debug for WecomApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret, token and key are not shown.
+        f.debug_struct("WecomApp")
+            .field("name", &self.name)
+            .field("corp_id", &self.corp_id)
+            .field("agent_id", &self.agent_id)
+            .field("base_url", &self.base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// WeCom's JSON answers: `errcode` 0 is success, whatever the HTTP status said (90313).
+#[derive(Deserialize)]
+struct Answer {
+    /// Required: JSON without it is not WeCom's answer, and must not pass for success.
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    /// 90236: recipients it could not send to, `|`-separated, with errcode 0.
+    #[serde(default)]
+    invaliduser: Option<String>,
+}
+
+impl WecomApp {
+    pub fn new(name: &str, config: &WecomAppConfig) -> Result<WecomApp, String> {
+        config.check()?;
+        let agent_id = config.parsed_agent_id()?;
+        let crypto = config.crypto().map_err(|e| e.to_string())?;
+        let client = Client::builder()
+            .timeout(TIMEOUT)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        Ok(WecomApp {
+            name: name.to_string(),
+            corp_id: config.corp_id.trim().to_string(),
+            agent_id,
+            secret: config.secret.trim().to_string(),
+            base_url: config.parsed_base_url()?,
+            client,
+            token: Mutex::new(None),
+            inbound: Arc::new(Inbound {
+                name: name.to_string(),
+                agent_id,
+                crypto,
+                ctx: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// `path` under `base_url`, keeping a path prefix it may have (a proxy's).
+    fn endpoint(&self, path: &str) -> Result<Url, SendError> {
+        let base = self.base_url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}{path}"))
+            .map_err(|e| SendError::Permanent(format!("base_url cannot take {path}: {e}")))
+    }
+
+    /// A cached token, or a new one from gettoken (91039). Holding the lock while
+    /// fetching makes concurrent sends wait for one fetch instead of each making one.
+    async fn access_token(&self) -> Result<String, SendError> {
+        let mut cached = self.token.lock().await;
+        let now = Instant::now();
+        if let Some(token) = cached.as_ref().filter(|t| t.fresh(now)) {
+            return Ok(token.token.clone());
+        }
+        let mut url = self.endpoint("/cgi-bin/gettoken")?;
+        url.query_pairs_mut()
+            .append_pair("corpid", &self.corp_id)
+            .append_pair("corpsecret", &self.secret);
+        let answer = self.call(self.client.get(url), "gettoken").await?;
+        match answer.errcode {
+            0 => {}
+            ERR_BUSY | ERR_RATE_LIMITED => return Err(retry_for(&answer, "gettoken")),
+            code => {
+                return Err(SendError::Permanent(format!(
+                    "WeCom gave no access token: errcode {code}: {} (check corp_id and secret)",
+                    answer.errmsg
+                )));
+            }
+        }
+        let token = answer
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| SendError::Retry {
+                reason: "gettoken answered errcode 0 without an access_token".into(),
+                after: None,
+            })?;
+        // 91039 says 7200 s; a larger value from the network is capped rather than trusted
+        // (a huge one would overflow the clock's arithmetic).
+        let expires_in = Duration::from_secs(answer.expires_in.unwrap_or(7200).min(TOKEN_LIFE_MAX));
+        *cached = Some(CachedToken::new(token.clone(), expires_in, Instant::now()));
+        Ok(token)
+    }
+
+    /// Forgets `token` unless another send has already replaced it.
+    async fn forget_token(&self, token: &str) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|t| t.token == token) {
+            *cached = None;
+        }
+    }
+
+    /// One request to WeCom; transport failures and 5xx are worth retrying, other
+    /// statuses are not. The URL is never shown: it holds the secret or the token.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Answer, SendError> {
+        let response = request.send().await.map_err(|e| SendError::Retry {
+            reason: format!("{what}: {}", error_chain(e.without_url())),
+            after: None,
+        })?;
+        let status = response.status();
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(SendError::Retry {
+                reason: format!("{what}: WeCom answered HTTP {status}"),
+                after: None,
+            });
+        }
+        if !status.is_success() {
+            return Err(SendError::Permanent(format!(
+                "{what}: WeCom answered HTTP {status}"
+            )));
+        }
+        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
+            reason: format!(
+                "{what}: reading the answer: {}",
+                error_chain(e.without_url())
+            ),
+            after: None,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            SendError::Permanent(format!("{what}: the answer is not WeCom's JSON ({e})"))
+        })
+    }
+
+    async fn post_text(&self, token: &str, to: &str, content: &str) -> Result<Answer, SendError> {
+        let mut url = self.endpoint("/cgi-bin/message/send")?;
+        url.query_pairs_mut().append_pair("access_token", token);
+        let body = serde_json::json!({
+            "touser": to,
+            "msgtype": "text",
+            "agentid": self.agent_id,
+            "text": {"content": content},
+        });
+        self.call(self.client.post(url).json(&body), "message/send")
+            .await
+    }
+
+    /// Sends one text (at most [`MAX_TEXT_BYTES`]) to member `to`. A token WeCom calls
+    /// invalid is replaced once and the send tried again (90313: 40014/42001/40001).
+    pub async fn send_text(&self, to: &str, content: &str) -> Result<(), SendError> {
+        let mut token_in_use = self.access_token().await?;
+        let mut answer = self.post_text(&token_in_use, to, content).await?;
+        if TOKEN_ERRORS.contains(&answer.errcode) {
+            tracing::info!(adapter = %self.name, errcode = answer.errcode, "access token refused; fetching a new one");
+            self.forget_token(&token_in_use).await;
+            token_in_use = self.access_token().await?;
+            answer = self.post_text(&token_in_use, to, content).await?;
+        }
+        match answer.errcode {
+            0 => match answer.invaliduser.as_deref().map(str::trim) {
+                // 90236: errcode 0 with the recipient listed means it did not reach them
+                // (usually: not in the app's visible range).
+                Some(invalid) if invalid.split('|').any(|u| u == to) => {
+                    Err(SendError::Permanent(format!(
+                        "WeCom did not deliver to {to}: invalid user (is the member in the app's visible range?)"
+                    )))
+                }
+                _ => Ok(()),
+            },
+            ERR_BUSY | ERR_RATE_LIMITED => Err(retry_for(&answer, "message/send")),
+            code if TOKEN_ERRORS.contains(&code) => {
+                self.forget_token(&token_in_use).await;
+                Err(SendError::Retry {
+                    reason: format!(
+                        "message/send: a fresh access token was refused too: errcode {code}: {}",
+                        answer.errmsg
+                    ),
+                    after: None,
+                })
+            }
+            code => Err(SendError::Permanent(format!(
+                "WeCom refused the message: errcode {code}: {}",
+                answer.errmsg
+            ))),
+        }
+    }
+}
+
+fn retry_for(answer: &Answer, what: &str) -> SendError {
+    if answer.errcode == ERR_RATE_LIMITED {
+        SendError::Retry {
+            reason: format!(
+                "{what}: WeCom rate limit (errcode 45009: {})",
+                answer.errmsg
+            ),
+            after: Some(RATE_LIMIT_WAIT),
+        }
+    } else {
+        SendError::Retry {
+            reason: format!(
+                "{what}: WeCom busy (errcode {}: {})",
+                answer.errcode, answer.errmsg
+            ),
+            after: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Adapter for WecomApp {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn platform(&self) -> &'static str {
+        PLATFORM
+    }
+
+    fn text_format(&self) -> TextFormat {
+        TEXT_FORMAT
+    }
+
+    /// 90236: a text message holds at most 2048 bytes.
+    fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
+        split_text(text, MAX_TEXT_BYTES)
+    }
+
+    /// The conversation is the member's userid (a single chat with the app).
+    async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
+        if outgoing.resumed {
+            // WeCom cannot be asked whether it got a message; losing one is worse than
+            // repeating one.
+            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
+        }
+        self.send_text(&outgoing.conversation, &outgoing.text)
+            .await
+            .map(|()| Delivered::Sent)
+    }
+
+    fn routes(&self) -> Option<axum::Router> {
+        Some(
+            axum::Router::new()
+                .route("/", get(verify_url).post(receive))
+                .with_state(self.inbound.clone()),
+        )
+    }
+
+    async fn start(&self, ctx: AdapterContext) -> Result<(), super::AdapterError> {
+        // A second start keeps the first context: there is one runtime.
+        let _ = self.inbound.ctx.set(ctx);
+        Ok(())
+    }
+}
+
+/// The query's parameters, percent-decoded (90930: "需要做Urldecode处理"). `+` stays
+/// `+`: the values are hex, digits and base64, and base64's `+` read as a form-encoded
+/// space would break the signature (see `wecom_crypto`'s module notes).
+fn query_params(raw: Option<&str>) -> Result<HashMap<String, String>, String> {
+    let mut params = HashMap::new();
+    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        params.insert(percent_decode(key)?, percent_decode(value)?);
+    }
+    Ok(params)
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent-escape in {text:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{text:?} does not decode to UTF-8"))
+}
+
+/// The three values every callback is signed with.
+struct Signed {
+    msg_signature: String,
+    timestamp: String,
+    nonce: String,
+}
+
+fn signed(params: &HashMap<String, String>) -> Result<Signed, String> {
+    let take = |key: &str| {
+        params
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| format!("no {key} in the query"))
+    };
+    Ok(Signed {
+        msg_signature: take("msg_signature")?,
+        timestamp: take("timestamp")?,
+        nonce: take("nonce")?,
+    })
+}
+
+fn refused(adapter: &str, status: StatusCode, reason: &str) -> Response {
+    tracing::warn!(adapter, %status, reason, "callback refused");
+    let body = match status {
+        StatusCode::FORBIDDEN => "bad signature",
+        StatusCode::BAD_REQUEST => "bad request",
+        _ => "try again",
+    };
+    (status, body).into_response()
+}
+
+/// A crypto failure's answer: the signature is who WeCom is, anything else is a
+/// malformed request.
+fn crypto_refusal(adapter: &str, error: &CryptoError) -> Response {
+    let status = match error {
+        CryptoError::BadSignature(_) => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    refused(adapter, status, &error.to_string())
+}
+
+/// 90930 验证URL有效性: answer the decrypted `echostr` as it is.
+async fn verify_url(State(inbound): State<Arc<Inbound>>, RawQuery(raw): RawQuery) -> Response {
+    let name = inbound.name.as_str();
+    let params = match query_params(raw.as_deref()) {
+        Ok(params) => params,
+        Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+    };
+    let (signed, echostr) = match (signed(&params), params.get("echostr")) {
+        (Ok(signed), Some(echostr)) if !echostr.is_empty() => (signed, echostr),
+        (Err(reason), _) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+        _ => return refused(name, StatusCode::BAD_REQUEST, "no echostr in the query"),
+    };
+    match inbound.crypto.verify_url(
+        &signed.msg_signature,
+        &signed.timestamp,
+        &signed.nonce,
+        echostr,
+    ) {
+        Ok(plain) => {
+            tracing::info!(adapter = name, "callback URL verified");
+            (
+                StatusCode::OK,
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                plain,
+            )
+                .into_response()
+        }
+        Err(error) => crypto_refusal(name, &error),
+    }
+}
+
+/// 90930 接收数据: verify, decrypt, store the event, answer at once with an empty body
+/// (no passive reply; the answer goes out through the message API).
+async fn receive(
+    State(inbound): State<Arc<Inbound>>,
+    RawQuery(raw): RawQuery,
+    body: String,
+) -> Response {
+    let name = inbound.name.as_str();
+    let signed = match query_params(raw.as_deref()).and_then(|p| signed(&p)) {
+        Ok(signed) => signed,
+        Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+    };
+    // Only `<Encrypt>` is read before the signature over it is checked.
+    let plain = match extract_xml_encrypt(&body).and_then(|encrypt| {
+        inbound.crypto.decrypt(
+            &signed.msg_signature,
+            &signed.timestamp,
+            &signed.nonce,
+            &encrypt,
+        )
+    }) {
+        Ok(plain) => plain,
+        Err(error) => return crypto_refusal(name, &error),
+    };
+    let message = match CallbackMessage::parse(&plain) {
+        Ok(message) => message,
+        Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+    };
+    if let Some(agent) = message.agent_id()
+        && agent != inbound.agent_id
+    {
+        // Signed with our token and key, yet for another app: the callback URL was
+        // pasted into the wrong app's settings. Answered, so WeCom does not retry.
+        tracing::warn!(
+            adapter = name,
+            agent,
+            expected = inbound.agent_id,
+            "callback for another app's AgentID; ignored"
+        );
+        return StatusCode::OK.into_response();
+    }
+    let Some(event) = message.event(name) else {
+        tracing::debug!(adapter = name, msg_type = %message.get("MsgType"), event = %message.get("Event"), "callback of a kind not routed; ignored");
+        return StatusCode::OK.into_response();
+    };
+    let Some(ctx) = inbound.ctx.get() else {
+        return refused(
+            name,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "callback before the adapter started",
+        );
+    };
+    match ctx.inbox.accept(event).await {
+        Ok(fresh) => {
+            if !fresh {
+                tracing::debug!(
+                    adapter = name,
+                    "callback seen before (WeCom's retry); not routed again"
+                );
+            }
+            StatusCode::OK.into_response()
+        }
+        Err(error) => {
+            // Not stored: a 5xx makes WeCom send it again.
+            tracing::error!(adapter = name, %error, "could not store a callback's event");
+            (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
+        }
+    }
+}
+
+/// The decrypted XML's fields (90239/90240): the root's children, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackMessage {
+    fields: HashMap<String, String>,
+}
+
+impl CallbackMessage {
+    pub fn parse(xml: &str) -> Result<CallbackMessage, String> {
+        use quick_xml::events::Event as Xml;
+        let mut reader = quick_xml::Reader::from_str(xml);
+        let mut depth = 0usize;
+        let mut current: Option<(String, String)> = None;
+        let mut fields = HashMap::new();
+        let bad = |e: &dyn std::fmt::Display| format!("decrypted XML: {e}");
+        loop {
+            match reader.read_event().map_err(|e| bad(&e))? {
+                Xml::Start(start) => {
+                    depth += 1;
+                    if depth == 2 {
+                        let name =
+                            String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+                        current = Some((name, String::new()));
+                    }
+                }
+                Xml::End(_) => {
+                    if depth == 2
+                        && let Some((name, value)) = current.take()
+                    {
+                        fields.insert(name, value.trim().to_string());
+                    }
+                    depth = depth.saturating_sub(1);
+                }
+                Xml::CData(cdata) if depth == 2 => {
+                    let text = cdata.decode().map_err(|e| bad(&e))?;
+                    if let Some((_, value)) = current.as_mut() {
+                        value.push_str(&text);
+                    }
+                }
+                Xml::Text(text) if depth == 2 => {
+                    let text = text.decode().map_err(|e| bad(&e))?;
+                    if let Some((_, value)) = current.as_mut() {
+                        value.push_str(&text);
+                    }
+                }
+                Xml::GeneralRef(reference) if depth == 2 => {
+                    // `&amp;` and friends in a non-CDATA value.
+                    let name = reference.decode().map_err(|e| bad(&e))?;
+                    let resolved = match name.as_ref() {
+                        "amp" => "&",
+                        "lt" => "<",
+                        "gt" => ">",
+                        "quot" => "\"",
+                        "apos" => "'",
+                        other => return Err(format!("decrypted XML: unknown entity &{other};")),
+                    };
+                    if let Some((_, value)) = current.as_mut() {
+                        value.push_str(resolved);
+                    }
+                }
+                Xml::Eof => break,
+                _ => {}
+            }
+        }
+        if fields.is_empty() {
+            return Err("decrypted XML has no fields".into());
+        }
+        Ok(CallbackMessage { fields })
+    }
+
+    /// A field's value, "" when absent.
+    pub fn get(&self, field: &str) -> &str {
+        self.fields.get(field).map_or("", String::as_str)
+    }
+
+    fn agent_id(&self) -> Option<i64> {
+        self.get("AgentID").trim().parse().ok()
+    }
+
+    /// The event it becomes, if it is one we route: messages (90239) and the events
+    /// `enter_agent` and `click` (90240). None for the rest.
+    pub fn event(&self, source: &str) -> Option<Event> {
+        let from = self.get("FromUserName");
+        if from.is_empty() {
+            return None;
+        }
+        let msg_type = self.get("MsgType");
+        let (event_type, content, message_id) = if msg_type == "event" {
+            let kind = match self.get("Event") {
+                "enter_agent" => APP_ENTERED,
+                "click" => MENU_CLICKED,
+                _ => return None,
+            };
+            let content = match self.get("EventKey") {
+                "" => Vec::new(),
+                key => vec![Segment::Text { text: key.into() }],
+            };
+            (kind, content, None)
+        } else {
+            let content = match msg_type {
+                "text" => vec![Segment::Text {
+                    text: self.get("Content").into(),
+                }],
+                "image" => vec![Segment::Image {
+                    url: Some(self.get("PicUrl").to_string()).filter(|u| !u.is_empty()),
+                }],
+                "link" => vec![Segment::Link {
+                    url: self.get("Url").into(),
+                    title: Some(self.get("Title").to_string()).filter(|t| !t.is_empty()),
+                }],
+                _ => vec![Segment::Unknown],
+            };
+            let id = Some(self.get("MsgId").to_string()).filter(|id| !id.is_empty());
+            (types::MESSAGE_RECEIVED, content, id)
+        };
+        // A retry repeats the message, MsgId included. Events carry no MsgId: WeChat's
+        // official-account documents dedup them by FromUserName + CreateTime (WeCom's
+        // say nothing; SDKs such as WxJava follow that rule for WeCom too), and the
+        // event and key are added so two events of one second stay apart.
+        let key = match &message_id {
+            Some(id) => format!("wecom_app:{source}:msg:{id}"),
+            None => format!(
+                "wecom_app:{source}:event:{from}:{}:{}:{}",
+                self.get("CreateTime"),
+                self.get("Event"),
+                self.get("EventKey")
+            ),
+        };
+        let timestamp = self
+            .get("CreateTime")
+            .parse::<u64>()
+            .ok()
+            .map(|secs| {
+                humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+            })
+            .unwrap_or_else(now_rfc3339);
+        let raw = serde_json::to_value(
+            self.fields
+                .iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .unwrap_or_default();
+        Some(Event {
+            id: format!("ev_{}", short_hash(&key)),
+            event_type: event_type.into(),
+            source: source.into(),
+            platform: PLATFORM.into(),
+            idempotency_key: key,
+            conversation: Some(Conversation {
+                id: from.into(),
+                title: None,
+                kind: ConversationKind::Private,
+            }),
+            sender: Some(Sender {
+                id: from.into(),
+                display_name: None,
+                is_self: false,
+            }),
+            content,
+            platform_message_id: message_id,
+            timestamp,
+            raw,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use axum::Json;
+    use axum::extract::Query;
+    use axum::routing::post;
+
+    use super::*;
+
+    const TOKEN: &str = "QDG6eK";
+    const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+    const CORP_ID: &str = "wx5823bf96d3bd56c7";
+    // 90968's example POST (the same vector wecom_crypto's tests check).
+    const POST_PLAIN: &str = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>\n<FromUserName><![CDATA[mycreate]]></FromUserName>\n<CreateTime>1409659813</CreateTime>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[hello]]></Content>\n<MsgId>4561255354251345929</MsgId>\n<AgentID>218</AgentID>\n</xml>";
+
+    const POST_BODY: &str = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA[RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>";
+    const POST_SIGNATURE: &str = "477715d11cdb4164915debcba66cb864d751f3e6";
+    const POST_QUERY: &str = "timestamp=1409659813&nonce=1372623149";
+    // weworkapi_golang sample.go 使用示例一, with the echostr URL-encoded as sent.
+    const VERIFY_QUERY: &str = "msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3&timestamp=1409659589&nonce=263014780&echostr=P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D";
+
+    fn config(base_url: &str) -> WecomAppConfig {
+        WecomAppConfig {
+            corp_id: CORP_ID.into(),
+            agent_id: "218".into(),
+            secret: "s3cret".into(),
+            token: TOKEN.into(),
+            encoding_aes_key: KEY.into(),
+            base_url: base_url.into(),
+        }
+    }
+
+    #[test]
+    fn config_checks_key_length_ids_and_leaves_unexpanded_values() {
+        assert_eq!(config(DEFAULT_BASE_URL).check(), Ok(()));
+        let short = WecomAppConfig {
+            encoding_aes_key: "abc".into(),
+            ..config(DEFAULT_BASE_URL)
+        };
+        assert!(short.check().unwrap_err().contains("43 characters"));
+        let no_corp = WecomAppConfig {
+            corp_id: " ".into(),
+            ..config(DEFAULT_BASE_URL)
+        };
+        assert!(no_corp.check().unwrap_err().contains("corp_id"));
+        let bad_agent = WecomAppConfig {
+            agent_id: "x1".into(),
+            ..config(DEFAULT_BASE_URL)
+        };
+        assert!(bad_agent.check().unwrap_err().contains("agent_id"));
+        let bad_url = WecomAppConfig {
+            base_url: "ftp://x".into(),
+            ..config(DEFAULT_BASE_URL)
+        };
+        assert!(bad_url.check().unwrap_err().contains("http"));
+        let env = WecomAppConfig {
+            secret: "${APP_SECRET}".into(),
+            encoding_aes_key: "${APP_KEY}".into(),
+            ..config(DEFAULT_BASE_URL)
+        };
+        assert_eq!(env.check(), Ok(()));
+        // agent_id may be written as a number.
+        let parsed: WecomAppConfig = toml::from_str(&format!(
+            "corp_id = {CORP_ID:?}\nagent_id = 1000002\nsecret = \"s\"\ntoken = {TOKEN:?}\nencoding_aes_key = {KEY:?}\n"
+        ))
+        .expect("parsed");
+        assert_eq!(parsed.agent_id, "1000002");
+        assert_eq!(parsed.base_url, DEFAULT_BASE_URL);
+        let app = WecomApp::new("app", &config(DEFAULT_BASE_URL)).expect("app");
+        assert!(!format!("{app:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded_and_plus_stays_plus() {
+        let params =
+            query_params(Some("echostr=P9n%2B4R%2F%3D%3D&nonce=1+2&timestamp=140")).expect("ok");
+        assert_eq!(params["echostr"], "P9n+4R/==");
+        assert_eq!(params["nonce"], "1+2");
+        assert!(query_params(Some("a=%zz")).is_err());
+        assert!(query_params(Some("a=%e4")).is_err());
+        assert!(query_params(None).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn the_documented_text_message_becomes_a_message_event_keyed_by_msgid() {
+        let message = CallbackMessage::parse(POST_PLAIN).expect("parsed");
+        assert_eq!(message.agent_id(), Some(218));
+        let event = message.event("app").expect("event");
+        assert_eq!(event.event_type, types::MESSAGE_RECEIVED);
+        assert_eq!(event.source, "app");
+        assert_eq!(event.platform, "wecom");
+        assert_eq!(event.text().as_deref(), Some("hello"));
+        assert_eq!(
+            event.conversation.as_ref().map(|c| (c.id.as_str(), c.kind)),
+            Some(("mycreate", ConversationKind::Private))
+        );
+        assert_eq!(
+            event.sender.as_ref().map(|s| s.id.as_str()),
+            Some("mycreate")
+        );
+        assert_eq!(
+            event.platform_message_id.as_deref(),
+            Some("4561255354251345929")
+        );
+        assert_eq!(event.timestamp, "2014-09-02T12:10:13.000Z");
+        // The same MsgId (WeCom's retry) is the same event.
+        assert_eq!(
+            event.idempotency_key,
+            "wecom_app:app:msg:4561255354251345929"
+        );
+        let again = CallbackMessage::parse(POST_PLAIN)
+            .expect("parsed")
+            .event("app")
+            .expect("event");
+        assert_eq!(again.id, event.id);
+        assert_eq!(again.idempotency_key, event.idempotency_key);
+    }
+
+    #[test]
+    fn menu_clicks_and_entering_the_app_are_events_others_are_ignored() {
+        let xml = |event: &str, key: &str| {
+            format!(
+                "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[lisi]]></FromUserName><CreateTime>1409659813</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey><AgentID>218</AgentID></xml>"
+            )
+        };
+        let click = CallbackMessage::parse(&xml("click", "#duty"))
+            .expect("parsed")
+            .event("app")
+            .expect("event");
+        assert_eq!(click.event_type, MENU_CLICKED);
+        assert_eq!(click.text().as_deref(), Some("#duty"));
+        assert_eq!(click.platform_message_id, None);
+        let enter = CallbackMessage::parse(&xml("enter_agent", ""))
+            .expect("parsed")
+            .event("app")
+            .expect("event");
+        assert_eq!(enter.event_type, APP_ENTERED);
+        assert_ne!(enter.idempotency_key, click.idempotency_key);
+        let subscribe = CallbackMessage::parse(&xml("subscribe", "")).expect("parsed");
+        assert!(subscribe.event("app").is_none());
+        // Entities outside CDATA are resolved; garbage is an error, not a panic.
+        let text = CallbackMessage::parse(
+            "<xml><FromUserName>a</FromUserName><MsgType>text</MsgType><Content>x &amp; y</Content></xml>",
+        )
+        .expect("parsed");
+        assert_eq!(text.get("Content"), "x & y");
+        assert!(CallbackMessage::parse("<xml><a>&nope;</a></xml>").is_err());
+        assert!(CallbackMessage::parse("not xml").is_err());
+    }
+
+    #[test]
+    fn a_token_is_used_until_shortly_before_it_expires() {
+        let now = Instant::now();
+        let token = CachedToken::new("t".into(), Duration::from_secs(7200), now);
+        assert!(token.fresh(now + Duration::from_secs(6899)));
+        assert!(!token.fresh(now + Duration::from_secs(6900)));
+        let capped = CachedToken::new("t".into(), Duration::from_secs(TOKEN_LIFE_MAX), now);
+        assert!(capped.fresh(now + Duration::from_secs(TOKEN_LIFE_MAX - 301)));
+        let short = CachedToken::new("t".into(), Duration::from_secs(60), now);
+        assert!(short.fresh(now + Duration::from_secs(29)));
+        assert!(!short.fresh(now + Duration::from_secs(30)));
+    }
+
+    /// A stand-in for qyapi.weixin.qq.com: hands out tokens t1, t2, …, keeps what
+    /// message/send got, and answers with the errcodes queued in `answers`.
+    #[derive(Clone, Default)]
+    struct Qyapi {
+        tokens: Arc<std::sync::Mutex<u32>>,
+        answers: Arc<std::sync::Mutex<VecDeque<serde_json::Value>>>,
+        received: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    }
+
+    async fn gettoken(
+        State(qyapi): State<Qyapi>,
+        Query(query): Query<HashMap<String, String>>,
+    ) -> Json<serde_json::Value> {
+        if query.get("corpsecret").map(String::as_str) != Some("s3cret") {
+            return Json(serde_json::json!({"errcode": 40001, "errmsg": "invalid credential"}));
+        }
+        let mut count = qyapi.tokens.lock().expect("lock");
+        *count += 1;
+        Json(
+            serde_json::json!({"errcode": 0, "errmsg": "ok", "access_token": format!("t{count}"), "expires_in": 7200}),
+        )
+    }
+
+    async fn send(
+        State(qyapi): State<Qyapi>,
+        Query(query): Query<HashMap<String, String>>,
+        Json(body): Json<serde_json::Value>,
+    ) -> Json<serde_json::Value> {
+        let token = query.get("access_token").cloned().unwrap_or_default();
+        qyapi.received.lock().expect("lock").push((token, body));
+        let answer = qyapi.answers.lock().expect("lock").pop_front();
+        Json(answer.unwrap_or_else(|| serde_json::json!({"errcode": 0, "errmsg": "ok"})))
+    }
+
+    async fn serve(qyapi: Qyapi) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new()
+            .route("/cgi-bin/gettoken", get(gettoken))
+            .route("/cgi-bin/message/send", post(send))
+            .with_state(qyapi);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn sends_with_a_cached_token_and_renews_it_once_when_refused() {
+        let qyapi = Qyapi::default();
+        let app = WecomApp::new("app", &config(&serve(qyapi.clone()).await)).expect("app");
+        app.send_text("lisi", "你好").await.expect("sent");
+        app.send_text("lisi", "again").await.expect("sent");
+        qyapi.answers.lock().expect("lock").extend([
+            serde_json::json!({"errcode": 42001, "errmsg": "access_token expired"}),
+            serde_json::json!({"errcode": 0, "errmsg": "ok"}),
+            serde_json::json!({"errcode": 45009, "errmsg": "api freq out of limit"}),
+            serde_json::json!({"errcode": -1, "errmsg": "system busy"}),
+            serde_json::json!({"errcode": 0, "errmsg": "ok", "invaliduser": "ghost"}),
+            serde_json::json!({"errcode": 40014, "errmsg": "invalid access_token"}),
+            serde_json::json!({"errcode": 40014, "errmsg": "invalid access_token"}),
+            serde_json::json!({"errcode": 81013, "errmsg": "user & party & tag all invalid"}),
+        ]);
+        app.send_text("lisi", "renewed").await.expect("sent");
+        assert!(matches!(
+            app.send_text("lisi", "x").await,
+            Err(SendError::Retry { after: Some(after), .. }) if after == RATE_LIMIT_WAIT
+        ));
+        assert!(matches!(
+            app.send_text("lisi", "x").await,
+            Err(SendError::Retry { after: None, .. })
+        ));
+        let ghost = app.send_text("ghost", "x").await;
+        assert!(
+            matches!(&ghost, Err(SendError::Permanent(m)) if m.contains("ghost")),
+            "{ghost:?}"
+        );
+        // Refused, renewed, refused again: only once, then retry later.
+        assert!(matches!(
+            app.send_text("lisi", "x").await,
+            Err(SendError::Retry { after: None, .. })
+        ));
+        let refused = app.send_text("lisi", "x").await;
+        assert!(
+            matches!(&refused, Err(SendError::Permanent(m)) if m.contains("81013")),
+            "{refused:?}"
+        );
+        let received = qyapi.received.lock().expect("lock").clone();
+        let tokens: Vec<&str> = received.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            tokens,
+            ["t1", "t1", "t1", "t2", "t2", "t2", "t2", "t2", "t3", "t4"]
+        );
+        assert_eq!(
+            received[0].1,
+            serde_json::json!({"touser": "lisi", "msgtype": "text", "agentid": 218, "text": {"content": "你好"}})
+        );
+        assert_eq!(received[3].1["text"]["content"], "renewed");
+
+        let wrong_secret = WecomApp::new(
+            "app",
+            &WecomAppConfig {
+                secret: "nope".into(),
+                ..config(&serve(Qyapi::default()).await)
+            },
+        )
+        .expect("app");
+        let refused = wrong_secret.send_text("lisi", "x").await;
+        assert!(
+            matches!(&refused, Err(SendError::Permanent(m)) if m.contains("40001") && !m.contains("nope")),
+            "{refused:?}"
+        );
+        let down = WecomApp::new("app", &config("http://127.0.0.1:9"))
+            .expect("app")
+            .send_text("lisi", "x")
+            .await;
+        assert!(
+            matches!(&down, Err(SendError::Retry { reason, .. }) if !reason.contains("s3cret")),
+            "{down:?}"
+        );
+    }
+
+    /// An inbox that keeps what it is given; a MsgId seen before is not fresh.
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<Vec<Event>>);
+
+    #[async_trait]
+    impl super::super::Inbox for Kept {
+        async fn accept(&self, event: Event) -> Result<bool, crate::store::StoreError> {
+            let mut kept = self.0.lock().expect("lock");
+            let fresh = !kept
+                .iter()
+                .any(|e| e.idempotency_key == event.idempotency_key);
+            if fresh {
+                kept.push(event);
+            }
+            Ok(fresh)
+        }
+        fn submit(&self, event: Event) {
+            self.0.lock().expect("lock").push(event);
+        }
+    }
+
+    /// The app's callback routes on a loopback port, as the server mounts them.
+    async fn callbacks(app: &WecomApp) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let routes = axum::Router::new().nest("/callback/app", app.routes().expect("routes"));
+        tokio::spawn(async move { axum::serve(listener, routes).await });
+        format!("http://{addr}/callback/app")
+    }
+
+    #[tokio::test]
+    async fn wecoms_documented_callbacks_are_verified_and_accepted_forgeries_refused() {
+        let app = WecomApp::new("app", &config(DEFAULT_BASE_URL)).expect("app");
+        let url = callbacks(&app).await;
+        let client = Client::new();
+        let post = |query: String, body: &str| {
+            client
+                .post(format!("{url}?{query}"))
+                .body(body.to_string())
+                .send()
+        };
+        let signed = format!("msg_signature={POST_SIGNATURE}&{POST_QUERY}");
+
+        // Before `start` there is nowhere to put an event: WeCom is asked to retry.
+        let early = post(signed.clone(), POST_BODY).await.expect("post");
+        assert_eq!(early.status(), 503);
+
+        let kept = Arc::new(Kept::default());
+        app.start(AdapterContext {
+            store: Arc::new(crate::store::MemoryStore::default()),
+            inbox: kept.clone(),
+            activity: tokio::sync::broadcast::channel(4).0,
+        })
+        .await
+        .expect("start");
+
+        let verified = client
+            .get(format!("{url}?{VERIFY_QUERY}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(verified.status(), 200);
+        assert_eq!(verified.text().await.expect("text"), "1616140317555161061");
+
+        // The documented message arrives twice (a retry): one event, both answered 200.
+        for _ in 0..2 {
+            let answer = post(signed.clone(), POST_BODY).await.expect("post");
+            assert_eq!(answer.status(), 200);
+            assert_eq!(answer.text().await.expect("text"), "");
+        }
+        let events = kept.0.lock().expect("lock").clone();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].text().as_deref(), Some("hello"));
+        assert_eq!(
+            events[0].sender.as_ref().map(|s| s.id.as_str()),
+            Some("mycreate")
+        );
+
+        // Forged, incomplete or malformed: refused, nothing kept.
+        let forged = format!("msg_signature={}&{POST_QUERY}", "0".repeat(40));
+        let refused = post(forged, POST_BODY).await.expect("post");
+        assert_eq!(refused.status(), 403);
+        let wrong_echo = VERIFY_QUERY.replace("msg_signature=5", "msg_signature=6");
+        let refused = client
+            .get(format!("{url}?{wrong_echo}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(refused.status(), 403);
+        assert_eq!(
+            post(POST_QUERY.into(), POST_BODY)
+                .await
+                .expect("post")
+                .status(),
+            400
+        );
+        assert_eq!(
+            post(signed.clone(), "<xml>").await.expect("post").status(),
+            400
+        );
+        assert_eq!(
+            post(format!("{signed}&x=%zz"), POST_BODY)
+                .await
+                .expect("post")
+                .status(),
+            400
+        );
+        let no_echo = client
+            .get(format!("{url}?{POST_QUERY}&msg_signature=a"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(no_echo.status(), 400);
+        assert_eq!(kept.0.lock().expect("lock").len(), 1);
+
+        // Signed for us, but AgentID names another app (the documented one is 218).
+        let other = WecomApp::new(
+            "app",
+            &WecomAppConfig {
+                agent_id: "219".into(),
+                ..config(DEFAULT_BASE_URL)
+            },
+        )
+        .expect("app");
+        let other_kept = Arc::new(Kept::default());
+        other
+            .start(AdapterContext {
+                store: Arc::new(crate::store::MemoryStore::default()),
+                inbox: other_kept.clone(),
+                activity: tokio::sync::broadcast::channel(4).0,
+            })
+            .await
+            .expect("start");
+        let other_url = callbacks(&other).await;
+        let answer = client
+            .post(format!("{other_url}?{signed}"))
+            .body(POST_BODY)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), 200);
+        assert!(other_kept.0.lock().expect("lock").is_empty());
+    }
+}
