@@ -7,7 +7,6 @@ use crate::screen::{
 };
 use crate::tail::{self, TailItem, TailKind, Watermark};
 
-use super::chat::whole_messages;
 use super::navigate::{Opened, WECHAT_LAUNCHER, chat_fits_row};
 use super::{AgentError, DeviceStatus, PhoneAgent};
 
@@ -70,16 +69,14 @@ impl PhoneAgent {
                     if let Some(title) = &row.title {
                         let mut hint = RowHint::of(row);
                         // A count only grows until the chat is read, and reading it
-                        // forgets this hint. A smaller one, or one after our mistaken open
-                        // cleared the badge, counts only what came since: what the old
-                        // one counted is still news, before it.
-                        if let Some(old) = self.unread_seen.get(title)
-                            && let (Some(before), Some(now)) = (old.unread, hint.unread)
-                            && (old.cleared || now < before)
+                        // forgets this hint. A smaller one means a mistaken open cleared
+                        // the badge: what it counted is still news, before the new count.
+                        if let Some(old) = self.unread_seen.get(title).and_then(|h| h.unread)
+                            && let Some(new) = hint.unread
+                            && new < old
                         {
-                            tracing::info!(device = %self.config.device, conversation = %title, before, now, "a badge was cleared without a read: its news adds up");
-                            hint.unread = Some(before + now);
-                            hint.cleared = true;
+                            tracing::info!(device = %self.config.device, conversation = %title, old, new, "a badge went down without a read: its news adds up");
+                            hint.unread = Some(old + new);
                         }
                         self.unread_seen.insert(title.clone(), hint);
                     }
@@ -100,12 +97,10 @@ impl PhoneAgent {
             };
             // A badge on screen is the freshest count; without one, what an earlier list
             // showed before a mistaken open cleared it.
-            // What the lists said since the chat was last read (kept up to date just above,
-            // added up across a cleared badge), else what this row says.
-            let hint = match self.unread_seen.get(&title) {
-                Some(seen) => seen.clone(),
-                None if row.unread.is_unread() => RowHint::of(&row),
-                None => RowHint::default(),
+            let hint = if row.unread.is_unread() {
+                RowHint::of(&row)
+            } else {
+                self.unread_seen.get(&title).cloned().unwrap_or_default()
             };
             if !row.unread.is_unread() && !self.unread_seen.contains_key(&title) {
                 tracing::debug!(device = %self.config.device, conversation = %title, preview = ?row.preview, "preview changed without a badge");
@@ -263,7 +258,6 @@ impl PhoneAgent {
                 unread: None,
                 preview: None,
                 old_preview: r.preview.clone(),
-                cleared: false,
             },
             // Not in the list at all then: a new chat, or one from below the fold that a
             // message just brought to the top. What just came is news; on a first read,
@@ -272,41 +266,8 @@ impl PhoneAgent {
                 unread: Some(trailing_burst(&orphan)),
                 preview: None,
                 old_preview: None,
-                cleared: false,
             },
         };
-        // The screen is gone (the list is in front), so nothing can be scrolled: if what
-        // it showed does not reach back to what was read before, the chat is opened
-        // properly later, its news still known from the hint kept here.
-        let watermark = self
-            .sink
-            .watermark(&self.config.device, &title)
-            .map_err(AgentError::Sink)?
-            .unwrap_or_default();
-        let visible: Vec<TailItem> = tail::tail_items(&whole_messages(&orphan))
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
-        let covered = tail::new_items(
-            &watermark.tail,
-            &visible,
-            hint.unread,
-            hint.preview.as_deref(),
-        )
-        .complete;
-        if !covered || (watermark.tail.is_empty() && self.may_hold_orphan(&orphan)) {
-            tracing::info!(device = %self.config.device, conversation = %title, "the chat that opened by mistake holds more news than it showed; reading it on its own");
-            self.unread_seen.insert(
-                title,
-                RowHint {
-                    cleared: true,
-                    ..hint
-                },
-            );
-            self.fresh_chat = None;
-            self.awaiting_replies = false;
-            return Ok(());
-        }
         tracing::info!(device = %self.config.device, conversation = %title, "read the chat that opened by mistake");
         self.process_chat(&title, orphan, &hint)?;
         // Read from a screen that is gone: nothing may be typed on the strength of it.
@@ -386,9 +347,6 @@ pub(super) struct RowHint {
     pub(super) preview: Option<String>,
     /// The preview of a chat without a badge: on a first read, what follows it is new.
     pub(super) old_preview: Option<String>,
-    /// Our own mistaken open cleared the badge this counted: a badge seen later counts
-    /// only what came after, so the two add up.
-    pub(super) cleared: bool,
 }
 
 impl RowHint {
@@ -402,7 +360,6 @@ impl RowHint {
             unread,
             preview: row.preview.clone(),
             old_preview: None,
-            cleared: false,
         }
     }
 }
