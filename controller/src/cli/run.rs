@@ -109,7 +109,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         direct: args.direct,
         ..PhoneConfig::serial(serial)
     }));
-    if phones.is_empty() {
+    // Without phones or platforms in the config, the one attached phone is meant; a
+    // config of platforms alone runs without any phone.
+    if phones.is_empty() && config.adapters.is_empty() {
         phones.push(PhoneConfig {
             adb_server: Some(default_server),
             ..PhoneConfig::serial(only_device(default_server).await?)
