@@ -7,7 +7,8 @@ use crate::screen::{
 };
 use crate::tail::{self, TailItem, TailKind, Watermark};
 
-use super::navigate::{Opened, WECHAT_LAUNCHER, chat_fits_row};
+use super::chat::whole_messages;
+use super::navigate::{OpenOutcome, Opened, WECHAT_LAUNCHER, chat_fits_row};
 use super::{AgentError, DeviceStatus, PhoneAgent};
 
 /// Unnamed chats that opened by mistake, remembered until their first read.
@@ -118,8 +119,9 @@ impl PhoneAgent {
                     // still remembered: dropping it would lose the news its open cleared.
                     let after = self.back_to_list()?;
                     let after_list = after.as_ref().and_then(|a| a.list.as_ref());
-                    self.adopt(orphan, before.as_ref(), after_list, &title)?;
-                    let Some(after) = after else {
+                    // Reading it may have meant opening it again: then the list is newer.
+                    let newer = self.adopt(orphan, before.as_ref(), after_list, &title)?;
+                    let Some(after) = newer.or(after) else {
                         return Ok(());
                     };
                     reading = after;
@@ -199,7 +201,7 @@ impl PhoneAgent {
         before: Option<&ConversationList>,
         after: Option<&ConversationList>,
         tapped: &str,
-    ) -> Result<(), AgentError> {
+    ) -> Result<Option<ScreenReading>, AgentError> {
         let earlier = |title: &str| {
             before.and_then(|l| l.rows.iter().find(|r| r.title.as_deref() == Some(title)))
         };
@@ -244,10 +246,10 @@ impl PhoneAgent {
             }
             self.fresh_chat = None;
             self.awaiting_replies = false;
-            return Ok(());
+            return Ok(None);
         };
         let Some(title) = row.title.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         let hint = match (self.unread_seen.get(&title), earlier(&title)) {
             (Some(seen), _) => seen.clone(),
@@ -268,12 +270,35 @@ impl PhoneAgent {
                 old_preview: None,
             },
         };
+        // The screen it showed is gone (the list is in front), so nothing can be scrolled
+        // there. A chat read before is found again by its watermark: when that screen did
+        // not reach back to it, the chat is opened and read properly now, so that nothing
+        // between the last read and that screen is skipped.
+        let watermark = self
+            .sink
+            .watermark(&self.config.device, &title)
+            .map_err(AgentError::Sink)?
+            .unwrap_or_default();
+        if !watermark.tail.is_empty() {
+            let visible: Vec<TailItem> = tail::tail_items(&whole_messages(&orphan))
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            let covered = tail::new_items(&watermark.tail, &visible, None, None).complete;
+            if !covered {
+                tracing::info!(device = %self.config.device, conversation = %title, "the chat that opened by mistake reaches past what its screen showed; reading it properly");
+                if let OpenOutcome::Opened = self.open_conversation(&title)? {
+                    return self.leave_chat(&title);
+                }
+                // It moved again: what the screen showed is still better than nothing.
+            }
+        }
         tracing::info!(device = %self.config.device, conversation = %title, "read the chat that opened by mistake");
         self.process_chat(&title, orphan, &hint)?;
         // Read from a screen that is gone: nothing may be typed on the strength of it.
         self.fresh_chat = None;
         self.awaiting_replies = false;
-        Ok(())
+        Ok(None)
     }
 
     /// Whether a chat read for the first time may be one that opened by mistake earlier,
