@@ -185,7 +185,14 @@ pub struct NewItems {
 /// Joins an earlier page (read after scrolling up) in front of what was read so far,
 /// dropping the items both show.
 pub fn prepend_page(earlier: &[ChatItem], later: &[ChatItem]) -> Vec<ChatItem> {
+    // A bubble cut at a page's edge may have lost its text (and a group sender line): it
+    // stands for whatever the other page shows whole in its place.
+    let cut = |item: &ChatItem| item.kind == ItemKind::Unknown && item.text.is_none();
     let same = |a: &ChatItem, b: &ChatItem| {
+        if cut(a) || cut(b) {
+            return a.side == b.side
+                && (a.sender.is_none() || b.sender.is_none() || a.sender == b.sender);
+        }
         a.kind == b.kind && a.side == b.side && a.sender == b.sender && a.text == b.text
     };
     let max = earlier.len().min(later.len());
@@ -198,8 +205,9 @@ pub fn prepend_page(earlier: &[ChatItem], later: &[ChatItem]) -> Vec<ChatItem> {
                 .all(|(a, b)| same(a, b))
         })
         .unwrap_or(0);
-    let mut joined = earlier.to_vec();
-    joined.extend_from_slice(&later[overlap..]);
+    // Where both show an item, the later page's copy is kept: it is the one read whole.
+    let mut joined = earlier[..earlier.len() - overlap].to_vec();
+    joined.extend_from_slice(later);
     joined
 }
 
@@ -396,6 +404,20 @@ mod tests {
             .map(|i| i.text.unwrap_or_default())
             .collect();
         assert_eq!(texts, ["1", "2", "3", "4"]);
+        // The earlier page ends in a bubble cut at the bottom edge, its text lost: it is
+        // the "4" the later page shows whole, not a fifth message.
+        let cut = ChatItem {
+            kind: ItemKind::Unknown,
+            text: None,
+            ..item("")
+        };
+        let earlier = vec![item("1"), item("2"), item("3"), cut];
+        let later = vec![item("2"), item("3"), item("4"), item("5")];
+        let texts: Vec<_> = prepend_page(&earlier, &later)
+            .into_iter()
+            .map(|i| i.text.unwrap_or_default())
+            .collect();
+        assert_eq!(texts, ["1", "2", "3", "4", "5"]);
     }
 
     #[test]

@@ -18,6 +18,18 @@ impl PhoneAgent {
         chat: ChatView,
         hint: &RowHint,
     ) -> Result<Vec<TailItem>, AgentError> {
+        self.read_chat(conversation, chat, hint, Shown::InFront)
+    }
+
+    /// As [`Self::process_chat`], for a chat view that may no longer be in front: one
+    /// that is gone is never scrolled (a swipe would move whatever replaced it).
+    pub(super) fn read_chat(
+        &mut self,
+        conversation: &str,
+        chat: ChatView,
+        hint: &RowHint,
+        shown: Shown,
+    ) -> Result<Vec<TailItem>, AgentError> {
         self.unread_seen.remove(conversation);
         let unread = hint.unread;
         let preview = hint.preview.as_deref();
@@ -46,10 +58,11 @@ impl PhoneAgent {
         // opened by mistake before keeps that news even when its row, badge cleared by
         // that open, later looks read (its preview then is not where news starts). When
         // that chat's newest message then has scrolled up since, it is looked for above.
-        let mut orphan_search = watermark.tail.is_empty() && self.may_hold_orphan(&chat);
+        let mut orphan_search =
+            watermark.tail.is_empty() && self.may_hold_orphan(conversation, &chat);
         let mut orphan = None;
         if orphan_search {
-            orphan = self.take_orphan(&visible);
+            orphan = self.take_orphan(conversation, &visible);
         }
         let mut orphan_certain = true;
         if let Some((start, certain)) = orphan.as_ref().and_then(|o| o.news_start(&items, &visible))
@@ -66,7 +79,7 @@ impl PhoneAgent {
         let mut pages = 0;
         let mut end_before = visible.len();
         while (!found.complete || orphan_search) && pages < self.config.max_scroll_pages {
-            let Some(list) = chat.message_list else {
+            let Some(list) = chat.message_list.filter(|_| shown == Shown::InFront) else {
                 break;
             };
             self.scroll(list, Scroll::TowardsOlder)?;
@@ -93,7 +106,7 @@ impl PhoneAgent {
             }
             end_before = visible.len();
             if orphan.is_none() && orphan_search {
-                orphan = self.take_orphan(&visible);
+                orphan = self.take_orphan(conversation, &visible);
             }
             if let Some((start, certain)) =
                 orphan.as_ref().and_then(|o| o.news_start(&items, &visible))
@@ -119,7 +132,7 @@ impl PhoneAgent {
             }
         }
         let is_group = is_group(&items);
-        if pages == 0 {
+        if pages == 0 && shown == Shown::InFront {
             self.fresh_chat = Some(chat);
         }
         let end = visible.len();
@@ -230,6 +243,14 @@ pub(super) fn is_group(items: &[ChatItem]) -> bool {
         .any(|m| m.is_message() && m.side == Side::Left && m.sender.is_some())
 }
 
+/// Whether the chat view being read is still on the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shown {
+    InFront,
+    /// Read earlier; the list (or another chat) is in front now.
+    Gone,
+}
+
 /// The chat's messages without one cut off at the top of the list. The accessibility
 /// tree holds only what is visible, so a bubble scrolled half out of view may have lost
 /// its text node, or in a group the sender line above it; read so, its text or its
@@ -248,6 +269,16 @@ pub(super) fn whole_messages(chat: &ChatView) -> Vec<ChatItem> {
         if lost_text || lost_sender {
             items.remove(0);
         }
+    }
+    // A page read after scrolling up ends in a bubble cut at the bottom edge, whose text
+    // node lies below the screen: it is read whole on the page below.
+    if let (Some(list), Some(last)) = (chat.message_list, items.last())
+        && last.bounds.bottom >= list.bottom
+        && last.is_message()
+        && last.text.is_none()
+        && last.kind == ItemKind::Unknown
+    {
+        items.pop();
     }
     items
 }
@@ -322,5 +353,10 @@ pub(super) mod tests {
             member(400, Some("王芳"), "二"),
         ]);
         assert_eq!(texts(&whole_group).len(), 2);
+        // Cut at the bottom (a page above the newest one) with its text below the screen.
+        let bottom = chat(vec![bubble(400, Some("二")), bubble(1350, None)]);
+        assert_eq!(texts(&bottom), [Some("二".to_string())]);
+        let whole_last = chat(vec![bubble(400, Some("二")), bubble(1200, None)]);
+        assert_eq!(texts(&whole_last).len(), 2, "an image above the edge stays");
     }
 }

@@ -7,7 +7,7 @@ use crate::screen::{
 };
 use crate::tail::{self, TailItem, TailKind, Watermark};
 
-use super::chat::whole_messages;
+use super::chat::{Shown, whole_messages};
 use super::navigate::{OpenOutcome, Opened, WECHAT_LAUNCHER, chat_fits_row};
 use super::{AgentError, DeviceStatus, PhoneAgent};
 
@@ -230,19 +230,14 @@ impl PhoneAgent {
             let newest = tail::tail_items(&orphan.messages).pop().map(|(_, t)| t);
             if let Some(newest) = newest.filter(|t| t.kind == TailKind::Other) {
                 // It jumped into the list under the tap: what just came is news.
-                self.orphans.push(Orphan {
+                self.keep_orphan(Orphan {
                     newest,
                     unread: trailing_burst(&orphan),
                     open_ended: burst_start(&orphan.messages, orphan.messages.len()).is_none(),
                     people: people_in(&orphan),
-                });
-                // Bounded: one that never turns up must not be carried forever.
-                if self.orphans.len() > MAX_ORPHANS {
-                    self.orphans.remove(0);
-                }
-                self.sink
-                    .keep_orphans(&self.config.device, &self.orphans)
-                    .map_err(AgentError::Sink)?;
+                    after_preview: None,
+                    conversation: None,
+                })?;
             }
             self.fresh_chat = None;
             self.awaiting_replies = false;
@@ -251,6 +246,7 @@ impl PhoneAgent {
         let Some(title) = row.title.clone() else {
             return Ok(None);
         };
+        let mut from_burst = false;
         let hint = match (self.unread_seen.get(&title), earlier(&title)) {
             (Some(seen), _) => seen.clone(),
             (None, Some(r)) if r.unread.is_unread() => RowHint::of(r),
@@ -264,11 +260,14 @@ impl PhoneAgent {
             // Not in the list at all then: a new chat, or one from below the fold that a
             // message just brought to the top. What just came is news; on a first read,
             // what stands before our last message or the last time divider is history.
-            (None, None) => RowHint {
-                unread: Some(trailing_burst(&orphan)),
-                preview: None,
-                old_preview: None,
-            },
+            (None, None) => {
+                from_burst = true;
+                RowHint {
+                    unread: Some(trailing_burst(&orphan)),
+                    preview: None,
+                    old_preview: None,
+                }
+            }
         };
         // The screen it showed is gone (the list is in front), so nothing can be scrolled
         // there. A chat read before is found again by its watermark: when that screen did
@@ -279,11 +278,26 @@ impl PhoneAgent {
             .watermark(&self.config.device, &title)
             .map_err(AgentError::Sink)?
             .unwrap_or_default();
+        let visible: Vec<TailItem> = tail::tail_items(&whole_messages(&orphan))
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        // Never read before, its news is bounded by what the list said; when that reaches
+        // above the screen, the open that cleared the badge must not cost those messages.
+        // What the screen showed is carried durably (an orphan, named this time) and the
+        // chat read properly, scrolled back as far as the news goes.
+        if watermark.tail.is_empty()
+            && let Some(carried) = news_above(&title, &orphan, &visible, &hint, from_burst)
+        {
+            tracing::info!(device = %self.config.device, conversation = %title, "the chat that opened by mistake has news above what its screen showed; reading it properly");
+            self.keep_orphan(carried)?;
+            if let OpenOutcome::Opened = self.open_conversation(&title)? {
+                return self.leave_chat(&title);
+            }
+            // It moved again: the orphan is kept, and its first read finds it.
+            return Ok(None);
+        }
         if !watermark.tail.is_empty() {
-            let visible: Vec<TailItem> = tail::tail_items(&whole_messages(&orphan))
-                .into_iter()
-                .map(|(_, t)| t)
-                .collect();
             let covered = tail::new_items(&watermark.tail, &visible, None, None).complete;
             if !covered {
                 tracing::info!(device = %self.config.device, conversation = %title, "the chat that opened by mistake reaches past what its screen showed; reading it properly");
@@ -294,30 +308,89 @@ impl PhoneAgent {
             }
         }
         tracing::info!(device = %self.config.device, conversation = %title, "read the chat that opened by mistake");
-        self.process_chat(&title, orphan, &hint)?;
+        self.read_chat(&title, orphan, &hint, Shown::Gone)?;
         // Read from a screen that is gone: nothing may be typed on the strength of it.
         self.fresh_chat = None;
         self.awaiting_replies = false;
         Ok(None)
     }
 
+    /// Remembers, durably, a chat seen by mistake whose news its first read must find.
+    fn keep_orphan(&mut self, orphan: Orphan) -> Result<(), AgentError> {
+        self.orphans.push(orphan);
+        // Bounded: one that never turns up must not be carried forever.
+        if self.orphans.len() > MAX_ORPHANS {
+            self.orphans.remove(0);
+        }
+        self.sink
+            .keep_orphans(&self.config.device, &self.orphans)
+            .map_err(AgentError::Sink)
+    }
+
     /// Whether a chat read for the first time may be one that opened by mistake earlier,
     /// whose newest message then is above what the screen shows now: worth scrolling for.
-    pub(super) fn may_hold_orphan(&self, chat: &ChatView) -> bool {
-        self.orphans.iter().any(|o| o.may_be(chat))
+    pub(super) fn may_hold_orphan(&self, conversation: &str, chat: &ChatView) -> bool {
+        self.orphans.iter().any(|o| o.may_be(conversation, chat))
     }
 
     /// On a chat's first read: the chat that opened by mistake earlier, if its newest
     /// message then is among `visible`. It is used up (and forgotten durably once the read
     /// that used it is stored, `process_chat`).
-    pub(super) fn take_orphan(&mut self, visible: &[TailItem]) -> Option<Orphan> {
-        let index = self
-            .orphans
-            .iter()
-            .position(|orphan| visible.contains(&orphan.newest))?;
+    pub(super) fn take_orphan(
+        &mut self,
+        conversation: &str,
+        visible: &[TailItem],
+    ) -> Option<Orphan> {
+        let index = self.orphans.iter().position(|orphan| {
+            orphan
+                .conversation
+                .as_deref()
+                .is_none_or(|c| c == conversation)
+                && visible.contains(&orphan.newest)
+        })?;
         self.orphans_changed = true;
         tracing::info!(device = %self.config.device, "a chat that opened by mistake earlier: its news is read now");
         Some(self.orphans.remove(index))
+    }
+}
+
+/// On a first read from a screen that is gone: where its news starts when that lies above
+/// what the screen showed (more unread than it held, a preview from before the news not
+/// on it, a burst of news that fills it), as an orphan its proper read will find.
+fn news_above(
+    conversation: &str,
+    chat: &ChatView,
+    visible: &[TailItem],
+    hint: &RowHint,
+    from_burst: bool,
+) -> Option<Orphan> {
+    let newest = visible.last()?.clone();
+    let carried = |unread: usize, open_ended: bool, after_preview: Option<String>| Orphan {
+        newest: newest.clone(),
+        unread: u32::try_from(unread).unwrap_or(u32::MAX),
+        open_ended,
+        people: people_in(chat),
+        after_preview,
+        conversation: Some(conversation.to_string()),
+    };
+    let others = |items: &[TailItem]| items.iter().filter(|i| i.kind == TailKind::Other).count();
+    match (hint.unread, &hint.old_preview) {
+        (None, Some(old)) => (!visible.iter().any(|i| tail::preview_matches(old, i)))
+            .then(|| carried(others(visible), false, Some(old.clone()))),
+        (None, None) => None,
+        (Some(_), _) if from_burst => burst_start(&chat.messages, chat.messages.len())
+            .is_none()
+            .then(|| carried(others(visible), true, None)),
+        (Some(wanted), _) => {
+            let wanted = wanted as usize;
+            let anchor = hint
+                .preview
+                .as_deref()
+                .and_then(|p| visible.iter().rposition(|i| tail::preview_matches(p, i)))
+                .map_or(visible.len(), |i| i + 1);
+            let (_, found) = tail::back_over_others(visible, anchor, wanted);
+            (found < wanted).then(|| carried(wanted + others(&visible[anchor..]), false, None))
+        }
     }
 }
 
@@ -403,6 +476,13 @@ pub struct Orphan {
     /// cannot be this one, so it is not searched for it.
     #[serde(default)]
     people: Vec<String>,
+    /// What the list previewed before its news came (no badge then): everything after
+    /// the item it shows is news, however many that is.
+    #[serde(default)]
+    after_preview: Option<String>,
+    /// Whose chat it was, when that could be told: then only that chat's read uses it.
+    #[serde(default)]
+    conversation: Option<String>,
 }
 
 impl Orphan {
@@ -415,6 +495,17 @@ impl Orphan {
         visible: &[TailItem],
     ) -> Option<(usize, bool)> {
         let at = visible.iter().rposition(|item| *item == self.newest)?;
+        if let Some(preview) = &self.after_preview {
+            return Some(
+                match visible[..at]
+                    .iter()
+                    .rposition(|item| tail::preview_matches(preview, item))
+                {
+                    Some(before) => (before + 1, true),
+                    None => (0, false),
+                },
+            );
+        }
         if !self.open_ended {
             let (start, _) = tail::back_over_others(visible, at + 1, self.unread as usize);
             return Some((start, true));
@@ -433,8 +524,12 @@ impl Orphan {
         })
     }
 
-    /// Whether `chat` may be this orphan's chat: someone of it speaks there.
-    pub(super) fn may_be(&self, chat: &ChatView) -> bool {
+    /// Whether `chat` may be this orphan's chat: its own, when it was named; else one
+    /// where someone of it speaks.
+    pub(super) fn may_be(&self, conversation: &str, chat: &ChatView) -> bool {
+        if let Some(named) = &self.conversation {
+            return named == conversation;
+        }
         let here = people_in(chat);
         self.people.is_empty() || self.people.iter().any(|p| here.contains(p))
     }
@@ -521,5 +616,97 @@ mod tests {
         ]);
         assert_eq!(trailing_burst(&ours_last), 1, "at least one");
         assert_eq!(private_partner(&chat(Vec::new())), None);
+    }
+
+    #[test]
+    fn a_first_read_from_a_screen_that_is_gone_carries_news_above_it() {
+        use crate::screen::ItemKind::{Text, TimeDivider};
+        let said = |text: &str| crate::screen::ChatItem {
+            kind: Text,
+            side: Side::Left,
+            sender: None,
+            avatar: Some("李雷".into()),
+            text: Some(text.into()),
+            bounds: Rect::default(),
+        };
+        let screen = |texts: &[&str]| ChatView {
+            messages: texts.iter().map(|t| said(t)).collect(),
+            ..empty_chat()
+        };
+        let visible = |chat: &ChatView| -> Vec<TailItem> {
+            tail::tail_items(&chat.messages)
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect()
+        };
+        let chat = screen(&["三", "四", "五"]);
+        let seen = visible(&chat);
+        let hint = |unread: Option<u32>, preview: Option<&str>, old: Option<&str>| RowHint {
+            unread,
+            preview: preview.map(Into::into),
+            old_preview: old.map(Into::into),
+        };
+        // Two unread when the list was read, both on screen: nothing above.
+        assert_eq!(
+            news_above(
+                "李雷",
+                &chat,
+                &seen,
+                &hint(Some(2), Some("五"), None),
+                false
+            ),
+            None
+        );
+        // Four unread up to "四", and "五" came since: five to find back from "五".
+        let carried = news_above(
+            "李雷",
+            &chat,
+            &seen,
+            &hint(Some(4), Some("四"), None),
+            false,
+        )
+        .expect("news above the screen");
+        assert_eq!((carried.unread, carried.open_ended), (5, false));
+        assert_eq!(carried.conversation.as_deref(), Some("李雷"));
+        assert_eq!(carried.newest.text.as_deref(), Some("五"));
+        // Read later from a screen scrolled back: history, then the five.
+        let later = screen(&["零", "一", "二", "三", "四", "五", "六"]);
+        assert_eq!(
+            carried.news_start(&later.messages, &visible(&later)),
+            Some((1, true)),
+            "five back from 五 is 一"
+        );
+        // The list previewed "二" before the news, and it is not on screen.
+        let carried = news_above("李雷", &chat, &seen, &hint(None, None, Some("二")), false)
+            .expect("news above the screen");
+        assert_eq!(
+            carried.news_start(&later.messages, &visible(&later)),
+            Some((3, true)),
+            "after 二"
+        );
+        assert_eq!(
+            carried.news_start(&chat.messages, &seen),
+            Some((0, false)),
+            "not found yet: look further up"
+        );
+        // A burst of news filling the screen, no divider above it: open-ended.
+        let carried = news_above("李雷", &chat, &seen, &hint(Some(3), None, None), true)
+            .expect("a burst that fills the screen");
+        assert!(carried.open_ended);
+        let mut divided = screen(&["三", "四", "五"]);
+        divided.messages.insert(
+            0,
+            crate::screen::ChatItem {
+                kind: TimeDivider,
+                side: Side::Centre,
+                ..said("12:00")
+            },
+        );
+        let seen = visible(&divided);
+        assert_eq!(
+            news_above("李雷", &divided, &seen, &hint(Some(3), None, None), true),
+            None,
+            "the burst starts on screen"
+        );
     }
 }
