@@ -64,7 +64,9 @@ async fn bot_info(headers: HeaderMap) -> Json<serde_json::Value> {
     if authorization(&headers) != "Bearer t-e2e-token" {
         return Json(serde_json::json!({"code": 99991663, "msg": "Invalid access token"}));
     }
-    Json(serde_json::json!({"code": 0, "msg": "ok", "bot": {"app_name": "Tapwire", "open_id": BOT_OPEN_ID}}))
+    Json(
+        serde_json::json!({"code": 0, "msg": "ok", "bot": {"app_name": "Tapwire", "open_id": BOT_OPEN_ID}}),
+    )
 }
 
 async fn messages(
@@ -337,9 +339,19 @@ async fn feishu_messages_are_verified_answered_once_and_forwarded_to_a_signed_cu
     let (body, headers) = push("om_e2e_1", "oc_team", "group", "今天谁值班？", now_secs());
     let started = Instant::now();
     let (status, text) = post(&client, &callback, &body, &headers).await;
-    assert_eq!((status, text.as_str()), (200, r#"{"msg":"success"}"#), "log: {}", tapwire.log());
+    assert_eq!(
+        (status, text.as_str()),
+        (200, r#"{"msg":"success"}"#),
+        "log: {}",
+        tapwire.log()
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(wait_for(sends, 1, Duration::from_secs(30)).await, 1, "log: {}", tapwire.log());
+    assert_eq!(
+        wait_for(sends, 1, Duration::from_secs(30)).await,
+        1,
+        "log: {}",
+        tapwire.log()
+    );
     let handled_before = handled(&client, &health).await;
 
     // Feishu's redelivery of the same message (signed anew): acknowledged, not routed.
@@ -356,7 +368,12 @@ async fn feishu_messages_are_verified_answered_once_and_forwarded_to_a_signed_cu
     // A private message: the second answer, with the same cached token.
     let (body, headers) = push("om_e2e_2", "oc_dm", "p2p", "second question", now_secs());
     assert_eq!(post(&client, &callback, &body, &headers).await.0, 200);
-    assert_eq!(wait_for(sends, 2, Duration::from_secs(30)).await, 2, "log: {}", tapwire.log());
+    assert_eq!(
+        wait_for(sends, 2, Duration::from_secs(30)).await,
+        2,
+        "log: {}",
+        tapwire.log()
+    );
 
     // Forgeries: a bad signature, a stale timestamp, no signature at all. Refused, and
     // nothing goes out for them.
@@ -364,16 +381,33 @@ async fn feishu_messages_are_verified_answered_once_and_forwarded_to_a_signed_cu
     headers[2].1 = "0".repeat(64);
     let (status, _) = post(&client, &callback, &body, &headers).await;
     assert_eq!(status, 401);
-    let (body, headers) = push("om_e2e_4", "oc_dm", "p2p", "replayed", now_secs() - 24 * 3600);
+    let (body, headers) = push(
+        "om_e2e_4",
+        "oc_dm",
+        "p2p",
+        "replayed",
+        now_secs() - 24 * 3600,
+    );
     assert_eq!(post(&client, &callback, &body, &headers).await.0, 401);
     let (body, _) = push("om_e2e_5", "oc_dm", "p2p", "unsigned", now_secs());
     assert_eq!(post(&client, &callback, &body, &[]).await.0, 401);
 
     // A message in the project chat: echoed, and forwarded to the custom bot, signed.
-    let (body, headers) = push("om_e2e_6", "oc_project", "group", "明天十点开会", now_secs());
+    let (body, headers) = push(
+        "om_e2e_6",
+        "oc_project",
+        "group",
+        "明天十点开会",
+        now_secs(),
+    );
     assert_eq!(post(&client, &callback, &body, &headers).await.0, 200);
     let hook_posts = || api.hook_posts.lock().expect("lock").len();
-    assert_eq!(wait_for(hook_posts, 1, Duration::from_secs(30)).await, 1, "log: {}", tapwire.log());
+    assert_eq!(
+        wait_for(hook_posts, 1, Duration::from_secs(30)).await,
+        1,
+        "log: {}",
+        tapwire.log()
+    );
     assert_eq!(wait_for(sends, 3, Duration::from_secs(30)).await, 3);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -425,7 +459,14 @@ async fn feishu_messages_are_verified_answered_once_and_forwarded_to_a_signed_cu
     let log = tapwire.log();
     assert!(log.contains("callback refused"), "{log}");
     assert!(log.contains("stale X-Lark-Request-Timestamp"), "{log}");
-    for secret in [SECRET, KEY, HOOK_SECRET, VTOKEN, "e2e-hook-token", "t-e2e-token"] {
+    for secret in [
+        SECRET,
+        KEY,
+        HOOK_SECRET,
+        VTOKEN,
+        "e2e-hook-token",
+        "t-e2e-token",
+    ] {
         assert!(!log.contains(secret), "{secret} was logged");
     }
     drop(tapwire);

@@ -408,10 +408,8 @@ fn flatten_post(content: &Value, extra: &mut Vec<Segment>) -> String {
                 "media" => extra.push(Segment::File {
                     name: Some(field("file_name").to_string()).filter(|n| !n.is_empty()),
                 }),
-                "emotion" => {
-                    if !field("emoji_type").is_empty() {
-                        line.push_str(&format!("[{}]", field("emoji_type")));
-                    }
+                "emotion" if !field("emoji_type").is_empty() => {
+                    line.push_str(&format!("[{}]", field("emoji_type")));
                 }
                 _ => {}
             }

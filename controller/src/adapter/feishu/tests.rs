@@ -177,13 +177,16 @@ fn a_pushs_timestamp_must_be_within_the_window() {
 /// One answer the stand-in gives: HTTP status, `x-ogw-ratelimit-reset`, body.
 type Canned = (u16, Option<&'static str>, serde_json::Value);
 
+/// A request the stand-in got: path, Authorization, `receive_id_type`, body.
+type Received = (String, String, String, serde_json::Value);
+
 /// A stand-in for open.feishu.cn: hands out tokens t1, t2, …, keeps what the message
 /// APIs got (path, token, query, body), and answers them from `answers`.
 #[derive(Clone, Default)]
 struct OpenApi {
     tokens: Arc<std::sync::Mutex<u32>>,
     answers: Arc<std::sync::Mutex<VecDeque<Canned>>>,
-    received: Arc<std::sync::Mutex<Vec<(String, String, String, serde_json::Value)>>>,
+    received: Arc<std::sync::Mutex<Vec<Received>>>,
 }
 
 async fn token(
