@@ -5,10 +5,12 @@
 //! controller does (a phone's actor, a long poll).
 //!
 //! Built: [`phone`] (WeChat on an Android phone, over ADB), [`wecom_robot`] (a WeCom
-//! group robot, send-only) and [`wecom_app`] (a WeCom self-built app: callbacks in,
-//! active sends out). A new platform is one file implementing [`Adapter`], a
+//! group robot, send-only), [`wecom_app`] (a WeCom self-built app: callbacks in,
+//! active sends out) and [`feishu`] (a Feishu/Lark app's bot, and the send-only custom
+//! bot in [`feishu::webhook`]). A new platform is one file implementing [`Adapter`], a
 //! variant in [`AdapterConfig`] and its line in [`build`].
 
+pub mod feishu;
 pub mod phone;
 pub mod wecom_app;
 pub mod wecom_crypto;
@@ -26,6 +28,8 @@ use crate::event::Event;
 use crate::format::TextFormat;
 use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
+use feishu::webhook::{FeishuWebhook, FeishuWebhookConfig};
+use feishu::{Feishu, FeishuConfig};
 use wecom_app::{WecomApp, WecomAppConfig};
 use wecom_robot::{WecomRobot, WecomRobotConfig};
 
@@ -174,6 +178,8 @@ impl Default for ReplyTiming {
 pub enum AdapterConfig {
     WecomRobot(WecomRobotConfig),
     WecomApp(WecomAppConfig),
+    Feishu(FeishuConfig),
+    FeishuWebhook(FeishuWebhookConfig),
 }
 
 impl AdapterConfig {
@@ -183,6 +189,8 @@ impl AdapterConfig {
         match self {
             AdapterConfig::WecomRobot(robot) => robot.check(),
             AdapterConfig::WecomApp(app) => app.check(),
+            AdapterConfig::Feishu(app) => app.check(),
+            AdapterConfig::FeishuWebhook(bot) => bot.check(),
         }
     }
 
@@ -191,6 +199,7 @@ impl AdapterConfig {
         match self {
             AdapterConfig::WecomRobot(_) => wecom_robot::TEXT_FORMAT,
             AdapterConfig::WecomApp(_) => wecom_app::TEXT_FORMAT,
+            AdapterConfig::Feishu(_) | AdapterConfig::FeishuWebhook(_) => feishu::TEXT_FORMAT,
         }
     }
 }
@@ -200,6 +209,8 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
     Ok(match config {
         AdapterConfig::WecomRobot(robot) => Arc::new(WecomRobot::new(name, robot)?),
         AdapterConfig::WecomApp(app) => Arc::new(WecomApp::new(name, app)?),
+        AdapterConfig::Feishu(app) => Arc::new(Feishu::new(name, app)?),
+        AdapterConfig::FeishuWebhook(bot) => Arc::new(FeishuWebhook::new(name, bot)?),
     })
 }
 
