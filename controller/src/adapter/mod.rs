@@ -5,11 +5,13 @@
 //! controller does (a phone's actor, a long poll).
 //!
 //! Built: [`phone`] (WeChat on an Android phone, over ADB), [`wecom_robot`] (a WeCom
-//! group robot, send-only) and [`wecom_app`] (a WeCom self-built app: callbacks in,
-//! active sends out). A new platform is one file implementing [`Adapter`], a
+//! group robot, send-only), [`wecom_app`] (a WeCom self-built app: callbacks in,
+//! active sends out) and [`qq`] (a QQ official bot: signed webhooks in, passive replies
+//! out). A new platform is one file implementing [`Adapter`], a
 //! variant in [`AdapterConfig`] and its line in [`build`].
 
 pub mod phone;
+pub mod qq;
 pub mod wecom_app;
 pub mod wecom_crypto;
 pub mod wecom_robot;
@@ -26,6 +28,7 @@ use crate::event::Event;
 use crate::format::TextFormat;
 use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
+use qq::{QqBot, QqConfig};
 use wecom_app::{WecomApp, WecomAppConfig};
 use wecom_robot::{WecomRobot, WecomRobotConfig};
 
@@ -174,6 +177,7 @@ impl Default for ReplyTiming {
 pub enum AdapterConfig {
     WecomRobot(WecomRobotConfig),
     WecomApp(WecomAppConfig),
+    Qq(QqConfig),
 }
 
 impl AdapterConfig {
@@ -183,6 +187,7 @@ impl AdapterConfig {
         match self {
             AdapterConfig::WecomRobot(robot) => robot.check(),
             AdapterConfig::WecomApp(app) => app.check(),
+            AdapterConfig::Qq(qq) => qq.check(),
         }
     }
 
@@ -191,6 +196,7 @@ impl AdapterConfig {
         match self {
             AdapterConfig::WecomRobot(_) => wecom_robot::TEXT_FORMAT,
             AdapterConfig::WecomApp(_) => wecom_app::TEXT_FORMAT,
+            AdapterConfig::Qq(qq) => qq.text_format(),
         }
     }
 }
@@ -200,6 +206,7 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
     Ok(match config {
         AdapterConfig::WecomRobot(robot) => Arc::new(WecomRobot::new(name, robot)?),
         AdapterConfig::WecomApp(app) => Arc::new(WecomApp::new(name, app)?),
+        AdapterConfig::Qq(qq) => Arc::new(QqBot::new(name, qq)?),
     })
 }
 
