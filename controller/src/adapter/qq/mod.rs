@@ -501,3 +501,460 @@ async fn dispatch(inbound: &Inbound, payload: &Payload) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use axum::Json;
+    use axum::extract::Path;
+    use axum::http::HeaderMap;
+
+    use super::*;
+    use crate::event::Event;
+
+    /// event-emit.md's example bot.
+    const APP_ID: &str = "11111111";
+    const SECRET: &str = "DG5g3B4j9X2KOErG";
+
+    fn config(api: &str) -> QqConfig {
+        QqConfig {
+            app_id: APP_ID.into(),
+            app_secret: SECRET.into(),
+            sandbox: false,
+            api_base: Some(api.into()),
+            token_url: format!("{api}/app/getAppAccessToken"),
+            markdown: false,
+        }
+    }
+
+    #[test]
+    fn config_checks_ids_and_urls_and_never_shows_the_secret() {
+        assert_eq!(config("https://api.sgroup.qq.com").check(), Ok(()));
+        let parsed: QqConfig = toml::from_str(&format!(
+            "app_id = {APP_ID}\napp_secret = \"${{QQ_SECRET}}\"\n"
+        ))
+        .expect("parsed");
+        assert_eq!(parsed.app_id, APP_ID);
+        assert_eq!(parsed.check(), Ok(()));
+        assert_eq!(parsed.api_base(), DEFAULT_API_BASE);
+        assert_eq!(parsed.token_url, DEFAULT_TOKEN_URL);
+        assert_eq!(parsed.text_format(), TextFormat::Plain);
+        let sandbox = QqConfig {
+            sandbox: true,
+            markdown: true,
+            ..parsed.clone()
+        };
+        assert_eq!(sandbox.api_base(), SANDBOX_API_BASE);
+        assert_eq!(sandbox.text_format(), TextFormat::Markdown);
+        for (broken, field) in [
+            (
+                QqConfig {
+                    app_secret: " ".into(),
+                    ..parsed.clone()
+                },
+                "app_secret",
+            ),
+            (
+                QqConfig {
+                    app_id: "bot".into(),
+                    ..parsed.clone()
+                },
+                "app_id",
+            ),
+            (
+                QqConfig {
+                    api_base: Some("ftp://x".into()),
+                    ..parsed.clone()
+                },
+                "api_base",
+            ),
+            (
+                QqConfig {
+                    token_url: "nope".into(),
+                    ..parsed.clone()
+                },
+                "token_url",
+            ),
+        ] {
+            assert!(broken.check().expect_err(field).contains(field), "{field}");
+        }
+        assert!(
+            toml::from_str::<QqConfig>("app_id = 1\napp_secret = \"s\"\ntoken = \"t\"\n").is_err()
+        );
+        let bot = QqBot::new("qq", &config("https://api.sgroup.qq.com")).expect("bot");
+        assert!(!format!("{bot:?}").contains(SECRET));
+        assert!(!format!("{:?}", config("https://x")).contains(SECRET));
+    }
+
+    /// An inbox that keeps what it is given; a key seen before is not fresh.
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<Vec<Event>>);
+
+    #[async_trait]
+    impl super::super::Inbox for Kept {
+        async fn accept(&self, event: Event) -> Result<bool, crate::store::StoreError> {
+            let mut kept = self.0.lock().expect("lock");
+            let fresh = !kept
+                .iter()
+                .any(|e| e.idempotency_key == event.idempotency_key);
+            if fresh {
+                kept.push(event);
+            }
+            Ok(fresh)
+        }
+        fn submit(&self, event: Event) {
+            self.0.lock().expect("lock").push(event);
+        }
+    }
+
+    fn context(inbox: Arc<Kept>) -> AdapterContext {
+        AdapterContext {
+            store: Arc::new(crate::store::MemoryStore::default()),
+            inbox,
+            activity: tokio::sync::broadcast::channel(4).0,
+        }
+    }
+
+    async fn serve(router: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{addr}")
+    }
+
+    fn now_secs() -> u64 {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    }
+
+    fn group_message(id: &str, text: &str) -> String {
+        serde_json::json!({
+            "id": format!("GROUP_AT_MESSAGE_CREATE:{id}"),
+            "op": 0,
+            "t": "GROUP_AT_MESSAGE_CREATE",
+            "d": {
+                "id": id,
+                "content": format!(" {text}"),
+                "group_openid": "G1",
+                "author": {"member_openid": "M1"},
+                "timestamp": humantime::format_rfc3339(SystemTime::now()).to_string(),
+            }
+        })
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn callbacks_are_verified_acknowledged_and_kept_once() {
+        let bot = QqBot::new("qq", &config("http://127.0.0.1:9")).expect("bot");
+        let url = format!(
+            "{}/callback/qq",
+            serve(axum::Router::new().nest("/callback/qq", bot.routes().expect("routes"))).await
+        );
+        let client = Client::new();
+        let key = BotKey::from_secret(SECRET).expect("key");
+        let signed = |body: String, ts: u64| {
+            client
+                .post(&url)
+                .header(TIMESTAMP_HEADER, ts.to_string())
+                .header(SIGNATURE_HEADER, key.sign_request(&ts.to_string(), body.as_bytes()))
+                .body(body)
+                .send()
+        };
+        let message = group_message("m1", "值班");
+
+        // Before `start` there is nowhere to put an event: QQ is asked to send it again.
+        let early = signed(message.clone(), now_secs()).await.expect("post");
+        assert_eq!(early.status(), 503);
+        assert_eq!(
+            early.json::<serde_json::Value>().await.expect("json"),
+            serde_json::json!({"op": 12, "d": 1})
+        );
+        let kept = Arc::new(Kept::default());
+        bot.start(context(kept.clone())).await.expect("start");
+
+        // event-emit.md's validation, unsigned as its example shows, and signed.
+        let validation = r#"{"d":{"plain_token":"Arq0D5A61EgUu4OxUvOp","event_ts":"1725442341"},"op":13}"#;
+        let expected = serde_json::json!({
+            "plain_token": "Arq0D5A61EgUu4OxUvOp",
+            "signature": "87befc99c42c651b3aac0278e71ada338433ae26fcb24307bdc5ad38c1adc2d01bcfcadc0842edac85e85205028a1132afe09280305f13aa6909ffc2d652c706",
+        });
+        let unsigned = client
+            .post(&url)
+            .header("X-Bot-Appid", APP_ID)
+            .body(validation)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(unsigned.status(), 200);
+        assert_eq!(unsigned.json::<serde_json::Value>().await.expect("json"), expected);
+        let answer = signed(validation.into(), now_secs()).await.expect("post");
+        assert_eq!(answer.json::<serde_json::Value>().await.expect("json"), expected);
+        // Signing a callback body on request would forge callbacks: refused.
+        let forging = serde_json::json!({"op": 13, "d": {"event_ts": "1", "plain_token": message}})
+            .to_string();
+        let refused = client.post(&url).body(forging).send().await.expect("post");
+        assert_eq!(refused.status(), 400);
+
+        // A group message, then QQ's redelivery: both acknowledged, one event.
+        for _ in 0..2 {
+            let answer = signed(message.clone(), now_secs()).await.expect("post");
+            assert_eq!(answer.status(), 200);
+            assert_eq!(
+                answer.json::<serde_json::Value>().await.expect("json"),
+                serde_json::json!({"op": 12, "d": 0})
+            );
+        }
+        let events = kept.0.lock().expect("lock").clone();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].text().as_deref(), Some("值班"));
+
+        // Unsigned, forged, tampered, stale, malformed: refused, nothing kept.
+        let unsigned = client.post(&url).body(message.clone()).send().await.expect("post");
+        assert_eq!(unsigned.status(), 401);
+        let other = BotKey::from_secret("another-secret").expect("key");
+        let ts = now_secs().to_string();
+        let forged = client
+            .post(&url)
+            .header(TIMESTAMP_HEADER, &ts)
+            .header(SIGNATURE_HEADER, other.sign_request(&ts, message.as_bytes()))
+            .body(group_message("m2", "伪造"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(forged.status(), 401);
+        let tampered = client
+            .post(&url)
+            .header(TIMESTAMP_HEADER, &ts)
+            .header(SIGNATURE_HEADER, key.sign_request(&ts, message.as_bytes()))
+            .body(message.replace("值班", "转账"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(tampered.status(), 401);
+        let stale = signed(group_message("m3", "旧"), now_secs() - 2 * 3600)
+            .await
+            .expect("post");
+        assert_eq!(stale.status(), 401);
+        assert!(stale.text().await.expect("text").contains("away from now"));
+        let garbage = signed("{\"op\":".into(), now_secs()).await.expect("post");
+        assert_eq!(garbage.status(), 400);
+        let broken = signed(
+            serde_json::json!({"op": 0, "t": "C2C_MESSAGE_CREATE", "d": {"id": "x"}}).to_string(),
+            now_secs(),
+        )
+        .await
+        .expect("post");
+        assert_eq!(broken.status(), 400);
+        assert_eq!(kept.0.lock().expect("lock").len(), 1);
+
+        // Events that are not messages are acknowledged; a heartbeat is answered.
+        let friend = signed(
+            serde_json::json!({"op": 0, "t": "FRIEND_ADD", "d": {"openid": "U"}}).to_string(),
+            now_secs(),
+        )
+        .await
+        .expect("post");
+        assert_eq!(
+            friend.json::<serde_json::Value>().await.expect("json"),
+            serde_json::json!({"op": 12, "d": 0})
+        );
+        let heartbeat = signed(r#"{"op":1,"d":7}"#.into(), now_secs())
+            .await
+            .expect("post");
+        assert_eq!(
+            heartbeat.json::<serde_json::Value>().await.expect("json"),
+            serde_json::json!({"op": 11, "d": 7})
+        );
+        assert_eq!(kept.0.lock().expect("lock").len(), 1);
+    }
+
+    /// A stand-in for bots.qq.com and api.sgroup.qq.com: tokens t1, t2, …; sends kept
+    /// with their token and answered with the queued (status, body).
+    #[derive(Clone, Default)]
+    struct QqApi {
+        tokens: Arc<Mutex<u32>>,
+        answers: Arc<Mutex<VecDeque<(u16, serde_json::Value)>>>,
+        sends: Arc<Mutex<Vec<(String, String, serde_json::Value)>>>,
+    }
+
+    async fn token(
+        State(api): State<QqApi>,
+        Json(body): Json<serde_json::Value>,
+    ) -> Json<serde_json::Value> {
+        if body != serde_json::json!({"appId": APP_ID, "clientSecret": SECRET}) {
+            return Json(serde_json::json!({"code": 100016, "message": "invalid appid or secret"}));
+        }
+        let mut count = api.tokens.lock().expect("lock");
+        *count += 1;
+        Json(serde_json::json!({"access_token": format!("t{count}"), "expires_in": "7200"}))
+    }
+
+    async fn send(
+        State(api): State<QqApi>,
+        Path((kind, id)): Path<(String, String)>,
+        headers: HeaderMap,
+        Json(body): Json<serde_json::Value>,
+    ) -> Response {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            headers.get("x-union-appid").and_then(|v| v.to_str().ok()),
+            Some(APP_ID)
+        );
+        api.sends
+            .lock()
+            .expect("lock")
+            .push((auth, format!("{kind}/{id}"), body));
+        let (status, answer) = api
+            .answers
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or((200, serde_json::json!({"id": "sent", "timestamp": 1})));
+        (
+            StatusCode::from_u16(status).expect("status"),
+            Json(answer),
+        )
+            .into_response()
+    }
+
+    async fn qq_api(api: QqApi) -> String {
+        serve(
+            axum::Router::new()
+                .route("/app/getAppAccessToken", post(token))
+                .route("/v2/{kind}/{id}/messages", post(send))
+                .route("/{kind}/{id}/messages", post(send))
+                .with_state(api),
+        )
+        .await
+    }
+
+    fn outgoing(action: &str, conversation: &str, text: &str) -> Outgoing {
+        Outgoing {
+            action_id: action.into(),
+            conversation: conversation.into(),
+            text: text.into(),
+            resumed: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_carry_msg_id_and_seq_with_a_cached_token_renewed_once_when_refused() {
+        let api = QqApi::default();
+        let base = qq_api(api.clone()).await;
+        let bot = QqBot::new("qq", &config(&base)).expect("bot");
+        let now = SystemTime::now();
+        bot.replies.note("group:G1", "m1", Some(now), now);
+        bot.replies.note("channel:100010", "c1", Some(now), now);
+
+        bot.deliver(&outgoing("a1", "group:G1", "收到"))
+            .await
+            .expect("sent");
+        api.answers.lock().expect("lock").extend([
+            (401, serde_json::json!({"code": 11244, "message": "token not exist or expire"})),
+            (200, serde_json::json!({"id": "x"})),
+            (500, serde_json::json!({"message": "busy"})),
+            (400, serde_json::json!({"code": 40054005, "message": "消息被去重"})),
+        ]);
+        bot.deliver(&outgoing("a2", "group:G1", "结果"))
+            .await
+            .expect("sent after a new token");
+        // Busy, then its retry is the same seq, which QQ already had: it went out.
+        let busy = bot.deliver(&outgoing("a3", "group:G1", "再来")).await;
+        assert!(matches!(busy, Err(SendError::Retry { .. })), "{busy:?}");
+        bot.deliver(&outgoing("a3", "group:G1", "再来"))
+            .await
+            .expect("a duplicate of a retry is sent");
+        bot.deliver(&outgoing("a4", "channel:100010", "频道"))
+            .await
+            .expect("sent");
+        // Nothing to reply to: an active message, and QQ's refusal says so.
+        api.answers.lock().expect("lock").push_back((
+            400,
+            serde_json::json!({"code": 304022, "message": "push message time limit"}),
+        ));
+        let active = bot.deliver(&outgoing("a5", "c2c:U9", "hi")).await;
+        assert!(
+            matches!(&active, Err(SendError::Permanent(m)) if m.contains("304022") && m.contains("active message")),
+            "{active:?}"
+        );
+        let bad = bot.deliver(&outgoing("a6", "U9", "hi")).await;
+        assert!(matches!(bad, Err(SendError::Permanent(_))), "{bad:?}");
+
+        let sends = api.sends.lock().expect("lock").clone();
+        let seen: Vec<(&str, &str, serde_json::Value)> = sends
+            .iter()
+            .map(|(auth, path, body)| (auth.as_str(), path.as_str(), body.clone()))
+            .collect();
+        let group = |text: &str, seq: u32| {
+            serde_json::json!({"content": text, "msg_type": 0, "msg_id": "m1", "msg_seq": seq})
+        };
+        assert_eq!(
+            seen,
+            [
+                ("QQBot t1", "groups/G1", group("收到", 1)),
+                ("QQBot t1", "groups/G1", group("结果", 2)),
+                ("QQBot t2", "groups/G1", group("结果", 2)),
+                ("QQBot t2", "groups/G1", group("再来", 3)),
+                ("QQBot t2", "groups/G1", group("再来", 3)),
+                (
+                    "QQBot t2",
+                    "channels/100010",
+                    serde_json::json!({"content": "频道", "msg_id": "c1"})
+                ),
+                (
+                    "QQBot t2",
+                    "users/U9",
+                    serde_json::json!({"content": "hi", "msg_type": 0})
+                ),
+            ]
+        );
+        assert_eq!(*api.tokens.lock().expect("lock"), 2);
+
+        // Markdown where allowed; a wrong secret is refused at the token, unshown.
+        let markdown = QqBot::new(
+            "qq",
+            &QqConfig {
+                markdown: true,
+                ..config(&base)
+            },
+        )
+        .expect("bot");
+        markdown.replies.note("c2c:U1", "p1", Some(now), now);
+        markdown
+            .deliver(&outgoing("b1", "c2c:U1", "**粗**"))
+            .await
+            .expect("sent");
+        assert_eq!(
+            api.sends.lock().expect("lock").last().map(|s| s.2.clone()),
+            Some(serde_json::json!({"markdown": {"content": "**粗**"}, "msg_type": 2, "msg_id": "p1", "msg_seq": 1}))
+        );
+        let wrong = QqBot::new(
+            "qq",
+            &QqConfig {
+                app_secret: "wrong-secret".into(),
+                ..config(&base)
+            },
+        )
+        .expect("bot");
+        let refused = wrong.deliver(&outgoing("c1", "c2c:U1", "x")).await;
+        assert!(
+            matches!(&refused, Err(SendError::Permanent(m)) if m.contains("100016") && !m.contains("wrong-secret")),
+            "{refused:?}"
+        );
+        let down = QqBot::new("qq", &config("http://127.0.0.1:9"))
+            .expect("bot")
+            .deliver(&outgoing("d1", "c2c:U1", "x"))
+            .await;
+        assert!(matches!(down, Err(SendError::Retry { .. })), "{down:?}");
+    }
+}
