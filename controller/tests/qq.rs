@@ -259,7 +259,8 @@ async fn a_qq_bot_validates_acks_and_answers_groups_and_c2c_with_passive_replies
 
     // op 13, as event-emit.md shows it (no signature headers): the documented answer,
     // which verifies with the public key of the secret.
-    let validation = r#"{"d":{"plain_token":"Arq0D5A61EgUu4OxUvOp","event_ts":"1725442341"},"op":13}"#;
+    let validation =
+        r#"{"d":{"plain_token":"Arq0D5A61EgUu4OxUvOp","event_ts":"1725442341"},"op":13}"#;
     let answer = qq
         .raw(
             &[
@@ -304,7 +305,9 @@ async fn a_qq_bot_validates_acks_and_answers_groups_and_c2c_with_passive_replies
     assert_eq!(json(again).await, serde_json::json!({"op": 12, "d": 0}));
 
     // A private message, echoed as a reply to it.
-    let c2c = qq.signed(&c2c_message("ROBOT1.0_c2c-1", "你好"), now_secs()).await;
+    let c2c = qq
+        .signed(&c2c_message("ROBOT1.0_c2c-1", "你好"), now_secs())
+        .await;
     assert_eq!(json(c2c).await, serde_json::json!({"op": 12, "d": 0}));
 
     // Unsigned, signed by someone else, tampered or stale: 401 with the reason.
@@ -326,7 +329,11 @@ async fn a_qq_bot_validates_acks_and_answers_groups_and_c2c_with_passive_replies
                 ("X-Signature-Timestamp", ts.clone()),
                 (
                     "X-Signature-Ed25519",
-                    hex::encode(stranger.sign(format!("{ts}{forged_body}").as_bytes()).to_bytes()),
+                    hex::encode(
+                        stranger
+                            .sign(format!("{ts}{forged_body}").as_bytes())
+                            .to_bytes(),
+                    ),
                 ),
             ],
             &forged_body,
@@ -376,7 +383,12 @@ async fn a_qq_bot_validates_acks_and_answers_groups_and_c2c_with_passive_replies
         to_group,
         [
             reply(&format!("groups/{GROUP}"), ACK_TEXT, "ROBOT1.0_group-1", 1),
-            reply(&format!("groups/{GROUP}"), LATE_ANSWER, "ROBOT1.0_group-1", 2),
+            reply(
+                &format!("groups/{GROUP}"),
+                LATE_ANSWER,
+                "ROBOT1.0_group-1",
+                2
+            ),
         ],
         "log: {}",
         tapwire.log()
@@ -392,8 +404,16 @@ async fn a_qq_bot_validates_acks_and_answers_groups_and_c2c_with_passive_replies
         "nothing forged went out; log: {}",
         tapwire.log()
     );
-    assert_eq!(*stand_in.hook_calls.lock().expect("lock"), 1, "the redelivery was handled again");
-    assert_eq!(*stand_in.token_fetches.lock().expect("lock"), 1, "the token is cached");
+    assert_eq!(
+        *stand_in.hook_calls.lock().expect("lock"),
+        1,
+        "the redelivery was handled again"
+    );
+    assert_eq!(
+        *stand_in.token_fetches.lock().expect("lock"),
+        1,
+        "the token is cached"
+    );
     let log = tapwire.log();
     assert!(log.contains("callback refused"), "{log}");
     assert!(!log.contains(SECRET), "the secret is never logged");
@@ -417,7 +437,10 @@ fn config_check_names_a_bad_app_id_and_an_unset_secret() {
         Duration::from_secs(30),
     );
     assert!(!ok, "{out}");
-    assert!(out.contains("app_id must be the bot's numeric AppID"), "{out}");
+    assert!(
+        out.contains("app_id must be the bot's numeric AppID"),
+        "{out}"
+    );
     assert!(out.contains("TAPWIRE_TEST_SURELY_UNSET_QQ_SECRET"), "{out}");
     assert!(out.contains("2 error(s)"), "{out}");
 }

@@ -358,8 +358,10 @@ mod tests {
     use super::*;
 
     fn dispatch(t: &str, d: serde_json::Value) -> Payload {
-        serde_json::from_value(serde_json::json!({"id": format!("{t}:e1"), "op": 0, "t": t, "d": d}))
-            .expect("payload")
+        serde_json::from_value(
+            serde_json::json!({"id": format!("{t}:e1"), "op": 0, "t": t, "d": d}),
+        )
+        .expect("payload")
     }
 
     #[test]
@@ -396,7 +398,10 @@ mod tests {
             event.idempotency_key,
             "qq:qq:msg:ROBOT1.0_eBIyWnxpmSu6uLQ7u7fU0eGloKGYg4eEa737vRyKnMCgyZjKi7JLYkQ9B0VapbiY"
         );
-        assert_eq!(event.platform_message_id.as_deref(), Some(incoming.msg_id.as_str()));
+        assert_eq!(
+            event.platform_message_id.as_deref(),
+            Some(incoming.msg_id.as_str())
+        );
         assert_eq!(event.timestamp, "2023-11-06T05:37:18.000Z");
         assert_eq!(
             incoming.sent_at,
@@ -471,11 +476,7 @@ mod tests {
                 .expect("a message");
             assert_eq!(incoming.target.to_string(), "channel:100010");
             let event = incoming.event;
-            assert_eq!(
-                event.text().as_deref(),
-                Some("a <b> &amp; <@!1234>"),
-                "{t}"
-            );
+            assert_eq!(event.text().as_deref(), Some("a <b> &amp; <@!1234>"), "{t}");
             let sender = event.sender.expect("sender");
             assert_eq!(sender.id, "1234");
             assert_eq!(sender.display_name.as_deref(), Some("abc"));
@@ -500,7 +501,10 @@ mod tests {
 
     #[test]
     fn other_events_are_not_messages_and_broken_messages_are_errors() {
-        let friend = dispatch("FRIEND_ADD", serde_json::json!({"openid": "x", "timestamp": 1}));
+        let friend = dispatch(
+            "FRIEND_ADD",
+            serde_json::json!({"openid": "x", "timestamp": 1}),
+        );
         assert!(message("qq", &friend).expect("ok").is_none());
         let no_group = dispatch(
             "GROUP_AT_MESSAGE_CREATE",

@@ -11,11 +11,11 @@
 //! `tencent-connect/bot-docs`, and the official SDKs botgo and botpy).
 //!
 //! The webhook's rules (bot-docs `dev-prepare/interface-framework/event-emit.md`,
-//! `sign.md`): every callback carries `X-Signature-Ed25519` over `X-Signature-Timestamp`
-//! + body; op 13 asks for the callback URL's validation and is answered with
-//! `{"plain_token", "signature"}`; an op 0 dispatch is answered with op 12 (botgo
-//! `interaction/webhook/webhook.go`: `{"op":12,"d":0}`, `d` 1 when it failed so that QQ
-//! sends it again) within 3 seconds.
+//! `sign.md`): every callback carries `X-Signature-Ed25519` over the
+//! `X-Signature-Timestamp` followed by the body; op 13 asks for the callback URL's
+//! validation and is answered with `{"plain_token", "signature"}`; an op 0 dispatch is
+//! answered with op 12 (botgo `interaction/webhook/webhook.go`: `{"op":12,"d":0}`, `d` 1
+//! when it failed so that QQ sends it again).
 
 pub mod inbound;
 pub mod outbound;
@@ -349,9 +349,11 @@ fn within_window(timestamp: &str, now: SystemTime) -> Result<(), String> {
         .parse()
         .map_err(|_| format!("{TIMESTAMP_HEADER} {timestamp:?} is not Unix seconds"))?;
     let signed = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
-    let off = now
-        .duration_since(signed)
-        .or_else(|e| Ok::<_, String>(e.duration()))?;
+    // Either way off: a clock ahead of ours is no better than one behind.
+    let off = match now.duration_since(signed) {
+        Ok(behind) => behind,
+        Err(ahead) => ahead.duration(),
+    };
     if off > SIGNATURE_WINDOW {
         return Err(format!(
             "{TIMESTAMP_HEADER} {seconds} is {} s away from now (more than {} s)",
@@ -429,9 +431,8 @@ fn unsigned(inbound: &Inbound, body: &[u8]) -> Response {
             "op 13 without plain_token and event_ts",
         );
     };
-    let safe = |text: &str| {
-        !text.is_empty() && text.len() <= VALIDATION_MAX && !text.contains(['{', '['])
-    };
+    let safe =
+        |text: &str| !text.is_empty() && text.len() <= VALIDATION_MAX && !text.contains(['{', '[']);
     if !safe(&validation.plain_token) || !safe(&validation.event_ts) {
         return refused(
             name,
@@ -588,6 +589,25 @@ mod tests {
         assert!(!format!("{:?}", config("https://x")).contains(SECRET));
     }
 
+    #[test]
+    fn a_signature_timestamp_is_unix_seconds_within_an_hour_either_way() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(within_window("1800000000", now), Ok(()));
+        assert_eq!(within_window("1799996400", now), Ok(()));
+        assert_eq!(within_window("1800003600", now), Ok(()));
+        assert!(within_window("1799996399", now).is_err());
+        assert!(
+            within_window("1800003601", now)
+                .expect_err("ahead")
+                .contains("3601 s away")
+        );
+        assert!(
+            within_window("2026-11-30T10:00:00Z", now)
+                .expect_err("not seconds")
+                .contains("Unix seconds")
+        );
+    }
+
     /// An inbox that keeps what it is given; a key seen before is not fresh.
     #[derive(Default)]
     struct Kept(std::sync::Mutex<Vec<Event>>);
@@ -662,7 +682,10 @@ mod tests {
             client
                 .post(&url)
                 .header(TIMESTAMP_HEADER, ts.to_string())
-                .header(SIGNATURE_HEADER, key.sign_request(&ts.to_string(), body.as_bytes()))
+                .header(
+                    SIGNATURE_HEADER,
+                    key.sign_request(&ts.to_string(), body.as_bytes()),
+                )
                 .body(body)
                 .send()
         };
@@ -679,7 +702,8 @@ mod tests {
         bot.start(context(kept.clone())).await.expect("start");
 
         // event-emit.md's validation, unsigned as its example shows, and signed.
-        let validation = r#"{"d":{"plain_token":"Arq0D5A61EgUu4OxUvOp","event_ts":"1725442341"},"op":13}"#;
+        let validation =
+            r#"{"d":{"plain_token":"Arq0D5A61EgUu4OxUvOp","event_ts":"1725442341"},"op":13}"#;
         let expected = serde_json::json!({
             "plain_token": "Arq0D5A61EgUu4OxUvOp",
             "signature": "87befc99c42c651b3aac0278e71ada338433ae26fcb24307bdc5ad38c1adc2d01bcfcadc0842edac85e85205028a1132afe09280305f13aa6909ffc2d652c706",
@@ -692,9 +716,15 @@ mod tests {
             .await
             .expect("post");
         assert_eq!(unsigned.status(), 200);
-        assert_eq!(unsigned.json::<serde_json::Value>().await.expect("json"), expected);
+        assert_eq!(
+            unsigned.json::<serde_json::Value>().await.expect("json"),
+            expected
+        );
         let answer = signed(validation.into(), now_secs()).await.expect("post");
-        assert_eq!(answer.json::<serde_json::Value>().await.expect("json"), expected);
+        assert_eq!(
+            answer.json::<serde_json::Value>().await.expect("json"),
+            expected
+        );
         // Signing a callback body on request would forge callbacks: refused.
         let forging = serde_json::json!({"op": 13, "d": {"event_ts": "1", "plain_token": message}})
             .to_string();
@@ -715,14 +745,22 @@ mod tests {
         assert_eq!(events[0].text().as_deref(), Some("值班"));
 
         // Unsigned, forged, tampered, stale, malformed: refused, nothing kept.
-        let unsigned = client.post(&url).body(message.clone()).send().await.expect("post");
+        let unsigned = client
+            .post(&url)
+            .body(message.clone())
+            .send()
+            .await
+            .expect("post");
         assert_eq!(unsigned.status(), 401);
         let other = BotKey::from_secret("another-secret").expect("key");
         let ts = now_secs().to_string();
         let forged = client
             .post(&url)
             .header(TIMESTAMP_HEADER, &ts)
-            .header(SIGNATURE_HEADER, other.sign_request(&ts, message.as_bytes()))
+            .header(
+                SIGNATURE_HEADER,
+                other.sign_request(&ts, message.as_bytes()),
+            )
             .body(group_message("m2", "伪造"))
             .send()
             .await
@@ -820,11 +858,7 @@ mod tests {
             .expect("lock")
             .pop_front()
             .unwrap_or((200, serde_json::json!({"id": "sent", "timestamp": 1})));
-        (
-            StatusCode::from_u16(status).expect("status"),
-            Json(answer),
-        )
-            .into_response()
+        (StatusCode::from_u16(status).expect("status"), Json(answer)).into_response()
     }
 
     async fn qq_api(api: QqApi) -> String {
@@ -860,10 +894,16 @@ mod tests {
             .await
             .expect("sent");
         api.answers.lock().expect("lock").extend([
-            (401, serde_json::json!({"code": 11244, "message": "token not exist or expire"})),
+            (
+                401,
+                serde_json::json!({"code": 11244, "message": "token not exist or expire"}),
+            ),
             (200, serde_json::json!({"id": "x"})),
             (500, serde_json::json!({"message": "busy"})),
-            (400, serde_json::json!({"code": 40054005, "message": "消息被去重"})),
+            (
+                400,
+                serde_json::json!({"code": 40054005, "message": "消息被去重"}),
+            ),
         ]);
         bot.deliver(&outgoing("a2", "group:G1", "结果"))
             .await
@@ -895,9 +935,7 @@ mod tests {
             .iter()
             .map(|(auth, path, body)| (auth.as_str(), path.as_str(), body.clone()))
             .collect();
-        let group = |text: &str, seq: u32| {
-            serde_json::json!({"content": text, "msg_type": 0, "msg_id": "m1", "msg_seq": seq})
-        };
+        let group = |text: &str, seq: u32| serde_json::json!({"content": text, "msg_type": 0, "msg_id": "m1", "msg_seq": seq});
         assert_eq!(
             seen,
             [
@@ -936,7 +974,9 @@ mod tests {
             .expect("sent");
         assert_eq!(
             api.sends.lock().expect("lock").last().map(|s| s.2.clone()),
-            Some(serde_json::json!({"markdown": {"content": "**粗**"}, "msg_type": 2, "msg_id": "p1", "msg_seq": 1}))
+            Some(
+                serde_json::json!({"markdown": {"content": "**粗**"}, "msg_type": 2, "msg_id": "p1", "msg_seq": 1})
+            )
         );
         let wrong = QqBot::new(
             "qq",

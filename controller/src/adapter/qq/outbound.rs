@@ -374,9 +374,9 @@ impl Api {
         };
         let mut url = self.api_base.clone();
         {
-            let mut segments = url.path_segments_mut().map_err(|()| {
-                SendError::Permanent("api_base cannot take a path".into())
-            })?;
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|()| SendError::Permanent("api_base cannot take a path".into()))?;
             segments.pop_if_empty();
             segments.extend(first.split('/'));
             segments.push(&target.id);
@@ -565,16 +565,28 @@ mod tests {
             Plan::Active { why } if why.contains("since the start")
         ));
         replies.note("group:G1", "m1", Some(at(0)), at(1));
-        assert_eq!(replies.plan(&g, "a1", "ack", at(2)), passive("m1", 1, false));
+        assert_eq!(
+            replies.plan(&g, "a1", "ack", at(2)),
+            passive("m1", 1, false)
+        );
         // Not settled: the same piece tried again keeps seq 1.
         assert_eq!(replies.plan(&g, "a1", "ack", at(3)), passive("m1", 1, true));
         replies.settle(&g, "a1");
-        assert_eq!(replies.plan(&g, "a2", "result", at(4)), passive("m1", 2, false));
+        assert_eq!(
+            replies.plan(&g, "a2", "result", at(4)),
+            passive("m1", 2, false)
+        );
         replies.settle(&g, "a2");
         // Two equal pieces of one action are two replies.
-        assert_eq!(replies.plan(&g, "a3", "same", at(5)), passive("m1", 3, false));
+        assert_eq!(
+            replies.plan(&g, "a3", "same", at(5)),
+            passive("m1", 3, false)
+        );
         replies.settle(&g, "a3");
-        assert_eq!(replies.plan(&g, "a3", "same", at(5)), passive("m1", 4, false));
+        assert_eq!(
+            replies.plan(&g, "a3", "same", at(5)),
+            passive("m1", 4, false)
+        );
         replies.settle(&g, "a3");
         // QQ's redelivery of m1 does not start it over.
         replies.note("group:G1", "m1", Some(at(0)), at(6));
@@ -595,7 +607,10 @@ mod tests {
             id: "U1".into(),
         };
         replies.note("c2c:U1", "p1", None, at(12));
-        assert_eq!(replies.plan(&c2c, "a7", "x", at(13)), passive("p1", 1, false));
+        assert_eq!(
+            replies.plan(&c2c, "a7", "x", at(13)),
+            passive("p1", 1, false)
+        );
     }
 
     #[test]
@@ -613,7 +628,10 @@ mod tests {
             id: "U1".into(),
         };
         replies.note("c2c:U1", "p1", Some(at(0)), at(0));
-        assert_eq!(replies.plan(&c2c, "a", "x", at(3000)), passive("p1", 1, false));
+        assert_eq!(
+            replies.plan(&c2c, "a", "x", at(3000)),
+            passive("p1", 1, false)
+        );
         assert!(matches!(
             replies.plan(&c2c, "b", "x", at(3601)),
             Plan::Active { why } if why.contains("60 min")
@@ -653,7 +671,11 @@ mod tests {
     fn qqs_answers_map_to_sent_retry_or_permanent() {
         let json = |v: serde_json::Value| v.to_string().into_bytes();
         assert_eq!(
-            classify(200, None, &json(serde_json::json!({"id": "x", "timestamp": 1}))),
+            classify(
+                200,
+                None,
+                &json(serde_json::json!({"id": "x", "timestamp": 1}))
+            ),
             Answer::Sent
         );
         assert_eq!(classify(204, None, b""), Answer::Sent);
@@ -665,13 +687,24 @@ mod tests {
             ),
             Answer::Sent
         );
-        assert!(matches!(classify(401, None, b"{}"), Answer::TokenRefused(_)));
         assert!(matches!(
-            classify(400, None, &json(serde_json::json!({"code": 11243, "message": "token"}))),
+            classify(401, None, b"{}"),
             Answer::TokenRefused(_)
         ));
         assert!(matches!(
-            classify(400, None, &json(serde_json::json!({"code": 40054005, "message": "消息被去重"}))),
+            classify(
+                400,
+                None,
+                &json(serde_json::json!({"code": 11243, "message": "token"}))
+            ),
+            Answer::TokenRefused(_)
+        ));
+        assert!(matches!(
+            classify(
+                400,
+                None,
+                &json(serde_json::json!({"code": 40054005, "message": "消息被去重"}))
+            ),
             Answer::Duplicate(_)
         ));
         assert_eq!(
@@ -694,7 +727,11 @@ mod tests {
             Answer::Failed(SendError::Retry { after: None, .. })
         ));
         assert!(matches!(
-            classify(400, None, &json(serde_json::json!({"code": 11281, "message": "sys"}))),
+            classify(
+                400,
+                None,
+                &json(serde_json::json!({"code": 11281, "message": "sys"}))
+            ),
             Answer::Failed(SendError::Retry { .. })
         ));
         let expired = classify(

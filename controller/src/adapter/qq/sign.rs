@@ -79,7 +79,11 @@ impl BotKey {
     /// What QQ would put in `X-Signature-Ed25519` for `body` sent at `timestamp`: for
     /// tests and stand-ins.
     pub fn sign_request(&self, timestamp: &str, body: &[u8]) -> String {
-        hex::encode(self.signing.sign(&signed_message(timestamp, body)).to_bytes())
+        hex::encode(
+            self.signing
+                .sign(&signed_message(timestamp, body))
+                .to_bytes(),
+        )
     }
 
     /// sign.md, 验证签名: the signature must be 64 bytes of hex over `timestamp` + `body`.
@@ -126,8 +130,8 @@ mod tests {
     /// sign.md's DEMO: the secret, and the public key its 32-byte seed gives.
     const DEMO_SECRET: &str = "naOC0ocQE3shWLAfffVLB1rhYPG7";
     const DEMO_PUBLIC: [u8; 32] = [
-        215, 195, 98, 254, 120, 174, 248, 31, 242, 50, 135, 180, 147, 98, 139, 93, 176, 42, 60,
-        79, 227, 11, 33, 94, 77, 25, 96, 155, 93, 118, 103, 58,
+        215, 195, 98, 254, 120, 174, 248, 31, 242, 50, 135, 180, 147, 98, 139, 93, 176, 42, 60, 79,
+        227, 11, 33, 94, 77, 25, 96, 155, 93, 118, 103, 58,
     ];
     /// sign.md's DEMO request: body, timestamp and QQ's signature over them. The page
     /// prints the body on one line (`{ "op": 0,"d": {}, "t": "GATEWAY_EVENT_NAME"}`), but
