@@ -6,12 +6,14 @@
 //!
 //! Built: [`phone`] (WeChat on an Android phone, over ADB), [`wecom_robot`] (a WeCom
 //! group robot, send-only), [`wecom_app`] (a WeCom self-built app: callbacks in,
-//! active sends out) and [`feishu`] (a Feishu/Lark app's bot, and the send-only custom
-//! bot in [`feishu::webhook`]). A new platform is one file implementing [`Adapter`], a
+//! active sends out), [`feishu`] (a Feishu/Lark app's bot, and the send-only custom
+//! bot in [`feishu::webhook`]) and [`qq`] (a QQ official bot: signed webhooks in,
+//! passive replies out). A new platform is one file implementing [`Adapter`], a
 //! variant in [`AdapterConfig`] and its line in [`build`].
 
 pub mod feishu;
 pub mod phone;
+pub mod qq;
 pub mod wecom_app;
 pub mod wecom_crypto;
 pub mod wecom_robot;
@@ -30,6 +32,7 @@ use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
 use feishu::webhook::{FeishuWebhook, FeishuWebhookConfig};
 use feishu::{Feishu, FeishuConfig};
+use qq::{QqBot, QqConfig};
 use wecom_app::{WecomApp, WecomAppConfig};
 use wecom_robot::{WecomRobot, WecomRobotConfig};
 
@@ -180,6 +183,7 @@ pub enum AdapterConfig {
     WecomApp(WecomAppConfig),
     Feishu(FeishuConfig),
     FeishuWebhook(FeishuWebhookConfig),
+    Qq(QqConfig),
 }
 
 impl AdapterConfig {
@@ -191,6 +195,7 @@ impl AdapterConfig {
             AdapterConfig::WecomApp(app) => app.check(),
             AdapterConfig::Feishu(app) => app.check(),
             AdapterConfig::FeishuWebhook(bot) => bot.check(),
+            AdapterConfig::Qq(qq) => qq.check(),
         }
     }
 
@@ -200,6 +205,7 @@ impl AdapterConfig {
             AdapterConfig::WecomRobot(_) => wecom_robot::TEXT_FORMAT,
             AdapterConfig::WecomApp(_) => wecom_app::TEXT_FORMAT,
             AdapterConfig::Feishu(_) | AdapterConfig::FeishuWebhook(_) => feishu::TEXT_FORMAT,
+            AdapterConfig::Qq(qq) => qq.text_format(),
         }
     }
 }
@@ -211,6 +217,7 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
         AdapterConfig::WecomApp(app) => Arc::new(WecomApp::new(name, app)?),
         AdapterConfig::Feishu(app) => Arc::new(Feishu::new(name, app)?),
         AdapterConfig::FeishuWebhook(bot) => Arc::new(FeishuWebhook::new(name, bot)?),
+        AdapterConfig::Qq(qq) => Arc::new(QqBot::new(name, qq)?),
     })
 }
 
