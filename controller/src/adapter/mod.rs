@@ -44,6 +44,27 @@ pub struct Outgoing {
     pub resumed: bool,
 }
 
+/// How the answer to one of an adapter's own events is coming along, as the runtime
+/// learns it. A platform that takes finished messages to a conversation has no use for
+/// it; one whose answers belong to the message they answer and can grow while they are
+/// written (a WeCom AI bot's stream, its per-message `response_url`) follows it to know
+/// which delivery answers which message, and when an answer is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answering<'a> {
+    /// The answer's text so far, while a handler is still writing it (an LLM's tokens):
+    /// for display only, never stored; the finished text comes as an action.
+    Partial(&'a str),
+    /// This action, about to be delivered, only acknowledges a slow answer
+    /// ([`ReplyTiming::ack_text`]): it stands in until the answer comes.
+    Acknowledged { action: &'a str },
+    /// This action, about to be delivered, is part of the answer (to this adapter, in the
+    /// event's conversation); `last` when nothing more of it follows. The timeout notice
+    /// of a cancelled answer is its last part too.
+    Answer { action: &'a str, last: bool },
+    /// Handling ended without any answer in the event's conversation.
+    Unanswered,
+}
+
 /// How a delivery went, when it went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivered {
@@ -123,6 +144,11 @@ pub trait Adapter: Send + Sync {
     fn reply_timing(&self) -> ReplyTiming {
         ReplyTiming::default()
     }
+
+    /// Hears how the answer to `event`, one of this adapter's own, is coming along; called
+    /// before the actions it names are delivered. Ignored unless the platform ties answers
+    /// to the messages they answer.
+    fn answering(&self, _event: &Event, _progress: Answering<'_>) {}
 
     /// Inbound HTTP routes, mounted at `/callback/<name>`.
     fn routes(&self) -> Option<axum::Router> {
