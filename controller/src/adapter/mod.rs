@@ -5,11 +5,13 @@
 //! controller does (a phone's actor, a long poll).
 //!
 //! Built: [`phone`] (WeChat on an Android phone, over ADB), [`wecom_robot`] (a WeCom
-//! group robot, send-only) and [`wecom_app`] (a WeCom self-built app: callbacks in,
-//! active sends out). A new platform is one file implementing [`Adapter`], a
+//! group robot, send-only), [`wecom_app`] (a WeCom self-built app: callbacks in,
+//! active sends out) and [`wecom_aibot`] (a WeCom AI bot: callbacks answered with
+//! streams). A new platform is one file implementing [`Adapter`], a
 //! variant in [`AdapterConfig`] and its line in [`build`].
 
 pub mod phone;
+pub mod wecom_aibot;
 pub mod wecom_app;
 pub mod wecom_crypto;
 pub mod wecom_robot;
@@ -26,6 +28,7 @@ use crate::event::Event;
 use crate::format::TextFormat;
 use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
+use wecom_aibot::{WecomAibot, WecomAibotConfig};
 use wecom_app::{WecomApp, WecomAppConfig};
 use wecom_robot::{WecomRobot, WecomRobotConfig};
 
@@ -200,6 +203,7 @@ impl Default for ReplyTiming {
 pub enum AdapterConfig {
     WecomRobot(WecomRobotConfig),
     WecomApp(WecomAppConfig),
+    WecomAibot(WecomAibotConfig),
 }
 
 impl AdapterConfig {
@@ -209,6 +213,7 @@ impl AdapterConfig {
         match self {
             AdapterConfig::WecomRobot(robot) => robot.check(),
             AdapterConfig::WecomApp(app) => app.check(),
+            AdapterConfig::WecomAibot(bot) => bot.check(),
         }
     }
 
@@ -217,6 +222,7 @@ impl AdapterConfig {
         match self {
             AdapterConfig::WecomRobot(_) => wecom_robot::TEXT_FORMAT,
             AdapterConfig::WecomApp(_) => wecom_app::TEXT_FORMAT,
+            AdapterConfig::WecomAibot(_) => wecom_aibot::TEXT_FORMAT,
         }
     }
 }
@@ -226,6 +232,7 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
     Ok(match config {
         AdapterConfig::WecomRobot(robot) => Arc::new(WecomRobot::new(name, robot)?),
         AdapterConfig::WecomApp(app) => Arc::new(WecomApp::new(name, app)?),
+        AdapterConfig::WecomAibot(bot) => Arc::new(WecomAibot::new(name, bot)?),
     })
 }
 
