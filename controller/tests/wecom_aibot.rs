@@ -256,6 +256,7 @@ async fn an_ai_bot_streams_its_answer_and_sends_a_late_one_once() {
         let stderr = std::fs::File::create(&stderr_path).expect("log file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
             .args(["run", "--listen", "127.0.0.1:0", "--config", &config_arg])
+            .env("TAPWIRE_UI_MAPS", support::repo_root().join("ui-maps"))
             .env(KEY_VAR, KEY)
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())

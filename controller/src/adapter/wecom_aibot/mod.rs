@@ -525,16 +525,16 @@ async fn receive(
                 tracing::debug!(adapter = name, msgid = %incoming.msgid, "message sent again (WeCom's retry); its stream answered again");
                 return shown.map_or_else(empty, |shown| reply(&stream_reply(&shown)));
             }
-            let stream = format!("s{}", short_hash(&format!("{name}:{}", incoming.msgid)));
-            match accept(&inbound, ctx, incoming, Some(stream.clone())).await {
-                Accepted::Fresh => {
-                    let shown =
-                        inbound
-                            .exchanges()
-                            .refresh(&stream, Instant::now(), &inbound.ack_text);
-                    shown.map_or_else(empty, |shown| reply(&stream_reply(&shown)))
-                }
-                Accepted::Before => empty(),
+            let msgid = incoming.msgid.clone();
+            let stream = format!("s{}", short_hash(&format!("{name}:{msgid}")));
+            match accept(&inbound, ctx, incoming, Some(stream)).await {
+                // The stream as it is now: a fast answer may be in it already. A message
+                // stored by an earlier run has none: its answer is not this run's.
+                Accepted::Fresh | Accepted::Before => inbound
+                    .exchanges()
+                    .known(&msgid, Instant::now(), &inbound.ack_text)
+                    .flatten()
+                    .map_or_else(empty, |shown| reply(&stream_reply(&shown))),
                 Accepted::Failed(response) => response,
             }
         }
@@ -580,7 +580,7 @@ async fn accept(
     stream: Option<String>,
 ) -> Accepted {
     let event_id = incoming.event.id.clone();
-    inbound.exchanges().open(
+    let opened = inbound.exchanges().open(
         &event_id,
         &incoming.msgid,
         incoming.conversation(),
@@ -588,6 +588,10 @@ async fn accept(
         stream,
         Instant::now(),
     );
+    if !opened {
+        tracing::debug!(adapter = %inbound.name, msgid = %incoming.msgid, "callback sent again (WeCom's retry); routed once");
+        return Accepted::Before;
+    }
     match ctx.inbox.accept(incoming.event).await {
         Ok(true) => Accepted::Fresh,
         Ok(false) => {

@@ -123,7 +123,8 @@ impl Exchanges {
     }
 
     /// Remembers a message (and its event); `stream` names the stream its answer shows
-    /// in, if it has one (messages do, events do not).
+    /// in, if it has one (messages do, events do not). False if this msgid is remembered
+    /// already (WeCom sent it again): the first stays as it is.
     pub fn open(
         &mut self,
         event: &str,
@@ -132,8 +133,11 @@ impl Exchanges {
         response_url: Option<String>,
         stream: Option<String>,
         now: Instant,
-    ) {
+    ) -> bool {
         self.prune(now);
+        if self.items.iter().any(|x| x.msgid == msgid) {
+            return false;
+        }
         self.items.push(Exchange {
             event: event.to_string(),
             msgid: msgid.to_string(),
@@ -150,6 +154,7 @@ impl Exchanges {
             announced: Vec::new(),
             late: String::new(),
         });
+        true
     }
 
     /// Forgets a message that turned out not to need an answer from this run (its event
@@ -631,6 +636,14 @@ mod tests {
     fn a_message_forgotten_is_not_answered_and_long_content_is_cut_at_a_character() {
         let t0 = Instant::now();
         let mut table = table(t0);
+        assert!(
+            !table.open("ev1", "m1", "lisi", None, None, t0),
+            "sent again"
+        );
+        assert_eq!(
+            table.known("m1", t0, ACK).flatten().map(|s| s.id),
+            Some("s1".into())
+        );
         table.forget("ev1");
         assert_eq!(table.known("m1", t0, ACK), None);
         assert_eq!(truncated("你好", 4), "你");
