@@ -220,7 +220,7 @@ impl AdapterConfig {
     /// The text format its adapter will show, known before it is built.
     pub fn text_format(&self) -> TextFormat {
         match self {
-            AdapterConfig::WecomRobot(_) => wecom_robot::TEXT_FORMAT,
+            AdapterConfig::WecomRobot(robot) => robot.text_format(),
             AdapterConfig::WecomApp(_) => wecom_app::TEXT_FORMAT,
             AdapterConfig::WecomAibot(_) => wecom_aibot::TEXT_FORMAT,
         }
