@@ -291,7 +291,9 @@ impl Config {
                         ));
                     }
                 }
-                HandlerConfig::Webhook(_) | HandlerConfig::Forward(_) => {}
+                HandlerConfig::Webhook(_)
+                | HandlerConfig::Forward(_)
+                | HandlerConfig::Pieces(_) => {}
             }
         }
         for grant in &self.permissions.grants {

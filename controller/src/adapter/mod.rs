@@ -6,14 +6,16 @@
 //!
 //! Built: [`phone`] (WeChat on an Android phone, over ADB), [`wecom_robot`] (a WeCom
 //! group robot, send-only), [`wecom_app`] (a WeCom self-built app: callbacks in,
-//! active sends out), [`feishu`] (a Feishu/Lark app's bot, and the send-only custom
-//! bot in [`feishu::webhook`]) and [`qq`] (a QQ official bot: signed webhooks in,
-//! passive replies out). A new platform is one file implementing [`Adapter`], a
+//! active sends out), [`wecom_aibot`] (a WeCom AI bot: callbacks answered with
+//! streams), [`feishu`] (a Feishu/Lark app's bot, and the send-only custom bot in
+//! [`feishu::webhook`]) and [`qq`] (a QQ official bot: signed webhooks in, passive
+//! replies out). A new platform is one file implementing [`Adapter`], a
 //! variant in [`AdapterConfig`] and its line in [`build`].
 
 pub mod feishu;
 pub mod phone;
 pub mod qq;
+pub mod wecom_aibot;
 pub mod wecom_app;
 pub mod wecom_crypto;
 pub mod wecom_robot;
@@ -33,6 +35,7 @@ use crate::store::{SharedStore, StoreError};
 use feishu::webhook::{FeishuWebhook, FeishuWebhookConfig};
 use feishu::{Feishu, FeishuConfig};
 use qq::{QqBot, QqConfig};
+use wecom_aibot::{WecomAibot, WecomAibotConfig};
 use wecom_app::{WecomApp, WecomAppConfig};
 use wecom_robot::{WecomRobot, WecomRobotConfig};
 
@@ -49,6 +52,27 @@ pub struct Outgoing {
     pub text: String,
     /// An earlier run handed it out and never saw it finish: it may have gone out.
     pub resumed: bool,
+}
+
+/// How the answer to one of an adapter's own events is coming along, as the runtime
+/// learns it. A platform that takes finished messages to a conversation has no use for
+/// it; one whose answers belong to the message they answer and can grow while they are
+/// written (a WeCom AI bot's stream, its per-message `response_url`) follows it to know
+/// which delivery answers which message, and when an answer is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answering<'a> {
+    /// The answer's text so far, while a handler is still writing it (an LLM's tokens):
+    /// for display only, never stored; the finished text comes as an action.
+    Partial(&'a str),
+    /// This action, about to be delivered, only acknowledges a slow answer
+    /// ([`ReplyTiming::ack_text`]): it stands in until the answer comes.
+    Acknowledged { action: &'a str },
+    /// This action, about to be delivered, is part of the answer (to this adapter, in the
+    /// event's conversation); `last` when nothing more of it follows. The timeout notice
+    /// of a cancelled answer is its last part too.
+    Answer { action: &'a str, last: bool },
+    /// Handling ended without any answer in the event's conversation.
+    Unanswered,
 }
 
 /// How a delivery went, when it went.
@@ -131,6 +155,11 @@ pub trait Adapter: Send + Sync {
         ReplyTiming::default()
     }
 
+    /// Hears how the answer to `event`, one of this adapter's own, is coming along; called
+    /// before the actions it names are delivered. Ignored unless the platform ties answers
+    /// to the messages they answer.
+    fn answering(&self, _event: &Event, _progress: Answering<'_>) {}
+
     /// Inbound HTTP routes, mounted at `/callback/<name>`.
     fn routes(&self) -> Option<axum::Router> {
         None
@@ -184,6 +213,7 @@ pub enum AdapterConfig {
     Feishu(FeishuConfig),
     FeishuWebhook(FeishuWebhookConfig),
     Qq(QqConfig),
+    WecomAibot(WecomAibotConfig),
 }
 
 impl AdapterConfig {
@@ -196,16 +226,18 @@ impl AdapterConfig {
             AdapterConfig::Feishu(app) => app.check(),
             AdapterConfig::FeishuWebhook(bot) => bot.check(),
             AdapterConfig::Qq(qq) => qq.check(),
+            AdapterConfig::WecomAibot(bot) => bot.check(),
         }
     }
 
     /// The text format its adapter will show, known before it is built.
     pub fn text_format(&self) -> TextFormat {
         match self {
-            AdapterConfig::WecomRobot(_) => wecom_robot::TEXT_FORMAT,
+            AdapterConfig::WecomRobot(robot) => robot.text_format(),
             AdapterConfig::WecomApp(_) => wecom_app::TEXT_FORMAT,
             AdapterConfig::Feishu(_) | AdapterConfig::FeishuWebhook(_) => feishu::TEXT_FORMAT,
             AdapterConfig::Qq(qq) => qq.text_format(),
+            AdapterConfig::WecomAibot(_) => wecom_aibot::TEXT_FORMAT,
         }
     }
 }
@@ -218,6 +250,7 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
         AdapterConfig::Feishu(app) => Arc::new(Feishu::new(name, app)?),
         AdapterConfig::FeishuWebhook(bot) => Arc::new(FeishuWebhook::new(name, bot)?),
         AdapterConfig::Qq(qq) => Arc::new(QqBot::new(name, qq)?),
+        AdapterConfig::WecomAibot(bot) => Arc::new(WecomAibot::new(name, bot)?),
     })
 }
 

@@ -480,7 +480,7 @@ impl Adapter for WecomApp {
 /// The query's parameters, percent-decoded (90930: "需要做Urldecode处理"). `+` stays
 /// `+`: the values are hex, digits and base64, and base64's `+` read as a form-encoded
 /// space would break the signature (see `wecom_crypto`'s module notes).
-fn query_params(raw: Option<&str>) -> Result<HashMap<String, String>, String> {
+pub(super) fn query_params(raw: Option<&str>) -> Result<HashMap<String, String>, String> {
     let mut params = HashMap::new();
     for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -511,13 +511,13 @@ fn percent_decode(text: &str) -> Result<String, String> {
 }
 
 /// The three values every callback is signed with.
-struct Signed {
-    msg_signature: String,
-    timestamp: String,
-    nonce: String,
+pub(super) struct Signed {
+    pub(super) msg_signature: String,
+    pub(super) timestamp: String,
+    pub(super) nonce: String,
 }
 
-fn signed(params: &HashMap<String, String>) -> Result<Signed, String> {
+pub(super) fn signed(params: &HashMap<String, String>) -> Result<Signed, String> {
     let take = |key: &str| {
         params
             .get(key)

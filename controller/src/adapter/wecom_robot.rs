@@ -1,11 +1,19 @@
 //! WeCom group robot (群机器人, DESIGN.md §6): send-only. A robot belongs to the one group
-//! it was added to, so an action's conversation is ignored; what it posts is text.
+//! it was added to, so an action's conversation is ignored; what it posts is text, or
+//! markdown.
 //!
 //! `POST …/cgi-bin/webhook/send?key=KEY` with `{"msgtype":"text","text":{"content":…}}`.
 //! WeCom answers HTTP 200 even for failures and says so in `errcode` (0 = sent), allows
 //! 20 messages a minute per robot (errcode 45009 past that) and 2048 bytes of text per
 //! message. So the robot keeps its own minute window (the outbox respects the limit rather
 //! than meeting it), and cuts long text into messages, at a line break where it can.
+//!
+//! 群机器人配置说明 (developer.work.weixin.qq.com/document/path/99110): a text message may
+//! remind members, `mentioned_list` (userids, "@all") and `mentioned_mobile_list`;
+//! `msgtype: markdown` takes up to 4096 bytes of a markdown subset and mentions members
+//! only as `<@userid>` in its content ("text/markdown类型消息支持在content中使用<@userid>
+//! 扩展语法来@群成员"). Images, files and news need more than an action's text, which is
+//! all actions carry so far.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -21,12 +29,14 @@ use super::{Adapter, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
 use crate::http::{USER_AGENT, error_chain, shown_url};
 
-/// A robot posts `msgtype: text`, which WeCom shows as it is: markdown would show its
-/// asterisks.
+/// A robot posts `msgtype: text` unless told otherwise, which WeCom shows as it is:
+/// markdown would show its asterisks.
 pub const TEXT_FORMAT: TextFormat = TextFormat::Plain;
 
 /// WeCom's limit for one text message, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 2048;
+/// 99110: "markdown内容，最长不超过4096个字节".
+const MAX_MARKDOWN_BYTES: usize = 4096;
 /// errcode: more than the robot's messages per minute.
 const ERR_RATE_LIMITED: i64 = 45009;
 /// errcode: "system busy, try again".
@@ -44,6 +54,24 @@ pub struct WecomRobotConfig {
     /// Messages per minute; WeCom allows 20.
     #[serde(default = "default_per_minute")]
     pub per_minute: u32,
+    /// `text` (the default) or `markdown`, which WeCom renders.
+    #[serde(default)]
+    pub msgtype: RobotMsgType,
+    /// Members reminded (@) by each text message: userids, or "@all".
+    #[serde(default)]
+    pub mentioned_list: Vec<String>,
+    /// Members reminded by mobile number, for those whose userid is not known.
+    #[serde(default)]
+    pub mentioned_mobile_list: Vec<String>,
+}
+
+/// What a robot posts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RobotMsgType {
+    #[default]
+    Text,
+    Markdown,
 }
 
 fn default_per_minute() -> u32 {
@@ -54,10 +82,26 @@ impl WecomRobotConfig {
     /// What is wrong with the section, if anything. A url still holding `${…}` is left
     /// alone: the missing variable is reported on its own line.
     pub fn check(&self) -> Result<(), String> {
+        if self.msgtype == RobotMsgType::Markdown
+            && !(self.mentioned_list.is_empty() && self.mentioned_mobile_list.is_empty())
+        {
+            return Err(
+                "a markdown robot cannot take mentioned_list or mentioned_mobile_list: write <@userid> in the text instead"
+                    .into(),
+            );
+        }
         if self.url.contains("${") {
             return Ok(());
         }
         self.parsed_url().map(drop)
+    }
+
+    /// What the robot's messages show of markdown.
+    pub fn text_format(&self) -> TextFormat {
+        match self.msgtype {
+            RobotMsgType::Text => TEXT_FORMAT,
+            RobotMsgType::Markdown => TextFormat::Markdown,
+        }
     }
 
     /// The parsed address, or why it cannot be a robot's (the message never shows the key).
@@ -84,6 +128,12 @@ pub struct WecomRobot {
     url: Url,
     client: Client,
     window: Mutex<RateWindow>,
+    msgtype: RobotMsgType,
+    mentioned_list: Vec<String>,
+    mentioned_mobile_list: Vec<String>,
+    /// The last action whose first message carried the mentions: the pieces after it
+    /// do not remind everyone again.
+    mentioned_for: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for WecomRobot {
@@ -104,6 +154,7 @@ struct Answer {
 
 impl WecomRobot {
     pub fn new(name: &str, config: &WecomRobotConfig) -> Result<WecomRobot, String> {
+        config.check()?;
         let url = config.parsed_url()?;
         let client = Client::builder()
             .timeout(TIMEOUT)
@@ -115,14 +166,40 @@ impl WecomRobot {
             url,
             client,
             window: Mutex::new(RateWindow::new(config.per_minute as usize)),
+            msgtype: config.msgtype,
+            mentioned_list: config.mentioned_list.clone(),
+            mentioned_mobile_list: config.mentioned_mobile_list.clone(),
+            mentioned_for: std::sync::Mutex::new(None),
         })
     }
 
-    /// Posts one message (at most [`MAX_TEXT_BYTES`]), waiting for its turn in the minute
-    /// window first.
+    /// The body of one message; `mention` adds the configured reminders (text only).
+    fn body(&self, content: &str, mention: bool) -> serde_json::Value {
+        match self.msgtype {
+            RobotMsgType::Markdown => {
+                serde_json::json!({"msgtype": "markdown", "markdown": {"content": content}})
+            }
+            RobotMsgType::Text => {
+                let mut text = serde_json::json!({"content": content});
+                if mention && !self.mentioned_list.is_empty() {
+                    text["mentioned_list"] = self.mentioned_list.clone().into();
+                }
+                if mention && !self.mentioned_mobile_list.is_empty() {
+                    text["mentioned_mobile_list"] = self.mentioned_mobile_list.clone().into();
+                }
+                serde_json::json!({"msgtype": "text", "text": text})
+            }
+        }
+    }
+
+    /// Posts one message (at most [`MAX_TEXT_BYTES`], or 4096 of markdown), waiting for its
+    /// turn in the minute window first.
     pub async fn post(&self, content: &str) -> Result<(), SendError> {
+        self.post_body(self.body(content, false)).await
+    }
+
+    async fn post_body(&self, body: serde_json::Value) -> Result<(), SendError> {
         self.take_turn().await;
-        let body = serde_json::json!({"msgtype": "text", "text": {"content": content}});
         let response = self
             .client
             .post(self.url.clone())
@@ -235,11 +312,17 @@ impl Adapter for WecomRobot {
     }
 
     fn text_format(&self) -> TextFormat {
-        TEXT_FORMAT
+        match self.msgtype {
+            RobotMsgType::Text => TEXT_FORMAT,
+            RobotMsgType::Markdown => TextFormat::Markdown,
+        }
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        match self.msgtype {
+            RobotMsgType::Text => split_text(text, MAX_TEXT_BYTES),
+            RobotMsgType::Markdown => split_text(text, MAX_MARKDOWN_BYTES),
+        }
     }
 
     /// A robot posts into its one group: the conversation is not needed.
@@ -249,7 +332,18 @@ impl Adapter for WecomRobot {
             // repeat one, not sending may lose one, and losing is worse.
             tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
         }
-        self.post(&outgoing.text).await.map(|()| Delivered::Sent)
+        // An action's first message reminds the members; its other pieces, and a retry
+        // of a piece after the first went, do not.
+        let mention = {
+            let mentioned = self.mentioned_for.lock().unwrap_or_else(|p| p.into_inner());
+            mentioned.as_deref() != Some(outgoing.action_id.as_str())
+        };
+        self.post_body(self.body(&outgoing.text, mention)).await?;
+        if mention {
+            *self.mentioned_for.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(outgoing.action_id.clone());
+        }
+        Ok(Delivered::Sent)
     }
 }
 
@@ -319,6 +413,16 @@ mod tests {
         assert_eq!(pieces.concat(), long);
     }
 
+    fn config() -> WecomRobotConfig {
+        WecomRobotConfig {
+            url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc".into(),
+            per_minute: 20,
+            msgtype: RobotMsgType::Text,
+            mentioned_list: Vec::new(),
+            mentioned_mobile_list: Vec::new(),
+        }
+    }
+
     #[test]
     fn the_window_allows_per_minute_then_waits_for_the_oldest() {
         let start = Instant::now();
@@ -339,7 +443,7 @@ mod tests {
         let check = |url: &str| {
             WecomRobotConfig {
                 url: url.into(),
-                per_minute: 20,
+                ..config()
             }
             .check()
         };
@@ -355,13 +459,14 @@ mod tests {
         let zero = WecomRobotConfig {
             url: "https://x/send?key=a".into(),
             per_minute: 0,
+            ..config()
         };
         assert!(zero.check().unwrap_err().contains("per_minute"));
         let robot = WecomRobot::new(
             "ops",
             &WecomRobotConfig {
                 url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=s3cret".into(),
-                per_minute: 20,
+                ..config()
             },
         )
         .expect("robot");
@@ -406,7 +511,7 @@ mod tests {
             "ops",
             &WecomRobotConfig {
                 url: url.into(),
-                per_minute: 20,
+                ..config()
             },
         )
         .expect("robot")
@@ -509,6 +614,77 @@ mod tests {
         );
     }
 
+    /// A text robot reminds its members with an action's first message only; a markdown
+    /// robot posts markdown, in 4096-byte pieces, and cannot take reminder lists.
+    #[tokio::test]
+    async fn mentions_go_with_an_actions_first_message_and_markdown_is_its_own_type() {
+        let qyapi = Qyapi::default();
+        let url = format!("{}?key=k1", serve(qyapi.clone()).await);
+        let toml = format!(
+            "url = {url:?}\nmentioned_list = [\"zhangwei\", \"@all\"]\nmentioned_mobile_list = [\"13800001111\"]\n"
+        );
+        let parsed: WecomRobotConfig = toml::from_str(&toml).expect("toml");
+        let reminding = WecomRobot::new("ops", &parsed).expect("robot");
+        let outgoing = |action: &str, text: &str| Outgoing {
+            action_id: action.into(),
+            conversation: "any".into(),
+            text: text.into(),
+            resumed: false,
+        };
+        let long = format!("{}\n{}", "甲".repeat(600), "乙".repeat(600));
+        super::super::deliver_all(&reminding, &outgoing("act_1", &long))
+            .await
+            .expect("sent");
+        super::super::deliver_all(&reminding, &outgoing("act_2", "值班提醒"))
+            .await
+            .expect("sent");
+        let received = qyapi.received.lock().expect("lock").clone();
+        let reminded = serde_json::json!({
+            "content": format!("{}\n", "甲".repeat(600)),
+            "mentioned_list": ["zhangwei", "@all"],
+            "mentioned_mobile_list": ["13800001111"],
+        });
+        assert_eq!(
+            received[0],
+            serde_json::json!({"msgtype": "text", "text": reminded})
+        );
+        assert_eq!(
+            received[1],
+            serde_json::json!({"msgtype": "text", "text": {"content": "乙".repeat(600)}})
+        );
+        assert_eq!(received[2]["text"]["mentioned_list"][1], "@all");
+
+        let markdown = WecomRobot::new(
+            "ops",
+            &WecomRobotConfig {
+                url: url.clone(),
+                msgtype: RobotMsgType::Markdown,
+                ..config()
+            },
+        )
+        .expect("robot");
+        assert_eq!(markdown.text_format(), TextFormat::Markdown);
+        assert_eq!(markdown.split(&"长".repeat(2000)).len(), 2);
+        markdown
+            .deliver(&outgoing("act_3", "**<@zhangwei>** 今天值班"))
+            .await
+            .expect("sent");
+        assert_eq!(
+            qyapi.received.lock().expect("lock")[3],
+            serde_json::json!({"msgtype": "markdown", "markdown": {"content": "**<@zhangwei>** 今天值班"}})
+        );
+        let both = WecomRobotConfig {
+            msgtype: RobotMsgType::Markdown,
+            mentioned_list: vec!["@all".into()],
+            ..config()
+        };
+        assert!(both.check().unwrap_err().contains("<@userid>"));
+        assert!(
+            toml::from_str::<WecomRobotConfig>(&format!("url = {url:?}\nmsgtype = \"news\""))
+                .is_err()
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_full_minute_waits_instead_of_being_refused() {
         let robot = WecomRobot::new(
@@ -516,6 +692,7 @@ mod tests {
             &WecomRobotConfig {
                 url: "http://127.0.0.1:9/cgi-bin/webhook/send?key=k1".into(),
                 per_minute: 2,
+                ..config()
             },
         )
         .expect("robot");

@@ -1,7 +1,7 @@
 //! Handlers: what a route points at. A handler takes an event and decides actions; it
 //! never executes them (the runtime stores them first). Every kind implements
 //! [`Handler`] in a file of its own: the staged [`pipeline`], a [`webhook`], an external
-//! [`plugin`], a [`forward`] to another source. A handler sees the rest of the controller
+//! [`plugin`], a [`forward`] to another source, [`pieces`] of text written over time. A handler sees the rest of the controller
 //! only through [`HandlerContext`]: other handlers by name, permissions, the plugin host
 //! and the text format of the place an answer goes.
 //!
@@ -9,6 +9,7 @@
 //! its line in [`build`].
 
 pub mod forward;
+pub mod pieces;
 pub mod pipeline;
 pub mod plugin;
 pub mod webhook;
@@ -26,6 +27,7 @@ use crate::plugin::PluginHost;
 use crate::store::{DeadLetterInfo, SharedStore, StoreError};
 
 pub use forward::{Forward, ForwardConfig, Template};
+pub use pieces::{Pieces, PiecesConfig};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use plugin::{PluginHandler, PluginHandlerConfig};
 pub use webhook::{Webhook, WebhookConfig};
@@ -58,6 +60,8 @@ pub enum HandlerConfig {
     Plugin(PluginHandlerConfig),
     /// Every routed message's text goes to a conversation of another source.
     Forward(ForwardConfig),
+    /// Answers with configured pieces written over time (trying out streaming displays).
+    Pieces(PiecesConfig),
 }
 
 /// What a handler's section may ask of the rest of the config while it is checked.
@@ -100,6 +104,7 @@ impl HandlerConfig {
             HandlerConfig::Webhook(w) => w.check(name),
             HandlerConfig::Plugin(_) => Vec::new(),
             HandlerConfig::Forward(f) => f.check(scope),
+            HandlerConfig::Pieces(p) => p.check(),
         }
     }
 }
@@ -113,6 +118,7 @@ pub fn build(name: &str, config: &HandlerConfig) -> Result<Box<dyn Handler>, Str
         }
         HandlerConfig::Plugin(p) => Box::new(PluginHandler::new(p)),
         HandlerConfig::Forward(f) => Box::new(Forward::new(f)?),
+        HandlerConfig::Pieces(p) => Box::new(Pieces::new(p)),
     })
 }
 
@@ -160,16 +166,32 @@ pub enum HandlerError {
     TooDeep(String),
 }
 
+/// Where a handler's answer-so-far goes while it is still being written.
+pub type Progress<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
 /// What a handler may use of the controller, and nothing more.
 pub struct HandlerContext<'a> {
     handlers: &'a Handlers,
     depth: usize,
+    progress: Option<Progress<'a>>,
 }
 
 impl HandlerContext<'_> {
     /// Hands `event` to the handler `name` (a pipeline's prefix or fallback).
     pub async fn handle(&self, name: &str, event: &Event) -> Result<Outcome, HandlerError> {
-        self.handlers.handle_at(name, event, self.depth + 1).await
+        self.handlers
+            .handle_at(name, event, self.depth + 1, self.progress)
+            .await
+    }
+
+    /// The answer written so far, for a handler that writes it over time (an LLM's
+    /// tokens): shown where the event came from if that place shows an answer as it grows
+    /// (a WeCom AI bot's stream), ignored elsewhere. The whole answer must still be
+    /// returned as an action: that is what is stored and what every other place gets.
+    pub fn progress(&self, text_so_far: &str) {
+        if let Some(progress) = self.progress {
+            progress(text_so_far);
+        }
     }
 
     /// What `user` may do now.
@@ -289,7 +311,18 @@ impl Handlers {
     }
 
     pub async fn handle(&self, name: &str, event: &Event) -> Result<Outcome, HandlerError> {
-        self.handle_at(name, event, 0).await
+        self.handle_at(name, event, 0, None).await
+    }
+
+    /// [`Handlers::handle`], with the answer-so-far of handlers that write over time
+    /// going to `progress` (see [`HandlerContext::progress`]).
+    pub async fn handle_reporting(
+        &self,
+        name: &str,
+        event: &Event,
+        progress: Progress<'_>,
+    ) -> Result<Outcome, HandlerError> {
+        self.handle_at(name, event, 0, Some(progress)).await
     }
 
     async fn handle_at(
@@ -297,6 +330,7 @@ impl Handlers {
         name: &str,
         event: &Event,
         depth: usize,
+        progress: Option<Progress<'_>>,
     ) -> Result<Outcome, HandlerError> {
         if depth >= MAX_DEPTH {
             return Err(HandlerError::TooDeep(name.to_string()));
@@ -308,6 +342,7 @@ impl Handlers {
         let ctx = HandlerContext {
             handlers: self,
             depth,
+            progress,
         };
         handler.handle(&ctx, event).await
     }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::Runtime;
-use crate::adapter::ReplyTiming;
+use crate::adapter::{Answering, ReplyTiming};
 use crate::event::{Action, Event, types};
 use crate::handler::{HandlerError, Outcome};
 use crate::store::StoreError;
@@ -58,6 +58,16 @@ impl Runtime {
             text: text.to_string(),
         };
         if let Some(stored) = self.store.add_interim_action(event, tag, &action).await? {
+            if let Some(adapter) = self.outbox.adapter(&event.source) {
+                let action = stored.id.as_str();
+                adapter.answering(
+                    event,
+                    match tag {
+                        "ack" => Answering::Acknowledged { action },
+                        _ => Answering::Answer { action, last: true },
+                    },
+                );
+            }
             self.outbox.dispatch(stored).await?;
         }
         Ok(())

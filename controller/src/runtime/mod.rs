@@ -15,12 +15,12 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use crate::activity::Activity;
-use crate::adapter::{Adapter, AdapterContext, AdapterError, Inbox};
+use crate::adapter::{Adapter, AdapterContext, AdapterError, Answering, Inbox};
 use crate::event::Event;
 use crate::handler::{HandlerError, Handlers, Outcome};
 use crate::queue::{Queue, QueueConfig, Worker};
 use crate::router::Router;
-use crate::store::{ActionStatus, SharedStore, StoreError};
+use crate::store::{ActionStatus, SharedStore, StoreError, StoredAction};
 use outbox::Outbox;
 
 pub struct Runtime {
@@ -145,12 +145,21 @@ impl Runtime {
             })
             .collect();
         let handlers = self.handlers.clone();
+        // The event's own adapter hears how its answer comes along (an answer shown as it
+        // grows needs to know which delivery answers which message, and when it ends).
+        let source = self.outbox.adapter(&event.source);
         let work = {
             let event = event.clone();
+            let source = source.clone();
             async move {
+                let partial = |text: &str| {
+                    if let Some(adapter) = &source {
+                        adapter.answering(&event, Answering::Partial(text));
+                    }
+                };
                 let mut all = Outcome::default();
                 for name in &routes {
-                    let outcome = handlers.handle(name, &event).await?;
+                    let outcome = handlers.handle_reporting(name, &event, &partial).await?;
                     all.actions.extend(outcome.actions);
                     if all.dead.is_none() {
                         all.dead = outcome.dead;
@@ -160,10 +169,9 @@ impl Runtime {
             }
         };
         let timing = self.outbox.reply_timing(&event.source);
-        let outcome = self
-            .within_deadlines(&event, &timing, work)
-            .await?
-            .unwrap_or_else(|| Ok(Outcome::default()));
+        let finished = self.within_deadlines(&event, &timing, work).await?;
+        let cancelled = finished.is_none();
+        let outcome = finished.unwrap_or_else(|| Ok(Outcome::default()));
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(HandlerError::Store(error)) => return Err(error),
@@ -180,11 +188,39 @@ impl Runtime {
             .complete_event(&event, &outcome.actions, outcome.dead.as_ref())
             .await?;
         self.handled.fetch_add(1, Ordering::Relaxed);
+        if let Some(adapter) = &source {
+            // A cancelled answer's last word, the timeout notice, was announced already.
+            announce(adapter.as_ref(), &event, &stored, cancelled);
+        }
         for action in stored {
             debug_assert_eq!(action.status, ActionStatus::Pending);
             self.outbox.dispatch(action).await?;
         }
         Ok(())
+    }
+}
+
+/// Tells the event's own adapter which of the just stored actions answer it (sent back to
+/// it, in the event's conversation) and which is the last, before they are dispatched;
+/// or that nothing answers it, unless the answer was cancelled.
+fn announce(adapter: &dyn Adapter, event: &Event, stored: &[StoredAction], cancelled: bool) {
+    let Some(conversation) = &event.conversation else {
+        return;
+    };
+    let answers: Vec<&str> = stored
+        .iter()
+        .filter(|a| a.action.target() == event.source && a.action.conversation() == conversation.id)
+        .map(|a| a.id.as_str())
+        .collect();
+    if answers.is_empty() {
+        if !cancelled {
+            adapter.answering(event, Answering::Unanswered);
+        }
+        return;
+    }
+    for (index, action) in answers.iter().enumerate() {
+        let last = index + 1 == answers.len();
+        adapter.answering(event, Answering::Answer { action, last });
     }
 }
 
@@ -274,6 +310,155 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         seen
+    }
+
+    /// An adapter that keeps what the runtime tells it about its events' answers.
+    #[derive(Default)]
+    struct Listening {
+        heard: std::sync::Mutex<Vec<(String, String)>>,
+        delivered: std::sync::Mutex<Vec<(String, String)>>,
+    }
+
+    impl Listening {
+        fn heard(&self, chat: &str) -> Vec<String> {
+            let heard = self.heard.lock().expect("lock");
+            heard
+                .iter()
+                .filter(|(c, _)| c == chat)
+                .map(|(_, h)| h.clone())
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl Adapter for Listening {
+        fn name(&self) -> &str {
+            "bot"
+        }
+        fn platform(&self) -> &'static str {
+            "test"
+        }
+        fn text_format(&self) -> crate::format::TextFormat {
+            crate::format::TextFormat::Plain
+        }
+        fn reply_timing(&self) -> crate::adapter::ReplyTiming {
+            crate::adapter::ReplyTiming {
+                ack_after_ms: 300,
+                ..Default::default()
+            }
+        }
+        fn answering(&self, event: &Event, progress: Answering<'_>) {
+            let chat = event
+                .conversation
+                .as_ref()
+                .map(|c| c.id.clone())
+                .unwrap_or_default();
+            let delivered = self.delivered.lock().expect("lock");
+            // Which delivery an announced action is tells whether it came before it.
+            let heard = match progress {
+                Answering::Partial(text) => format!("partial {text}"),
+                Answering::Acknowledged { action } => {
+                    assert!(!delivered.iter().any(|(id, _)| id == action));
+                    "ack".to_string()
+                }
+                Answering::Answer { action, last } => {
+                    assert!(!delivered.iter().any(|(id, _)| id == action));
+                    format!("answer last={last}")
+                }
+                Answering::Unanswered => "unanswered".to_string(),
+            };
+            self.heard.lock().expect("lock").push((chat, heard));
+        }
+        async fn deliver(
+            &self,
+            outgoing: &crate::adapter::Outgoing,
+        ) -> Result<crate::adapter::Delivered, crate::adapter::SendError> {
+            self.delivered
+                .lock()
+                .expect("lock")
+                .push((outgoing.action_id.clone(), outgoing.text.clone()));
+            Ok(crate::adapter::Delivered::Sent)
+        }
+    }
+
+    /// The event's own adapter hears the answer's text so far, which actions answer it
+    /// (the acknowledgement apart, the last marked) before they are delivered, and that
+    /// nothing answers an event; another adapter's events are not its business.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_events_adapter_hears_how_its_answer_comes_along() {
+        let store: SharedStore = Arc::new(MemoryStore::default());
+        let (faults, _) = tokio::sync::mpsc::unbounded_channel();
+        let plugins = PluginHost::start(Vec::new(), faults).await;
+        let mut handlers = builtins();
+        let pieces = |interval_ms| {
+            Box::new(crate::handler::Pieces::new(&crate::handler::PiecesConfig {
+                pieces: vec!["一".into(), "二".into()],
+                interval_ms,
+            })) as Box<dyn crate::handler::Handler>
+        };
+        handlers.insert("typing".into(), pieces(10));
+        handlers.insert("slow".into(), pieces(400));
+        let handlers = Arc::new(Handlers::new(
+            handlers,
+            store.clone(),
+            plugins,
+            Default::default(),
+            HashMap::new(),
+        ));
+        let route = |conversation: &str, handler: &str, continue_| Route {
+            id: conversation.into(),
+            pattern: Pattern::parse("message.*").expect("pattern"),
+            source: None,
+            conversation: Some(conversation.into()),
+            priority: 0,
+            enabled: true,
+            continue_,
+            handler: handler.into(),
+        };
+        let router = Router::new(vec![
+            route("typing", "typing", true),
+            route("typing", "echo", false),
+            route("slow", "slow", false),
+            route("quiet", "help", false),
+        ]);
+        let runtime = Runtime::start(store.clone(), router, handlers, &QueueConfig::default());
+        let bot = Arc::new(Listening::default());
+        runtime.start_adapter(bot.clone()).await.expect("start");
+        for (chat, key) in [("typing", "t1"), ("slow", "s1"), ("quiet", "q1")] {
+            let mut event = message(chat, "hi", key);
+            event.source = "bot".into();
+            assert!(runtime.accept(event).await.expect("stored"));
+        }
+        let mut other = message("typing", "hi", "p1");
+        other.source = "phone".into();
+        assert!(runtime.accept(other).await.expect("stored"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bot.delivered.lock().expect("lock").len() < 4 {
+            assert!(Instant::now() < deadline, "{:?}", bot.heard.lock());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            bot.heard("typing"),
+            [
+                "partial 一",
+                "partial 一二",
+                "answer last=false",
+                "answer last=true"
+            ]
+        );
+        assert_eq!(
+            bot.heard("slow"),
+            ["ack", "partial 一", "partial 一二", "answer last=true"]
+        );
+        assert_eq!(bot.heard("quiet"), ["unanswered"]);
+        let delivered: Vec<String> = bot
+            .delivered
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, text)| text.clone())
+            .collect();
+        assert_eq!(delivered.len(), 4, "{delivered:?}");
     }
 
     /// Alice's slow answer holds up only Alice, on either backend: the runtime does not

@@ -61,6 +61,11 @@ impl Outbox {
             .collect()
     }
 
+    /// The adapter connected as `name`.
+    pub fn adapter(&self, name: &str) -> Option<Arc<dyn Adapter>> {
+        lock(&self.lanes).get(name).map(|lane| lane.adapter.clone())
+    }
+
     /// How long a sender on `source` waits; a source that is no adapter (a schedule)
     /// waits the default.
     pub fn reply_timing(&self, source: &str) -> ReplyTiming {
