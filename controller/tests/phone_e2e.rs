@@ -374,7 +374,7 @@ async fn a_reply_sent_just_before_a_crash_is_not_typed_again() {
             conversation: "李雷",
             watermark: &rolled,
             events: &[],
-            delivered: None,
+            delivered: &[],
             unconfirmed: &[],
         })
         .await

@@ -114,7 +114,12 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(idle: IdleStrategy, latency: Latency, pacing: PacingConfig) -> Rig {
+    async fn start(
+        idle: IdleStrategy,
+        latency: Latency,
+        pacing: PacingConfig,
+        hot_window: Duration,
+    ) -> Rig {
         let sim = tapwire_phone_sim::start(SimConfig {
             control_addr: None,
             ..SimConfig::default()
@@ -141,6 +146,7 @@ impl Rig {
         config.poll_interval = Duration::from_millis(200);
         config.idle = idle;
         config.pacing = pacing;
+        config.hot_window = hot_window;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = tokio::task::spawn_blocking(move || {
@@ -207,7 +213,7 @@ const ZERO: Latency = Latency {
 const CHATS: [&str; 5] = ["李雷", "韩梅梅", "张伟", "王芳", "陈静"];
 
 async fn idle_cost(idle: IdleStrategy) {
-    let rig = Rig::start(idle, ZERO, PacingConfig::off()).await;
+    let rig = Rig::start(idle, ZERO, PacingConfig::off(), HOT).await;
     tokio::time::sleep(Duration::from_secs(2)).await; // settle: first scan, baseline
     let before = rig.control.stats();
     let window = Duration::from_secs(5);
@@ -237,16 +243,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// The agent's default hot window (screen read on every poll for a while after news).
+const HOT: Duration = Duration::from_secs(20);
+
+/// `hot_window` zero measures the first message after a quiet spell (longer than the
+/// window): the change signal alone.
 async fn latency(
     idle: IdleStrategy,
     latency: Latency,
     pacing: PacingConfig,
+    hot_window: Duration,
     label: &str,
     count: usize,
 ) {
     let settle = Duration::from_millis(latency.dump_ms * 5 + 500)
         + Duration::from_millis(if pacing.enabled { pacing.min_gap_ms } else { 0 });
-    let rig = Rig::start(idle, latency, pacing).await;
+    let rig = Rig::start(idle, latency, pacing, hot_window).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let dumps_before = rig
         .control
@@ -281,7 +293,14 @@ async fn latency(
         - dumps_before;
     if !samples.is_empty() {
         println!(
-            "latency {label} {idle:?}: arrival → reply sent p50 {:?}, p99 {:?}, max {:?} ({} messages, {:.1} dumps per message)",
+            "latency {label} {idle:?}{}: arrival → reply sent p50 {:?}, p99 {:?}, max {:?} ({} messages, {:.1} dumps per message)",
+            if idle == IdleStrategy::FullDump {
+                ""
+            } else if hot_window.is_zero() {
+                " (first message after a quiet spell)"
+            } else {
+                " (within a conversation: hot window)"
+            },
             percentile(&samples, 0.5),
             percentile(&samples, 0.99),
             samples[samples.len() - 1],
@@ -292,8 +311,10 @@ async fn latency(
     rig.stop().await;
 }
 
-async fn throughput(idle: IdleStrategy, pacing: PacingConfig, label: &str) {
-    let rig = Rig::start(idle, REAL_PHONE, pacing).await;
+/// `per_second` messages offered, round robin over 5 chats, for a minute; offered above
+/// what the phone can answer, the replies in that minute are its capacity.
+async fn throughput(idle: IdleStrategy, pacing: PacingConfig, per_second: u32, label: &str) {
+    let rig = Rig::start(idle, REAL_PHONE, pacing, HOT).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let window = Duration::from_secs(60);
     let start = Instant::now();
@@ -305,7 +326,7 @@ async fn throughput(idle: IdleStrategy, pacing: PacingConfig, label: &str) {
             format!("吞吐 {injected}"),
         ));
         injected += 1;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(1) / per_second).await;
     }
     let in_window = rig.control.sent().len();
     // Drain: until everything is answered or nothing moved for 20 s.
@@ -358,14 +379,17 @@ fn main() {
             }
         }
         if only == "latency-real" {
-            latency(
-                IdleStrategy::ChangeSignal,
-                REAL_PHONE,
-                PacingConfig::off(),
-                "real-phone latencies",
-                3,
-            )
-            .await;
+            for hot in [HOT, Duration::ZERO] {
+                latency(
+                    IdleStrategy::ChangeSignal,
+                    REAL_PHONE,
+                    PacingConfig::off(),
+                    hot,
+                    "real-phone latencies",
+                    3,
+                )
+                .await;
+            }
         }
         if wants("latency") {
             let off = PacingConfig::off;
@@ -373,18 +397,24 @@ fn main() {
                 IdleStrategy::ChangeSignal,
                 ZERO,
                 off(),
+                HOT,
                 "zero-latency phone",
                 30,
             )
             .await;
-            for idle in [IdleStrategy::ChangeSignal, IdleStrategy::FullDump] {
-                latency(idle, REAL_PHONE, off(), "real-phone latencies", 12).await;
+            for (idle, hot) in [
+                (IdleStrategy::ChangeSignal, HOT),
+                (IdleStrategy::ChangeSignal, Duration::ZERO),
+                (IdleStrategy::FullDump, HOT),
+            ] {
+                latency(idle, REAL_PHONE, off(), hot, "real-phone latencies", 12).await;
             }
             // What a user runs: a person's pace on top of the phone's.
             latency(
                 IdleStrategy::ChangeSignal,
                 REAL_PHONE,
                 PacingConfig::default(),
+                HOT,
                 "real-phone latencies, pacing defaults",
                 8,
             )
@@ -392,11 +422,13 @@ fn main() {
         }
         if wants("throughput") {
             for idle in [IdleStrategy::ChangeSignal, IdleStrategy::FullDump] {
-                throughput(idle, PacingConfig::off(), "").await;
+                throughput(idle, PacingConfig::off(), 1, "").await;
+                throughput(idle, PacingConfig::off(), 2, "saturated ").await;
             }
             throughput(
                 IdleStrategy::ChangeSignal,
                 PacingConfig::default(),
+                1,
                 "with pacing defaults ",
             )
             .await;

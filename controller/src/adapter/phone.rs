@@ -51,6 +51,10 @@ pub struct PhoneConfig {
     #[serde(default)]
     pub direct: bool,
     pub poll_ms: Option<u64>,
+    /// After a message, how long the screen is read on every poll (not only when the
+    /// change signal moves): the next message of a conversation is noticed sooner, at the
+    /// cost of a screen read per poll for that long. 0 turns it off; 20 by default.
+    pub hot_secs: Option<u64>,
     pub ack_after_ms: Option<u64>,
     pub give_up_after_ms: Option<u64>,
     pub ack_text: Option<String>,
@@ -76,6 +80,7 @@ impl PhoneConfig {
             adb_server: None,
             direct: false,
             poll_ms: None,
+            hot_secs: None,
             ack_after_ms: None,
             give_up_after_ms: None,
             ack_text: None,
@@ -228,6 +233,9 @@ impl Adapter for PhoneAdapter {
         };
         let mut agent_config = AgentConfig::new(serial.clone());
         agent_config.poll_interval = self.poll;
+        if let Some(secs) = self.config.hot_secs {
+            agent_config.hot_window = Duration::from_secs(secs);
+        }
         agent_config.pacing = self.config.pacing.clone();
         let (maps, stop) = (self.maps.clone(), self.stop.clone());
         // Building the agent asks the phone for its WeChat version: blocking work.
@@ -399,7 +407,7 @@ impl Sink for PhoneSink {
                 conversation: ORPHANS_KEY,
                 watermark: &json,
                 events: &[],
-                delivered: None,
+                delivered: &[],
                 unconfirmed: &[],
             }))
             .map(drop)
@@ -431,6 +439,11 @@ impl Sink for PhoneSink {
             .map(|m| phone_event(&batch.device, m))
             .collect();
         let unconfirmed: Vec<String> = lock(&self.shared.unconfirmed).iter().cloned().collect();
+        let delivered: Vec<String> = batch
+            .delivered
+            .iter()
+            .map(|d| d.action_id.clone())
+            .collect();
         let watermark = serde_json::to_string(&batch.watermark).map_err(|e| e.to_string())?;
         let recorded = self
             .handle
@@ -439,15 +452,15 @@ impl Sink for PhoneSink {
                 conversation: &batch.conversation,
                 watermark: &watermark,
                 events: &events,
-                delivered: batch.delivered.as_ref().map(|d| d.action_id.as_str()),
+                delivered: &delivered,
                 unconfirmed: &unconfirmed,
             }))
             .map_err(|e| e.to_string())?;
-        if let Some(delivered) = &batch.delivered {
+        for reply in &batch.delivered {
             self.finished(
-                &delivered.action_id,
+                &reply.action_id,
                 SendOutcome::Sent {
-                    method: delivered.method,
+                    method: reply.method,
                 },
             );
         }

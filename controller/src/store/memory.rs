@@ -150,7 +150,7 @@ impl Store for MemoryStore {
                 recorded.settled.push(id);
             }
         }
-        if let Some(id) = batch.delivered {
+        for id in batch.delivered {
             state.set_status(id, ActionStatus::Done);
         }
         state.watermarks.insert(

@@ -119,8 +119,8 @@ pub struct ReadBatch<'a> {
     /// The reader's position, opaque to the store: given back by [`Store::watermark`].
     pub watermark: &'a str,
     pub events: &'a [Event],
-    /// The reply this read found in the chat, finished with it.
-    pub delivered: Option<&'a str>,
+    /// The replies this read found in the chat, finished with it.
+    pub delivered: &'a [String],
     /// Replies an earlier run handed to the phone and never saw finish: any whose text
     /// is among the batch's new own messages went out before the crash.
     pub unconfirmed: &'a [String],

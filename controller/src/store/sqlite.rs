@@ -161,12 +161,15 @@ impl Store for SqliteStore {
                     now: now.clone(),
                 }),
                 events: rows,
-                status: delivered.map(|id| StatusRow {
-                    id: id.to_string(),
-                    status: ActionStatus::Done.as_str(),
-                    error: None,
-                    now,
-                }),
+                status: delivered
+                    .iter()
+                    .map(|id| StatusRow {
+                        id: id.clone(),
+                        status: ActionStatus::Done.as_str(),
+                        error: None,
+                        now: now.clone(),
+                    })
+                    .collect(),
                 settle,
                 ..Write::default()
             })
@@ -452,12 +455,12 @@ impl Store for SqliteStore {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         self.write(Write {
-            status: Some(StatusRow {
+            status: vec![StatusRow {
                 id: id.to_string(),
                 status: status.as_str(),
                 error: error.map(str::to_string),
                 now: now_rfc3339(),
-            }),
+            }],
             ..Write::default()
         })
         .await?;
@@ -490,7 +493,8 @@ struct Write {
     finish: Option<Finish>,
     /// An action to move from pending to dispatched.
     claim: Option<String>,
-    status: Option<StatusRow>,
+    /// Actions whose status changes (replies a phone read back, one per action).
+    status: Vec<StatusRow>,
     settle: Option<SettleRow>,
 }
 
@@ -752,7 +756,7 @@ fn statements(writes: &[Write]) -> usize {
         })
         + multi_row(|w| usize::from(matches!(w.finish, Some(Finish::Handled(_)))))
         + multi_row(|w| usize::from(w.claim.is_some()))
-        + count(|w| usize::from(w.status.is_some()))
+        + count(|w| w.status.len())
         + count(|w| 2 * usize::from(w.settle.is_some()))
 }
 
@@ -778,7 +782,7 @@ async fn run(conn: &mut SqliteConnection, writes: &[Write]) -> Result<Vec<Writte
     set_handled(conn, &handled).await?;
     let claims: Vec<&str> = writes.iter().filter_map(|w| w.claim.as_deref()).collect();
     let mut claimed = claim_actions(conn, &claims).await?;
-    for row in writes.iter().filter_map(|w| w.status.as_ref()) {
+    for row in writes.iter().flat_map(|w| &w.status) {
         set_action_status(conn, row).await?;
     }
     let mut settled = Vec::with_capacity(writes.len());
@@ -1027,7 +1031,7 @@ mod tests {
     fn read<'a>(
         watermark: &'a str,
         events: &'a [Event],
-        delivered: Option<&'a str>,
+        delivered: &'a [String],
         unconfirmed: &'a [String],
     ) -> ReadBatch<'a> {
         ReadBatch {
@@ -1063,12 +1067,12 @@ mod tests {
         let store = SqliteStore::open(&path).await.expect("open");
         let wm = r#"{"tail":[],"next_seq":3}"#;
         let fresh = store
-            .record(read(wm, &[event("a"), event("b")], None, &[]))
+            .record(read(wm, &[event("a"), event("b")], &[], &[]))
             .await
             .expect("record");
         assert_eq!(fresh.fresh.len(), 2);
         let again = store
-            .record(read(wm, &[event("a")], None, &[]))
+            .record(read(wm, &[event("a")], &[], &[]))
             .await
             .expect("record");
         assert!(
@@ -1147,7 +1151,7 @@ mod tests {
             .record(read(
                 wm,
                 &[own("o1", "ok"), own("o2", "ok"), own("o3", "other")],
-                Some(&ids[0]),
+                &ids[..1],
                 &[ids[2].clone()],
             ))
             .await
@@ -1163,7 +1167,7 @@ mod tests {
         assert_eq!(open, vec![ids[1].clone(), ids[3].clone()]);
         // A message stored before settles nothing again.
         let again = store
-            .record(read(wm, &[own("o1", "ok")], None, &ids))
+            .record(read(wm, &[own("o1", "ok")], &[], &ids))
             .await
             .expect("record");
         assert!(again.settled.is_empty());

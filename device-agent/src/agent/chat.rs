@@ -153,8 +153,8 @@ impl PhoneAgent {
     }
 
     /// Records `visible[range]` as read: a message event for each item in it (never for
-    /// `ours`, the reply just typed, which is recorded as delivered instead) and a tail
-    /// that ends with the range. Returns the range's items.
+    /// `ours`, the replies just typed, in order, which are recorded as delivered instead)
+    /// and a tail that ends with the range. Returns the range's items.
     pub(super) fn commit(
         &mut self,
         conversation: &str,
@@ -162,17 +162,25 @@ impl PhoneAgent {
         visible: Vec<TailItem>,
         range: std::ops::Range<usize>,
         is_group: bool,
-        ours: Option<(&Outbound, InputMethod)>,
+        ours: Option<(&[Outbound], InputMethod)>,
     ) -> Result<Vec<TailItem>, AgentError> {
         let device = self.config.device.clone();
         let new: Vec<TailItem> = visible[range.clone()].to_vec();
         let mut next_seq = old.next_seq;
         let mut messages = Vec::new();
-        for item in &new {
+        // Our replies are the last own bubbles of the range, in the order they were sent.
+        let mut ours_left = ours.map_or(&[][..], |(o, _)| o).iter().rev().peekable();
+        let mut is_ours = vec![false; new.len()];
+        for (i, item) in new.iter().enumerate().rev() {
+            if item.kind == TailKind::Own {
+                is_ours[i] = ours_left
+                    .next_if(|o| item.text.as_deref() == Some(&o.text))
+                    .is_some();
+            }
+        }
+        for (item, ours) in new.iter().zip(is_ours) {
             let is_self = item.kind == TailKind::Own;
-            if item.kind == TailKind::System
-                || (is_self && ours.is_some_and(|(o, _)| item.text.as_deref() == Some(&o.text)))
-            {
+            if item.kind == TailKind::System || ours {
                 continue;
             }
             let seq = next_seq;
@@ -211,6 +219,9 @@ impl PhoneAgent {
         let received = messages.iter().filter(|m| !m.is_self).count();
         self.stats.messages += received as u64;
         self.awaiting_replies |= received > 0;
+        if received > 0 {
+            self.last_news = Some(std::time::Instant::now());
+        }
         for m in &messages {
             tracing::info!(device = %device, conversation, seq = m.seq, is_self = m.is_self, sender = ?m.sender, text = ?m.text, "message read");
         }
@@ -221,10 +232,16 @@ impl PhoneAgent {
                 conversation: conversation.to_string(),
                 watermark,
                 messages,
-                delivered: ours.map(|(out, method)| Delivered {
-                    action_id: out.action_id.clone(),
-                    method,
-                }),
+                delivered: ours
+                    .map(|(outs, method)| {
+                        outs.iter()
+                            .map(|out| Delivered {
+                                action_id: out.action_id.clone(),
+                                method,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .map_err(AgentError::Sink)?;
         if !settled.is_empty() {

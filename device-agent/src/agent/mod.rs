@@ -100,9 +100,9 @@ pub struct Batch {
     pub conversation: String,
     pub watermark: Watermark,
     pub messages: Vec<PhoneMessage>,
-    /// The reply whose bubble this batch's watermark ends with: it is done exactly when
-    /// the watermark that covers it is stored.
-    pub delivered: Option<Delivered>,
+    /// The replies whose bubbles this batch's watermark ends with: they are done exactly
+    /// when the watermark that covers them is stored.
+    pub delivered: Vec<Delivered>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,6 +171,10 @@ pub struct AgentConfig {
     pub max_scroll_pages: usize,
     pub input_methods: Vec<InputMethod>,
     pub idle: IdleStrategy,
+    /// After news, for this long the actor looks at the screen on every poll instead of
+    /// waiting for the change signal: conversations come in bursts, and within one the
+    /// next message is noticed as soon as a screen read can show it. Zero turns it off.
+    pub hot_window: Duration,
     /// When replies may go out; off unless the caller asks (the controller's phones
     /// default to a person's pace).
     pub pacing: PacingConfig,
@@ -196,6 +200,7 @@ impl AgentConfig {
             max_scroll_pages: 8,
             input_methods: DEFAULT_METHODS.to_vec(),
             idle: IdleStrategy::default(),
+            hot_window: Duration::from_secs(20),
             pacing: PacingConfig::off(),
         }
     }
@@ -232,6 +237,8 @@ pub struct PhoneAgent {
     /// The phone's offset from UTC in seconds, asked once when quiet hours need it.
     utc_offset: Option<i64>,
     last_signal: Option<IdleSignal>,
+    /// When a message from someone was last read (for the hot window).
+    last_news: Option<Instant>,
     use_fallback_signal: bool,
     /// The conversation the actor opened last, for chats whose title bar holds no text.
     current_chat: Option<String>,
@@ -351,6 +358,7 @@ impl PhoneAgent {
             typed_by: HashMap::new(),
             utc_offset: None,
             last_signal: None,
+            last_news: None,
             use_fallback_signal: false,
             current_chat: None,
             awaiting_replies: false,
@@ -429,7 +437,13 @@ impl PhoneAgent {
         if !self.pending.is_empty() {
             self.deliver_pending()?;
         }
-        if self.config.idle == IdleStrategy::FullDump {
+        let hot = self
+            .last_news
+            .is_some_and(|at| at.elapsed() < self.config.hot_window);
+        if self.config.idle == IdleStrategy::FullDump || hot {
+            // The signal's baseline is stale after this: the first round past the window
+            // looks once more, which is what a change would have made it do.
+            self.last_signal = None;
             return self.scan();
         }
         let signal = self.idle_signal()?;

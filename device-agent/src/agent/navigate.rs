@@ -180,6 +180,7 @@ impl PhoneAgent {
         &mut self,
         conversation: &str,
     ) -> Result<Option<ScreenReading>, AgentError> {
+        let mut back = None;
         for _ in 0..4 {
             self.wait_for_replies(conversation)?;
             let chat = match self.fresh_chat.take() {
@@ -189,10 +190,17 @@ impl PhoneAgent {
                     None => break,
                 },
             };
+            back = chat.back_button;
             let new = self.process_chat(conversation, chat, &RowHint::default())?;
             if !new.iter().any(|i| i.kind == TailKind::Other) {
                 break;
             }
+            back = None;
+        }
+        // The chat was just read and nothing came since: its back button is where that
+        // read saw it, so no read is needed before pressing it.
+        if let Some(back) = back {
+            self.tap(back)?;
         }
         self.back_to_list()
     }

@@ -35,7 +35,7 @@ impl PhoneAgent {
                     .into_iter()
                     .partition(|o| o.conversation == conversation);
             self.pending = elsewhere;
-            let mut here = here.into_iter();
+            let mut here = here.into_iter().peekable();
             let mut sent_any = false;
             let mut not_yet = None;
             while let Some(out) = here.next() {
@@ -45,19 +45,36 @@ impl PhoneAgent {
                     not_yet = Some((wait, out));
                     break;
                 }
-                if let Err(error) = self.send_here(out.clone()) {
+                // Answers ready together go out back to back, checked by one read, once
+                // the way of sending is proven; paced replies go one by one.
+                let mut batch = vec![out];
+                let proven = self.proven_send.filter(|_| !self.pacer.enabled());
+                while let Some(next) =
+                    here.next_if(|o| proven.is_some_and(|p| p.method.supports(&o.text)))
+                {
+                    batch.push(next);
+                }
+                let result = match proven {
+                    Some(proven) if batch.len() > 1 => self.send_together(&batch, proven),
+                    _ => self.send_here(batch[0].clone()),
+                };
+                if let Err(error) = result {
                     // Kept, not dropped with the error: the phone coming back (a
                     // cable, a restarted adb) must find them still to do, in order.
-                    self.sink
-                        .sent(&out.action_id, SendOutcome::Interrupted)
-                        .map_err(AgentError::Sink)?;
-                    let mut kept = vec![out];
+                    for out in &batch {
+                        self.sink
+                            .sent(&out.action_id, SendOutcome::Interrupted)
+                            .map_err(AgentError::Sink)?;
+                    }
+                    let mut kept = batch;
                     kept.extend(here);
                     kept.append(&mut self.pending);
                     self.pending = kept;
                     return Err(error);
                 }
-                self.paced_send(&out);
+                for out in &batch {
+                    self.paced_send(out);
+                }
                 sent_any = true;
             }
             let now = Instant::now();
@@ -229,6 +246,41 @@ impl PhoneAgent {
         self.fail(&out, last_problem)
     }
 
+    /// Types and sends several replies into the chat that is open, pressing the proven
+    /// send button after each, then checks them all with one read.
+    fn send_together(&mut self, outs: &[Outbound], proven: ProvenSend) -> Result<(), AgentError> {
+        let chat = match self.fresh_chat.take() {
+            Some(chat) => Some(chat),
+            None => self.read_until(ScreenKind::Chat)?.and_then(|r| r.chat),
+        };
+        let Some(input) = chat.and_then(|c| c.input) else {
+            for out in outs {
+                self.fail(out, "the chat shows no input box".into())?;
+            }
+            return Ok(());
+        };
+        if !input.text.is_empty() {
+            self.tap(input.bounds)?;
+            self.shell(&delete_command(input.text.chars().count()))?;
+        }
+        let mut pressed = 0;
+        for out in outs {
+            self.tap(input.bounds)?;
+            if let Err(e) = proven.method.type_text(self.transport.as_mut(), &out.text) {
+                tracing::debug!(device = %self.config.device, method = ?proven.method, error = %e, "input method failed");
+                break;
+            }
+            self.tap(proven.button)?;
+            pressed += 1;
+        }
+        self.settle_all_sent(&outs[..pressed], proven.method, None)?;
+        // Not typed: the careful way, one by one.
+        for out in &outs[pressed..] {
+            self.send_here(out.clone())?;
+        }
+        Ok(())
+    }
+
     /// After send was pressed: finds the reply in the chat (starting from `first`, a read
     /// already made after the press) and records how it ended.
     fn settle_sent(
@@ -237,44 +289,63 @@ impl PhoneAgent {
         method: InputMethod,
         first: Option<ChatView>,
     ) -> Result<(), AgentError> {
-        let verified = self.verify_sent(out, method, first)?;
-        if verified == Verified::Missing {
-            // Pressed blind or not, nothing is left to press: the next reply checks again.
-            self.proven_send = None;
-        } else {
-            self.stats.replies_sent += 1;
-            tracing::info!(device = %self.config.device, conversation = %out.conversation, ?method, "reply sent");
-        }
-        match verified {
-            Verified::Recorded => Ok(()),
-            Verified::Seen => self
-                .sink
-                .sent(&out.action_id, SendOutcome::Sent { method })
-                .map_err(AgentError::Sink),
-            Verified::Missing => self.fail(
-                out,
-                "the reply did not appear in the chat after pressing send".into(),
-            ),
-        }
+        self.settle_all_sent(std::slice::from_ref(out), method, first)
     }
 
-    /// Reads the chat until our text shows up as an own message after what was read
-    /// before, then records everything up to it as read, and the reply as done, in one
-    /// batch: a crash cannot leave the bubble read but the reply open (it would be typed
-    /// again). Messages that came in while we were typing sit before our reply and are
-    /// recorded as news, never swallowed; anything after it (someone answering at once) is
-    /// left for the next read.
+    /// As [`Self::settle_sent`] for replies sent one after another into one chat and
+    /// checked by one read: those that show up (a prefix, in order) are done together.
+    fn settle_all_sent(
+        &mut self,
+        outs: &[Outbound],
+        method: InputMethod,
+        first: Option<ChatView>,
+    ) -> Result<(), AgentError> {
+        let (verified, shown) = self.verify_sent(outs, method, first)?;
+        for out in &outs[..shown] {
+            self.stats.replies_sent += 1;
+            tracing::info!(device = %self.config.device, conversation = %out.conversation, ?method, "reply sent");
+            if verified == Verified::Seen {
+                self.sink
+                    .sent(&out.action_id, SendOutcome::Sent { method })
+                    .map_err(AgentError::Sink)?;
+            }
+        }
+        if shown < outs.len() {
+            // Pressed blind or not, nothing is left to press: the next reply checks again.
+            self.proven_send = None;
+        }
+        for out in &outs[shown..] {
+            self.fail(
+                out,
+                "the reply did not appear in the chat after pressing send".into(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Reads the chat until our replies show up as own messages, in order, after what
+    /// was read before, then records everything up to the last of them as read, and the
+    /// replies as done, in one batch: a crash cannot leave a bubble read but its reply open
+    /// (it would be typed again). Messages that came in while we were typing sit before
+    /// our replies and are recorded as news, never swallowed; anything after the last one
+    /// (someone answering at once) is left for the next read. Returns how many of `outs`
+    /// (a prefix) were found.
     fn verify_sent(
         &mut self,
-        out: &Outbound,
+        outs: &[Outbound],
         method: InputMethod,
         mut first: Option<ChatView>,
-    ) -> Result<Verified, AgentError> {
+    ) -> Result<(Verified, usize), AgentError> {
+        let Some(conversation) = outs.first().map(|o| o.conversation.clone()) else {
+            return Ok((Verified::Recorded, 0));
+        };
         let watermark = self
             .sink
-            .watermark(&self.config.device, &out.conversation)
+            .watermark(&self.config.device, &conversation)
             .map_err(AgentError::Sink)?
             .unwrap_or_default();
+        // The last read where only some had shown, to record those if the rest never do.
+        let mut partial = None;
         for _ in 0..5 {
             let chat = match first.take() {
                 Some(chat) => chat,
@@ -288,38 +359,108 @@ impl PhoneAgent {
                 .map(|(_, t)| t)
                 .collect();
             let found = tail::new_items(&watermark.tail, &visible, None, None);
-            let reply_at = visible.iter().rposition(|t| {
-                t.kind == TailKind::Own && t.text.as_deref() == Some(out.text.as_str())
-            });
-            match reply_at {
-                Some(reply_at) if found.complete && reply_at >= found.start => {
-                    let is_group = is_group(&chat.messages);
-                    self.commit(
-                        &out.conversation,
-                        watermark,
-                        visible,
-                        found.start..reply_at + 1,
-                        is_group,
-                        Some((out, method)),
-                    )?;
+            if !found.complete {
+                // The screen holds no trace of what was read before (a flood of
+                // messages): the replies being the newest own bubbles is the best
+                // evidence there is.
+                let newest_own: Vec<Option<&str>> = chat
+                    .messages
+                    .iter()
+                    .rev()
+                    .filter(|m| m.is_own())
+                    .take(outs.len())
+                    .map(|m| m.text.as_deref())
+                    .collect();
+                let sent: Vec<Option<&str>> =
+                    outs.iter().rev().map(|o| Some(o.text.as_str())).collect();
+                if newest_own == sent {
                     self.fresh_chat = Some(chat);
-                    return Ok(Verified::Recorded);
+                    return Ok((Verified::Seen, outs.len()));
                 }
-                // The screen holds no trace of what was read before (a flood of messages):
-                // the reply being the newest own bubble is the best evidence there is.
-                Some(_) if !found.complete => {
-                    let newest_own = chat.messages.iter().rev().find(|m| m.is_own());
-                    if newest_own.is_some_and(|m| m.text.as_deref() == Some(out.text.as_str())) {
+            } else {
+                let (shown, last) = replies_in_order(&visible[found.start..], outs);
+                if let Some(last) = last {
+                    let end = found.start + last + 1;
+                    if shown == outs.len() {
+                        self.record_sent(
+                            &conversation,
+                            &watermark,
+                            visible,
+                            found.start..end,
+                            &chat,
+                            &outs[..shown],
+                            method,
+                        )?;
                         self.fresh_chat = Some(chat);
-                        return Ok(Verified::Seen);
+                        return Ok((Verified::Recorded, shown));
                     }
+                    partial = Some((chat, visible, found.start..end, shown));
                 }
-                _ => {}
             }
             std::thread::sleep(Duration::from_millis(80));
         }
-        Ok(Verified::Missing)
+        if let Some((chat, visible, range, shown)) = partial {
+            self.record_sent(
+                &conversation,
+                &watermark,
+                visible,
+                range,
+                &chat,
+                &outs[..shown],
+                method,
+            )?;
+            self.fresh_chat = Some(chat);
+            return Ok((Verified::Recorded, shown));
+        }
+        Ok((Verified::Missing, 0))
     }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_sent(
+        &mut self,
+        conversation: &str,
+        watermark: &tail::Watermark,
+        visible: Vec<TailItem>,
+        range: std::ops::Range<usize>,
+        chat: &ChatView,
+        outs: &[Outbound],
+        method: InputMethod,
+    ) -> Result<(), AgentError> {
+        let is_group = is_group(&chat.messages);
+        self.commit(
+            conversation,
+            watermark.clone(),
+            visible,
+            range,
+            is_group,
+            Some((outs, method)),
+        )
+        .map(drop)
+    }
+}
+
+/// How many of `outs` (a prefix, in order) stand in `items` as own messages, and where
+/// the last of those is. The latest matching bubbles count: an equal text sent earlier
+/// is not taken for one of these.
+fn replies_in_order(items: &[TailItem], outs: &[Outbound]) -> (usize, Option<usize>) {
+    for shown in (1..=outs.len()).rev() {
+        let mut before = items.len();
+        let mut last = None;
+        let all = outs[..shown].iter().rev().all(|out| {
+            let at = items[..before].iter().rposition(|item| {
+                item.kind == TailKind::Own && item.text.as_deref() == Some(out.text.as_str())
+            });
+            if let Some(at) = at {
+                last.get_or_insert(at);
+                before = at;
+            }
+            at.is_some()
+        });
+        if all {
+            return (shown, last);
+        }
+    }
+    (0, None)
 }
 
 /// An input method that typed a reply which then went out, and where send was: the next
@@ -339,4 +480,38 @@ enum Verified {
     /// was read before): the caller marks it sent.
     Seen,
     Missing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_sent_together_are_found_in_order_latest_first() {
+        let own = |t: &str| TailItem {
+            kind: TailKind::Own,
+            sender: None,
+            text: Some(t.into()),
+        };
+        let other = |t: &str| TailItem {
+            kind: TailKind::Other,
+            sender: Some("李雷".into()),
+            text: Some(t.into()),
+        };
+        let out = |t: &str| Outbound {
+            action_id: t.into(),
+            conversation: "李雷".into(),
+            text: t.into(),
+        };
+        let outs = [out("好"), out("收到")];
+        // An earlier "好" of ours, news typed over, then both replies.
+        let items = [own("好"), other("一"), own("好"), other("二"), own("收到")];
+        assert_eq!(replies_in_order(&items, &outs), (2, Some(4)));
+        // Only the first went out: it is the later "好", not the earlier one.
+        let items = [own("好"), other("一"), own("好")];
+        assert_eq!(replies_in_order(&items, &outs), (1, Some(2)));
+        // Out of order is not the order sent: only what fits counts.
+        let items = [own("收到"), other("一")];
+        assert_eq!(replies_in_order(&items, &outs), (0, None));
+    }
 }
