@@ -7,10 +7,12 @@
 //! Built: [`phone`] (WeChat on an Android phone, over ADB), [`wecom_robot`] (a WeCom
 //! group robot, send-only), [`wecom_app`] (a WeCom self-built app: callbacks in,
 //! active sends out), [`feishu`] (a Feishu/Lark app's bot, and the send-only custom
-//! bot in [`feishu::webhook`]) and [`qq`] (a QQ official bot: signed webhooks in,
-//! passive replies out). A new platform is one file implementing [`Adapter`], a
+//! bot in [`feishu::webhook`]), [`qq`] (a QQ official bot: signed webhooks in,
+//! passive replies out) and [`dingtalk`] (a DingTalk robot over Stream mode or signed
+//! callbacks; the custom robot in [`dingtalk::webhook`]). A new platform is one file implementing [`Adapter`], a
 //! variant in [`AdapterConfig`] and its line in [`build`].
 
+pub mod dingtalk;
 pub mod feishu;
 pub mod phone;
 pub mod qq;
@@ -30,6 +32,8 @@ use crate::event::Event;
 use crate::format::TextFormat;
 use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
+use dingtalk::webhook::{DingtalkWebhook, DingtalkWebhookConfig};
+use dingtalk::{Dingtalk, DingtalkConfig};
 use feishu::webhook::{FeishuWebhook, FeishuWebhookConfig};
 use feishu::{Feishu, FeishuConfig};
 use qq::{QqBot, QqConfig};
@@ -184,6 +188,8 @@ pub enum AdapterConfig {
     Feishu(FeishuConfig),
     FeishuWebhook(FeishuWebhookConfig),
     Qq(QqConfig),
+    Dingtalk(DingtalkConfig),
+    DingtalkWebhook(DingtalkWebhookConfig),
 }
 
 impl AdapterConfig {
@@ -196,6 +202,8 @@ impl AdapterConfig {
             AdapterConfig::Feishu(app) => app.check(),
             AdapterConfig::FeishuWebhook(bot) => bot.check(),
             AdapterConfig::Qq(qq) => qq.check(),
+            AdapterConfig::Dingtalk(app) => app.check(),
+            AdapterConfig::DingtalkWebhook(bot) => bot.check(),
         }
     }
 
@@ -206,6 +214,8 @@ impl AdapterConfig {
             AdapterConfig::WecomApp(_) => wecom_app::TEXT_FORMAT,
             AdapterConfig::Feishu(_) | AdapterConfig::FeishuWebhook(_) => feishu::TEXT_FORMAT,
             AdapterConfig::Qq(qq) => qq.text_format(),
+            AdapterConfig::Dingtalk(app) => app.text_format(),
+            AdapterConfig::DingtalkWebhook(bot) => bot.text_format(),
         }
     }
 }
@@ -218,6 +228,8 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
         AdapterConfig::Feishu(app) => Arc::new(Feishu::new(name, app)?),
         AdapterConfig::FeishuWebhook(bot) => Arc::new(FeishuWebhook::new(name, bot)?),
         AdapterConfig::Qq(qq) => Arc::new(QqBot::new(name, qq)?),
+        AdapterConfig::Dingtalk(app) => Arc::new(Dingtalk::new(name, app)?),
+        AdapterConfig::DingtalkWebhook(bot) => Arc::new(DingtalkWebhook::new(name, bot)?),
     })
 }
 
