@@ -428,8 +428,10 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The HTTP callback: `timestamp` and `sign` are checked before the body is read. The
-/// answer is `{}` at once (the message is answered later through its session webhook).
+/// The HTTP callback: `timestamp` and `sign` are checked before the body is read. A body
+/// in the HTTP answer would be a synchronous reply; the answer is `{"msgtype": "empty"}`
+/// at once — what open implementations send to reply later through the session webhook
+/// (DingTalk's document shows only replies) — and the message is answered when ready.
 async fn callback(
     State(inbound): State<Arc<Inbound>>,
     headers: HeaderMap,
@@ -445,7 +447,11 @@ async fn callback(
         return refused(name, StatusCode::UNAUTHORIZED, &error.to_string());
     }
     match inbound.receive(&body).await {
-        Ok(_) => (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response(),
+        Ok(_) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"msgtype": "empty"})),
+        )
+            .into_response(),
         Err(NotTaken::NotReady) => refused(
             name,
             StatusCode::SERVICE_UNAVAILABLE,
