@@ -9,8 +9,8 @@
 //! active sends out), [`feishu`] (a Feishu/Lark app's bot, and the send-only custom
 //! bot in [`feishu::webhook`]), [`qq`] (a QQ official bot: signed webhooks in,
 //! passive replies out) and [`dingtalk`] (a DingTalk robot over Stream mode or signed
-//! callbacks; the custom robot in [`dingtalk::webhook`]). A new platform is one file implementing [`Adapter`], a
-//! variant in [`AdapterConfig`] and its line in [`build`].
+//! callbacks; the custom robot in [`dingtalk::webhook`]). A new platform is one file
+//! implementing [`Adapter`], a variant in [`AdapterConfig`] and its line in [`build`].
 
 pub mod dingtalk;
 pub mod feishu;
