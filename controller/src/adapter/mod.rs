@@ -8,10 +8,12 @@
 //! group robot, send-only), [`wecom_app`] (a WeCom self-built app: callbacks in,
 //! active sends out), [`wecom_aibot`] (a WeCom AI bot: callbacks answered with
 //! streams), [`feishu`] (a Feishu/Lark app's bot, and the send-only custom bot in
-//! [`feishu::webhook`]) and [`qq`] (a QQ official bot: signed webhooks in, passive
-//! replies out). A new platform is one file implementing [`Adapter`], a
-//! variant in [`AdapterConfig`] and its line in [`build`].
+//! [`feishu::webhook`]), [`qq`] (a QQ official bot: signed webhooks in, passive
+//! replies out) and [`dingtalk`] (a DingTalk robot over Stream mode or signed
+//! callbacks; the custom robot in [`dingtalk::webhook`]). A new platform is one file
+//! implementing [`Adapter`], a variant in [`AdapterConfig`] and its line in [`build`].
 
+pub mod dingtalk;
 pub mod feishu;
 pub mod phone;
 pub mod qq;
@@ -32,6 +34,8 @@ use crate::event::Event;
 use crate::format::TextFormat;
 use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
+use dingtalk::webhook::{DingtalkWebhook, DingtalkWebhookConfig};
+use dingtalk::{Dingtalk, DingtalkConfig};
 use feishu::webhook::{FeishuWebhook, FeishuWebhookConfig};
 use feishu::{Feishu, FeishuConfig};
 use qq::{QqBot, QqConfig};
@@ -214,6 +218,8 @@ pub enum AdapterConfig {
     FeishuWebhook(FeishuWebhookConfig),
     Qq(QqConfig),
     WecomAibot(WecomAibotConfig),
+    Dingtalk(DingtalkConfig),
+    DingtalkWebhook(DingtalkWebhookConfig),
 }
 
 impl AdapterConfig {
@@ -227,6 +233,8 @@ impl AdapterConfig {
             AdapterConfig::FeishuWebhook(bot) => bot.check(),
             AdapterConfig::Qq(qq) => qq.check(),
             AdapterConfig::WecomAibot(bot) => bot.check(),
+            AdapterConfig::Dingtalk(app) => app.check(),
+            AdapterConfig::DingtalkWebhook(bot) => bot.check(),
         }
     }
 
@@ -238,6 +246,8 @@ impl AdapterConfig {
             AdapterConfig::Feishu(_) | AdapterConfig::FeishuWebhook(_) => feishu::TEXT_FORMAT,
             AdapterConfig::Qq(qq) => qq.text_format(),
             AdapterConfig::WecomAibot(_) => wecom_aibot::TEXT_FORMAT,
+            AdapterConfig::Dingtalk(app) => app.text_format(),
+            AdapterConfig::DingtalkWebhook(bot) => bot.text_format(),
         }
     }
 }
@@ -251,6 +261,8 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
         AdapterConfig::FeishuWebhook(bot) => Arc::new(FeishuWebhook::new(name, bot)?),
         AdapterConfig::Qq(qq) => Arc::new(QqBot::new(name, qq)?),
         AdapterConfig::WecomAibot(bot) => Arc::new(WecomAibot::new(name, bot)?),
+        AdapterConfig::Dingtalk(app) => Arc::new(Dingtalk::new(name, app)?),
+        AdapterConfig::DingtalkWebhook(bot) => Arc::new(DingtalkWebhook::new(name, bot)?),
     })
 }
 
