@@ -7,11 +7,13 @@
 //! Built: [`phone`] (WeChat on an Android phone, over ADB), [`wecom_robot`] (a WeCom
 //! group robot, send-only), [`wecom_app`] (a WeCom self-built app: callbacks in,
 //! active sends out), [`feishu`] (a Feishu/Lark app's bot, and the send-only custom
-//! bot in [`feishu::webhook`]) and [`qq`] (a QQ official bot: signed webhooks in,
-//! passive replies out). A new platform is one file implementing [`Adapter`], a
+//! bot in [`feishu::webhook`]), [`qq`] (a QQ official bot: signed webhooks in,
+//! passive replies out) and [`ilink`] (Weixin iLink: QR login, a long poll in, replies
+//! within iLink's limits out). A new platform is one file implementing [`Adapter`], a
 //! variant in [`AdapterConfig`] and its line in [`build`].
 
 pub mod feishu;
+pub mod ilink;
 pub mod phone;
 pub mod qq;
 pub mod wecom_app;
@@ -32,6 +34,7 @@ use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
 use feishu::webhook::{FeishuWebhook, FeishuWebhookConfig};
 use feishu::{Feishu, FeishuConfig};
+use ilink::{Ilink, IlinkConfig};
 use qq::{QqBot, QqConfig};
 use wecom_app::{WecomApp, WecomAppConfig};
 use wecom_robot::{WecomRobot, WecomRobotConfig};
@@ -184,6 +187,7 @@ pub enum AdapterConfig {
     Feishu(FeishuConfig),
     FeishuWebhook(FeishuWebhookConfig),
     Qq(QqConfig),
+    Ilink(IlinkConfig),
 }
 
 impl AdapterConfig {
@@ -196,6 +200,7 @@ impl AdapterConfig {
             AdapterConfig::Feishu(app) => app.check(),
             AdapterConfig::FeishuWebhook(bot) => bot.check(),
             AdapterConfig::Qq(qq) => qq.check(),
+            AdapterConfig::Ilink(ilink) => ilink.check(),
         }
     }
 
@@ -206,6 +211,7 @@ impl AdapterConfig {
             AdapterConfig::WecomApp(_) => wecom_app::TEXT_FORMAT,
             AdapterConfig::Feishu(_) | AdapterConfig::FeishuWebhook(_) => feishu::TEXT_FORMAT,
             AdapterConfig::Qq(qq) => qq.text_format(),
+            AdapterConfig::Ilink(_) => ilink::TEXT_FORMAT,
         }
     }
 }
@@ -218,6 +224,7 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
         AdapterConfig::Feishu(app) => Arc::new(Feishu::new(name, app)?),
         AdapterConfig::FeishuWebhook(bot) => Arc::new(FeishuWebhook::new(name, bot)?),
         AdapterConfig::Qq(qq) => Arc::new(QqBot::new(name, qq)?),
+        AdapterConfig::Ilink(ilink) => Arc::new(Ilink::new(name, ilink)?),
     })
 }
 
