@@ -34,6 +34,9 @@ const ALICE: &str = "o9cq80alice@im.wechat";
 const BOB: &str = "o9cq80bob@im.wechat";
 const CAROL: &str = "o9cq80carol@im.wechat";
 
+/// The batch answered to a cursor, and the cursor after it.
+type Batches = HashMap<String, (Vec<serde_json::Value>, String)>;
+
 /// What the stand-in saw, and what it hands out.
 #[derive(Clone, Default)]
 struct StandIn {
@@ -45,7 +48,7 @@ struct StandIn {
     polls: Arc<Mutex<Vec<(String, String)>>>,
     /// The batch answered to a cursor, and the cursor after it. Kept: the same cursor
     /// gets the same batch again, as a cursor-based server does.
-    batches: Arc<Mutex<HashMap<String, (Vec<serde_json::Value>, String)>>>,
+    batches: Arc<Mutex<Batches>>,
     /// Closed: sends are held (never answered) and not counted as delivered.
     open: Arc<AtomicBool>,
     held: Arc<Mutex<Vec<serde_json::Value>>>,
@@ -516,6 +519,10 @@ async fn an_ilink_bot_logs_in_resumes_at_its_cursor_after_a_kill_and_keeps_to_te
     );
     let text = second.log();
     assert!(text.contains("resuming at the stored cursor"), "{text}");
+    assert!(
+        text.contains("not sent") && text.contains("the user must write again"),
+        "{text}"
+    );
     assert!(!text.contains(TOKEN), "the token is never logged");
     drop(second);
 }

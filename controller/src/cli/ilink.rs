@@ -31,6 +31,7 @@ pub enum IlinkCommand {
         /// The `type = "ilink"` adapter to log in (default: the config's only one).
         #[arg(long)]
         adapter: Option<String>,
+        /// The config declaring the adapter; its storage.path is where the login goes.
         #[arg(long, default_value = "tapwire.toml")]
         config: PathBuf,
         /// The database, when not the config's storage.path.

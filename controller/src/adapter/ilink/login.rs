@@ -343,11 +343,14 @@ mod tests {
         assert_eq!(url_form("a b/é"), "a%20b%2F%C3%A9");
     }
 
+    /// (qrcode, verify_code) of each status poll.
+    type Polls = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
     /// Status answers handed out in order, then "wait"; the polls and QR fetches seen.
     #[derive(Clone, Default)]
     struct Stand {
         statuses: Arc<Mutex<VecDeque<serde_json::Value>>>,
-        polls: Arc<Mutex<Vec<(String, Option<String>)>>>,
+        polls: Polls,
         codes: Arc<Mutex<u32>>,
     }
 

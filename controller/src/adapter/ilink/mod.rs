@@ -77,9 +77,12 @@ const POLL_BACKOFF: Duration = Duration::from_secs(2);
 const POLL_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// process-message.ts `keepaliveIntervalMs`.
 const TYPING_EVERY: Duration = Duration::from_secs(5);
-/// How long "typing…" is kept up without an answer: the default hard limit of a
-/// handler's work (`ReplyTiming::give_up_after_ms`).
-const TYPING_FOR: Duration = Duration::from_secs(120);
+/// How long "typing…" is kept up without an answer: until the acknowledgement would
+/// go out ([`ACK_AFTER`]). A message no route answers shows it that long too: the
+/// adapter cannot tell "no answer" from "a slow one".
+const TYPING_FOR: Duration = ACK_AFTER;
+/// When a slow answer is acknowledged (see [`Ilink::reply_timing`]).
+const ACK_AFTER: Duration = Duration::from_secs(60);
 /// config-cache.ts `CONFIG_CACHE_TTL_MS`: a typing ticket is fetched again within a day.
 const TICKET_LIFE: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -492,6 +495,7 @@ impl Ilink {
     /// The token and base URL to use: the config's token with the config's URL, else
     /// the stored login with its own URL (unless the config names one).
     fn credentials_from(
+        name: &str,
         config: &IlinkConfig,
         login: Option<&state::Login>,
     ) -> Result<Credentials, String> {
@@ -502,7 +506,7 @@ impl Ilink {
             });
         }
         let login = login.filter(|l| !l.token.trim().is_empty()).ok_or_else(|| {
-            "no bot token: run `tapwire ilink login --adapter NAME` to scan a QR code (or set token = \"${ILINK_TOKEN}\")".to_string()
+            format!("no bot token: run `tapwire ilink login --adapter {name}` to scan a QR code (or set token = \"${{ILINK_TOKEN}}\")")
         })?;
         let base = match &config.base_url {
             Some(base) => http_url("base_url", base)?,
@@ -655,7 +659,7 @@ async fn wait_for_login(
             && let Ok(Some(login)) = saved.login().await
             && login.token.trim() != expired.token
         {
-            match Ilink::credentials_from(&inner.config, Some(&login)) {
+            match Ilink::credentials_from(&inner.name, &inner.config, Some(&login)) {
                 Ok(credentials) => {
                     tracing::info!(adapter = %inner.name, base = %shown_url(&credentials.base), "a new iLink login is stored; polling again");
                     inner.set_credentials(credentials);
@@ -697,7 +701,7 @@ impl Adapter for Ilink {
     /// spend one of the 10 replies iLink allows: only a minute of silence earns one.
     fn reply_timing(&self) -> ReplyTiming {
         ReplyTiming {
-            ack_after_ms: 60_000,
+            ack_after_ms: u64::try_from(ACK_AFTER.as_millis()).unwrap_or(u64::MAX),
             ..ReplyTiming::default()
         }
     }
@@ -791,13 +795,8 @@ impl Adapter for Ilink {
                 inner.name
             ))
         })?;
-        let credentials = Ilink::credentials_from(&inner.config, login.as_ref()).map_err(|e| {
-            AdapterError::Start(format!(
-                "adapter {:?}: {}",
-                inner.name,
-                e.replace("NAME", &inner.name)
-            ))
-        })?;
+        let credentials = Ilink::credentials_from(&inner.name, &inner.config, login.as_ref())
+            .map_err(|e| AdapterError::Start(format!("adapter {:?}: {e}", inner.name)))?;
         tracing::info!(adapter = %inner.name, base = %shown_url(&credentials.base), from = if inner.config.token().is_some() { "config" } else { "login" }, "iLink bot starting");
         inner.set_credentials(credentials);
         let task = tokio::spawn(poll(inner.clone(), saved, self.stop.subscribe()));

@@ -8,13 +8,13 @@
 //! so a crash leaves both or neither: nothing is skipped, and a batch fetched again is
 //! stored once (events are keyed by message id).
 //!
-//! The reply budget (README "Limits" of this adapter, and the issue that asked for it):
-//! iLink lets a bot write to a user only after the user wrote to it, and then at most
-//! [`MAX_REPLIES`] messages within [`WINDOW`] of the user's last message; a new message
-//! from the user opens a new budget. The protocol document says nothing of it; the open
-//! implementations learned it from iLink's refusals (hermes-agent #31131 counts about
-//! ten sends per `context_token`, cc-connect #1643 a daily budget), so it is enforced
-//! here, where the reason can be said, rather than left to an opaque `ret = -2`.
+//! The reply budget: iLink lets a bot write to a user only after the user wrote to it,
+//! and then at most [`MAX_REPLIES`] messages within [`WINDOW`] of the user's last
+//! message; the user's next message opens a new budget. The protocol document does not
+//! state it; it is what iLink enforces (DESIGN.md §6) and what the open implementations
+//! learned from its refusals (hermes-agent #31131 counts about ten sends per
+//! `context_token`). It is kept here, where the reason can be told, rather than left to
+//! surface as an opaque `ret = -2`.
 
 use std::time::Duration;
 
@@ -74,9 +74,9 @@ pub struct Contact {
 }
 
 impl Contact {
-    /// A message from the user: it becomes the latest unless it is the latest already
-    /// (a redelivery) or older than it (a late redelivery must not reopen the budget).
-    /// True when it changed anything.
+    /// A message from the user: it becomes the latest, with a fresh budget, unless it is
+    /// the latest already (a redelivery) or older than it (a late redelivery must not
+    /// reopen the budget); `None` then.
     pub fn note(
         current: Option<&Contact>,
         message_id: Option<&str>,
