@@ -9,12 +9,15 @@
 //! active sends out), [`wecom_aibot`] (a WeCom AI bot: callbacks answered with
 //! streams), [`feishu`] (a Feishu/Lark app's bot, and the send-only custom bot in
 //! [`feishu::webhook`]), [`qq`] (a QQ official bot: signed webhooks in, passive
-//! replies out) and [`dingtalk`] (a DingTalk robot over Stream mode or signed
-//! callbacks; the custom robot in [`dingtalk::webhook`]). A new platform is one file
-//! implementing [`Adapter`], a variant in [`AdapterConfig`] and its line in [`build`].
+//! replies out), [`dingtalk`] (a DingTalk robot over Stream mode or signed
+//! callbacks; the custom robot in [`dingtalk::webhook`]) and [`ilink`] (Weixin
+//! iLink: QR login, a long poll in, replies within iLink's limits out). A new
+//! platform is one file implementing [`Adapter`], a variant in [`AdapterConfig`]
+//! and its line in [`build`].
 
 pub mod dingtalk;
 pub mod feishu;
+pub mod ilink;
 pub mod phone;
 pub mod qq;
 pub mod wecom_aibot;
@@ -38,6 +41,7 @@ use dingtalk::webhook::{DingtalkWebhook, DingtalkWebhookConfig};
 use dingtalk::{Dingtalk, DingtalkConfig};
 use feishu::webhook::{FeishuWebhook, FeishuWebhookConfig};
 use feishu::{Feishu, FeishuConfig};
+use ilink::{Ilink, IlinkConfig};
 use qq::{QqBot, QqConfig};
 use wecom_aibot::{WecomAibot, WecomAibotConfig};
 use wecom_app::{WecomApp, WecomAppConfig};
@@ -220,6 +224,7 @@ pub enum AdapterConfig {
     WecomAibot(WecomAibotConfig),
     Dingtalk(DingtalkConfig),
     DingtalkWebhook(DingtalkWebhookConfig),
+    Ilink(IlinkConfig),
 }
 
 impl AdapterConfig {
@@ -235,6 +240,7 @@ impl AdapterConfig {
             AdapterConfig::WecomAibot(bot) => bot.check(),
             AdapterConfig::Dingtalk(app) => app.check(),
             AdapterConfig::DingtalkWebhook(bot) => bot.check(),
+            AdapterConfig::Ilink(ilink) => ilink.check(),
         }
     }
 
@@ -248,6 +254,7 @@ impl AdapterConfig {
             AdapterConfig::WecomAibot(_) => wecom_aibot::TEXT_FORMAT,
             AdapterConfig::Dingtalk(app) => app.text_format(),
             AdapterConfig::DingtalkWebhook(bot) => bot.text_format(),
+            AdapterConfig::Ilink(_) => ilink::TEXT_FORMAT,
         }
     }
 }
@@ -263,6 +270,7 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
         AdapterConfig::WecomAibot(bot) => Arc::new(WecomAibot::new(name, bot)?),
         AdapterConfig::Dingtalk(app) => Arc::new(Dingtalk::new(name, app)?),
         AdapterConfig::DingtalkWebhook(bot) => Arc::new(DingtalkWebhook::new(name, bot)?),
+        AdapterConfig::Ilink(ilink) => Arc::new(Ilink::new(name, ilink)?),
     })
 }
 

@@ -6,6 +6,7 @@ mod devices;
 mod dlq;
 mod doctor;
 mod dump;
+mod ilink;
 mod inspect;
 mod map;
 mod phone;
@@ -57,6 +58,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// UI maps: draft one for a WeChat build Tapwire has no map for.
     Map(map::MapArgs),
+    /// Weixin iLink bots: `login` scans a QR code and stores the bot's token.
+    Ilink(ilink::IlinkArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(args),
         Command::Phone(args) => phone::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Ilink(args) => ilink::run(args),
     }
 }
 
