@@ -341,23 +341,6 @@ fn robot_message(m: &Msg<'_>) -> serde_json::Value {
     })
 }
 
-fn listen_addr(tapwire: &Tapwire) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = tapwire.log();
-        if let Some(addr) = log
-            .lines()
-            .filter_map(|l| l.split("HTTP server listening addr=").nth(1))
-            .filter_map(|rest| rest.split_whitespace().next())
-            .next()
-        {
-            return addr.to_string();
-        }
-        assert!(Instant::now() < deadline, "never listened; log: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `tapwire run` on `config`, the secrets in its environment only.
 fn run(config: &Path) -> Tapwire {
     let stderr_path = config.with_extension("log");
@@ -685,7 +668,7 @@ handler = "echo"
         ),
     );
     let tapwire = run(&config);
-    let url = format!("http://{}/callback/ding", listen_addr(&tapwire));
+    let url = format!("http://{}/callback/ding", tapwire.listen_addr());
     let client = reqwest::Client::new();
     let post = |body: String, ts: String, sign: String| {
         client

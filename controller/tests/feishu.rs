@@ -116,24 +116,6 @@ async fn hook(
     })
 }
 
-/// The port `tapwire run --listen 127.0.0.1:0` bound, read from its log.
-fn listen_addr(tapwire: &Tapwire) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = tapwire.log();
-        if let Some(addr) = log
-            .lines()
-            .filter_map(|l| l.split("HTTP server listening addr=").nth(1))
-            .filter_map(|rest| rest.split_whitespace().next())
-            .next()
-        {
-            return addr.to_string();
-        }
-        assert!(Instant::now() < deadline, "never listened; log: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn write_config(dir: &Path, api: &str) -> PathBuf {
     let path = dir.join("tapwire.toml");
     let text = format!(
@@ -316,7 +298,7 @@ async fn feishu_messages_are_verified_answered_once_and_forwarded_to_a_signed_cu
             .expect("tapwire starts");
         Tapwire { child, stderr_path }
     };
-    let addr = listen_addr(&tapwire);
+    let addr = tapwire.listen_addr();
     let callback = format!("http://{addr}/callback/lark");
     let health = format!("http://{addr}/healthz");
     let client = reqwest::Client::new();

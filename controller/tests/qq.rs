@@ -87,24 +87,6 @@ async fn slow_hook(State(qq): State<StandIn>) -> Json<serde_json::Value> {
     Json(serde_json::json!({"actions": [{"action": "reply", "text": LATE_ANSWER}]}))
 }
 
-/// The port `tapwire run --listen 127.0.0.1:0` bound, read from its log.
-fn listen_addr(tapwire: &Tapwire) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = tapwire.log();
-        if let Some(addr) = log
-            .lines()
-            .filter_map(|l| l.split("HTTP server listening addr=").nth(1))
-            .filter_map(|rest| rest.split_whitespace().next())
-            .next()
-        {
-            return addr.to_string();
-        }
-        assert!(Instant::now() < deadline, "never listened; log: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn write_config(dir: &Path, api: &str) -> std::path::PathBuf {
     let path = dir.join("tapwire.toml");
     let text = format!(
@@ -253,7 +235,7 @@ async fn a_qq_bot_validates_acks_and_answers_groups_and_c2c_with_passive_replies
     };
     let qq = Qq {
         client: reqwest::Client::new(),
-        url: format!("http://{}/callback/qq", listen_addr(&tapwire)),
+        url: format!("http://{}/callback/qq", tapwire.listen_addr()),
         key: signing_key(),
     };
 

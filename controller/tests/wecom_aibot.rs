@@ -59,24 +59,6 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-/// The port `tapwire run --listen 127.0.0.1:0` bound, read from its log.
-fn listen_addr(tapwire: &Tapwire) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = tapwire.log();
-        if let Some(addr) = log
-            .lines()
-            .filter_map(|l| l.split("HTTP server listening addr=").nth(1))
-            .filter_map(|rest| rest.split_whitespace().next())
-            .next()
-        {
-            return addr.to_string();
-        }
-        assert!(Instant::now() < deadline, "never listened; log: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn write_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("tapwire.toml");
     let text = format!(
@@ -265,7 +247,7 @@ async fn an_ai_bot_streams_its_answer_and_sends_a_late_one_once() {
             .expect("tapwire starts");
         Tapwire { child, stderr_path }
     };
-    let addr = listen_addr(&tapwire);
+    let addr = tapwire.listen_addr();
     let bot = format!("http://{addr}/callback/bot");
     let late = format!("http://{addr}/callback/late");
     let health = format!("http://{addr}/healthz");

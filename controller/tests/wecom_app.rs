@@ -73,24 +73,6 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-/// The port `tapwire run --listen 127.0.0.1:0` bound, read from its log.
-fn listen_addr(tapwire: &Tapwire) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = tapwire.log();
-        if let Some(addr) = log
-            .lines()
-            .filter_map(|l| l.split("HTTP server listening addr=").nth(1))
-            .filter_map(|rest| rest.split_whitespace().next())
-            .next()
-        {
-            return addr.to_string();
-        }
-        assert!(Instant::now() < deadline, "never listened; log: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn write_config(dir: &Path, adb: &AdbServer, serial: &str, api: &str) -> std::path::PathBuf {
     let path = dir.join("tapwire.toml");
     let text = format!(
@@ -196,7 +178,7 @@ async fn a_wecom_app_member_is_verified_echoed_once_and_forgeries_are_refused() 
             .expect("tapwire starts");
         Tapwire { child, stderr_path }
     };
-    let base = format!("http://{}/callback/app", listen_addr(&tapwire));
+    let base = format!("http://{}/callback/app", tapwire.listen_addr());
     let client = reqwest::Client::new();
     let crypto = WeComCrypto::new(TOKEN, KEY, CORP_ID).expect("crypto");
 
@@ -232,7 +214,7 @@ async fn a_wecom_app_member_is_verified_echoed_once_and_forgeries_are_refused() 
     assert!(answer.text().await.expect("text").is_empty());
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(wait_for_sends(&qyapi, 1, Duration::from_secs(30)).await, 1);
-    let health = format!("http://{}/healthz", listen_addr(&tapwire));
+    let health = format!("http://{}/healthz", tapwire.listen_addr());
     let handled_before = handled(&client, &health).await;
 
     // WeCom's retry of the same MsgId: acknowledged, not answered again.

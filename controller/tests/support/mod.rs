@@ -172,6 +172,24 @@ pub fn tapwire_command(args: &[&str], near: &Path) -> Tapwire {
 }
 
 impl Tapwire {
+    /// The address `tapwire run --listen 127.0.0.1:0` bound, read from its log.
+    pub fn listen_addr(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            if let Some(addr) = log
+                .lines()
+                .filter_map(|l| l.split("HTTP server listening addr=").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .next()
+            {
+                return addr.to_string();
+            }
+            assert!(Instant::now() < deadline, "never listened; log: {log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }

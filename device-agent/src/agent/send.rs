@@ -344,7 +344,8 @@ impl PhoneAgent {
             .watermark(&self.config.device, &conversation)
             .map_err(AgentError::Sink)?
             .unwrap_or_default();
-        // The last read where only some had shown, to record those if the rest never do.
+        // The read that shows them all, or else the last one where only some had shown,
+        // to record those if the rest never do.
         let mut partial = None;
         for _ in 0..5 {
             let chat = match first.take() {
@@ -380,63 +381,45 @@ impl PhoneAgent {
             } else {
                 let (shown, last) = replies_in_order(&visible[found.start..], outs);
                 if let Some(last) = last {
-                    let end = found.start + last + 1;
+                    let shown_here = ReadBack {
+                        range: found.start..found.start + last + 1,
+                        chat,
+                        visible,
+                        shown,
+                    };
                     if shown == outs.len() {
-                        self.record_sent(
-                            &conversation,
-                            &watermark,
-                            visible,
-                            found.start..end,
-                            &chat,
-                            &outs[..shown],
-                            method,
-                        )?;
-                        self.fresh_chat = Some(chat);
-                        return Ok((Verified::Recorded, shown));
+                        partial = Some(shown_here);
+                        break;
                     }
-                    partial = Some((chat, visible, found.start..end, shown));
+                    partial = Some(shown_here);
                 }
             }
             std::thread::sleep(Duration::from_millis(80));
         }
-        if let Some((chat, visible, range, shown)) = partial {
-            self.record_sent(
-                &conversation,
-                &watermark,
-                visible,
-                range,
-                &chat,
-                &outs[..shown],
-                method,
-            )?;
-            self.fresh_chat = Some(chat);
-            return Ok((Verified::Recorded, shown));
-        }
-        Ok((Verified::Missing, 0))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record_sent(
-        &mut self,
-        conversation: &str,
-        watermark: &tail::Watermark,
-        visible: Vec<TailItem>,
-        range: std::ops::Range<usize>,
-        chat: &ChatView,
-        outs: &[Outbound],
-        method: InputMethod,
-    ) -> Result<(), AgentError> {
-        let is_group = is_group(&chat.messages);
+        let Some(read) = partial else {
+            return Ok((Verified::Missing, 0));
+        };
+        let is_group = is_group(&read.chat.messages);
         self.commit(
-            conversation,
-            watermark.clone(),
-            visible,
-            range,
+            &conversation,
+            watermark,
+            read.visible,
+            read.range,
             is_group,
-            Some((outs, method)),
-        )
-        .map(drop)
+            Some((&outs[..read.shown], method)),
+        )?;
+        self.fresh_chat = Some(read.chat);
+        Ok((Verified::Recorded, read.shown))
     }
+}
+
+/// A read after pressing send that shows the first `shown` replies, the last of them at
+/// the end of `range` (what it records as read).
+struct ReadBack {
+    chat: ChatView,
+    visible: Vec<TailItem>,
+    range: std::ops::Range<usize>,
+    shown: usize,
 }
 
 /// How many of `outs` (a prefix, in order) stand in `items` as own messages, and where

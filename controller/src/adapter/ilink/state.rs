@@ -151,7 +151,7 @@ impl Saved {
                 conversation: key,
                 watermark: value,
                 events,
-                delivered: None,
+                delivered: &[],
                 unconfirmed: &[],
             })
             .await
