@@ -507,8 +507,10 @@ impl Orphan {
             );
         }
         if !self.open_ended {
-            let (start, _) = tail::back_over_others(visible, at + 1, self.unread as usize);
-            return Some((start, true));
+            // Fewer on screen than it counted: the rest are above, so it is not settled.
+            let wanted = self.unread as usize;
+            let (start, found) = tail::back_over_others(visible, at + 1, wanted);
+            return Some((start, found >= wanted));
         }
         let pairs = tail::tail_items(items);
         let item_at = pairs.get(at).map_or(items.len(), |(i, _)| *i);
@@ -669,6 +671,11 @@ mod tests {
         assert_eq!((carried.unread, carried.open_ended), (5, false));
         assert_eq!(carried.conversation.as_deref(), Some("李雷"));
         assert_eq!(carried.newest.text.as_deref(), Some("五"));
+        assert_eq!(
+            carried.news_start(&chat.messages, &seen),
+            Some((0, false)),
+            "three of the five on screen: look further up"
+        );
         // Read later from a screen scrolled back: history, then the five.
         let later = screen(&["零", "一", "二", "三", "四", "五", "六"]);
         assert_eq!(

@@ -16,6 +16,11 @@ use super::{AgentError, Outbound, PhoneAgent, SendOutcome};
 /// After an answer went out, how long to wait for the next one before leaving the chat.
 const REPLY_GRACE: Duration = Duration::from_millis(150);
 
+/// Replies sent back to back before one read checks them: all of them must still be on
+/// the screen that read shows, so a few, and short.
+const TOGETHER_MAX: usize = 3;
+const TOGETHER_MAX_CHARS: usize = 120;
+
 impl PhoneAgent {
     /// Stays in the chat briefly so that quick answers to what was just read go out without
     /// navigating back to it.
@@ -47,11 +52,15 @@ impl PhoneAgent {
                 }
                 // Answers ready together go out back to back, checked by one read, once
                 // the way of sending is proven; paced replies go one by one.
+                let mut chars = out.text.chars().count();
                 let mut batch = vec![out];
                 let proven = self.proven_send.filter(|_| !self.pacer.enabled());
-                while let Some(next) =
-                    here.next_if(|o| proven.is_some_and(|p| p.method.supports(&o.text)))
-                {
+                while let Some(next) = here.next_if(|o| {
+                    let fits = batch.len() < TOGETHER_MAX
+                        && chars + o.text.chars().count() <= TOGETHER_MAX_CHARS;
+                    fits && proven.is_some_and(|p| p.method.supports(&o.text))
+                }) {
+                    chars += next.text.chars().count();
                     batch.push(next);
                 }
                 let result = match proven {
