@@ -281,6 +281,14 @@ fn check_chat(screen: Screen) {
         .expect("system line");
     assert!(shot.ink(system.bounds, CHAT_BACKGROUND, 40.0) > 20);
 
+    // The title bar shows the chat's name, which the 8.0.x dump leaves out.
+    let title = dump.iter().find(|n| n.id == "obq").expect("title bar");
+    assert!(title.text.is_empty());
+    assert!(
+        shot.ink(title.bounds, CHAT_BACKGROUND, 80.0) > 40,
+        "{screen}: the name in the title bar"
+    );
+
     // The back button's count of other chats' unread messages: a red badge.
     let back = dump.iter().find(|n| n.id == "osp").expect("back badge");
     check_badge(&shot, back, screen);
@@ -470,13 +478,12 @@ fn pictures_stickers_and_red_packets() {
         .expect("the card's label");
     let card = dump
         .iter()
-        .filter(|n| {
+        .rfind(|n| {
             n.bounds[0] <= label.bounds[0]
                 && n.bounds[2] >= label.bounds[2]
                 && n.bounds[1] < label.bounds[1]
                 && n.class == "android.widget.LinearLayout"
         })
-        .last()
         .expect("the card");
     let [l, t, _, _] = card.bounds;
     assert_eq!(

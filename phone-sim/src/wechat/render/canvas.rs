@@ -77,9 +77,9 @@ impl Canvas {
             self.px[i..i + 3].copy_from_slice(&c);
             return;
         }
-        for k in 0..3 {
-            let old = f32::from(self.px[i + k]);
-            self.px[i + k] = (old + (f32::from(c[k]) - old) * alpha).round() as u8;
+        for (dst, src) in self.px[i..i + 3].iter_mut().zip(c) {
+            let old = f32::from(*dst);
+            *dst = (old + (f32::from(src) - old) * alpha).round() as u8;
         }
     }
 

@@ -136,6 +136,7 @@ impl Font {
 
     /// Draws `line` with its left end at `x`, in a line box from `top` `line_h` high, squeezed
     /// sideways by `squeeze` (≤ 1) so that it fits the width the layout gave it.
+    #[allow(clippy::too_many_arguments)]
     pub fn draw_line(
         &self,
         canvas: &mut Canvas,

@@ -253,13 +253,18 @@ impl Painter<'_> {
 
     /// A label: its lines centred vertically in its bounds.
     fn label(&mut self, node: &Node, r: Rect, style: TextStyle) {
-        if node.text.is_empty() {
+        let text = if node.text.is_empty() {
+            &node.screen_text
+        } else {
+            &node.text
+        };
+        if text.is_empty() {
             return;
         }
         let lines: Vec<String> = if style.wrap > 0 {
-            wrap(&node.text, style.wrap)
+            wrap(text, style.wrap)
         } else {
-            node.text.split('\n').map(str::to_string).collect()
+            text.split('\n').map(str::to_string).collect()
         };
         let line_h = self.px(style.size.line_h);
         let total = line_h * lines.len() as f32;

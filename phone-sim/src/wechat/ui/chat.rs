@@ -239,6 +239,12 @@ fn action_bar(chat: &Chat, others_unread: u32, opts: &BuildOpts<'_>) -> Node {
         FOCUSABLE,
         1,
     );
+    if !opts.title_text {
+        // Real 8.0.x dumps leave the name out, but the screen shows it.
+        title_bar = title_bar
+            .with_screen_text(super::text::ellipsize(&chat.name, TITLE_MAX_UNITS))
+            .painted(Paint::Text(TextStyle::new(Ink::Text, BODY).centred()));
+    }
     if opts.title_text {
         let title_w = width_in_units(&chat.name).min(TITLE_MAX_UNITS) * BODY_TEXT_PX;
         title_bar = title_bar.with_children(vec![

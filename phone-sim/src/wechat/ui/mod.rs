@@ -3,7 +3,9 @@
 //!
 //! Geometry and nesting are copied from the real 8.0.x dumps in `fixtures/real-dumps/`
 //! (720×1608, status bar to 76 px, action bar to 162, tab or input bar from 1507); resource
-//! ids come from [`Ids`].
+//! ids come from [`Ids`]. Every number here is in layout pixels, the pixels of that 720-wide
+//! xhdpi screen; [`build_windows`] scales the finished tree to the device's screen (see
+//! [`crate::display`]), and what sits at the bottom follows the screen's bottom edge.
 //!
 //! - `node`: [`Node`], [`Rect`], how a node is [`Paint`]ed, and the builders every screen uses.
 //! - `text`: text widths in units (ASCII 1, CJK 2), wrapping, WeChat's trailing `…`.

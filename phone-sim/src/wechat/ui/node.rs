@@ -233,6 +233,9 @@ pub struct Node {
     /// What a tap on this node does; taps fall through nodes without one.
     pub action: Option<Action>,
     pub paint: Paint,
+    /// Text the screen shows but the view does not report to accessibility, so dumps leave
+    /// it out: WeChat 8.0's chat title. Painted where `text` is empty.
+    pub screen_text: String,
     /// The node's bounds before [`Node::clipped`] cut them to what shows: a screenshot draws a
     /// half-scrolled bubble whole and lets the list's edge cut it. Dumps never see it.
     pub unclipped: Option<Rect>,
@@ -340,6 +343,11 @@ impl Node {
         self
     }
 
+    pub(super) fn with_screen_text(mut self, text: impl Into<String>) -> Self {
+        self.screen_text = text.into();
+        self
+    }
+
     pub(super) fn with_desc(mut self, desc: impl Into<String>) -> Self {
         self.desc = desc.into();
         self
@@ -396,16 +404,16 @@ impl Node {
     /// From layout pixels to `screen`'s pixels, each edge rounded on its own as Android
     /// rounds each dimension.
     pub(super) fn scale_to(&mut self, screen: &Screen) {
-        let px = |r: Rect| {
+        fn px(screen: &Screen, r: Rect) -> Rect {
             rect(
                 screen.to_px(r.left),
                 screen.to_px(r.top),
                 screen.to_px(r.right),
                 screen.to_px(r.bottom),
             )
-        };
-        self.bounds = px(self.bounds);
-        self.unclipped = self.unclipped.map(px);
+        }
+        self.bounds = px(screen, self.bounds);
+        self.unclipped = self.unclipped.map(|r| px(screen, r));
         for c in &mut self.children {
             c.scale_to(screen);
         }
