@@ -1,7 +1,8 @@
 //! Real glyphs for screenshots: a CJK font found on the machine, loaded once per process, and
 //! a line of text laid out in it and fitted into the width the layout gave that line.
 //!
-//! Where the font comes from: `TAPWIRE_SIM_FONT` (a .ttf, .otf or .ttc), else the first of a
+//! Where the font comes from: `TAPWIRE_SIM_FONT` (a .ttf, .otf or .ttc; `none` for no font,
+//! as on a machine without one), else the first of a
 //! few system paths: Debian's `fonts-noto-cjk` (which `scripts/setup` installs), the other
 //! distributions' Noto CJK, WenQuanYi, and macOS's PingFang or Heiti. In a collection (.ttc)
 //! the Simplified Chinese face is picked by its name. With no font at all, screenshots fall
@@ -60,6 +61,9 @@ pub fn system_font() -> Option<&'static Font> {
 
 fn find() -> Option<Font> {
     if let Some(p) = std::env::var_os(FONT_ENV) {
+        if p == "none" {
+            return None;
+        }
         let p = PathBuf::from(p);
         match Font::load(&p) {
             Some(f) => return Some(f),
