@@ -15,7 +15,7 @@ use crate::device::{Device, Faults, Latency, StatsSnapshot};
 use crate::packages::PackageError;
 use crate::settings::Namespace;
 use crate::wechat::model::{Chat, Event, MsgKind, Notification, Popup, Screen, SentRecord};
-use crate::wechat::ui::{self, Node};
+use crate::wechat::ui::{self, Node, Paint};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IncomingMessage {
@@ -25,6 +25,7 @@ pub struct IncomingMessage {
     /// Defaults to the chat's name (a private chat's other party).
     #[serde(default)]
     pub sender: Option<String>,
+    #[serde(default)]
     pub text: String,
     /// A centred system line (`"X"邀请"Y"加入了群聊`) instead of a bubble.
     #[serde(default)]
@@ -34,7 +35,20 @@ pub struct IncomingMessage {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OwnerMessage {
     pub chat: String,
+    #[serde(default)]
     pub text: String,
+}
+
+/// The JSON of `POST /incoming` and `POST /outgoing-by-owner`: the message and its `kind`,
+/// `text` (the default), `system`, `image`, `sticker` or `red_packet`. A red packet's `text`
+/// is its greeting (WeChat's default when empty); a picture or sticker shows no text, so its
+/// `text` may be left out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WithKind<M> {
+    #[serde(flatten)]
+    pub message: M,
+    #[serde(default)]
+    pub kind: Option<MsgKind>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,7 +80,7 @@ pub struct RowView {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MessageView {
-    /// `text`, `system` or `divider`
+    /// `text`, `image`, `sticker`, `red_packet`, `system` or `divider`
     pub kind: String,
     pub own: bool,
     pub sender: Option<String>,
@@ -154,6 +168,33 @@ pub struct AccessibilityView {
     pub button_shown: bool,
 }
 
+/// What a message row of the view tree shows: its kind (`text`, `image`, `sticker`,
+/// `red_packet`) and text (a red packet's greeting; nothing for pictures).
+fn message_content(row: &Node, ids: &crate::wechat::ids::Ids) -> Option<(&'static str, String)> {
+    if let Some(t) = find(row, &ids.message_text) {
+        return Some(("text", t.text.clone()));
+    }
+    let mut found = None;
+    row.walk(&mut |n| {
+        if found.is_some() {
+            return;
+        }
+        found = match n.paint {
+            Paint::Image => Some(("image", String::new())),
+            Paint::Sticker => Some(("sticker", String::new())),
+            Paint::RedPacket { .. } => Some((
+                "red_packet",
+                n.children
+                    .first()
+                    .map(|c| c.text.clone())
+                    .unwrap_or_default(),
+            )),
+            _ => None,
+        };
+    });
+    found
+}
+
 /// In-process equivalent of the HTTP control API.
 #[derive(Clone)]
 pub struct SimControl {
@@ -180,22 +221,32 @@ impl SimControl {
     }
 
     pub fn incoming(&self, m: &IncomingMessage) {
+        let kind = if m.system {
+            MsgKind::System
+        } else {
+            MsgKind::Text
+        };
+        self.incoming_kind(m, kind);
+    }
+
+    /// A picture, sticker, red packet, text or system line from someone else.
+    pub fn incoming_kind(&self, m: &IncomingMessage, kind: MsgKind) {
         self.device.with(|st| {
             let ts = st.clock.now();
-            let kind = if m.system {
-                MsgKind::System
-            } else {
-                MsgKind::Text
-            };
             st.wechat
                 .incoming(&m.chat, m.group, m.sender.as_deref(), &m.text, kind, ts);
         });
     }
 
     pub fn outgoing_by_owner(&self, m: &OwnerMessage) {
+        self.outgoing_kind_by_owner(m, MsgKind::Text);
+    }
+
+    /// The owner sent a picture, sticker, red packet or text on the phone themselves.
+    pub fn outgoing_kind_by_owner(&self, m: &OwnerMessage, kind: MsgKind) {
         self.device.with(|st| {
             let ts = st.clock.now();
-            st.wechat.outgoing_by_owner(&m.chat, &m.text, ts);
+            st.wechat.outgoing_kind_by_owner(&m.chat, &m.text, kind, ts);
         });
     }
 
@@ -402,7 +453,7 @@ impl SimControl {
                                 text: d.text.clone(),
                             });
                         }
-                        let Some(t) = find(row, &ids.message_text) else {
+                        let Some((kind, text)) = message_content(row, ids) else {
                             continue;
                         };
                         match find(row, &ids.message_avatar) {
@@ -410,10 +461,10 @@ impl SimControl {
                                 kind: "system".into(),
                                 own: false,
                                 sender: None,
-                                text: t.text.clone(),
+                                text,
                             }),
                             Some(av) => {
-                                let own = av.bounds.left > ui::SCREEN_W / 2;
+                                let own = av.bounds.left > self.device.config().screen.width / 2;
                                 let sender = if own {
                                     None
                                 } else {
@@ -422,10 +473,10 @@ impl SimControl {
                                         .map(str::to_string)
                                 };
                                 view.messages.push(MessageView {
-                                    kind: "text".into(),
+                                    kind: kind.into(),
                                     own,
                                     sender,
-                                    text: t.text.clone(),
+                                    text,
                                 });
                             }
                         }
@@ -462,7 +513,7 @@ impl IntoResponse for ApiError {
 
 async fn incoming(
     State(c): State<SimControl>,
-    Json(m): Json<IncomingMessage>,
+    Json(WithKind { message: m, kind }): Json<WithKind<IncomingMessage>>,
 ) -> Result<StatusCode, ApiError> {
     if m.chat.is_empty() {
         return Err(ApiError(
@@ -470,13 +521,34 @@ async fn incoming(
             "chat must not be empty".into(),
         ));
     }
-    c.incoming(&m);
+    let kind = match (kind, m.system) {
+        (None, true) => MsgKind::System,
+        (None, false) => MsgKind::Text,
+        (Some(k), system) if system && k != MsgKind::System => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("system: true contradicts kind {k:?}"),
+            ));
+        }
+        (Some(k), _) => k,
+    };
+    c.incoming_kind(&m, kind);
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn outgoing(State(c): State<SimControl>, Json(m): Json<OwnerMessage>) -> StatusCode {
-    c.outgoing_by_owner(&m);
-    StatusCode::NO_CONTENT
+async fn outgoing(
+    State(c): State<SimControl>,
+    Json(WithKind { message: m, kind }): Json<WithKind<OwnerMessage>>,
+) -> Result<StatusCode, ApiError> {
+    let kind = kind.unwrap_or(MsgKind::Text);
+    if kind == MsgKind::System {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the owner does not send system lines".into(),
+        ));
+    }
+    c.outgoing_kind_by_owner(&m, kind);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn configure_chat(State(c): State<SimControl>, Json(s): Json<ChatSettings>) -> StatusCode {

@@ -12,13 +12,14 @@ use tokio::sync::broadcast;
 
 use crate::accessibility::A11y;
 use crate::clock::Clock;
+use crate::display::{Screen, Theme};
 use crate::fs::{FileStat, FsError, MemFs};
 use crate::packages::Packages;
 use crate::settings::{DEFAULT_INPUT_METHOD, Namespace, Settings};
 use crate::wechat::dump::{AttrSet, to_xml};
 use crate::wechat::ids::Ids;
 use crate::wechat::model::{Action, SystemEffect, WeChat};
-use crate::wechat::render::{RenderError, screenshot_png};
+use crate::wechat::render::{RenderError, Screenshot, ScreenshotCache};
 use crate::wechat::ui::{self, BuildOpts, Node};
 
 pub use crate::packages::WECHAT_UID;
@@ -138,6 +139,9 @@ pub struct DeviceConfig {
     pub ids: Ids,
     pub clock: Clock,
     pub serial: String,
+    pub screen: Screen,
+    /// Screenshots only: dumps are the same in either theme.
+    pub theme: Theme,
 }
 
 pub struct State {
@@ -166,6 +170,8 @@ struct Inner {
     state: Mutex<State>,
     stats: Stats,
     events_tx: broadcast::Sender<String>,
+    /// The last screenshot, drawn once per change of what the screen shows.
+    screenshots: ScreenshotCache,
 }
 
 /// A cheap, cloneable handle to the phone.
@@ -191,14 +197,16 @@ fn default_props(cfg: &DeviceConfig) -> BTreeMap<String, String> {
         ("persist.sys.locale", "zh-CN"),
         ("persist.sys.timezone", "Asia/Shanghai"),
         ("sys.boot_completed", "1"),
-        ("ro.sf.lcd_density", "320"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain(std::iter::once((
-        "ro.serialno".to_string(),
-        cfg.serial.clone(),
-    )))
+    .chain([
+        ("ro.serialno".to_string(), cfg.serial.clone()),
+        (
+            "ro.sf.lcd_density".to_string(),
+            cfg.screen.density.to_string(),
+        ),
+    ])
     .collect()
 }
 
@@ -241,6 +249,7 @@ impl Device {
             state: Mutex::new(state),
             stats: Stats::default(),
             events_tx,
+            screenshots: ScreenshotCache::default(),
         }));
         dev.with(|_| ());
         dev
@@ -281,7 +290,7 @@ impl Device {
             .wechat
             .open_chat_name()
             .and_then(|n| st.wechat.chat(n))
-            .map(ui::chat_max_scroll)
+            .map(|c| ui::chat_max_scroll(c, self.0.config.screen.layout_height()))
         {
             st.wechat.settle_chat_scroll(max);
         }
@@ -338,6 +347,7 @@ impl Device {
         };
         let opts = BuildOpts {
             ids: &self.0.config.ids,
+            screen: self.0.config.screen,
             clock: &st.clock,
             title_text: self.0.config.title_text,
             accessibility_button: button_targets,
@@ -373,8 +383,23 @@ impl Device {
         to_xml(&windows, self.0.config.attrs)
     }
 
+    /// What the screen shows now, drawn once per change and shared by every caller until the
+    /// next one.
+    pub fn screenshot(&self) -> std::sync::Arc<Screenshot> {
+        let config = &self.0.config;
+        self.0
+            .screenshots
+            .get(&self.windows(), config.screen, config.theme)
+    }
+
+    /// `screencap -p`.
     pub fn screencap_png(&self) -> Result<Vec<u8>, RenderError> {
-        screenshot_png(&self.windows())
+        self.screenshot().png().map(<[u8]>::to_vec)
+    }
+
+    /// `screencap` without `-p`: Android's raw header and RGBA pixels.
+    pub fn screencap_raw(&self) -> Vec<u8> {
+        self.screenshot().raw().to_vec()
     }
 
     pub fn tap(&self, x: i32, y: i32) {
@@ -429,20 +454,25 @@ impl Device {
             if !w.foreground {
                 return;
             }
-            // Dragging the finger up moves the content up, i.e. towards later rows.
-            let dy = y1 - y2;
+            // Dragging the finger up moves the content up, i.e. towards later rows. Scrolls
+            // are kept in layout pixels, whatever the screen's density.
+            let screen = self.0.config.screen;
+            let h = screen.layout_height();
+            let dy = screen.to_layout(y1 - y2);
             match w
                 .open_chat_name()
                 .and_then(|n| w.chat(n))
-                .map(ui::chat_max_scroll)
+                .map(|c| ui::chat_max_scroll(c, h))
             {
                 Some(max) => {
-                    if (ui::ACTION_BAR_BOTTOM..ui::BOTTOM_BAR_TOP).contains(&y1) {
+                    if (ui::ACTION_BAR_BOTTOM..ui::bottom_bar_top(h))
+                        .contains(&screen.to_layout(y1))
+                    {
                         w.scroll_chat(dy, max);
                     }
                 }
                 None => {
-                    let max = ui::list_max_scroll(w);
+                    let max = ui::list_max_scroll(w, h);
                     w.scroll_list(dy, max);
                 }
             }

@@ -16,6 +16,8 @@
 //!   touch exploration, whether WeChat trusts a service and keeps its tree, the floating button.
 //! - [`wechat`]: the WeChat model, its view tree (`wechat/ui/`, one file per part of the
 //!   screen), the resource ids read from data, dumps and screenshots.
+//! - [`display`]: the screen's size, density and theme; the layout pixels the view tree is
+//!   written in.
 //! - [`clock`]: the phone's clock and WeChat's relative time formats.
 //! - [`fs`]: the in-memory file system behind `cat`, `ls`, dump files, push and pull.
 //! - [`control`]: [`SimControl`] and the HTTP routes over it.
@@ -34,6 +36,7 @@ pub mod clock;
 pub mod cmd;
 pub mod control;
 pub mod device;
+pub mod display;
 pub mod fs;
 pub mod packages;
 pub mod scenario;
@@ -51,6 +54,7 @@ use tracing::{debug, info};
 
 pub use control::{IncomingMessage, OwnerMessage, SimControl};
 pub use device::{Device, Faults, Latency};
+pub use display::{Screen, Theme};
 pub use scenario::Scenario;
 pub use wechat::dump::AttrSet;
 
@@ -101,6 +105,11 @@ pub struct SimConfig {
     pub accessibility_button: bool,
     /// The phone has not accepted this computer's ADB key: `adb devices` shows `unauthorized`.
     pub unauthorized: bool,
+    /// The display: 720×1608 (the real dumps' phone), 1080×2400 or 1440×3200. Dumps and
+    /// screenshots share its pixels.
+    pub screen: Screen,
+    /// WeChat's light or dark look, in screenshots.
+    pub theme: Theme,
 }
 
 impl Default for SimConfig {
@@ -120,6 +129,8 @@ impl Default for SimConfig {
             settings: Vec::new(),
             accessibility_button: false,
             unauthorized: false,
+            screen: Screen::default(),
+            theme: Theme::default(),
         }
     }
 }
@@ -187,6 +198,8 @@ pub fn build_device(config: &SimConfig) -> Result<Device, SimError> {
             ids,
             clock,
             serial: config.serial.clone(),
+            screen: config.screen,
+            theme: config.theme,
         },
         wechat,
     );

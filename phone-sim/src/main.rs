@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tapwire_phone_sim::settings::Preset;
-use tapwire_phone_sim::{AttrSet, Scenario, SimConfig};
+use tapwire_phone_sim::{AttrSet, Scenario, Screen, SimConfig, Theme};
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +63,13 @@ enum Cmd {
         /// `adb devices` lists it as unauthorized.
         #[arg(long)]
         unauthorized: bool,
+        /// The display, WIDTHxHEIGHT: 720x1608 (the real dumps' phone, 320 dpi), 1080x2400
+        /// (480 dpi) or 1440x3200 (640 dpi). Dumps and screenshots share its pixels.
+        #[arg(long, default_value = "720x1608")]
+        screen: Screen,
+        /// WeChat's look in screenshots: light or dark (dumps are the same).
+        #[arg(long, default_value = "light")]
+        theme: Theme,
     },
 }
 
@@ -87,6 +94,8 @@ async fn main() -> anyhow::Result<()> {
         settings,
         a11y_button,
         unauthorized,
+        screen,
+        theme,
     } = Cli::parse().cmd;
     let scenario = match scenario {
         Some(p) => {
@@ -107,6 +116,8 @@ async fn main() -> anyhow::Result<()> {
         settings,
         accessibility_button: a11y_button,
         unauthorized,
+        screen,
+        theme,
         ..SimConfig::default()
     };
     let handle = tapwire_phone_sim::start(config)

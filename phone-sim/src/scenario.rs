@@ -57,6 +57,10 @@ pub struct SeedMessage {
     pub own: bool,
     #[serde(default)]
     pub system: bool,
+    /// `image`, `sticker` or `red_packet` instead of text (a red packet's text is its
+    /// greeting); `system = true` stays the way to write a system line.
+    #[serde(default)]
+    pub kind: Option<MsgKind>,
 }
 
 impl Scenario {
@@ -77,6 +81,7 @@ impl Scenario {
             minutes_ago,
             own: sender.is_none(),
             system: false,
+            kind: None,
         };
         Scenario {
             chats: vec![
@@ -101,6 +106,7 @@ impl Scenario {
                             minutes_ago: 60 * 28,
                             own: false,
                             system: true,
+                            kind: None,
                         },
                         m(Some("王芳"), "下周一上午十点评审，大家看一下文档", 60 * 27),
                         m(Some("李雷"), "收到", 60 * 27 - 2),
@@ -127,14 +133,14 @@ impl Scenario {
             w.configure_chat(&c.name, c.group, c.muted, c.pinned);
             for msg in &c.messages {
                 let ts = now - msg.minutes_ago * 60;
+                let kind = match msg.kind {
+                    Some(k) => k,
+                    None if msg.system => MsgKind::System,
+                    None => MsgKind::Text,
+                };
                 if msg.own {
-                    w.outgoing_by_owner(&c.name, &msg.text, ts);
+                    w.outgoing_kind_by_owner(&c.name, &msg.text, kind, ts);
                 } else {
-                    let kind = if msg.system {
-                        MsgKind::System
-                    } else {
-                        MsgKind::Text
-                    };
                     w.incoming(&c.name, c.group, msg.sender.as_deref(), &msg.text, kind, ts);
                 }
             }

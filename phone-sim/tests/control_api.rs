@@ -348,3 +348,81 @@ async fn flags_and_routes_for_packages_settings_and_accessibility() {
     assert_eq!(reply.command, tapwire_phone_sim::adb::packet::A_AUTH);
     assert_eq!(get("/stats").await["adb_auth"]["token_sent"], 1);
 }
+
+/// `--screen` and `--theme` start the phone with that display; `/incoming` and
+/// `/outgoing-by-owner` take a message's `kind`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_kinds_over_http_on_a_1080_screen() {
+    let (_child, control, _adb) = spawn(&["--screen", "1080x2400", "--theme", "dark"]).await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let req = http.post(format!("{control}{path}")).json(&body);
+        async move { req.send().await.expect("POST").status().as_u16() }
+    };
+    for kind in ["image", "sticker"] {
+        assert_eq!(
+            post("/incoming", json!({"chat": "Alice", "kind": kind})).await,
+            204
+        );
+    }
+    assert_eq!(
+        post(
+            "/incoming",
+            json!({"chat": "Alice", "kind": "red_packet", "text": "新年快乐"})
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        post(
+            "/outgoing-by-owner",
+            json!({"chat": "Alice", "kind": "image"})
+        )
+        .await,
+        204
+    );
+    // Contradictions are refused.
+    assert_eq!(
+        post(
+            "/incoming",
+            json!({"chat": "Alice", "kind": "image", "system": true})
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        post(
+            "/outgoing-by-owner",
+            json!({"chat": "Alice", "kind": "system", "text": "x"})
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        post("/incoming", json!({"chat": "Alice", "kind": "video"})).await,
+        422
+    );
+    let chats: Value = http
+        .get(format!("{control}/chats"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let kinds: Vec<(&str, bool)> = chats["chats"][0]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| (m["kind"].as_str().unwrap_or(""), m["own"] == true))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("image", false),
+            ("sticker", false),
+            ("red_packet", false),
+            ("image", true)
+        ]
+    );
+}

@@ -105,6 +105,7 @@ fn msg(sender: Option<&str>, text: &str, minutes_ago: i64) -> SeedMessage {
         minutes_ago,
         own: sender.is_none(),
         system: false,
+        kind: None,
     }
 }
 
@@ -115,6 +116,7 @@ fn system(text: &str, minutes_ago: i64) -> SeedMessage {
         minutes_ago,
         own: false,
         system: true,
+        kind: None,
     }
 }
 

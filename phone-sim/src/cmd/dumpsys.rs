@@ -23,7 +23,10 @@ pub(super) fn run(device: &Device, args: &[&str]) -> CmdOutput {
                 s.push_str(&format!("  Window #2 Window{{4c5d6e7 u0 {focus}}}:\n    mDisplayId=0 rootTaskId=214 mAttrs={{(0,0)(wrapxwrap) gr=CENTER sim={{adjust=pan}} ty=APPLICATION fmt=TRANSLUCENT}}\n"));
             }
             s.push('\n');
-            s.push_str(&format!("  mGlobalConfiguration={{1.0 460mcc1mnc [zh_CN] ldltr sw360dp w360dp h804dp 320dpi nrml long port finger -keyb/v/h -nav/h winConfig={{ mBounds=Rect(0, 0 - 720, 1608) mAppBounds=Rect(0, 0 - 720, 1608) mMaxBounds=Rect(0, 0 - 720, 1608) mDisplayRotation=ROTATION_0 mWindowingMode=fullscreen mActivityType=undefined mAlwaysOnTop=undefined mRotation=ROTATION_0}} s.2}}\n  mHasPermanentDpad=false\n  mTopFocusedDisplayId=0\n  mCurrentFocus=Window{{9b8c7d6 u0 {focus}}}\n  mFocusedApp=ActivityRecord{{6e5d4c3 u0 {app} t214}}\n"));
+            let screen = device.config().screen;
+            let (w, h, dpi) = (screen.width, screen.height, screen.density);
+            let (wdp, hdp) = screen.dp();
+            s.push_str(&format!("  mGlobalConfiguration={{1.0 460mcc1mnc [zh_CN] ldltr sw{wdp}dp w{wdp}dp h{hdp}dp {dpi}dpi nrml long port finger -keyb/v/h -nav/h winConfig={{ mBounds=Rect(0, 0 - {w}, {h}) mAppBounds=Rect(0, 0 - {w}, {h}) mMaxBounds=Rect(0, 0 - {w}, {h}) mDisplayRotation=ROTATION_0 mWindowingMode=fullscreen mActivityType=undefined mAlwaysOnTop=undefined mRotation=ROTATION_0}} s.2}}\n  mHasPermanentDpad=false\n  mTopFocusedDisplayId=0\n  mCurrentFocus=Window{{9b8c7d6 u0 {focus}}}\n  mFocusedApp=ActivityRecord{{6e5d4c3 u0 {app} t214}}\n"));
             CmdOutput::ok(s)
         }
         Some("package") => dump_package(device, args.get(1).copied()),

@@ -285,7 +285,7 @@ async fn run_simple(
         "ime" => ime::run(device, &args),
         "pm" => pm::run(device, &args),
         "getprop" => system::getprop(device, &args),
-        "wm" => system::wm(&args),
+        "wm" => system::wm(device, &args),
         "id" => system::id(),
         "whoami" => system::whoami(),
         "date" => system::date(device, &args),

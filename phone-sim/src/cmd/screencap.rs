@@ -14,7 +14,7 @@ pub(super) async fn run(device: &Device, args: &[&str]) -> CmdOutput {
             Err(e) => return CmdOutput::err(format!("Error: {e}\n"), 1),
         }
     } else {
-        raw_screencap(device)
+        device.screencap_raw()
     };
     match file {
         None => CmdOutput::ok(data),
@@ -23,18 +23,4 @@ pub(super) async fn run(device: &Device, args: &[&str]) -> CmdOutput {
             Err(e) => CmdOutput::err(format!("Error opening file: {f} ({e})\n"), 1),
         },
     }
-}
-
-/// `screencap` without `-p`: width, height, format (1 = RGBA_8888), colour space, then pixels.
-fn raw_screencap(device: &Device) -> Vec<u8> {
-    let png = device.screencap_png().unwrap_or_default();
-    let rgba = image::load_from_memory(&png)
-        .map(|i| i.to_rgba8().into_raw())
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(16 + rgba.len());
-    for w in [720u32, 1608, 1, 1] {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    out.extend(rgba);
-    out
 }

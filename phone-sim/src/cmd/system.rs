@@ -18,25 +18,24 @@ pub(super) fn getprop(device: &Device, args: &[&str]) -> CmdOutput {
 
 /// `wm size` and `wm density` as WindowManagerShellCommand prints them when nothing is
 /// overridden: the screen the dumps and screenshots are drawn on, and `ro.sf.lcd_density`.
-pub(super) fn wm(args: &[&str]) -> CmdOutput {
+pub(super) fn wm(device: &Device, args: &[&str]) -> CmdOutput {
+    let screen = device.config().screen;
     // Only the query forms: `-d 0` names the one display, and no override is ever set.
     let query = args.len() == 1 || (args.len() == 3 && args[1] == "-d" && args[2] == "0");
     match args.first() {
         Some(&"size") if query => CmdOutput::ok(format!(
             "Physical size: {}x{}\n",
-            crate::wechat::ui::SCREEN_W,
-            crate::wechat::ui::SCREEN_H
+            screen.width, screen.height
         )),
-        Some(&"density") if query => CmdOutput::ok(format!("Physical density: {DENSITY}\n")),
+        Some(&"density") if query => {
+            CmdOutput::ok(format!("Physical density: {}\n", screen.density))
+        }
         Some(&("size" | "density")) => {
             CmdOutput::err("Error: the phone-sim does not change its display\n", 255)
         }
         _ => CmdOutput::err("Error: unknown command\n", 255),
     }
 }
-
-/// `ro.sf.lcd_density`.
-pub const DENSITY: u32 = 320;
 
 /// adbd runs the shell as the `shell` user with these groups.
 pub(super) fn id() -> CmdOutput {
@@ -77,10 +76,30 @@ mod tests {
 
     #[test]
     fn wm_prints_the_screen_the_sim_draws() {
-        let o = wm(&["size"]);
+        let d = crate::build_device(&crate::SimConfig::default()).expect("device");
+        let o = wm(&d, &["size"]);
         assert_eq!(o.stdout, b"Physical size: 720x1608\n");
-        assert_eq!(wm(&["size", "-d", "0"]).stdout, o.stdout);
-        assert_eq!(wm(&["density"]).stdout, b"Physical density: 320\n");
-        assert_eq!(wm(&["size", "1080x1920"]).code, 255);
+        assert_eq!(wm(&d, &["size", "-d", "0"]).stdout, o.stdout);
+        assert_eq!(wm(&d, &["density"]).stdout, b"Physical density: 320\n");
+        assert_eq!(wm(&d, &["size", "1080x1920"]).code, 255);
+        for (screen, size, density) in [
+            (crate::Screen::FHD, "1080x2400", "480"),
+            (crate::Screen::QHD, "1440x3200", "640"),
+        ] {
+            let d = crate::build_device(&crate::SimConfig {
+                screen,
+                ..crate::SimConfig::default()
+            })
+            .expect("device");
+            assert_eq!(
+                wm(&d, &["size"]).stdout,
+                format!("Physical size: {size}\n").into_bytes()
+            );
+            assert_eq!(
+                wm(&d, &["density"]).stdout,
+                format!("Physical density: {density}\n").into_bytes()
+            );
+            assert_eq!(d.prop("ro.sf.lcd_density"), density);
+        }
     }
 }

@@ -9,6 +9,22 @@ pub enum MsgKind {
     Text,
     /// Centred lines such as `"X"邀请"Y"加入了群聊`: no sender, no bubble.
     System,
+    /// A picture: a thumbnail without a bubble; the text is not shown.
+    Image,
+    /// A sticker (动画表情): a larger picture without a bubble; the text is not shown.
+    Sticker,
+    /// A red packet (微信红包): an orange card with its greeting (the text, or WeChat's default).
+    RedPacket,
+}
+
+/// The greeting a red packet shows when its sender wrote none.
+pub const RED_PACKET_DEFAULT: &str = "恭喜发财，大吉大利";
+
+impl MsgKind {
+    /// A message with a sender and an avatar (all but system lines).
+    pub fn has_sender(self) -> bool {
+        self != MsgKind::System
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +37,28 @@ pub struct Message {
     pub sender: Option<String>,
     pub text: String,
     pub own: bool,
+}
+
+impl Message {
+    /// What the conversation list's preview and a notification say for this message, as
+    /// WeChat words it: `[图片]`, `[动画表情]`, `[微信红包]` before the greeting.
+    pub fn summary(&self) -> String {
+        match self.kind {
+            MsgKind::Text | MsgKind::System => self.text.clone(),
+            MsgKind::Image => "[图片]".to_string(),
+            MsgKind::Sticker => "[动画表情]".to_string(),
+            MsgKind::RedPacket => format!("[微信红包]{}", self.red_packet_greeting()),
+        }
+    }
+
+    /// A red packet's greeting: its text, or WeChat's default when it has none.
+    pub fn red_packet_greeting(&self) -> &str {
+        if self.text.is_empty() {
+            RED_PACKET_DEFAULT
+        } else {
+            &self.text
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,7 +127,7 @@ pub enum SystemEffect {
 }
 
 /// What a tap landed on, decided by hit-testing the UI tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     OpenChat(String),
     Back,
@@ -261,11 +299,15 @@ impl WeChat {
         ts: i64,
     ) {
         let idx = self.ensure_chat(chat, group);
-        let sender = match kind {
-            MsgKind::System => None,
-            MsgKind::Text => Some(sender.unwrap_or(chat).to_string()),
-        };
+        let sender = kind
+            .has_sender()
+            .then(|| sender.unwrap_or(chat).to_string());
         self.push_message(idx, ts, kind, sender.clone(), text, false);
+        let text = self.chats[idx]
+            .messages
+            .last()
+            .map(Message::summary)
+            .unwrap_or_default();
         if self.open_chat_name() == Some(chat) {
             return;
         }
@@ -299,8 +341,13 @@ impl WeChat {
 
     /// The owner sent a message on the phone themselves (not through ADB).
     pub fn outgoing_by_owner(&mut self, chat: &str, text: &str, ts: i64) {
+        self.outgoing_kind_by_owner(chat, text, MsgKind::Text, ts);
+    }
+
+    /// The owner sent a picture, a sticker or a red packet (or text) on the phone themselves.
+    pub fn outgoing_kind_by_owner(&mut self, chat: &str, text: &str, kind: MsgKind, ts: i64) {
         let idx = self.ensure_chat(chat, false);
-        self.push_message(idx, ts, MsgKind::Text, None, text, true);
+        self.push_message(idx, ts, kind, None, text, true);
         self.mark_read(chat);
     }
 

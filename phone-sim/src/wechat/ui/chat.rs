@@ -6,19 +6,21 @@ use super::frame::app_frame;
 use super::input_bar::input_bar;
 use super::message_row::{message_row, row_height};
 use super::node::{
-    CHAT_BACKGROUND, CLICKABLE, FOCUSABLE, FRAME_LAYOUT, IMAGE_VIEW, LINEAR_LAYOUT, LONG_CLICKABLE,
-    NO_FLAGS, Node, Paint, RECYCLER_VIEW, RELATIVE_LAYOUT, SCROLLABLE, TEXT_DARK, TEXT_VIEW,
+    CLICKABLE, FOCUSABLE, FRAME_LAYOUT, IMAGE_VIEW, Icon, Ink, LINEAR_LAYOUT, LONG_CLICKABLE,
+    NO_FLAGS, Node, Paint, RECYCLER_VIEW, RELATIVE_LAYOUT, SCROLLABLE, TEXT_VIEW, TextStyle,
     VIEW_GROUP, nest, rect, wechat_node,
 };
-use super::text::{BODY_TEXT_PX, width_in_units};
+use super::text::{BODY, BODY_TEXT_PX, width_in_units};
 use super::{
-    ACTION_BAR_BOTTOM, BOTTOM_BAR_TOP, BuildOpts, FULL_SCREEN, SCREEN_CENTRE_X, SCREEN_H, SCREEN_W,
-    STATUS_BAR_BOTTOM,
+    ACTION_BAR_BOTTOM, BuildOpts, SCREEN_CENTRE_X, SCREEN_W, STATUS_BAR_BOTTOM, bottom_bar_top,
+    full_screen,
 };
 use crate::wechat::model::{Action, Chat, WeChat};
 
-/// How much of the message list shows at once.
-const VIEWPORT_H: i32 = BOTTOM_BAR_TOP - ACTION_BAR_BOTTOM;
+/// How much of the message list shows at once on a screen `h` layout pixels high.
+const fn viewport_h(h: i32) -> i32 {
+    bottom_bar_top(h) - ACTION_BAR_BOTTOM
+}
 /// Longer names are cut in the title.
 const TITLE_MAX_UNITS: i32 = 24;
 
@@ -26,27 +28,31 @@ fn content_height(chat: &Chat) -> i32 {
     (0..chat.messages.len()).map(|i| row_height(chat, i)).sum()
 }
 
-pub fn chat_max_scroll(chat: &Chat) -> i32 {
-    (content_height(chat) - VIEWPORT_H).max(0)
+/// How far the chat scrolls, in layout pixels, on a screen `h` layout pixels high.
+pub fn chat_max_scroll(chat: &Chat, h: i32) -> i32 {
+    (content_height(chat) - viewport_h(h)).max(0)
 }
 
 pub(super) fn chat_window(wechat: &WeChat, chat: &Chat, opts: &BuildOpts<'_>) -> Node {
     let ids = opts.ids;
     let layout = &ids.layout.chat;
-    let message_area = rect(0, ACTION_BAR_BOTTOM, SCREEN_W, BOTTOM_BAR_TOP);
-    let scroll = wechat.chat_scroll.clamp(0, chat_max_scroll(chat));
+    let h = opts.h();
+    let bottom_bar_top = bottom_bar_top(h);
+    let full_screen = full_screen(h);
+    let message_area = rect(0, ACTION_BAR_BOTTOM, SCREEN_W, bottom_bar_top);
+    let scroll = wechat.chat_scroll.clamp(0, chat_max_scroll(chat, h));
 
     let mut rows = Vec::new();
     let mut y = ACTION_BAR_BOTTOM - scroll;
     for i in 0..chat.messages.len() {
-        let h = row_height(chat, i);
-        if y + h > ACTION_BAR_BOTTOM && y < BOTTOM_BAR_TOP {
+        let row_h = row_height(chat, i);
+        if y + row_h > ACTION_BAR_BOTTOM && y < bottom_bar_top {
             let index = rows.len() as u32;
             if let Some(row) = message_row(chat, i, y, opts).clipped(&message_area) {
                 rows.push(row.at_index(index));
             }
         }
-        y += h;
+        y += row_h;
     }
     let others_unread: u32 = wechat
         .chats
@@ -125,7 +131,7 @@ pub(super) fn chat_window(wechat: &WeChat, chat: &Chat, opts: &BuildOpts<'_>) ->
         .at_index(5)
         .marked_naf(),
     ]);
-    let below_action_bar = rect(0, ACTION_BAR_BOTTOM, SCREEN_W, SCREEN_H);
+    let below_action_bar = rect(0, ACTION_BAR_BOTTOM, SCREEN_W, h);
     let messages_and_input = wechat_node(
         LINEAR_LAYOUT,
         &layout.messages_and_input,
@@ -136,7 +142,7 @@ pub(super) fn chat_window(wechat: &WeChat, chat: &Chat, opts: &BuildOpts<'_>) ->
     .at_index(1)
     .with_children(vec![
         message_layers,
-        input_bar(chat, wechat.input_focused, ids),
+        input_bar(chat, wechat.input_focused, ids, h),
     ]);
     let below_frame = wechat_node(
         FRAME_LAYOUT,
@@ -159,26 +165,27 @@ pub(super) fn chat_window(wechat: &WeChat, chat: &Chat, opts: &BuildOpts<'_>) ->
     let chat_root = wechat_node(
         LINEAR_LAYOUT,
         &layout.root,
-        FULL_SCREEN,
+        full_screen,
         CLICKABLE | LONG_CLICKABLE | FOCUSABLE,
         1,
     )
-    .painted(Paint::Fill(CHAT_BACKGROUND))
+    .painted(Paint::Fill(Ink::ChatBackground))
     .on_tap(Action::Absorb)
     .with_children(vec![action_bar(chat, others_unread, opts), below_frame]);
     app_frame(
         ids,
+        h,
         nest(vec![
-            wechat_node(LINEAR_LAYOUT, &layout.frame, FULL_SCREEN, NO_FLAGS, 3),
-            wechat_node(FRAME_LAYOUT, &layout.focus_frame, FULL_SCREEN, FOCUSABLE, 1),
+            wechat_node(LINEAR_LAYOUT, &layout.frame, full_screen, NO_FLAGS, 3),
+            wechat_node(FRAME_LAYOUT, &layout.focus_frame, full_screen, FOCUSABLE, 1),
             wechat_node(
                 FRAME_LAYOUT,
                 &ids.layout.frame.page,
-                FULL_SCREEN,
+                full_screen,
                 NO_FLAGS,
                 1,
             ),
-            wechat_node(RELATIVE_LAYOUT, "", FULL_SCREEN, NO_FLAGS, 1),
+            wechat_node(RELATIVE_LAYOUT, "", full_screen, NO_FLAGS, 1),
             chat_root,
         ]),
     )
@@ -199,7 +206,8 @@ fn action_bar(chat: &Chat, others_unread: u32, opts: &BuildOpts<'_>) -> Node {
             NO_FLAGS,
             1,
         )
-        .with_desc("返回"),
+        .with_desc("返回")
+        .painted(Paint::Icon(Icon::Back)),
     ];
     if others_unread > 0 {
         back.push(
@@ -231,6 +239,12 @@ fn action_bar(chat: &Chat, others_unread: u32, opts: &BuildOpts<'_>) -> Node {
         FOCUSABLE,
         1,
     );
+    if !opts.title_text {
+        // Real 8.0.x dumps leave the name out, but the screen shows it.
+        title_bar = title_bar
+            .with_screen_text(super::text::ellipsize(&chat.name, TITLE_MAX_UNITS))
+            .painted(Paint::Text(TextStyle::new(Ink::Text, BODY).centred()));
+    }
     if opts.title_text {
         let title_w = width_in_units(&chat.name).min(TITLE_MAX_UNITS) * BODY_TEXT_PX;
         title_bar = title_bar.with_children(vec![
@@ -247,7 +261,7 @@ fn action_bar(chat: &Chat, others_unread: u32, opts: &BuildOpts<'_>) -> Node {
                 1,
             )
             .with_text(chat.name.clone())
-            .painted(Paint::Text(TEXT_DARK)),
+            .painted(Paint::Text(TextStyle::new(Ink::Text, BODY).centred())),
         ]);
     }
     let right = rect(619, bar.top, SCREEN_W, bar.bottom);
@@ -264,7 +278,8 @@ fn action_bar(chat: &Chat, others_unread: u32, opts: &BuildOpts<'_>) -> Node {
             1,
         )
         .with_desc("更多信息")
-        .on_tap(Action::Absorb),
+        .on_tap(Action::Absorb)
+        .painted(Paint::Icon(Icon::More)),
     ]);
     let content = wechat_node(
         RELATIVE_LAYOUT,

@@ -4,15 +4,15 @@
 use super::conversation_row::{ROW_H, conversation_row};
 use super::frame::app_frame;
 use super::node::{
-    BUTTON, CHAT_BACKGROUND, CLICKABLE, FOCUSABLE, FRAME_LAYOUT, IMAGE_VIEW, LINEAR_LAYOUT,
-    LIST_VIEW, LONG_CLICKABLE, NO_FLAGS, Node, Paint, RELATIVE_LAYOUT, SCROLLABLE, TEXT_DARK,
-    TEXT_VIEW, VIEW, VIEW_GROUP, WHITE, nest, rect, wechat_node,
+    BUTTON, CLICKABLE, FOCUSABLE, FRAME_LAYOUT, IMAGE_VIEW, Icon, Ink, LINEAR_LAYOUT, LIST_VIEW,
+    LONG_CLICKABLE, NO_FLAGS, Node, Paint, RELATIVE_LAYOUT, SCROLLABLE, TEXT_VIEW, TextStyle, VIEW,
+    VIEW_GROUP, nest, rect, wechat_node,
 };
 use super::tab_bar::tab_bar;
-use super::text::{BODY_TEXT_PX, width_in_units};
+use super::text::{BODY, BODY_TEXT_PX, width_in_units};
 use super::{
-    ACTION_BAR_BOTTOM, ANDROID_CONTENT, ANDROID_TEXT1, BOTTOM_BAR_TOP, BuildOpts, FULL_SCREEN,
-    SCREEN_CENTRE_X, SCREEN_H, SCREEN_W, STATUS_BAR_BOTTOM,
+    ACTION_BAR_BOTTOM, ANDROID_CONTENT, ANDROID_TEXT1, BuildOpts, SCREEN_CENTRE_X, SCREEN_W,
+    STATUS_BAR_BOTTOM, bottom_bar_top, full_screen,
 };
 use crate::wechat::ids::Ids;
 use crate::wechat::model::{Action, WeChat, ordered};
@@ -25,8 +25,9 @@ const TITLE_COPY_H: i32 = ACTION_BAR_BOTTOM;
 const ROW_INDEX_BASE: u32 = 12;
 const ROW_DRAWING_ORDER_BASE: u32 = 15;
 
-pub fn list_max_scroll(wechat: &WeChat) -> i32 {
-    (TITLE_COPY_H + ROW_H * wechat.chats.len() as i32 - BOTTOM_BAR_TOP).max(0)
+/// How far the list scrolls, in layout pixels, on a screen `h` layout pixels high.
+pub fn list_max_scroll(wechat: &WeChat, h: i32) -> i32 {
+    (TITLE_COPY_H + ROW_H * wechat.chats.len() as i32 - bottom_bar_top(h)).max(0)
 }
 
 /// Unread total shown in the title (`微信(N)`) and on the tab: muted chats do not count.
@@ -49,16 +50,18 @@ fn title(wechat: &WeChat) -> String {
 pub(super) fn list_window(wechat: &WeChat, opts: &BuildOpts<'_>) -> Node {
     let ids = opts.ids;
     let screen_ids = &ids.layout.main_screen;
-    let scroll = wechat.list_scroll.min(list_max_scroll(wechat));
+    let h = opts.h();
+    let full_screen = full_screen(h);
+    let scroll = wechat.list_scroll.min(list_max_scroll(wechat, h));
     let title = title(wechat);
 
     let mut list_children = Vec::new();
-    if let Some(copy) = scrolling_title_copy(ids, &title, -scroll).clipped(&FULL_SCREEN) {
+    if let Some(copy) = scrolling_title_copy(ids, &title, -scroll).clipped(&full_screen) {
         list_children.push(copy);
     }
     for (i, chat) in ordered(&wechat.chats).into_iter().enumerate() {
         let y = TITLE_COPY_H + ROW_H * i as i32 - scroll;
-        if y + ROW_H <= 0 || y >= SCREEN_H {
+        if y + ROW_H <= 0 || y >= h {
             continue;
         }
         let shown = list_children.len() as u32;
@@ -69,63 +72,64 @@ pub(super) fn list_window(wechat: &WeChat, opts: &BuildOpts<'_>) -> Node {
             ROW_INDEX_BASE + shown,
             ROW_DRAWING_ORDER_BASE + shown,
         );
-        if let Some(row) = row.clipped(&FULL_SCREEN) {
+        if let Some(row) = row.clipped(&full_screen) {
             list_children.push(row);
         }
     }
     let list = wechat_node(
         LIST_VIEW,
         &ids.conversation_list,
-        FULL_SCREEN,
+        full_screen,
         LONG_CLICKABLE | SCROLLABLE | FOCUSABLE,
         3,
     )
-    .painted(Paint::Fill(WHITE))
+    .painted(Paint::Fill(Ink::ListBackground))
     .on_tap(Action::Absorb)
     .with_children(list_children);
 
-    let list_frame = wechat_node(FRAME_LAYOUT, "", FULL_SCREEN, NO_FLAGS, 1).with_children(vec![
+    let list_frame = wechat_node(FRAME_LAYOUT, "", full_screen, NO_FLAGS, 1).with_children(vec![
         nest(vec![
-            wechat_node(FRAME_LAYOUT, "", FULL_SCREEN, NO_FLAGS, 2),
+            wechat_node(FRAME_LAYOUT, "", full_screen, NO_FLAGS, 2),
             wechat_node(
                 RELATIVE_LAYOUT,
                 &screen_ids.list_container,
-                FULL_SCREEN,
+                full_screen,
                 NO_FLAGS,
                 1,
             ),
             list,
         ]),
-        wechat_node(FRAME_LAYOUT, "", FULL_SCREEN, FOCUSABLE, 1).at_index(1),
+        wechat_node(FRAME_LAYOUT, "", full_screen, FOCUSABLE, 1).at_index(1),
     ]);
     let chats_page = nest(vec![
         wechat_node(
             VIEW_GROUP,
             &screen_ids.chats_page,
-            FULL_SCREEN,
+            full_screen,
             FOCUSABLE,
             1,
         ),
         wechat_node(
             FRAME_LAYOUT,
             &ids.layout.frame.page,
-            FULL_SCREEN,
+            full_screen,
             NO_FLAGS,
             1,
         ),
         list_frame,
     ]);
     let pages = nest(vec![
-        wechat_node(FRAME_LAYOUT, ANDROID_CONTENT, FULL_SCREEN, NO_FLAGS, 1),
-        wechat_node(FRAME_LAYOUT, &screen_ids.pages, FULL_SCREEN, NO_FLAGS, 1),
-        wechat_node(FRAME_LAYOUT, "", FULL_SCREEN, NO_FLAGS, 1)
-            .with_children(vec![chats_page, tab_bar(ids, unread_total(wechat))]),
+        wechat_node(FRAME_LAYOUT, ANDROID_CONTENT, full_screen, NO_FLAGS, 1),
+        wechat_node(FRAME_LAYOUT, &screen_ids.pages, full_screen, NO_FLAGS, 1),
+        wechat_node(FRAME_LAYOUT, "", full_screen, NO_FLAGS, 1)
+            .with_children(vec![chats_page, tab_bar(ids, unread_total(wechat), h)]),
     ]);
-    let main_screen = wechat_node(VIEW_GROUP, &screen_ids.root, FULL_SCREEN, NO_FLAGS, 1)
+    let main_screen = wechat_node(VIEW_GROUP, &screen_ids.root, full_screen, NO_FLAGS, 1)
         .with_children(vec![pages, action_bar(ids, title)]);
     app_frame(
         ids,
-        wechat_node(FRAME_LAYOUT, &screen_ids.frame, FULL_SCREEN, NO_FLAGS, 1)
+        h,
+        wechat_node(FRAME_LAYOUT, &screen_ids.frame, full_screen, NO_FLAGS, 1)
             .with_children(vec![main_screen]),
     )
 }
@@ -168,7 +172,7 @@ fn action_bar(ids: &Ids, title: String) -> Node {
             1,
         )
         .with_text(title)
-        .painted(Paint::Text(TEXT_DARK)),
+        .painted(Paint::Text(TextStyle::new(Ink::Text, BODY).centred())),
     ]);
     let search = wechat_node(
         RELATIVE_LAYOUT,
@@ -178,13 +182,16 @@ fn action_bar(ids: &Ids, title: String) -> Node {
         1,
     )
     .with_desc("搜索")
-    .with_children(vec![wechat_node(
-        IMAGE_VIEW,
-        &screen_ids.action_icon,
-        rect(577, 97, 620, 140),
-        NO_FLAGS,
-        1,
-    )]);
+    .with_children(vec![
+        wechat_node(
+            IMAGE_VIEW,
+            &screen_ids.action_icon,
+            rect(577, 97, 620, 140),
+            NO_FLAGS,
+            1,
+        )
+        .painted(Paint::Icon(Icon::Search)),
+    ]);
     let more = wechat_node(
         BUTTON,
         &screen_ids.more,
@@ -193,13 +200,16 @@ fn action_bar(ids: &Ids, title: String) -> Node {
         2,
     )
     .with_desc("更多功能")
-    .with_children(vec![wechat_node(
-        IMAGE_VIEW,
-        &screen_ids.action_icon,
-        rect(648, 97, 691, 140),
-        NO_FLAGS,
-        1,
-    )]);
+    .with_children(vec![
+        wechat_node(
+            IMAGE_VIEW,
+            &screen_ids.action_icon,
+            rect(648, 97, 691, 140),
+            NO_FLAGS,
+            1,
+        )
+        .painted(Paint::Icon(Icon::Plus)),
+    ]);
     let right_actions = rect(548, bar.top, SCREEN_W, bar.bottom);
     let right_group = nest(vec![
         wechat_node(LINEAR_LAYOUT, &bar_ids.actions, right_actions, NO_FLAGS, 3),
@@ -235,7 +245,7 @@ fn action_bar(ids: &Ids, title: String) -> Node {
         .with_children(vec![content]);
     wechat_node(FRAME_LAYOUT, &bar_ids.frame, bar, NO_FLAGS, 2)
         .at_index(1)
-        .painted(Paint::Fill(CHAT_BACKGROUND))
+        .painted(Paint::Fill(Ink::ChatBackground))
         .with_children(vec![bar_view])
 }
 

@@ -3,11 +3,11 @@
 //! `[N条]` for a muted chat's unread) and the mute icon on the second.
 
 use super::node::{
-    BAR_GREY, CLICKABLE, FOCUSABLE, IMAGE_VIEW, LINEAR_LAYOUT, LONG_CLICKABLE, NO_FLAGS, Node,
-    Paint, RELATIVE_LAYOUT, TEXT_DARK, TEXT_GREY, TEXT_VIEW, VIEW, WHITE, rect, wechat_node,
+    CLICKABLE, FOCUSABLE, IMAGE_VIEW, Icon, Ink, LINEAR_LAYOUT, LONG_CLICKABLE, NO_FLAGS, Node,
+    Paint, RELATIVE_LAYOUT, TEXT_VIEW, TextStyle, VIEW, rect, wechat_node,
 };
-use super::text::{BODY_TEXT_PX, TIME_TEXT_PX, ellipsize, width_in_units};
-use super::{BuildOpts, SCREEN_W};
+use super::text::{BODY, BODY_TEXT_PX, TIME, TIME_TEXT_PX, ellipsize, width_in_units};
+use super::{BuildOpts, SCREEN_W, avatar_colour};
 use crate::wechat::model::{Action, Chat, MsgKind};
 
 pub(super) const ROW_H: i32 = 130;
@@ -27,7 +27,6 @@ const BADGE_CENTRE_X: i32 = 114;
 const BADGE_MIN_W: i32 = 32;
 /// Padding beside a badge's number.
 const BADGE_PAD: i32 = 12;
-const SEPARATOR_GREY: u32 = 0xE5E5E5;
 
 /// The row whose top is at `y`; `index` and `drawing_order` are its attributes in the list.
 pub(super) fn conversation_row(
@@ -46,8 +45,8 @@ pub(super) fn conversation_row(
     let title = ellipsize(&chat.name, (title_right - TEXT_LEFT) / BODY_TEXT_PX);
     let mut preview = match last {
         None => String::new(),
-        Some(m) if m.kind == MsgKind::System || m.own || !chat.group => m.text.clone(),
-        Some(m) => format!("{}: {}", m.sender.clone().unwrap_or_default(), m.text),
+        Some(m) if m.kind == MsgKind::System || m.own || !chat.group => m.summary(),
+        Some(m) => format!("{}: {}", m.sender.clone().unwrap_or_default(), m.summary()),
     };
     if chat.muted && chat.unread > 0 {
         preview = format!("[{}条] {preview}", chat.unread);
@@ -72,7 +71,7 @@ pub(super) fn conversation_row(
             NO_FLAGS,
             1,
         )
-        .painted(Paint::Avatar),
+        .painted(Paint::Avatar(avatar_colour(&chat.name))),
     ];
     if chat.unread > 0 {
         if chat.muted {
@@ -134,7 +133,7 @@ pub(super) fn conversation_row(
                 NO_FLAGS,
                 1,
             )
-            .painted(Paint::Avatar),
+            .painted(Paint::Icon(Icon::Mute)),
         ]);
     }
 
@@ -162,7 +161,7 @@ pub(super) fn conversation_row(
                 1,
             )
             .with_text(title)
-            .painted(Paint::Text(TEXT_DARK)),
+            .painted(Paint::Text(TextStyle::new(Ink::Text, BODY))),
         ]),
         wechat_node(
             TEXT_VIEW,
@@ -172,7 +171,7 @@ pub(super) fn conversation_row(
             3,
         )
         .with_text(time)
-        .painted(Paint::Text(TEXT_GREY)),
+        .painted(Paint::Text(TextStyle::new(Ink::TextGrey, TIME).right())),
     ]);
     let preview_box = rect(TEXT_LEFT, y + 71, preview_right, y + 103);
     let preview_line = wechat_node(
@@ -186,7 +185,7 @@ pub(super) fn conversation_row(
         wechat_node(LINEAR_LAYOUT, "", preview_box, NO_FLAGS, 1).with_children(vec![
             wechat_node(VIEW, &ids.row_preview, preview_box, NO_FLAGS, 2)
                 .with_text(preview)
-                .painted(Paint::Text(TEXT_GREY)),
+                .painted(Paint::Text(TextStyle::new(Ink::TextGrey, BODY))),
         ]),
         mute_slot,
     ]);
@@ -201,7 +200,7 @@ pub(super) fn conversation_row(
             NO_FLAGS,
             2,
         )
-        .painted(Paint::Fill(SEPARATOR_GREY)),
+        .painted(Paint::Fill(Ink::Separator)),
     ]);
     let avatar_column = wechat_node(
         RELATIVE_LAYOUT,
@@ -222,7 +221,11 @@ pub(super) fn conversation_row(
     )
     .at_index(index)
     .on_tap(Action::OpenChat(chat.name.clone()))
-    .painted(Paint::Fill(if chat.pinned { BAR_GREY } else { WHITE }))
+    .painted(Paint::Fill(if chat.pinned {
+        Ink::PinnedRow
+    } else {
+        Ink::ListBackground
+    }))
     .with_children(vec![
         wechat_node(LINEAR_LAYOUT, &ids.row_container, whole, FOCUSABLE, 1)
             .with_children(vec![avatar_column, text_column]),

@@ -3,10 +3,10 @@
 
 use super::ANDROID_CONTENT;
 use super::node::{
-    BUTTON, CLICKABLE, FOCUSABLE, FRAME_LAYOUT, LINEAR_LAYOUT, NO_FLAGS, Node, Paint, TEXT_DARK,
-    TEXT_GREY, TEXT_VIEW, WHITE, nest, rect, wechat_node,
+    BUTTON, CLICKABLE, FOCUSABLE, FRAME_LAYOUT, Ink, LINEAR_LAYOUT, NO_FLAGS, Node, Paint,
+    TEXT_VIEW, TextSize, TextStyle, nest, rect, wechat_node,
 };
-use super::text::wrap;
+use super::text::{BODY, BODY_TEXT_PX, wrap};
 use crate::wechat::model::{Action, Popup};
 
 const LEFT: i32 = 60;
@@ -20,8 +20,10 @@ const TEXT_LINE_H: i32 = 40;
 /// Space between the text and the buttons.
 const TEXT_BOTTOM_GAP: i32 = 30;
 const BUTTON_ROW_H: i32 = 100;
-/// The confirming (last) button's blue.
-const CONFIRM_BLUE: u32 = 0x576B95;
+const TEXT_SIZE: TextSize = TextSize {
+    unit_px: BODY_TEXT_PX,
+    line_h: TEXT_LINE_H,
+};
 
 pub(super) fn dialog_window(popup: &Popup) -> Node {
     let text_lines = wrap(&popup.text, TEXT_LINE_UNITS).len() as i32;
@@ -36,11 +38,8 @@ pub(super) fn dialog_window(popup: &Popup) -> Node {
         .enumerate()
         .map(|(i, label)| {
             let button_left = LEFT + button_w * i as i32;
-            let colour = if i + 1 == last {
-                CONFIRM_BLUE
-            } else {
-                TEXT_DARK
-            };
+            // The confirming (last) button in WeChat's link blue.
+            let ink = if i + 1 == last { Ink::Link } else { Ink::Text };
             wechat_node(
                 BUTTON,
                 "",
@@ -50,7 +49,7 @@ pub(super) fn dialog_window(popup: &Popup) -> Node {
             )
             .with_text(label.clone())
             .on_tap(Action::PopupButton(i))
-            .painted(Paint::Text(colour))
+            .painted(Paint::Text(TextStyle::new(ink, BODY).centred()))
         })
         .collect();
     let title = wechat_node(
@@ -61,7 +60,7 @@ pub(super) fn dialog_window(popup: &Popup) -> Node {
         1,
     )
     .with_text(popup.title.clone())
-    .painted(Paint::Text(TEXT_DARK));
+    .painted(Paint::Text(TextStyle::new(Ink::Text, BODY)));
     let text = wechat_node(
         TEXT_VIEW,
         "",
@@ -75,7 +74,9 @@ pub(super) fn dialog_window(popup: &Popup) -> Node {
         2,
     )
     .with_text(popup.text.clone())
-    .painted(Paint::Text(TEXT_GREY));
+    .painted(Paint::Text(
+        TextStyle::new(Ink::TextGrey, TEXT_SIZE).wrapped(TEXT_LINE_UNITS),
+    ));
     let whole = rect(LEFT, TOP, RIGHT, bottom);
     let button_row = wechat_node(
         LINEAR_LAYOUT,
@@ -87,7 +88,7 @@ pub(super) fn dialog_window(popup: &Popup) -> Node {
     .with_children(buttons);
     let panel = wechat_node(LINEAR_LAYOUT, "", whole, NO_FLAGS, 1)
         .with_children(vec![title, text, button_row]);
-    let root = wechat_node(FRAME_LAYOUT, "", whole, NO_FLAGS, 0).painted(Paint::Fill(WHITE));
+    let root = wechat_node(FRAME_LAYOUT, "", whole, NO_FLAGS, 0).painted(Paint::Fill(Ink::Dialog));
     nest(vec![
         root,
         wechat_node(FRAME_LAYOUT, ANDROID_CONTENT, whole, NO_FLAGS, 1),

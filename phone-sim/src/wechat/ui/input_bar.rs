@@ -2,11 +2,14 @@
 //! and "more", which becomes the send button while the field holds text.
 
 use super::node::{
-    BAR_GREY, BUTTON, CLICKABLE, EDIT_TEXT, FOCUSABLE, FRAME_LAYOUT, IMAGE_BUTTON, IMAGE_VIEW,
-    LINEAR_LAYOUT, LONG_CLICKABLE, NO_FLAGS, Node, Paint, RELATIVE_LAYOUT, SCROLL_VIEW, VIEW,
-    WECHAT_GREEN, WHITE, nest, rect, wechat_node,
+    BUTTON, CLICKABLE, EDIT_TEXT, FOCUSABLE, FRAME_LAYOUT, IMAGE_BUTTON, IMAGE_VIEW, Icon, Ink,
+    LINEAR_LAYOUT, LONG_CLICKABLE, NO_FLAGS, Node, Paint, RELATIVE_LAYOUT, SCROLL_VIEW, VIEW, nest,
+    rect, wechat_node,
 };
-use super::{BOTTOM_BAR_TOP, SCREEN_H, SCREEN_W};
+use super::{REF_SCREEN_H, SCREEN_W, bottom_bar_top};
+
+const BOTTOM_BAR_TOP: i32 = bottom_bar_top(REF_SCREEN_H);
+const SCREEN_H: i32 = REF_SCREEN_H;
 use crate::wechat::ids::Ids;
 use crate::wechat::model::{Action, Chat};
 
@@ -21,7 +24,12 @@ const ICON_BOTTOM: i32 = 1587;
 const FIELD_COLUMN_LEFT: i32 = 72;
 const EDIT_LEFT: i32 = 86;
 
-pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
+pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids, h: i32) -> Node {
+    // Written against the real dump's screen; a screen of another height moves it.
+    input_bar_at_ref(chat, focused, ids).translated(h - REF_SCREEN_H)
+}
+
+fn input_bar_at_ref(chat: &Chat, focused: bool, ids: &Ids) -> Node {
     let layout = &ids.layout.input_bar;
     let has_text = !chat.draft.is_empty();
     // With text the send button is wider than the "+" button it replaces, so the field's
@@ -38,7 +46,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
     .marked_naf()
     .with_text(chat.draft.clone())
     .on_tap(Action::FocusInput)
-    .painted(Paint::Bubble(WHITE));
+    .painted(Paint::Field);
     edit.focused = focused;
     let field = rect(EDIT_LEFT, FIELD_TOP, edit_right, FIELD_BOTTOM);
     // The real dump has the input id twice: on a FrameLayout and on the EditText inside it.
@@ -120,7 +128,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
         )
         .with_desc("切换到按住说话")
         .on_tap(Action::Absorb)
-        .painted(Paint::Avatar),
+        .painted(Paint::Icon(Icon::Voice)),
     ]);
     let emoji = wechat_node(
         RELATIVE_LAYOUT,
@@ -140,7 +148,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
         )
         .with_desc("表情")
         .on_tap(Action::Absorb)
-        .painted(Paint::Avatar),
+        .painted(Paint::Icon(Icon::Emoji)),
     ]);
     let more_or_send = if has_text {
         vec![
@@ -153,7 +161,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
             )
             .with_text("发送")
             .on_tap(Action::Send)
-            .painted(Paint::Bubble(WECHAT_GREEN)),
+            .painted(Paint::Button),
         ]
     } else {
         vec![
@@ -166,7 +174,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
             )
             .with_desc("更多功能按钮，已折叠")
             .on_tap(Action::Absorb)
-            .painted(Paint::Avatar),
+            .painted(Paint::Icon(Icon::Plus)),
             wechat_node(
                 IMAGE_VIEW,
                 &layout.more_dot,
@@ -196,7 +204,7 @@ pub(super) fn input_bar(chat: &Chat, focused: bool, ids: &Ids) -> Node {
     nest(vec![
         wechat_node(FRAME_LAYOUT, &layout.frame, bar, NO_FLAGS, 2)
             .at_index(1)
-            .painted(Paint::Fill(BAR_GREY))
+            .painted(Paint::Fill(Ink::Bar))
             .on_tap(Action::Absorb),
         wechat_node(RELATIVE_LAYOUT, &layout.container, bar, NO_FLAGS, 1),
         wechat_node(LINEAR_LAYOUT, &layout.column, bar, NO_FLAGS, 2).at_index(1),

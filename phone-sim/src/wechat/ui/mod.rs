@@ -3,7 +3,9 @@
 //!
 //! Geometry and nesting are copied from the real 8.0.x dumps in `fixtures/real-dumps/`
 //! (720×1608, status bar to 76 px, action bar to 162, tab or input bar from 1507); resource
-//! ids come from [`Ids`].
+//! ids come from [`Ids`]. Every number here is in layout pixels, the pixels of that 720-wide
+//! xhdpi screen; [`build_windows`] scales the finished tree to the device's screen (see
+//! [`crate::display`]), and what sits at the bottom follows the screen's bottom edge.
 //!
 //! - `node`: [`Node`], [`Rect`], how a node is [`Paint`]ed, and the builders every screen uses.
 //! - `text`: text widths in units (ASCII 1, CJK 2), wrapping, WeChat's trailing `…`.
@@ -33,25 +35,42 @@ mod text;
 
 pub use chat::chat_max_scroll;
 pub use conversation_list::list_max_scroll;
+pub use message_row::{
+    BUBBLE_PAD_H, BUBBLE_PAD_V, BUBBLE_TAIL_W, BUBBLE_TAIL_Y, MESSAGE_LINE_UNITS,
+    RED_PACKET_BODY_H, bubble_text_left,
+};
 pub use node::{
-    BAR_GREY, CHAT_BACKGROUND, Node, OWN_BUBBLE_GREEN, Paint, Rect, TEXT_DARK, TEXT_GREY,
-    WECHAT_GREEN, WHITE, rect,
+    Align, BADGE_RED, BAR_GREY, CHAT_BACKGROUND, Icon, Ink, Node, OWN_BUBBLE_GREEN, Paint, Rect,
+    TEXT_DARK, TEXT_GREY, TextSize, TextStyle, WECHAT_GREEN, WHITE, rect,
 };
 pub use system::hidden_app_window;
-pub use text::{width_in_units, wrap};
+pub use text::{BODY as BODY_SIZE, LINE_H, TIME as TIME_SIZE, is_zero_width, width_in_units, wrap};
 
 use super::ids::Ids;
-use super::model::{Action, Screen, WeChat};
+use super::model::{Action, Screen as Showing, WeChat};
 use crate::clock::Clock;
+use crate::display::{LAYOUT_DENSITY, LAYOUT_WIDTH, Screen};
 
-pub const SCREEN_W: i32 = 720;
-pub const SCREEN_H: i32 = 1608;
+/// The layout's width, in layout pixels (see [`crate::display`]): every screen is 360 dp wide.
+pub const SCREEN_W: i32 = LAYOUT_WIDTH;
+/// The height of the real dumps' screen. What sits at the bottom (tab bar, input bar, gesture
+/// bar) is written against it and moves with the bottom edge of a screen of another height.
+pub const REF_SCREEN_H: i32 = 1608;
 pub const STATUS_BAR_BOTTOM: i32 = 76;
 pub const ACTION_BAR_BOTTOM: i32 = 162;
-/// Where the tab bar (on the list) or the input bar (in a chat) begins.
-pub const BOTTOM_BAR_TOP: i32 = 1507;
+/// How far above the bottom edge the tab bar (on the list) or the input bar (in a chat) begins.
+const BOTTOM_BAR_H: i32 = REF_SCREEN_H - 1507;
 const SCREEN_CENTRE_X: i32 = SCREEN_W / 2;
-const FULL_SCREEN: Rect = rect(0, 0, SCREEN_W, SCREEN_H);
+
+/// Where the tab bar or the input bar begins on a screen `h` layout pixels high.
+pub const fn bottom_bar_top(h: i32) -> i32 {
+    h - BOTTOM_BAR_H
+}
+
+/// The whole screen, `h` layout pixels high.
+const fn full_screen(h: i32) -> Rect {
+    rect(0, 0, SCREEN_W, h)
+}
 
 /// Which app owns a window; a dump lists windows of each.
 pub const WECHAT_PKG: &str = "com.tencent.mm";
@@ -68,6 +87,8 @@ const ANDROID_TEXT1: &str = "android:id/text1";
 
 pub struct BuildOpts<'a> {
     pub ids: &'a Ids,
+    /// The display the tree is laid out for; the tree's bounds are in its pixels.
+    pub screen: Screen,
     pub clock: &'a Clock,
     /// Put the chat's name in the title bar; real 8.0.x dumps leave it out.
     pub title_text: bool,
@@ -76,13 +97,32 @@ pub struct BuildOpts<'a> {
     pub accessibility_button: Vec<&'static str>,
 }
 
+impl BuildOpts<'_> {
+    /// The screen's height in layout pixels.
+    fn h(&self) -> i32 {
+        self.screen.layout_height()
+    }
+}
+
 /// Every window on screen, bottom first: status bar, the app (or launcher), pop-up, gesture bar.
+/// Laid out in layout pixels, then scaled to the screen's.
 pub fn build_windows(wechat: &WeChat, opts: &BuildOpts<'_>) -> Vec<Node> {
+    let mut windows = layout_windows(wechat, opts);
+    if opts.screen.density != LAYOUT_DENSITY {
+        for w in &mut windows {
+            w.scale_to(&opts.screen);
+        }
+    }
+    windows
+}
+
+fn layout_windows(wechat: &WeChat, opts: &BuildOpts<'_>) -> Vec<Node> {
+    let h = opts.h();
     let mut windows = vec![system::status_bar(opts.clock)];
     if wechat.foreground {
         windows.push(match &wechat.screen {
-            Screen::List => conversation_list::list_window(wechat, opts),
-            Screen::Chat(name) => match wechat.chat(name) {
+            Showing::List => conversation_list::list_window(wechat, opts),
+            Showing::Chat(name) => match wechat.chat(name) {
                 Some(chat) => chat::chat_window(wechat, chat, opts),
                 None => conversation_list::list_window(wechat, opts),
             },
@@ -91,13 +131,28 @@ pub fn build_windows(wechat: &WeChat, opts: &BuildOpts<'_>) -> Vec<Node> {
             windows.push(dialog::dialog_window(popup));
         }
     } else {
-        windows.push(system::launcher_window());
+        windows.push(system::launcher_window(h));
     }
     if !opts.accessibility_button.is_empty() {
-        windows.push(system::accessibility_button(&opts.accessibility_button));
+        windows.push(system::accessibility_button(&opts.accessibility_button, h));
     }
-    windows.push(system::gesture_bar());
+    windows.push(system::gesture_bar(h));
     windows
+}
+
+/// An avatar's colour, derived from the person's name so each person keeps theirs: muted
+/// tones, none of them WeChat's bubble green, white or badge red, so a reader that looks for
+/// bubbles and badges by colour is not fooled by an avatar.
+pub fn avatar_colour(name: &str) -> u32 {
+    const TONES: [u32; 8] = [
+        0x6A8CAF, 0xB07D62, 0x8E7CC3, 0x5E9E9E, 0xC9A227, 0x7A8B99, 0xA0607A, 0x4F6D8F,
+    ];
+    // FNV-1a: stable across runs and platforms, unlike the standard library's hasher.
+    let mut h: u32 = 0x811C_9DC5;
+    for b in name.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    TONES[(h % TONES.len() as u32) as usize]
 }
 
 /// The view TalkBack's touch exploration focuses at (x, y): the topmost one under the finger

@@ -5,9 +5,10 @@
 use std::ops::BitOr;
 
 use super::WECHAT_PKG;
+use crate::display::Screen;
 use crate::wechat::model::Action;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Rect {
     pub left: i32,
     pub top: i32,
@@ -48,39 +49,163 @@ impl Rect {
     }
 }
 
-/// How the screenshot renderer paints a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the screenshot renderer paints a node. Dumps never see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Paint {
     /// Not at all: a container whose children paint themselves.
     #[default]
     None,
-    /// A plain rectangle of this colour.
-    Fill(u32),
-    /// Text bars of this colour, one per line.
-    Text(u32),
-    /// A chat bubble (or a button or field drawn like one) of this colour, with its text.
-    Bubble(u32),
-    /// An avatar or an icon: a grey-blue square.
-    Avatar,
+    /// A plain rectangle.
+    Fill(Ink),
+    /// The node's text, in this style.
+    Text(TextStyle),
+    /// A text message's bubble (own green at the right, others' white at the left), its tail
+    /// toward the avatar, with the node's text inside, wrapped as the layout wrapped it.
+    Bubble {
+        own: bool,
+    },
+    /// The chat's input field with the draft in it.
+    Field,
+    /// The green send button, `发送` in white.
+    Button,
+    /// A picture message's thumbnail.
+    Image,
+    /// A sticker: a larger picture without a bubble.
+    Sticker,
+    /// A red packet's orange card, tail toward the avatar.
+    RedPacket {
+        own: bool,
+    },
+    /// An avatar: a rounded square of this colour (derived from the person's name).
+    Avatar(u32),
+    Icon(Icon),
     /// A red unread badge with a number.
     Badge,
     /// A red unread dot without a number.
     Dot,
 }
 
-/// The chat's background.
+/// The part a colour plays; the theme turns it into a colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ink {
+    ChatBackground,
+    /// The conversation list and its rows.
+    ListBackground,
+    PinnedRow,
+    /// Status, tab and input bars.
+    Bar,
+    Separator,
+    Dialog,
+    /// Primary text: titles, messages.
+    Text,
+    /// Previews, times, sender names.
+    TextGrey,
+    /// Time dividers and system lines.
+    TextFaint,
+    /// WeChat's brand green: the selected tab, the launcher icon.
+    Brand,
+    /// The dialog's confirming button.
+    Link,
+    /// Text on a coloured card (the red packet's greeting).
+    OnColour,
+    /// The red packet card's footer label.
+    RedPacketLabel,
+    Wallpaper,
+    GestureHandle,
+    AccessibilityButton,
+}
+
+/// How a label is drawn: colour, size, where in its bounds, and whether it wraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TextStyle {
+    pub ink: Ink,
+    pub size: TextSize,
+    pub align: Align,
+    /// Wrap at this many units (see `text::wrap`); 0 keeps only the text's own line breaks.
+    pub wrap: i32,
+}
+
+impl TextStyle {
+    pub const fn new(ink: Ink, size: TextSize) -> Self {
+        TextStyle {
+            ink,
+            size,
+            align: Align::Left,
+            wrap: 0,
+        }
+    }
+
+    pub const fn centred(mut self) -> Self {
+        self.align = Align::Centre;
+        self
+    }
+
+    pub const fn right(mut self) -> Self {
+        self.align = Align::Right;
+        self
+    }
+
+    pub const fn wrapped(mut self, units: i32) -> Self {
+        self.wrap = units;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Align {
+    Left,
+    Centre,
+    Right,
+}
+
+/// A type size in layout pixels: per unit of text width (an ASCII character is one unit, a
+/// CJK one two, so the font's em is two units) and per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TextSize {
+    pub unit_px: i32,
+    pub line_h: i32,
+}
+
+/// What an icon shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Icon {
+    Back,
+    More,
+    Search,
+    /// The ⊕ at the top right of the list and the input bar's "more".
+    Plus,
+    Voice,
+    Emoji,
+    Mute,
+    /// A bottom tab's icon, by position; the selected one is green.
+    Tab {
+        index: u8,
+        selected: bool,
+    },
+    Battery,
+    /// Another app on the launcher.
+    App,
+}
+
+// The light theme's colours (WeUI's light palette, `Tencent/weui`
+// `src/style/base/theme/vars/light.less`), which the tests probe for.
+/// The chat's background (WeUI `BG-0`).
 pub const CHAT_BACKGROUND: u32 = 0xEDEDED;
 pub const WHITE: u32 = 0xFFFFFF;
-/// The grey of the bars (status, tab, input) and of pinned rows.
+/// The grey of the bars (status, tab, input) and of pinned rows (WeUI `BG-1`).
 pub const BAR_GREY: u32 = 0xF7F7F7;
-/// The user's own bubbles.
+/// The user's own bubbles (WeUI `LIGHTGREEN`).
 pub const OWN_BUBBLE_GREEN: u32 = 0x95EC69;
-/// WeChat's brand green: the send button, the selected tab's label, the app's icon.
+/// WeChat's brand green: the send button, the selected tab's label, the app's icon (WeUI
+/// `BRAND`).
 pub const WECHAT_GREEN: u32 = 0x07C160;
+/// Text: WeUI's `FG-0`, black at 90 %, on white.
 pub const TEXT_DARK: u32 = 0x191919;
 pub const TEXT_GREY: u32 = 0x9E9E9E;
+/// Badges and dots (WeUI `RED`).
+pub const BADGE_RED: u32 = 0xFA5151;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub struct Node {
     pub class: &'static str,
     pub id: String,
@@ -108,6 +233,12 @@ pub struct Node {
     /// What a tap on this node does; taps fall through nodes without one.
     pub action: Option<Action>,
     pub paint: Paint,
+    /// Text the screen shows but the view does not report to accessibility, so dumps leave
+    /// it out: WeChat 8.0's chat title. Painted where `text` is empty.
+    pub screen_text: String,
+    /// The node's bounds before [`Node::clipped`] cut them to what shows: a screenshot draws a
+    /// half-scrolled bubble whole and lets the list's edge cut it. Dumps never see it.
+    pub unclipped: Option<Rect>,
     pub children: Vec<Node>,
 }
 
@@ -212,6 +343,11 @@ impl Node {
         self
     }
 
+    pub(super) fn with_screen_text(mut self, text: impl Into<String>) -> Self {
+        self.screen_text = text.into();
+        self
+    }
+
     pub(super) fn with_desc(mut self, desc: impl Into<String>) -> Self {
         self.desc = desc.into();
         self
@@ -245,10 +381,52 @@ impl Node {
         }
     }
 
+    /// Moves the node and everything in it down by `dy`.
+    pub(super) fn translated(mut self, dy: i32) -> Self {
+        if dy != 0 {
+            self.shift(dy);
+        }
+        self
+    }
+
+    fn shift(&mut self, dy: i32) {
+        self.bounds.top += dy;
+        self.bounds.bottom += dy;
+        if let Some(u) = &mut self.unclipped {
+            u.top += dy;
+            u.bottom += dy;
+        }
+        for c in &mut self.children {
+            c.shift(dy);
+        }
+    }
+
+    /// From layout pixels to `screen`'s pixels, each edge rounded on its own as Android
+    /// rounds each dimension.
+    pub(super) fn scale_to(&mut self, screen: &Screen) {
+        fn px(screen: &Screen, r: Rect) -> Rect {
+            rect(
+                screen.to_px(r.left),
+                screen.to_px(r.top),
+                screen.to_px(r.right),
+                screen.to_px(r.bottom),
+            )
+        }
+        self.bounds = px(screen, self.bounds);
+        self.unclipped = self.unclipped.map(|r| px(screen, r));
+        for c in &mut self.children {
+            c.scale_to(screen);
+        }
+    }
+
     /// Drops what lies outside `clip` and shrinks the rest to it, as the accessibility
     /// framework reports only the visible part of a view.
     pub(super) fn clipped(mut self, clip: &Rect) -> Option<Node> {
-        self.bounds = self.bounds.intersect(clip)?;
+        let visible = self.bounds.intersect(clip)?;
+        if visible != self.bounds {
+            self.unclipped = Some(self.unclipped.unwrap_or(self.bounds));
+        }
+        self.bounds = visible;
         self.children = std::mem::take(&mut self.children)
             .into_iter()
             .filter_map(|c| c.clipped(clip))

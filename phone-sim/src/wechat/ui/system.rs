@@ -4,13 +4,18 @@
 //! uiautomator in place of its tree.
 
 use super::node::{
-    BAR_GREY, CLICKABLE, FOCUSABLE, FRAME_LAYOUT, IMAGE_VIEW, LINEAR_LAYOUT, NO_FLAGS, Node, Paint,
-    RECYCLER_VIEW, RELATIVE_LAYOUT, Rect, TEXT_DARK, TEXT_VIEW, WECHAT_GREEN, nest, package_node,
-    rect, wechat_node,
+    CLICKABLE, FOCUSABLE, FRAME_LAYOUT, IMAGE_VIEW, Icon, Ink, LINEAR_LAYOUT, NO_FLAGS, Node,
+    Paint, RECYCLER_VIEW, RELATIVE_LAYOUT, Rect, TEXT_VIEW, TextStyle, nest, package_node, rect,
+    wechat_node,
 };
 use super::{
-    FULL_SCREEN, LAUNCHER_PKG, SCREEN_H, SCREEN_W, STATUS_BAR_BOTTOM, SYSTEMUI_PKG, UPSLIDE_PKG,
+    LAUNCHER_PKG, REF_SCREEN_H, SCREEN_W, STATUS_BAR_BOTTOM, SYSTEMUI_PKG, UPSLIDE_PKG, full_screen,
 };
+
+/// What sits at the bottom is written against the real dump's screen and moves with the
+/// bottom edge of a screen of another height.
+const SCREEN_H: i32 = REF_SCREEN_H;
+use super::text::TIME;
 use crate::clock::Clock;
 use crate::wechat::model::Action;
 
@@ -24,8 +29,6 @@ const CLOCK_ID: &str = "clock";
 const GESTURE_HANDLE_ID: &str = "indicator_center";
 
 const GESTURE_BAR_TOP: i32 = 1572;
-const GESTURE_HANDLE_GREY: u32 = 0x333333;
-const WALLPAPER_BLUE: u32 = 0x2B4A6F;
 
 fn system_ui_node(class: &'static str, id: &str, bounds: Rect, drawing_order: u32) -> Node {
     package_node(SYSTEMUI_PKG, class, id, bounds, NO_FLAGS, drawing_order)
@@ -37,7 +40,7 @@ pub(super) fn status_bar(clock: &Clock) -> Node {
     let clock_view = system_ui_node(TEXT_VIEW, CLOCK_ID, rect(40, 27, 117, 57), 2)
         .with_text(hhmm.clone())
         .with_desc(hhmm)
-        .painted(Paint::Text(TEXT_DARK));
+        .painted(Paint::Text(TextStyle::new(Ink::Text, TIME)));
     let start_side = system_ui_node(
         FRAME_LAYOUT,
         STATUS_BAR_START_SIDE_ID,
@@ -46,8 +49,9 @@ pub(super) fn status_bar(clock: &Clock) -> Node {
     )
     .with_children(vec![clock_view]);
     // The real dump gives the battery icon no class.
-    let battery =
-        system_ui_node("", "", rect(638, 30, 680, 54), 1).with_desc("电池电量为百分之 80。");
+    let battery = system_ui_node("", "", rect(638, 30, 680, 54), 1)
+        .with_desc("电池电量为百分之 80。")
+        .painted(Paint::Icon(Icon::Battery));
     let end_side =
         system_ui_node(RELATIVE_LAYOUT, "", rect(388, 8, 680, 76), 2).with_children(vec![battery]);
     let contents = system_ui_node(
@@ -65,16 +69,21 @@ pub(super) fn status_bar(clock: &Clock) -> Node {
     let animation = system_ui_node(FRAME_LAYOUT, STATUS_BAR_ANIMATION_ID, bar, 1);
     system_ui_node(FRAME_LAYOUT, "", bar, 0)
         .with_children(vec![animation, container])
-        .painted(Paint::Fill(BAR_GREY))
+        // The status bar takes the colour of the app's title bar under it, as WeChat sets it.
+        .painted(Paint::Fill(Ink::ChatBackground))
 }
 
-pub(super) fn gesture_bar() -> Node {
+pub(super) fn gesture_bar(h: i32) -> Node {
+    gesture_bar_at_ref().translated(h - REF_SCREEN_H)
+}
+
+fn gesture_bar_at_ref() -> Node {
     let bar = rect(0, GESTURE_BAR_TOP, SCREEN_W, SCREEN_H);
     let upslide = |class, id: &str, bounds, drawing_order| {
         package_node(UPSLIDE_PKG, class, id, bounds, NO_FLAGS, drawing_order)
     };
     let handle = upslide(IMAGE_VIEW, GESTURE_HANDLE_ID, rect(214, 1598, 506, 1608), 2)
-        .painted(Paint::Fill(GESTURE_HANDLE_GREY));
+        .painted(Paint::Fill(Ink::GestureHandle));
     nest(vec![
         upslide(FRAME_LAYOUT, "", bar, 0),
         upslide(FRAME_LAYOUT, "", bar, 1),
@@ -84,7 +93,7 @@ pub(super) fn gesture_bar() -> Node {
 }
 
 /// The home screen: WeChat's icon (a tap launches it) and one other app's.
-pub(super) fn launcher_window() -> Node {
+pub(super) fn launcher_window(h: i32) -> Node {
     let launcher = |class, bounds, flags, drawing_order| {
         package_node(LAUNCHER_PKG, class, "", bounds, flags, drawing_order)
     };
@@ -97,7 +106,7 @@ pub(super) fn launcher_window() -> Node {
     .with_text("微信")
     .with_desc("微信")
     .on_tap(Action::Launch)
-    .painted(Paint::Fill(WECHAT_GREEN));
+    .painted(Paint::Fill(Ink::Brand));
     let settings = launcher(
         TEXT_VIEW,
         rect(200, 1200, 320, 1330),
@@ -107,9 +116,9 @@ pub(super) fn launcher_window() -> Node {
     .with_text("设置")
     .with_desc("设置")
     .on_tap(Action::Absorb)
-    .painted(Paint::Avatar);
-    launcher(FRAME_LAYOUT, FULL_SCREEN, NO_FLAGS, 0)
-        .painted(Paint::Fill(WALLPAPER_BLUE))
+    .painted(Paint::Icon(Icon::App));
+    launcher(FRAME_LAYOUT, full_screen(h), NO_FLAGS, 0)
+        .painted(Paint::Fill(Ink::Wallpaper))
         .with_children(vec![wechat, settings])
 }
 
@@ -119,11 +128,14 @@ pub(super) fn launcher_window() -> Node {
 pub const A11Y_BUTTON_LEFT: i32 = SCREEN_W - 88;
 pub const A11Y_BUTTON_BOTTOM: i32 = 1568;
 const A11Y_ICON: i32 = 88;
-const A11Y_BUTTON_GREY: u32 = 0x5F6368;
 
 /// Android 12+'s floating accessibility menu, a System UI window. Its classes and geometry
 /// are the sim's: no real dump with the button was at hand.
-pub(super) fn accessibility_button(labels: &[&'static str]) -> Node {
+pub(super) fn accessibility_button(labels: &[&'static str], h: i32) -> Node {
+    accessibility_button_at_ref(labels).translated(h - REF_SCREEN_H)
+}
+
+fn accessibility_button_at_ref(labels: &[&'static str]) -> Node {
     let n = i32::try_from(labels.len()).unwrap_or(1).max(1);
     let whole = rect(
         A11Y_BUTTON_LEFT,
@@ -146,7 +158,7 @@ pub(super) fn accessibility_button(labels: &[&'static str]) -> Node {
             )
             .with_desc(*label)
             .on_tap(Action::AccessibilityButton)
-            .painted(Paint::Fill(A11Y_BUTTON_GREY))
+            .painted(Paint::Fill(Ink::AccessibilityButton))
         })
         .collect();
     nest(vec![

@@ -1,11 +1,14 @@
 //! The bottom tabs of the main screen: 微信 (selected, with the unread total), 通讯录, 发现, 我.
 
 use super::node::{
-    BAR_GREY, CLICKABLE, FOCUSABLE, IMAGE_VIEW, LINEAR_LAYOUT, NO_FLAGS, Node, Paint,
-    RELATIVE_LAYOUT, TEXT_DARK, TEXT_VIEW, WECHAT_GREEN, rect, wechat_node,
+    CLICKABLE, FOCUSABLE, IMAGE_VIEW, Icon, Ink, LINEAR_LAYOUT, NO_FLAGS, Node, Paint,
+    RELATIVE_LAYOUT, TEXT_VIEW, TextStyle, rect, wechat_node,
 };
-use super::text::{SMALL_TEXT_PX, width_in_units};
-use super::{BOTTOM_BAR_TOP, SCREEN_H, SCREEN_W};
+use super::text::{SMALL, SMALL_TEXT_PX, width_in_units};
+use super::{REF_SCREEN_H, SCREEN_W, bottom_bar_top};
+
+const BOTTOM_BAR_TOP: i32 = bottom_bar_top(REF_SCREEN_H);
+const SCREEN_H: i32 = REF_SCREEN_H;
 use crate::wechat::ids::Ids;
 use crate::wechat::model::Action;
 
@@ -17,7 +20,12 @@ const LABEL_TOP: i32 = 1567;
 const LABEL_BOTTOM: i32 = 1597;
 const BADGE_SIZE: i32 = 32;
 
-pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
+pub(super) fn tab_bar(ids: &Ids, unread_total: u32, h: i32) -> Node {
+    // Written against the real dump's screen; a screen of another height moves it.
+    tab_bar_at_ref(ids, unread_total).translated(h - REF_SCREEN_H)
+}
+
+fn tab_bar_at_ref(ids: &Ids, unread_total: u32) -> Node {
     let layout = &ids.layout.tab_bar;
     let tabs = LABELS
         .iter()
@@ -34,7 +42,10 @@ pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
                     NO_FLAGS,
                     1,
                 )
-                .painted(Paint::Avatar),
+                .painted(Paint::Icon(Icon::Tab {
+                    index: i as u8,
+                    selected,
+                })),
             ];
             if selected && unread_total > 0 {
                 icon_box.push(
@@ -50,7 +61,7 @@ pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
                 );
             }
             let label_w = width_in_units(label) * SMALL_TEXT_PX;
-            let colour = if selected { WECHAT_GREEN } else { TEXT_DARK };
+            let ink = if selected { Ink::Brand } else { Ink::Text };
             let label_view = wechat_node(
                 TEXT_VIEW,
                 &ids.tab_label,
@@ -64,7 +75,7 @@ pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
                 2,
             )
             .with_text(*label)
-            .painted(Paint::Text(colour));
+            .painted(Paint::Text(TextStyle::new(ink, SMALL).centred()));
             let icon_and_label = wechat_node(
                 LINEAR_LAYOUT,
                 &layout.icon_and_label,
@@ -97,7 +108,7 @@ pub(super) fn tab_bar(ids: &Ids, unread_total: u32) -> Node {
     let bar = rect(0, BOTTOM_BAR_TOP, SCREEN_W, SCREEN_H);
     wechat_node(RELATIVE_LAYOUT, &layout.bar, bar, NO_FLAGS, 2)
         .at_index(1)
-        .painted(Paint::Fill(BAR_GREY))
+        .painted(Paint::Fill(Ink::Bar))
         .on_tap(Action::Absorb)
         .with_children(vec![
             wechat_node(LINEAR_LAYOUT, "", bar, NO_FLAGS, 1).with_children(tabs),
