@@ -364,7 +364,8 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .try_init();
-    // PHONE_LOOP=throughput runs only that part.
+    // PHONE_LOOP=throughput runs only that part (also: idle, latency, latency-real,
+    // saturated).
     let only = std::env::var("PHONE_LOOP").unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -417,6 +418,15 @@ fn main() {
                 HOT,
                 "real-phone latencies, pacing defaults",
                 8,
+            )
+            .await;
+        }
+        if only == "saturated" {
+            throughput(
+                IdleStrategy::ChangeSignal,
+                PacingConfig::off(),
+                2,
+                "saturated ",
             )
             .await;
         }
