@@ -135,7 +135,7 @@ impl PhoneAgent {
         }
         self.back_to_list()?;
         let mut scrolled = 0;
-        let row = loop {
+        let (row, before) = loop {
             let Some(reading) = self.read_until(ScreenKind::ConversationList)? else {
                 return Ok(OpenOutcome::Moved);
             };
@@ -149,7 +149,7 @@ impl PhoneAgent {
                 .iter()
                 .find(|r| r.title.as_deref() == Some(conversation))
             {
-                break row.clone();
+                break (row.clone(), list);
             }
             if scrolled >= self.config.max_scroll_pages || list.rows.is_empty() {
                 return Ok(OpenOutcome::NotFound);
@@ -161,11 +161,21 @@ impl PhoneAgent {
             self.scroll(span, Scroll::TowardsNewer)?;
             scrolled += 1;
         };
-        let Opened::Row(chat) = self.open_checked(&row)? else {
-            // Never type into a chat we are not sure of; the next round tries again (and
-            // the list scan works out which chat did open).
-            self.back_to_list()?;
-            return Ok(OpenOutcome::Moved);
+        let chat = match self.open_checked(&row)? {
+            Opened::Row(chat) => chat,
+            // Never type into a chat we are not sure of; the next round tries again. The
+            // chat that did open had its badge cleared by the open: it is worked out and
+            // read now, as the list scan does, or its news would be lost.
+            Opened::Other(orphan) => {
+                let after = self.back_to_list()?;
+                let after_list = after.as_ref().and_then(|a| a.list.as_ref());
+                self.adopt(orphan, Some(&before), after_list, conversation)?;
+                return Ok(OpenOutcome::Moved);
+            }
+            Opened::Nothing => {
+                self.back_to_list()?;
+                return Ok(OpenOutcome::Moved);
+            }
         };
         self.current_chat = Some(conversation.to_string());
         // A send that went out before a crash shows as a new own message here; recording

@@ -8,7 +8,7 @@ use crate::screen::{
 use crate::tail::{self, TailItem, TailKind, Watermark};
 
 use super::chat::{Shown, whole_messages};
-use super::navigate::{OpenOutcome, Opened, WECHAT_LAUNCHER, chat_fits_row};
+use super::navigate::{Opened, WECHAT_LAUNCHER, chat_fits_row};
 use super::{AgentError, DeviceStatus, PhoneAgent};
 
 /// Unnamed chats that opened by mistake, remembered until their first read.
@@ -119,9 +119,8 @@ impl PhoneAgent {
                     // still remembered: dropping it would lose the news its open cleared.
                     let after = self.back_to_list()?;
                     let after_list = after.as_ref().and_then(|a| a.list.as_ref());
-                    // Reading it may have meant opening it again: then the list is newer.
-                    let newer = self.adopt(orphan, before.as_ref(), after_list, &title)?;
-                    let Some(after) = newer.or(after) else {
+                    self.adopt(orphan, before.as_ref(), after_list, &title)?;
+                    let Some(after) = after else {
                         return Ok(());
                     };
                     reading = after;
@@ -195,13 +194,13 @@ impl PhoneAgent {
     /// row whose unread count dropped since the list was read (only reading lowers it).
     /// What is new comes from what the list said before the tap. A chat that cannot be
     /// told is remembered, so that its first read later still finds its news.
-    fn adopt(
+    pub(super) fn adopt(
         &mut self,
         orphan: ChatView,
         before: Option<&ConversationList>,
         after: Option<&ConversationList>,
         tapped: &str,
-    ) -> Result<Option<ScreenReading>, AgentError> {
+    ) -> Result<(), AgentError> {
         let earlier = |title: &str| {
             before.and_then(|l| l.rows.iter().find(|r| r.title.as_deref() == Some(title)))
         };
@@ -241,10 +240,10 @@ impl PhoneAgent {
             }
             self.fresh_chat = None;
             self.awaiting_replies = false;
-            return Ok(None);
+            return Ok(());
         };
         let Some(title) = row.title.clone() else {
-            return Ok(None);
+            return Ok(());
         };
         let mut from_burst = false;
         let hint = match (self.unread_seen.get(&title), earlier(&title)) {
@@ -284,35 +283,36 @@ impl PhoneAgent {
             .collect();
         // Never read before, its news is bounded by what the list said; when that reaches
         // above the screen, the open that cleared the badge must not cost those messages.
-        // What the screen showed is carried durably (an orphan, named this time) and the
-        // chat read properly, scrolled back as far as the news goes.
+        // What the screen showed is carried durably (an orphan, named this time), and the
+        // chat stays marked as having news, so that the scan opens it properly and scrolls
+        // back as far as the news goes.
         if watermark.tail.is_empty()
             && let Some(carried) = news_above(&title, &orphan, &visible, &hint, from_burst)
         {
-            tracing::info!(device = %self.config.device, conversation = %title, "the chat that opened by mistake has news above what its screen showed; reading it properly");
+            tracing::info!(device = %self.config.device, conversation = %title, "the chat that opened by mistake has news above what its screen showed; it is read properly next");
             self.keep_orphan(carried)?;
-            if let OpenOutcome::Opened = self.open_conversation(&title)? {
-                return self.leave_chat(&title);
-            }
-            // It moved again: the orphan is kept, and its first read finds it.
-            return Ok(None);
+            self.unread_seen.insert(title, hint);
+            self.fresh_chat = None;
+            self.awaiting_replies = false;
+            return Ok(());
         }
-        if !watermark.tail.is_empty() {
-            let covered = tail::new_items(&watermark.tail, &visible, None, None).complete;
-            if !covered {
-                tracing::info!(device = %self.config.device, conversation = %title, "the chat that opened by mistake reaches past what its screen showed; reading it properly");
-                if let OpenOutcome::Opened = self.open_conversation(&title)? {
-                    return self.leave_chat(&title);
-                }
-                // It moved again: what the screen showed is still better than nothing.
-            }
+        // A chat read before whose screen did not reach back to what was read is left for
+        // the scan: its preview no longer matches the last message read there, so it is
+        // opened and read properly, from its watermark.
+        if !watermark.tail.is_empty()
+            && !tail::new_items(&watermark.tail, &visible, None, None).complete
+        {
+            tracing::info!(device = %self.config.device, conversation = %title, "the chat that opened by mistake reaches past what its screen showed; it is read properly next");
+            self.fresh_chat = None;
+            self.awaiting_replies = false;
+            return Ok(());
         }
         tracing::info!(device = %self.config.device, conversation = %title, "read the chat that opened by mistake");
         self.read_chat(&title, orphan, &hint, Shown::Gone)?;
         // Read from a screen that is gone: nothing may be typed on the strength of it.
         self.fresh_chat = None;
         self.awaiting_replies = false;
-        Ok(None)
+        Ok(())
     }
 
     /// Remembers, durably, a chat seen by mistake whose news its first read must find.
