@@ -760,6 +760,7 @@ impl CallbackMessage {
                 }],
                 "image" => vec![Segment::Image {
                     url: Some(self.get("PicUrl").to_string()).filter(|u| !u.is_empty()),
+                    path: None,
                 }],
                 "link" => vec![Segment::Link {
                     url: self.get("Url").into(),

@@ -566,6 +566,7 @@ mod tests {
             action_id: "act_1".into(),
             conversation: "any".into(),
             text: text.into(),
+            attachments: Vec::new(),
             resumed: false,
         };
         let text = format!(
@@ -629,6 +630,7 @@ mod tests {
             action_id: action.into(),
             conversation: "any".into(),
             text: text.into(),
+            attachments: Vec::new(),
             resumed: false,
         };
         let long = format!("{}\n{}", "甲".repeat(600), "乙".repeat(600));

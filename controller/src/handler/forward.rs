@@ -1,5 +1,6 @@
 //! The forward handler: every routed message's text, through a template, to a
-//! conversation of another phone or adapter (a WeChat group copied to a WeCom group).
+//! conversation of another phone or adapter (a WeChat group copied to a WeCom group), with
+//! the images and files the message's adapter downloaded.
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -67,17 +68,19 @@ impl Handler for Forward {
         _ctx: &HandlerContext<'_>,
         event: &Event,
     ) -> Result<Outcome, HandlerError> {
-        Ok(Outcome::actions(
-            self.template
-                .render(event)
-                .map(|text| Action::Send {
-                    target: self.target.clone(),
-                    conversation: self.conversation.clone(),
-                    text,
-                })
-                .into_iter()
-                .collect(),
-        ))
+        let attachments = event.local_attachments();
+        // An image without text still goes, under the template's caption (who sent it).
+        let text = match event.text() {
+            Some(text) => self.template.fill(event, &text),
+            None if !attachments.is_empty() => self.template.fill(event, ""),
+            None => return Ok(Outcome::actions(Vec::new())),
+        };
+        Ok(Outcome::actions(vec![Action::Send {
+            target: self.target.clone(),
+            conversation: self.conversation.clone(),
+            text,
+            attachments,
+        }]))
     }
 }
 
@@ -157,12 +160,16 @@ impl Template {
 
     /// The text for `event`, or None if it has no text to forward.
     pub fn render(&self, event: &Event) -> Option<String> {
-        let text = event.text()?;
+        Some(self.fill(event, &event.text()?))
+    }
+
+    /// The template filled from `event`, with `text` for `{text}`.
+    fn fill(&self, event: &Event, text: &str) -> String {
         let mut out = String::new();
         for part in &self.0 {
             match part {
                 Part::Literal(literal) => out.push_str(literal),
-                Part::Field(Field::Text) => out.push_str(&text),
+                Part::Field(Field::Text) => out.push_str(text),
                 Part::Field(Field::Sender) => out.push_str(
                     event
                         .sender
@@ -181,7 +188,7 @@ impl Template {
                 Part::Field(Field::Platform) => out.push_str(&event.platform),
             }
         }
-        Some(out)
+        out
     }
 }
 
