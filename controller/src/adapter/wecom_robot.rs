@@ -465,6 +465,12 @@ pub fn image_body(bytes: &[u8], source: &str) -> Result<serde_json::Value, SendE
 
 /// 91770's news message: 1 to 8 articles, each a title and a link at least.
 pub fn news_body(articles: &[Article]) -> Result<serde_json::Value, SendError> {
+    check_articles(articles)?;
+    Ok(serde_json::json!({"msgtype": "news", "news": {"articles": articles}}))
+}
+
+/// What WeCom's news messages take, the robot's (91770) and an app's (90236) alike.
+pub(super) fn check_articles(articles: &[Article]) -> Result<(), SendError> {
     if articles.is_empty() || articles.len() > MAX_ARTICLES {
         return Err(SendError::Permanent(format!(
             "a WeCom news message holds 1 to {MAX_ARTICLES} articles, not {}",
@@ -479,7 +485,7 @@ pub fn news_body(articles: &[Article]) -> Result<serde_json::Value, SendError> {
             "a WeCom news article needs a title and a url: {article:?}"
         )));
     }
-    Ok(serde_json::json!({"msgtype": "news", "news": {"articles": articles}}))
+    Ok(())
 }
 
 /// Cuts `text` into pieces of at most `max` bytes, each ending at a line break where one
