@@ -1277,9 +1277,11 @@ mod tests {
         tokens: Arc<std::sync::Mutex<u32>>,
         answers: Arc<std::sync::Mutex<VecDeque<serde_json::Value>>>,
         received: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
-        /// What media/upload got: (query, Content-Type, body).
-        uploads: Arc<std::sync::Mutex<Vec<(HashMap<String, String>, String, Vec<u8>)>>>,
+        uploads: Arc<std::sync::Mutex<Vec<Upload>>>,
     }
+
+    /// What media/upload got: query, Content-Type, body.
+    type Upload = (HashMap<String, String>, String, Vec<u8>);
 
     async fn upload(
         State(qyapi): State<Qyapi>,

@@ -620,9 +620,11 @@ mod tests {
     struct Qyapi {
         answers: Arc<std::sync::Mutex<VecDeque<serde_json::Value>>>,
         received: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-        /// What upload_media got: (query, Content-Type, body).
-        uploads: Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>,
+        uploads: Arc<std::sync::Mutex<Vec<Upload>>>,
     }
+
+    /// What upload_media got: query, Content-Type, body.
+    type Upload = (String, String, Vec<u8>);
 
     async fn upload_media(
         State(qyapi): State<Qyapi>,

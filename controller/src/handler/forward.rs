@@ -221,4 +221,69 @@ mod tests {
             None
         );
     }
+
+    /// A downloaded image goes with the text, or alone under the template's caption; a
+    /// message with neither text nor media is not forwarded.
+    #[tokio::test]
+    async fn downloaded_media_is_forwarded_with_or_without_text() {
+        use std::collections::{HashMap, HashSet};
+        use std::sync::Arc;
+
+        use crate::event::{Attachment, Segment};
+        use crate::handler::{Handlers, builtins};
+
+        let (faults, _) = tokio::sync::mpsc::unbounded_channel();
+        let plugins = crate::plugin::PluginHost::start(Vec::new(), faults).await;
+        let mut map = builtins();
+        let config = ForwardConfig {
+            target: "ops".into(),
+            conversation: String::new(),
+            template: "{sender}: {text}".into(),
+        };
+        map.insert(
+            "to-ops".into(),
+            Box::new(Forward::new(&config).expect("forward")),
+        );
+        let handlers = Handlers::new(
+            map,
+            Arc::new(crate::store::MemoryStore::default()),
+            plugins,
+            HashSet::new(),
+            HashMap::new(),
+        );
+        let image = Segment::Image {
+            url: None,
+            path: Some("/data/media/1.png".into()),
+        };
+        let mut event = test_message("app", "李雷", "看图", false);
+        event.content.push(image.clone());
+        let forwarded = |outcome: super::Outcome| -> Vec<(String, Vec<Attachment>)> {
+            outcome
+                .actions
+                .into_iter()
+                .map(
+                    |Action::Send {
+                         text, attachments, ..
+                     }| (text, attachments),
+                )
+                .collect()
+        };
+        let png = vec![Attachment::Image {
+            source: "/data/media/1.png".into(),
+        }];
+        let with_text = handlers.handle("to-ops", &event).await.expect("handled");
+        assert_eq!(
+            forwarded(with_text),
+            [("李雷: 看图".to_string(), png.clone())]
+        );
+        event.content = vec![image];
+        let alone = handlers.handle("to-ops", &event).await.expect("handled");
+        assert_eq!(forwarded(alone), [("李雷: ".to_string(), png)]);
+        event.content = vec![Segment::Image {
+            url: None,
+            path: None,
+        }];
+        let nothing = handlers.handle("to-ops", &event).await.expect("handled");
+        assert!(nothing.actions.is_empty());
+    }
 }
