@@ -7,14 +7,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::adapter::{self, Adapter, AdapterError, Inbox};
+use crate::adapter::{self, Adapter, AdapterConfig, AdapterError, Inbox};
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::event::{Event, now_rfc3339};
 use crate::handler::{self, Handlers};
 use crate::permission::{Grant, Until};
 use crate::plugin::{self, PluginFault, PluginHost};
 use crate::runtime::Runtime;
-use crate::store::{SharedStore, StoreError};
+use crate::store::{SharedStore, StorageConfig, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -55,8 +55,9 @@ impl App {
 
         let mut adapters = phones;
         for (name, section) in &config.adapters {
+            let section = with_default_media_dir(section, config);
             adapters.push(
-                adapter::build(name, section)
+                adapter::build(name, &section)
                     .map_err(|e| unbuildable(format!("adapter {name:?}: {e}")))?,
             );
         }
@@ -165,6 +166,20 @@ impl App {
         self.plugins.shutdown().await;
         errors
     }
+}
+
+/// A section that downloads media and was told nowhere to put it keeps it in `media/`
+/// beside the database, with the rest of the controller's data.
+fn with_default_media_dir(section: &AdapterConfig, config: &Config) -> AdapterConfig {
+    let mut section = section.clone();
+    if let AdapterConfig::WecomApp(app) = &mut section
+        && app.media_dir.is_none()
+    {
+        let StorageConfig::Sqlite(sqlite) = &config.storage;
+        let data_dir = sqlite.path.parent().unwrap_or(Path::new(""));
+        app.media_dir = Some(data_dir.join("media"));
+    }
+    section
 }
 
 /// Parts of a config that passed its checks and still cannot be built: a bug, not a typo.

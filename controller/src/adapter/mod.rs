@@ -18,6 +18,7 @@
 pub mod dingtalk;
 pub mod feishu;
 pub mod ilink;
+pub mod media;
 pub mod phone;
 pub mod qq;
 pub mod wecom_aibot;
@@ -33,7 +34,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use crate::activity::Activity;
-use crate::event::Event;
+use crate::event::{Attachment, AttachmentKind, Event};
 use crate::format::TextFormat;
 use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
@@ -52,14 +53,25 @@ const ATTEMPTS: u32 = 6;
 const BACKOFF: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-/// One action for an adapter to carry out: text for one of its conversations.
+/// One action for an adapter to carry out: text and attachments for one of its
+/// conversations. [`deliver_all`] hands [`Adapter::deliver`] one message of it at a time:
+/// a piece of the text, or one attachment (with no text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub action_id: String,
     pub conversation: String,
     pub text: String,
+    /// Sent after the text, each as a message of its own.
+    pub attachments: Vec<Attachment>,
     /// An earlier run handed it out and never saw it finish: it may have gone out.
     pub resumed: bool,
+}
+
+impl Outgoing {
+    /// The attachment this message is, when it is one rather than text.
+    pub fn attachment(&self) -> Option<&Attachment> {
+        self.attachments.first()
+    }
 }
 
 /// How the answer to one of an adapter's own events is coming along, as the runtime
@@ -155,8 +167,21 @@ pub trait Adapter: Send + Sync {
         vec![text]
     }
 
-    /// Delivers one message (a piece of an action's text).
+    /// Delivers one message: a piece of an action's text, or one of its attachments
+    /// (only of a kind [`Adapter::can_send`] accepts).
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError>;
+
+    /// Whether it can send attachments of `kind`, and if not, why, in words that name the
+    /// platform and the kind. Asked for every attachment before any message of the action
+    /// goes out, so an action that cannot go out whole does not go out in part.
+    fn can_send(&self, kind: AttachmentKind) -> Result<(), SendError> {
+        Err(SendError::Permanent(format!(
+            "sending {} through {} (adapter {}) is not supported yet",
+            kind.plural(),
+            self.platform(),
+            self.name()
+        )))
+    }
 
     /// How long a sender here waits for an answer before it is acknowledged.
     fn reply_timing(&self) -> ReplyTiming {
@@ -274,18 +299,39 @@ pub fn build(name: &str, config: &AdapterConfig) -> Result<Arc<dyn Adapter>, Str
     })
 }
 
-/// Sends `text` to `conversation`, cut into as many messages as the platform needs, each
-/// retried with backoff on a passing failure. A retry resumes at the piece that failed,
-/// so the pieces before it are not posted twice.
+/// Sends `text` to `conversation`, cut into as many messages as the platform needs, then
+/// each attachment as a message of its own, each retried with backoff on a passing
+/// failure. A retry resumes at the message that failed, so the ones before it are not
+/// posted twice. An attachment the adapter cannot send fails the action before anything
+/// of it goes out.
 pub async fn deliver_all(adapter: &dyn Adapter, outgoing: &Outgoing) -> Result<Delivered, String> {
-    let pieces = adapter.split(&outgoing.text);
+    for attachment in &outgoing.attachments {
+        if let Err(refused) = adapter.can_send(attachment.kind()) {
+            return Err(refused.to_string());
+        }
+    }
+    // Attachments alone need no empty text before them.
+    let text = if outgoing.text.is_empty() && !outgoing.attachments.is_empty() {
+        Vec::new()
+    } else {
+        adapter.split(&outgoing.text)
+    };
+    let pieces: Vec<Outgoing> = text
+        .into_iter()
+        .map(|piece| Outgoing {
+            text: piece.to_string(),
+            attachments: Vec::new(),
+            ..outgoing.clone()
+        })
+        .chain(outgoing.attachments.iter().map(|attachment| Outgoing {
+            text: String::new(),
+            attachments: vec![attachment.clone()],
+            ..outgoing.clone()
+        }))
+        .collect();
     let count = pieces.len();
     let mut delivered = Delivered::Sent;
-    for (index, piece) in pieces.into_iter().enumerate() {
-        let message = Outgoing {
-            text: piece.to_string(),
-            ..outgoing.clone()
-        };
+    for (index, message) in pieces.into_iter().enumerate() {
         let mut attempt = 1;
         loop {
             let described = |reason: &str| {
@@ -317,4 +363,108 @@ pub async fn deliver_all(adapter: &dyn Adapter, outgoing: &Outgoing) -> Result<D
         }
     }
     Ok(delivered)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Takes text and images, refuses files, and fails the first try of each image.
+    #[derive(Default)]
+    struct Picky {
+        sent: Mutex<Vec<String>>,
+        tries: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl Adapter for Picky {
+        fn name(&self) -> &str {
+            "picky"
+        }
+        fn platform(&self) -> &'static str {
+            "test"
+        }
+        fn text_format(&self) -> TextFormat {
+            TextFormat::Plain
+        }
+        fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
+            text.split('|').collect()
+        }
+        fn can_send(&self, kind: AttachmentKind) -> Result<(), SendError> {
+            match kind {
+                AttachmentKind::Image => Ok(()),
+                _ => Err(SendError::Permanent(format!("no {}", kind.plural()))),
+            }
+        }
+        async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
+            let what = match outgoing.attachment() {
+                Some(Attachment::Image { source }) => {
+                    let mut tries = self.tries.lock().expect("lock");
+                    *tries += 1;
+                    if *tries % 2 == 1 {
+                        return Err(SendError::Retry {
+                            reason: "busy".into(),
+                            after: Some(Duration::ZERO),
+                        });
+                    }
+                    format!("image {source}")
+                }
+                Some(other) => panic!("refused kinds never reach deliver: {other:?}"),
+                None => outgoing.text.clone(),
+            };
+            self.sent.lock().expect("lock").push(what);
+            Ok(Delivered::Sent)
+        }
+    }
+
+    fn outgoing(text: &str, attachments: Vec<Attachment>) -> Outgoing {
+        Outgoing {
+            action_id: "act_1".into(),
+            conversation: "c".into(),
+            text: text.into(),
+            attachments,
+            resumed: false,
+        }
+    }
+
+    fn image(source: &str) -> Attachment {
+        Attachment::Image {
+            source: source.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn text_goes_first_then_each_attachment_retried_on_its_own() {
+        let picky = Picky::default();
+        deliver_all(
+            &picky,
+            &outgoing("a|b", vec![image("/1.png"), image("/2.png")]),
+        )
+        .await
+        .expect("sent");
+        assert_eq!(
+            *picky.sent.lock().expect("lock"),
+            ["a", "b", "image /1.png", "image /2.png"]
+        );
+        // Attachments alone: no empty text before them.
+        let alone = Picky::default();
+        deliver_all(&alone, &outgoing("", vec![image("/3.png")]))
+            .await
+            .expect("sent");
+        assert_eq!(*alone.sent.lock().expect("lock"), ["image /3.png"]);
+    }
+
+    #[tokio::test]
+    async fn a_kind_the_adapter_cannot_send_fails_the_action_before_anything_goes() {
+        let picky = Picky::default();
+        let file = Attachment::File {
+            source: "/r.pdf".into(),
+            name: None,
+        };
+        let refused = deliver_all(&picky, &outgoing("hello", vec![image("/1.png"), file])).await;
+        assert_eq!(refused, Err("no files".to_string()));
+        assert!(picky.sent.lock().expect("lock").is_empty());
+    }
 }

@@ -183,6 +183,14 @@ impl Adapter for PhoneAdapter {
         self.config.timing()
     }
 
+    /// The actor types text into a chat; it cannot pick media from the phone yet.
+    fn can_send(&self, kind: crate::event::AttachmentKind) -> Result<(), SendError> {
+        Err(SendError::Permanent(format!(
+            "sending {} through the phone is not supported yet",
+            kind.plural()
+        )))
+    }
+
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
         if outgoing.resumed {
             // The phone's next read of that chat settles it if it went out.
@@ -319,7 +327,10 @@ pub fn phone_event(device: &str, message: &PhoneMessage) -> Event {
     };
     let content = match (&message.text, message.kind) {
         (Some(text), _) => vec![Segment::Text { text: text.clone() }],
-        (None, ItemKind::Media) => vec![Segment::Image { url: None }],
+        (None, ItemKind::Media) => vec![Segment::Image {
+            url: None,
+            path: None,
+        }],
         (None, _) => vec![Segment::Unknown],
     };
     Event {

@@ -15,11 +15,21 @@
 //!   same `MsgId`, so it keys the event for dedup.
 //! - 91039 获取access_token: `GET /cgi-bin/gettoken?corpid&corpsecret`, valid `expires_in`
 //!   seconds (7200), to be cached rather than fetched per call (it is rate limited).
-//! - 90236 发送应用消息: `POST /cgi-bin/message/send?access_token=…`, text up to 2048 bytes.
+//! - 90236 发送应用消息: `POST /cgi-bin/message/send?access_token=…`, text up to 2048 bytes;
+//!   `image` and `file` messages name a `media_id`, `news` carries 1 to 8 articles.
+//! - 90253 上传临时素材: `POST /cgi-bin/media/upload?access_token=…&type=image|file`,
+//!   multipart/form-data with the file as "media" and its filename the name shown; images
+//!   JPG/PNG up to 10 MB, files up to 20 MB, all over 5 bytes; the media_id lasts 3 days.
+//! - 90254 获取临时素材: `GET /cgi-bin/media/get?access_token=…&media_id=…` answers the
+//!   bytes with `Content-disposition: attachment; filename="…"`, or an error as JSON.
+//! - 90239 消息格式 (also 96467): members' messages are text, image (`PicUrl`, `MediaId`),
+//!   voice, video, location and link; there is no file message to receive. An image is
+//!   downloaded into `media_dir` before its event is stored, so handlers get a local path.
 //! - 90313 全局错误码: 40014/42001 (token invalid/expired) and 40001 (credential invalid)
 //!   mean fetch a new token; 45009 is the rate limit; -1 is "system busy".
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -33,11 +43,13 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
-use super::wecom_robot::{MAX_TEXT_BYTES, split_text};
+use super::wecom_robot::{MAX_TEXT_BYTES, check_articles, split_text};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender,
+    now_rfc3339, short_hash, types,
 };
 use crate::format::TextFormat;
 use crate::http::{USER_AGENT, error_chain};
@@ -67,6 +79,16 @@ const ERR_BUSY: i64 = -1;
 /// 90236 counts an app's sends per member per minute and hour; waiting out the minute
 /// is the least that can help.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// 90253: an image of at most 10 MB, JPG or PNG ("图片（image）：10MB，支持JPG,PNG格式").
+const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
+/// 90253: "所有文件size必须大于5个字节".
+const MIN_MEDIA_BYTES: usize = 5;
+/// How long a callback may spend downloading its image: WeCom waits 5 seconds for the
+/// answer (90930), and the rest is decrypting and storing.
+const MEDIA_BUDGET: Duration = Duration::from_secs(3);
+/// Where images members send are saved when the config says nowhere (`tapwire run` puts
+/// them beside its database instead).
+const DEFAULT_MEDIA_DIR: &str = "media";
 
 /// One `type = "wecom_app"` adapter of `tapwire.toml`. Secrets belong in the environment:
 /// `secret = "${WECOM_APP_SECRET}"`.
@@ -87,6 +109,9 @@ pub struct WecomAppConfig {
     /// Where WeCom's API is; tests point it at a stand-in.
     #[serde(default = "default_base_url")]
     pub base_url: String,
+    /// Where images members send are saved; by default `media/` beside the database.
+    #[serde(default)]
+    pub media_dir: Option<PathBuf>,
 }
 
 fn default_base_url() -> String {
@@ -195,16 +220,9 @@ impl CachedToken {
     }
 }
 
-/// What the callback routes share with the adapter.
-struct Inbound {
-    name: String,
-    agent_id: i64,
-    crypto: WeComCrypto,
-    /// Set by `start`; callbacks that come earlier are told to retry.
-    ctx: OnceLock<AdapterContext>,
-}
-
-pub struct WecomApp {
+/// WeCom's API as the app reaches it: the cached access token and the calls made with it.
+/// Shared by the adapter (sends, uploads) and its callback routes (downloads).
+struct Api {
     name: String,
     corp_id: String,
     agent_id: i64,
@@ -212,6 +230,24 @@ pub struct WecomApp {
     base_url: Url,
     client: Client,
     token: Mutex<Option<CachedToken>>,
+}
+
+/// What the callback routes share with the adapter.
+struct Inbound {
+    name: String,
+    agent_id: i64,
+    crypto: WeComCrypto,
+    api: Arc<Api>,
+    /// Where images members send are saved (absolute, so handlers and other adapters
+    /// can read them wherever they run from).
+    media_dir: PathBuf,
+    /// Set by `start`; callbacks that come earlier are told to retry.
+    ctx: OnceLock<AdapterContext>,
+}
+
+pub struct WecomApp {
+    name: String,
+    api: Arc<Api>,
     inbound: Arc<Inbound>,
 }
 
@@ -220,9 +256,9 @@ impl std::fmt::Debug for WecomApp {
         // The secret, token and key are not shown.
         f.debug_struct("WecomApp")
             .field("name", &self.name)
-            .field("corp_id", &self.corp_id)
-            .field("agent_id", &self.agent_id)
-            .field("base_url", &self.base_url.as_str())
+            .field("corp_id", &self.api.corp_id)
+            .field("agent_id", &self.api.agent_id)
+            .field("base_url", &self.api.base_url.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -241,6 +277,9 @@ struct Answer {
     /// 90236: recipients it could not send to, `|`-separated, with errcode 0.
     #[serde(default)]
     invaliduser: Option<String>,
+    /// 90253: what an upload is known by from then on (three days).
+    #[serde(default)]
+    media_id: Option<String>,
 }
 
 impl WecomApp {
@@ -253,7 +292,13 @@ impl WecomApp {
             .user_agent(USER_AGENT)
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
-        Ok(WecomApp {
+        let media_dir = config
+            .media_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MEDIA_DIR));
+        let media_dir = std::path::absolute(&media_dir)
+            .map_err(|e| format!("media_dir {}: {e}", media_dir.display()))?;
+        let api = Arc::new(Api {
             name: name.to_string(),
             corp_id: config.corp_id.trim().to_string(),
             agent_id,
@@ -261,20 +306,85 @@ impl WecomApp {
             base_url: config.parsed_base_url()?,
             client,
             token: Mutex::new(None),
+        });
+        Ok(WecomApp {
+            name: name.to_string(),
+            api: api.clone(),
             inbound: Arc::new(Inbound {
                 name: name.to_string(),
                 agent_id,
                 crypto,
+                api,
+                media_dir,
                 ctx: OnceLock::new(),
             }),
         })
     }
 
+    /// Sends one text (at most [`MAX_TEXT_BYTES`]) to member `to`.
+    pub async fn send_text(&self, to: &str, content: &str) -> Result<(), SendError> {
+        self.api
+            .send(to, "text", serde_json::json!({"content": content}))
+            .await
+    }
+
+    /// An attachment as the message type 90236 has for it: an image or a file uploaded
+    /// first for its media_id (90253), news as it is.
+    async fn send_attachment(&self, to: &str, attachment: &Attachment) -> Result<(), SendError> {
+        match attachment {
+            Attachment::Image { source } => {
+                let media = media::load(&self.api.client, source, MAX_IMAGE_BYTES).await?;
+                if media::image_format(&media.bytes).is_none() {
+                    return Err(SendError::Permanent(format!(
+                        "a WeCom app takes JPG or PNG images, and {source} is neither"
+                    )));
+                }
+                let media_id = self.api.upload("image", &media).await?;
+                self.api
+                    .send(to, "image", serde_json::json!({"media_id": media_id}))
+                    .await
+            }
+            Attachment::File { source, name } => {
+                let mut media = media::load(&self.api.client, source, MAX_MEDIA_BYTES).await?;
+                if let Some(name) = name.as_deref().filter(|n| !n.trim().is_empty()) {
+                    media.name = media::safe_file_name(name);
+                    media.content_type = media::content_type_for(&media.name).to_string();
+                }
+                let media_id = self.api.upload("file", &media).await?;
+                self.api
+                    .send(to, "file", serde_json::json!({"media_id": media_id}))
+                    .await
+            }
+            Attachment::News { articles } => {
+                check_articles(articles)?;
+                self.api
+                    .send(to, "news", serde_json::json!({"articles": articles}))
+                    .await
+            }
+        }
+    }
+}
+
+impl Api {
     /// `path` under `base_url`, keeping a path prefix it may have (a proxy's).
     fn endpoint(&self, path: &str) -> Result<Url, SendError> {
         let base = self.base_url.as_str().trim_end_matches('/');
         Url::parse(&format!("{base}{path}"))
             .map_err(|e| SendError::Permanent(format!("base_url cannot take {path}: {e}")))
+    }
+
+    /// `path` under `base_url` with the token and `query` in its query string.
+    fn endpoint_with(
+        &self,
+        path: &str,
+        token: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Url, SendError> {
+        let mut url = self.endpoint(path)?;
+        url.query_pairs_mut()
+            .append_pair("access_token", token)
+            .extend_pairs(query);
+        Ok(url)
     }
 
     /// A cached token, or a new one from gettoken (91039). Holding the lock while
@@ -329,22 +439,7 @@ impl WecomApp {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Answer, SendError> {
-        let response = request.send().await.map_err(|e| SendError::Retry {
-            reason: format!("{what}: {}", error_chain(e.without_url())),
-            after: None,
-        })?;
-        let status = response.status();
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(SendError::Retry {
-                reason: format!("{what}: WeCom answered HTTP {status}"),
-                after: None,
-            });
-        }
-        if !status.is_success() {
-            return Err(SendError::Permanent(format!(
-                "{what}: WeCom answered HTTP {status}"
-            )));
-        }
+        let response = send(request, what).await?;
         let bytes = response.bytes().await.map_err(|e| SendError::Retry {
             reason: format!(
                 "{what}: reading the answer: {}",
@@ -357,58 +452,180 @@ impl WecomApp {
         })
     }
 
-    async fn post_text(&self, token: &str, to: &str, content: &str) -> Result<Answer, SendError> {
-        let mut url = self.endpoint("/cgi-bin/message/send")?;
-        url.query_pairs_mut().append_pair("access_token", token);
-        let body = serde_json::json!({
-            "touser": to,
-            "msgtype": "text",
-            "agentid": self.agent_id,
-            "text": {"content": content},
-        });
-        self.call(self.client.post(url).json(&body), "message/send")
-            .await
-    }
-
-    /// Sends one text (at most [`MAX_TEXT_BYTES`]) to member `to`. A token WeCom calls
-    /// invalid is replaced once and the send tried again (90313: 40014/42001/40001).
-    pub async fn send_text(&self, to: &str, content: &str) -> Result<(), SendError> {
+    /// A call made with the access token, `request` building it for a token. A token
+    /// WeCom calls invalid is replaced once and the call made again (90313:
+    /// 40014/42001/40001); errcode 0 is the answer, any other an error.
+    async fn authorized<F>(&self, what: &str, request: F) -> Result<Answer, SendError>
+    where
+        F: Fn(&str) -> Result<reqwest::RequestBuilder, SendError>,
+    {
         let mut token_in_use = self.access_token().await?;
-        let mut answer = self.post_text(&token_in_use, to, content).await?;
+        let mut answer = self.call(request(&token_in_use)?, what).await?;
         if TOKEN_ERRORS.contains(&answer.errcode) {
             tracing::info!(adapter = %self.name, errcode = answer.errcode, "access token refused; fetching a new one");
             self.forget_token(&token_in_use).await;
             token_in_use = self.access_token().await?;
-            answer = self.post_text(&token_in_use, to, content).await?;
+            answer = self.call(request(&token_in_use)?, what).await?;
         }
+        self.settle(answer, &token_in_use, what).await
+    }
+
+    /// An answer's errcode as a result: 0 is success; busy and rate limits pass; a token
+    /// refused even fresh is forgotten and tried later; the rest is refused for good.
+    async fn settle(&self, answer: Answer, token: &str, what: &str) -> Result<Answer, SendError> {
         match answer.errcode {
-            0 => match answer.invaliduser.as_deref().map(str::trim) {
-                // 90236: errcode 0 with the recipient listed means it did not reach them
-                // (usually: not in the app's visible range).
-                Some(invalid) if invalid.split('|').any(|u| u == to) => {
-                    Err(SendError::Permanent(format!(
-                        "WeCom did not deliver to {to}: invalid user (is the member in the app's visible range?)"
-                    )))
-                }
-                _ => Ok(()),
-            },
-            ERR_BUSY | ERR_RATE_LIMITED => Err(retry_for(&answer, "message/send")),
+            0 => Ok(answer),
+            ERR_BUSY | ERR_RATE_LIMITED => Err(retry_for(&answer, what)),
             code if TOKEN_ERRORS.contains(&code) => {
-                self.forget_token(&token_in_use).await;
+                self.forget_token(token).await;
                 Err(SendError::Retry {
                     reason: format!(
-                        "message/send: a fresh access token was refused too: errcode {code}: {}",
+                        "{what}: a fresh access token was refused too: errcode {code}: {}",
                         answer.errmsg
                     ),
                     after: None,
                 })
             }
             code => Err(SendError::Permanent(format!(
-                "WeCom refused the message: errcode {code}: {}",
+                "WeCom refused {what}: errcode {code}: {}",
                 answer.errmsg
             ))),
         }
     }
+
+    /// 90236 发送应用消息: one message of `msgtype` (its content under the type's own
+    /// key) to member `to`.
+    async fn send(
+        &self,
+        to: &str,
+        msgtype: &str,
+        content: serde_json::Value,
+    ) -> Result<(), SendError> {
+        let mut body = serde_json::json!({
+            "touser": to,
+            "msgtype": msgtype,
+            "agentid": self.agent_id,
+        });
+        body[msgtype] = content;
+        let answer = self
+            .authorized("the message", |token| {
+                let url = self.endpoint_with("/cgi-bin/message/send", token, &[])?;
+                Ok(self.client.post(url).json(&body))
+            })
+            .await?;
+        match answer.invaliduser.as_deref().map(str::trim) {
+            // 90236: errcode 0 with the recipient listed means it did not reach them
+            // (usually: not in the app's visible range).
+            Some(invalid) if invalid.split('|').any(|u| u == to) => {
+                Err(SendError::Permanent(format!(
+                    "WeCom did not deliver to {to}: invalid user (is the member in the app's visible range?)"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// 90253 上传临时素材: multipart/form-data with the file as "media", its filename the
+    /// name WeCom shows; files must be over 5 bytes ("所有文件size必须大于5个字节").
+    async fn upload(&self, kind: &str, media: &Media) -> Result<String, SendError> {
+        if media.bytes.len() <= MIN_MEDIA_BYTES {
+            return Err(SendError::Permanent(format!(
+                "{} is {} bytes: WeCom takes media of more than {MIN_MEDIA_BYTES}",
+                media.name,
+                media.bytes.len()
+            )));
+        }
+        let (content_type, body) = media::multipart("media", media);
+        let answer = self
+            .authorized("the upload", |token| {
+                let url = self.endpoint_with("/cgi-bin/media/upload", token, &[("type", kind)])?;
+                Ok(self
+                    .client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, content_type.clone())
+                    .body(body.clone()))
+            })
+            .await?;
+        answer
+            .media_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| SendError::Retry {
+                reason: "media/upload answered errcode 0 without a media_id".into(),
+                after: None,
+            })
+    }
+
+    /// 90254 获取临时素材: the media's bytes and the name its Content-Disposition gives.
+    /// WeCom answers an error as JSON instead of the bytes, so a JSON answer (by its
+    /// Content-Type, or without a Content-Disposition) that reads as one is an error.
+    async fn download(&self, media_id: &str) -> Result<(String, Vec<u8>), SendError> {
+        let mut token_in_use = self.access_token().await?;
+        let mut renewed = false;
+        loop {
+            let url = self.endpoint_with(
+                "/cgi-bin/media/get",
+                &token_in_use,
+                &[("media_id", media_id)],
+            )?;
+            let response = send(self.client.get(url), "media/get").await?;
+            let header = |name: reqwest::header::HeaderName| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let disposition = header(reqwest::header::CONTENT_DISPOSITION);
+            let json = header(reqwest::header::CONTENT_TYPE)
+                .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/plain"));
+            let bytes = media::read_limited(response, MAX_MEDIA_BYTES, "media/get").await?;
+            let answer = (json || disposition.is_none())
+                .then(|| serde_json::from_slice::<Answer>(&bytes).ok())
+                .flatten();
+            let Some(answer) = answer else {
+                let name = disposition
+                    .as_deref()
+                    .and_then(media::disposition_file_name)
+                    .unwrap_or_else(|| media::safe_file_name(media_id));
+                return Ok((name, bytes));
+            };
+            if TOKEN_ERRORS.contains(&answer.errcode) && !renewed {
+                self.forget_token(&token_in_use).await;
+                token_in_use = self.access_token().await?;
+                renewed = true;
+                continue;
+            }
+            self.settle(answer, &token_in_use, "media/get").await?;
+            return Err(SendError::Permanent(
+                "media/get answered errcode 0 instead of the media".into(),
+            ));
+        }
+    }
+}
+
+/// A request sent, its status read: transport failures and 5xx are worth retrying,
+/// other non-2xx statuses are not. The URL is never shown: it holds the secret or token.
+async fn send(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<reqwest::Response, SendError> {
+    let response = request.send().await.map_err(|e| SendError::Retry {
+        reason: format!("{what}: {}", error_chain(e.without_url())),
+        after: None,
+    })?;
+    let status = response.status();
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Err(SendError::Retry {
+            reason: format!("{what}: WeCom answered HTTP {status}"),
+            after: None,
+        });
+    }
+    if !status.is_success() {
+        return Err(SendError::Permanent(format!(
+            "{what}: WeCom answered HTTP {status}"
+        )));
+    }
+    Ok(response)
 }
 
 fn retry_for(answer: &Answer, what: &str) -> SendError {
@@ -431,6 +648,58 @@ fn retry_for(answer: &Answer, what: &str) -> SendError {
     }
 }
 
+impl Inbound {
+    /// The event with its image saved into the media directory and the segment pointing
+    /// at it (90239: an image message's `MediaId`, fetched through 90254). Bounded by
+    /// [`MEDIA_BUDGET`] so the callback is still answered within WeCom's 5 seconds; a
+    /// download that fails or takes longer leaves the event without the file (its
+    /// `PicUrl` still there), said in the log, rather than lose the message.
+    async fn with_media(&self, mut event: Event, message: &CallbackMessage) -> Event {
+        let media_id = message.get("MediaId");
+        let wanted = event
+            .content
+            .iter()
+            .any(|s| matches!(s, Segment::Image { path: None, .. }));
+        if media_id.is_empty() || !wanted {
+            return event;
+        }
+        let name = self.name.as_str();
+        let downloaded = match tokio::time::timeout(MEDIA_BUDGET, self.api.download(media_id)).await
+        {
+            Ok(Ok(downloaded)) => downloaded,
+            Ok(Err(error)) => {
+                tracing::warn!(adapter = name, %error, "image not downloaded; the event goes on without the file");
+                return event;
+            }
+            Err(_) => {
+                tracing::warn!(adapter = name, budget = ?MEDIA_BUDGET, "image download too slow for the callback; the event goes on without the file");
+                return event;
+            }
+        };
+        let (file_name, bytes) = downloaded;
+        // The event's id keeps two members' `1.jpg` apart, and makes WeCom's retry of the
+        // same message write the same file.
+        let file_name = media::safe_file_name(&format!("{}-{file_name}", event.id));
+        match media::save(&self.media_dir, &file_name, &bytes).await {
+            Ok(path) => {
+                for segment in &mut event.content {
+                    if let Segment::Image {
+                        path: slot @ None, ..
+                    } = segment
+                    {
+                        *slot = Some(path.to_string_lossy().into_owned());
+                        break;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(adapter = name, dir = %self.media_dir.display(), %error, "cannot save a downloaded image; the event goes on without the file");
+            }
+        }
+        event
+    }
+}
+
 #[async_trait]
 impl Adapter for WecomApp {
     fn name(&self) -> &str {
@@ -450,6 +719,11 @@ impl Adapter for WecomApp {
         split_text(text, MAX_TEXT_BYTES)
     }
 
+    /// 90236 has image, file and news messages.
+    fn can_send(&self, _kind: AttachmentKind) -> Result<(), SendError> {
+        Ok(())
+    }
+
     /// The conversation is the member's userid (a single chat with the app).
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
         if outgoing.resumed {
@@ -457,9 +731,17 @@ impl Adapter for WecomApp {
             // repeating one.
             tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
         }
-        self.send_text(&outgoing.conversation, &outgoing.text)
-            .await
-            .map(|()| Delivered::Sent)
+        match outgoing.attachment() {
+            Some(attachment) => {
+                self.send_attachment(&outgoing.conversation, attachment)
+                    .await?
+            }
+            None => {
+                self.send_text(&outgoing.conversation, &outgoing.text)
+                    .await?
+            }
+        }
+        Ok(Delivered::Sent)
     }
 
     fn routes(&self) -> Option<axum::Router> {
@@ -631,6 +913,7 @@ async fn receive(
         tracing::debug!(adapter = name, msg_type = %message.get("MsgType"), event = %message.get("Event"), "callback of a kind not routed; ignored");
         return StatusCode::OK.into_response();
     };
+    let event = inbound.with_media(event, &message).await;
     let Some(ctx) = inbound.ctx.get() else {
         return refused(
             name,
@@ -760,6 +1043,7 @@ impl CallbackMessage {
                 }],
                 "image" => vec![Segment::Image {
                     url: Some(self.get("PicUrl").to_string()).filter(|u| !u.is_empty()),
+                    path: None,
                 }],
                 "link" => vec![Segment::Link {
                     url: self.get("Url").into(),
@@ -851,6 +1135,7 @@ mod tests {
             token: TOKEN.into(),
             encoding_aes_key: KEY.into(),
             base_url: base_url.into(),
+            media_dir: None,
         }
     }
 
@@ -992,7 +1277,64 @@ mod tests {
         tokens: Arc<std::sync::Mutex<u32>>,
         answers: Arc<std::sync::Mutex<VecDeque<serde_json::Value>>>,
         received: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+        uploads: Arc<std::sync::Mutex<Vec<Upload>>>,
     }
+
+    /// What media/upload got: query, Content-Type, body.
+    type Upload = (HashMap<String, String>, String, Vec<u8>);
+
+    async fn upload(
+        State(qyapi): State<Qyapi>,
+        Query(query): Query<HashMap<String, String>>,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> Json<serde_json::Value> {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let mut uploads = qyapi.uploads.lock().expect("lock");
+        uploads.push((query, content_type, body.to_vec()));
+        Json(serde_json::json!({
+            "errcode": 0, "errmsg": "", "type": "image",
+            "media_id": format!("media-{}", uploads.len()), "created_at": "1380000000",
+        }))
+    }
+
+    /// 90254 as documented: the bytes with a Content-disposition for `M1`, an error as
+    /// JSON for any other media id, and for a token it did not hand out.
+    async fn media_get(Query(query): Query<HashMap<String, String>>) -> Response {
+        let handed_out = query
+            .get("access_token")
+            .and_then(|t| t.strip_prefix('t'))
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if !handed_out {
+            return Json(serde_json::json!({"errcode": 42001, "errmsg": "access_token expired"}))
+                .into_response();
+        }
+        match query.get("media_id").map(String::as_str) {
+            Some("M1") => (
+                [
+                    (axum::http::header::CONTENT_TYPE, "image/png"),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"M1.png\"",
+                    ),
+                ],
+                PNG.to_vec(),
+            )
+                .into_response(),
+            _ => (
+                [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                r#"{"errcode": 40007, "errmsg": "invalid media_id"}"#,
+            )
+                .into_response(),
+        }
+    }
+
+    /// A PNG's signature and a few more bytes: enough to be taken for one.
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n-not-really-";
 
     async fn gettoken(
         State(qyapi): State<Qyapi>,
@@ -1027,6 +1369,8 @@ mod tests {
         let app = axum::Router::new()
             .route("/cgi-bin/gettoken", get(gettoken))
             .route("/cgi-bin/message/send", post(send))
+            .route("/cgi-bin/media/upload", post(upload))
+            .route("/cgi-bin/media/get", get(media_get))
             .with_state(qyapi);
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{addr}")
@@ -1251,5 +1595,210 @@ mod tests {
             .expect("post");
         assert_eq!(answer.status(), 200);
         assert!(other_kept.0.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn images_and_files_are_uploaded_then_sent_by_media_id_and_news_as_it_is() {
+        let qyapi = Qyapi::default();
+        let app = WecomApp::new("app", &config(&serve(qyapi.clone()).await)).expect("app");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = dir.path().join("chart.png");
+        std::fs::write(&image, PNG).expect("write");
+        let report = dir.path().join("r.bin");
+        std::fs::write(&report, "值班,张伟\n").expect("write");
+        let outgoing = |attachment: Attachment| Outgoing {
+            action_id: "act_1".into(),
+            conversation: "lisi".into(),
+            text: String::new(),
+            attachments: vec![attachment],
+            resumed: false,
+        };
+        for attachment in [
+            Attachment::Image {
+                source: image.to_string_lossy().into(),
+            },
+            Attachment::File {
+                source: report.to_string_lossy().into(),
+                name: Some("值班表.csv".into()),
+            },
+            Attachment::News {
+                articles: vec![crate::event::Article {
+                    title: "周报".into(),
+                    description: Some("第 48 周".into()),
+                    url: "https://example.com/w48".into(),
+                    picurl: None,
+                }],
+            },
+        ] {
+            app.deliver(&outgoing(attachment)).await.expect("sent");
+        }
+        let uploads = qyapi.uploads.lock().expect("lock").clone();
+        assert_eq!(uploads.len(), 2);
+        let shape = |index: usize| {
+            let (query, content_type, body) = &uploads[index];
+            let boundary = content_type
+                .strip_prefix("multipart/form-data; boundary=")
+                .expect("multipart");
+            let body = String::from_utf8_lossy(body).into_owned();
+            assert!(body.starts_with(&format!("--{boundary}\r\n")), "{body}");
+            assert!(body.ends_with(&format!("\r\n--{boundary}--\r\n")), "{body}");
+            (
+                query.get("type").cloned().unwrap_or_default(),
+                query.get("access_token").cloned().unwrap_or_default(),
+                body,
+            )
+        };
+        let (kind, token, body) = shape(0);
+        assert_eq!((kind.as_str(), token.as_str()), ("image", "t1"));
+        assert!(
+            body.contains("Content-Disposition: form-data; name=\"media\"; filename=\"chart.png\"; filelength=20\r\nContent-Type: image/png\r\n\r\n"),
+            "{body}"
+        );
+        let (kind, _, body) = shape(1);
+        assert_eq!(kind, "file");
+        assert!(
+            body.contains("filename=\"值班表.csv\"; filelength=14\r\nContent-Type: text/csv\r\n\r\n值班,张伟\n\r\n"),
+            "{body}"
+        );
+        let sent: Vec<serde_json::Value> = qyapi
+            .received
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, body)| body.clone())
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                serde_json::json!({"touser": "lisi", "msgtype": "image", "agentid": 218, "image": {"media_id": "media-1"}}),
+                serde_json::json!({"touser": "lisi", "msgtype": "file", "agentid": 218, "file": {"media_id": "media-2"}}),
+                serde_json::json!({"touser": "lisi", "msgtype": "news", "agentid": 218, "news": {"articles": [
+                    {"title": "周报", "description": "第 48 周", "url": "https://example.com/w48"}
+                ]}}),
+            ]
+        );
+        // Refused before anything is uploaded: not an image, too small, no articles.
+        let not_image = app
+            .deliver(&outgoing(Attachment::Image {
+                source: report.to_string_lossy().into(),
+            }))
+            .await;
+        assert!(
+            matches!(&not_image, Err(SendError::Permanent(m)) if m.contains("JPG or PNG")),
+            "{not_image:?}"
+        );
+        let tiny = dir.path().join("tiny.txt");
+        std::fs::write(&tiny, "abc").expect("write");
+        let too_small = app
+            .deliver(&outgoing(Attachment::File {
+                source: tiny.to_string_lossy().into(),
+                name: None,
+            }))
+            .await;
+        assert!(
+            matches!(&too_small, Err(SendError::Permanent(m)) if m.contains("more than 5")),
+            "{too_small:?}"
+        );
+        assert!(
+            app.deliver(&outgoing(Attachment::News {
+                articles: Vec::new()
+            }))
+            .await
+            .is_err()
+        );
+        assert_eq!(qyapi.uploads.lock().expect("lock").len(), 2);
+    }
+
+    /// An image message from a member, as WeCom posts it (90239), encrypted for `app`.
+    fn image_callback(media_id: &str, msg_id: u64) -> (String, String) {
+        let crypto = WeComCrypto::new(TOKEN, KEY, CORP_ID).expect("crypto");
+        let plain = format!(
+            "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[lisi]]></FromUserName><CreateTime>1409659813</CreateTime><MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[https://wework.qpic.cn/x]]></PicUrl><MediaId><![CDATA[{media_id}]]></MediaId><MsgId>{msg_id}</MsgId><AgentID>218</AgentID></xml>"
+        );
+        let sealed = crypto
+            .encrypt(&plain, "1409659813", "nonce1")
+            .expect("encrypt");
+        (
+            format!(
+                "msg_signature={}&timestamp={}&nonce={}",
+                sealed.signature, sealed.timestamp, sealed.nonce
+            ),
+            format!(
+                "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>",
+                sealed.encrypt
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_image_callback_is_downloaded_into_the_media_dir_and_an_error_body_is_not_a_file() {
+        let qyapi = Qyapi::default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let media_dir = dir.path().join("media");
+        let app = WecomApp::new(
+            "app",
+            &WecomAppConfig {
+                media_dir: Some(media_dir.clone()),
+                ..config(&serve(qyapi.clone()).await)
+            },
+        )
+        .expect("app");
+        let kept = Arc::new(Kept::default());
+        app.start(AdapterContext {
+            store: Arc::new(crate::store::MemoryStore::default()),
+            inbox: kept.clone(),
+            activity: tokio::sync::broadcast::channel(4).0,
+        })
+        .await
+        .expect("start");
+        let url = callbacks(&app).await;
+        let client = Client::new();
+        for (media_id, msg_id) in [("M1", 1), ("gone", 2)] {
+            let (query, body) = image_callback(media_id, msg_id);
+            let answer = client
+                .post(format!("{url}?{query}"))
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(answer.status(), 200);
+        }
+        let events = kept.0.lock().expect("lock").clone();
+        assert_eq!(events.len(), 2, "both messages kept, downloaded or not");
+        let Segment::Image {
+            url: Some(pic_url),
+            path: Some(path),
+        } = &events[0].content[0]
+        else {
+            panic!("no downloaded image: {:?}", events[0].content);
+        };
+        assert_eq!(pic_url, "https://wework.qpic.cn/x");
+        assert_eq!(
+            std::path::Path::new(path),
+            media_dir.join(format!("{}-M1.png", events[0].id))
+        );
+        assert_eq!(std::fs::read(path).expect("saved"), PNG);
+        // 40007 came back as JSON instead of bytes: no file, the event still routed.
+        assert_eq!(
+            events[1].content,
+            [Segment::Image {
+                url: Some("https://wework.qpic.cn/x".into()),
+                path: None
+            }]
+        );
+        assert_eq!(std::fs::read_dir(&media_dir).expect("dir").count(), 1);
+        let refused = app.api.download("gone").await;
+        assert!(
+            matches!(&refused, Err(SendError::Permanent(m)) if m.contains("40007")),
+            "{refused:?}"
+        );
+        // A stale token is renewed once and the download made again.
+        *app.api.token.lock().await = Some(CachedToken::new(
+            "stale".into(),
+            Duration::from_secs(7200),
+            Instant::now(),
+        ));
+        let (name, bytes) = app.api.download("M1").await.expect("renewed");
+        assert_eq!((name.as_str(), bytes.as_slice()), ("M1.png", PNG));
     }
 }

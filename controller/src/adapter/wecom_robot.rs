@@ -12,8 +12,17 @@
 //! remind members, `mentioned_list` (userids, "@all") and `mentioned_mobile_list`;
 //! `msgtype: markdown` takes up to 4096 bytes of a markdown subset and mentions members
 //! only as `<@userid>` in its content ("text/markdown类型消息支持在content中使用<@userid>
-//! 扩展语法来@群成员"). Images, files and news need more than an action's text, which is
-//! all actions carry so far.
+//! 扩展语法来@群成员"). Reminders go only with text, which is the only type that takes them.
+//!
+//! Attachments, from the same document (also published as api/doc/90000/90136/91770; the
+//! WxJava SDK's `WxCpGroupRobotMessage` quotes its field notes):
+//! - image: `{"msgtype":"image","image":{"base64":…,"md5":…}}`, "图片内容（base64编码前）的
+//!   md5值", "图片（base64编码前）最大不能超过2M，支持JPG,PNG格式";
+//! - file: `POST …/cgi-bin/webhook/upload_media?key=KEY&type=file`, multipart/form-data with
+//!   the file as "media", "要求文件大小在5B~20M之间", answers `media_id` ("仅三天内有效",
+//!   usable only by the robot that uploaded it), then `{"msgtype":"file","file":{"media_id"}}`;
+//! - news: `{"msgtype":"news","news":{"articles":[{title, description, url, picurl}]}}`,
+//!   "一个图文消息支持1到8条图文".
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -24,8 +33,12 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use async_trait::async_trait;
+use base64::Engine;
+use md5::{Digest, Md5};
 
+use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::{Adapter, Delivered, Outgoing, SendError};
+use crate::event::{Article, Attachment, AttachmentKind};
 use crate::format::TextFormat;
 use crate::http::{USER_AGENT, error_chain, shown_url};
 
@@ -43,6 +56,12 @@ const ERR_RATE_LIMITED: i64 = 45009;
 const ERR_BUSY: i64 = -1;
 const WINDOW: Duration = Duration::from_secs(60);
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// 91770: an image of at most 2 MB before base64.
+const MAX_IMAGE_BYTES: u64 = 2 * 1024 * 1024;
+/// 91770 (upload_media): a file of 5 B to 20 MB.
+const MIN_FILE_BYTES: usize = 5;
+/// 91770: a news message holds 1 to 8 articles.
+const MAX_ARTICLES: usize = 8;
 
 /// One `type = "wecom_robot"` adapter of `tapwire.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -150,6 +169,9 @@ struct Answer {
     errcode: i64,
     #[serde(default)]
     errmsg: String,
+    /// upload_media's answer.
+    #[serde(default)]
+    media_id: Option<String>,
 }
 
 impl WecomRobot {
@@ -200,16 +222,21 @@ impl WecomRobot {
 
     async fn post_body(&self, body: serde_json::Value) -> Result<(), SendError> {
         self.take_turn().await;
-        let response = self
-            .client
-            .post(self.url.clone())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("{}: {}", shown_url(&self.url), error_chain(e)),
-                after: None,
-            })?;
+        let request = self.client.post(self.url.clone()).json(&body);
+        self.call(request, "the message").await.map(drop)
+    }
+
+    /// One request to the robot's API, and its answer read: errcode 0 is success whatever
+    /// the HTTP status said. Errors never show the key.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Answer, SendError> {
+        let response = request.send().await.map_err(|e| SendError::Retry {
+            reason: format!("{}: {}", shown_url(&self.url), error_chain(e)),
+            after: None,
+        })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             return Err(SendError::Retry {
@@ -230,7 +257,7 @@ impl WecomRobot {
         let answer: Answer = serde_json::from_slice(&bytes)
             .map_err(|e| SendError::Permanent(format!("the answer is not WeCom's JSON ({e})")))?;
         match answer.errcode {
-            0 => Ok(()),
+            0 => Ok(answer),
             ERR_RATE_LIMITED => Err(SendError::Retry {
                 reason: format!("WeCom rate limit (errcode 45009: {})", answer.errmsg),
                 after: Some(WINDOW),
@@ -240,10 +267,72 @@ impl WecomRobot {
                 after: None,
             }),
             code => Err(SendError::Permanent(format!(
-                "WeCom refused the message: errcode {code}: {}",
+                "WeCom refused {what}: errcode {code}: {}",
                 answer.errmsg
             ))),
         }
+    }
+
+    /// The message an attachment becomes; a file is uploaded first, for its media_id.
+    async fn attachment_body(
+        &self,
+        attachment: &Attachment,
+    ) -> Result<serde_json::Value, SendError> {
+        match attachment {
+            Attachment::Image { source } => {
+                let media = media::load(&self.client, source, MAX_IMAGE_BYTES).await?;
+                image_body(&media.bytes, source)
+            }
+            Attachment::File { source, name } => {
+                let mut media = media::load(&self.client, source, MAX_MEDIA_BYTES).await?;
+                if let Some(name) = name.as_deref().filter(|n| !n.trim().is_empty()) {
+                    media.name = media::safe_file_name(name);
+                    media.content_type = media::content_type_for(&media.name).to_string();
+                }
+                let media_id = self.upload(&media).await?;
+                Ok(serde_json::json!({"msgtype": "file", "file": {"media_id": media_id}}))
+            }
+            Attachment::News { articles } => news_body(articles),
+        }
+    }
+
+    /// upload_media: the robot's own key, `type=file`, the file as the form's "media".
+    async fn upload(&self, media: &Media) -> Result<String, SendError> {
+        if media.bytes.len() <= MIN_FILE_BYTES {
+            return Err(SendError::Permanent(format!(
+                "{} is {} bytes: WeCom takes files of more than {MIN_FILE_BYTES}",
+                media.name,
+                media.bytes.len()
+            )));
+        }
+        let (content_type, body) = media::multipart("media", media);
+        let request = self
+            .client
+            .post(self.upload_url()?)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        let answer = self.call(request, "the upload").await?;
+        answer
+            .media_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| SendError::Retry {
+                reason: "upload_media answered errcode 0 without a media_id".into(),
+                after: None,
+            })
+    }
+
+    /// `…/webhook/upload_media?key=KEY&type=file` beside the robot's `…/webhook/send`.
+    fn upload_url(&self) -> Result<Url, SendError> {
+        let mut url = self.url.clone();
+        let Some(base) = url.path().strip_suffix("/send").map(str::to_string) else {
+            return Err(SendError::Permanent(format!(
+                "cannot find the upload address beside {}: it does not end in /send",
+                shown_url(&self.url)
+            )));
+        };
+        url.set_path(&format!("{base}/upload_media"));
+        url.query_pairs_mut().append_pair("type", "file");
+        Ok(url)
     }
 
     async fn take_turn(&self) {
@@ -325,12 +414,22 @@ impl Adapter for WecomRobot {
         }
     }
 
+    /// 91770: images, files and news, each a message type of its own.
+    fn can_send(&self, _kind: AttachmentKind) -> Result<(), SendError> {
+        Ok(())
+    }
+
     /// A robot posts into its one group: the conversation is not needed.
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
         if outgoing.resumed {
             // A platform cannot be asked whether it got a message: sending again may
             // repeat one, not sending may lose one, and losing is worse.
             tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
+        }
+        if let Some(attachment) = outgoing.attachment() {
+            let body = self.attachment_body(attachment).await?;
+            self.post_body(body).await?;
+            return Ok(Delivered::Sent);
         }
         // An action's first message reminds the members; its other pieces, and a retry
         // of a piece after the first went, do not.
@@ -345,6 +444,48 @@ impl Adapter for WecomRobot {
         }
         Ok(Delivered::Sent)
     }
+}
+
+/// 91770's image message: the bytes in base64 and the MD5 of the bytes (before base64),
+/// for a JPG or PNG only.
+pub fn image_body(bytes: &[u8], source: &str) -> Result<serde_json::Value, SendError> {
+    if media::image_format(bytes).is_none() {
+        return Err(SendError::Permanent(format!(
+            "a WeCom robot takes JPG or PNG images, and {source} is neither"
+        )));
+    }
+    Ok(serde_json::json!({
+        "msgtype": "image",
+        "image": {
+            "base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+            "md5": hex::encode(Md5::digest(bytes)),
+        },
+    }))
+}
+
+/// 91770's news message: 1 to 8 articles, each a title and a link at least.
+pub fn news_body(articles: &[Article]) -> Result<serde_json::Value, SendError> {
+    check_articles(articles)?;
+    Ok(serde_json::json!({"msgtype": "news", "news": {"articles": articles}}))
+}
+
+/// What WeCom's news messages take, the robot's (91770) and an app's (90236) alike.
+pub(super) fn check_articles(articles: &[Article]) -> Result<(), SendError> {
+    if articles.is_empty() || articles.len() > MAX_ARTICLES {
+        return Err(SendError::Permanent(format!(
+            "a WeCom news message holds 1 to {MAX_ARTICLES} articles, not {}",
+            articles.len()
+        )));
+    }
+    if let Some(article) = articles
+        .iter()
+        .find(|a| a.title.trim().is_empty() || a.url.trim().is_empty())
+    {
+        return Err(SendError::Permanent(format!(
+            "a WeCom news article needs a title and a url: {article:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// Cuts `text` into pieces of at most `max` bytes, each ending at a line break where one
@@ -479,6 +620,50 @@ mod tests {
     struct Qyapi {
         answers: Arc<std::sync::Mutex<VecDeque<serde_json::Value>>>,
         received: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+        uploads: Arc<std::sync::Mutex<Vec<Upload>>>,
+    }
+
+    /// What upload_media got: query, Content-Type, body.
+    type Upload = (String, String, Vec<u8>);
+
+    async fn upload_media(
+        State(qyapi): State<Qyapi>,
+        axum::extract::RawQuery(query): axum::extract::RawQuery,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> Json<serde_json::Value> {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let mut uploads = qyapi.uploads.lock().expect("lock");
+        uploads.push((query.unwrap_or_default(), content_type, body.to_vec()));
+        Json(serde_json::json!({
+            "errcode": 0, "errmsg": "ok", "type": "file",
+            "media_id": format!("m{}", uploads.len()), "created_at": "1380000000",
+        }))
+    }
+
+    /// The one part of a multipart body: its headers and its content.
+    fn only_part(content_type: &str, body: &[u8]) -> (String, Vec<u8>) {
+        let boundary = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .expect("a multipart content type");
+        let opening = format!("--{boundary}\r\n");
+        let closing = format!("\r\n--{boundary}--\r\n");
+        let inner = body
+            .strip_prefix(opening.as_bytes())
+            .and_then(|b| b.strip_suffix(closing.as_bytes()))
+            .expect("one part between the boundaries");
+        let split = inner
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("headers end");
+        (
+            String::from_utf8(inner[..split].to_vec()).expect("headers are text"),
+            inner[split + 4..].to_vec(),
+        )
     }
 
     async fn send(
@@ -501,6 +686,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let app = axum::Router::new()
             .route("/cgi-bin/webhook/send", post(send))
+            .route("/cgi-bin/webhook/upload_media", post(upload_media))
             .with_state(qyapi);
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{addr}/cgi-bin/webhook/send")
@@ -566,6 +752,7 @@ mod tests {
             action_id: "act_1".into(),
             conversation: "any".into(),
             text: text.into(),
+            attachments: Vec::new(),
             resumed: false,
         };
         let text = format!(
@@ -629,6 +816,7 @@ mod tests {
             action_id: action.into(),
             conversation: "any".into(),
             text: text.into(),
+            attachments: Vec::new(),
             resumed: false,
         };
         let long = format!("{}\n{}", "甲".repeat(600), "乙".repeat(600));
@@ -703,5 +891,147 @@ mod tests {
         robot.take_turn().await;
         // The third waited (in virtual time) for the first one's minute to pass.
         assert!(started.elapsed() >= WINDOW, "{:?}", started.elapsed());
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/media"))
+            .join(name)
+    }
+
+    /// `fixtures/media/dot.png` is a 1×1 PNG; its base64 and MD5 are what `base64 -w0` and
+    /// `md5sum` print for it.
+    #[test]
+    fn an_image_goes_as_its_base64_and_the_md5_of_its_bytes() {
+        let bytes = std::fs::read(fixture("dot.png")).expect("fixture");
+        let body = image_body(&bytes, "dot.png").expect("png");
+        assert_eq!(
+            body,
+            serde_json::json!({"msgtype": "image", "image": {
+                "base64": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgP5gAAAH7ASkHCmeyAAAAAElFTkSuQmCC",
+                "md5": "8bab4e131ff251a205b3956efdff536c",
+            }})
+        );
+        let gif = image_body(b"GIF89a\x01\x00", "/tmp/a.gif");
+        assert!(
+            matches!(&gif, Err(SendError::Permanent(m)) if m.contains("JPG or PNG") && m.contains("/tmp/a.gif")),
+            "{gif:?}"
+        );
+    }
+
+    #[test]
+    fn news_holds_one_to_eight_articles_each_titled_and_linked() {
+        let article = |title: &str, picurl: Option<&str>| Article {
+            title: title.into(),
+            description: Some("今年中秋节公司有豪礼相送".into()),
+            url: "https://example.com/a".into(),
+            picurl: picurl.map(Into::into),
+        };
+        assert_eq!(
+            news_body(&[article("中秋节礼品领取", Some("https://example.com/p.png"))])
+                .expect("news"),
+            serde_json::json!({"msgtype": "news", "news": {"articles": [{
+                "title": "中秋节礼品领取",
+                "description": "今年中秋节公司有豪礼相送",
+                "url": "https://example.com/a",
+                "picurl": "https://example.com/p.png",
+            }]}})
+        );
+        // Optional fields left out are not sent as null.
+        let plain = news_body(&[Article {
+            description: None,
+            ..article("t", None)
+        }])
+        .expect("news");
+        assert_eq!(
+            plain["news"]["articles"][0],
+            serde_json::json!({"title": "t", "url": "https://example.com/a"})
+        );
+        assert!(news_body(&[]).is_err());
+        assert!(news_body(&vec![article("t", None); 9]).is_err());
+        assert!(news_body(&[article(" ", None)]).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_action_posts_its_text_then_image_file_and_news_in_order() {
+        let qyapi = Qyapi::default();
+        let url = serve(qyapi.clone()).await;
+        let adapter = robot(&format!("{url}?key=k1"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let report = dir.path().join("report.csv");
+        std::fs::write(&report, "day,who\nmon,张伟\n").expect("write");
+        let outgoing = Outgoing {
+            action_id: "act_9".into(),
+            conversation: "any".into(),
+            text: "今日报表".into(),
+            attachments: vec![
+                Attachment::Image {
+                    source: fixture("dot.png").to_string_lossy().into(),
+                },
+                Attachment::File {
+                    source: report.to_string_lossy().into(),
+                    name: Some("周报.csv".into()),
+                },
+                Attachment::News {
+                    articles: vec![Article {
+                        title: "发布说明".into(),
+                        description: None,
+                        url: "https://example.com/notes".into(),
+                        picurl: None,
+                    }],
+                },
+            ],
+            resumed: false,
+        };
+        super::super::deliver_all(&adapter, &outgoing)
+            .await
+            .expect("delivered");
+        let received = qyapi.received.lock().expect("lock").clone();
+        let types: Vec<&str> = received
+            .iter()
+            .map(|b| b["msgtype"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(types, ["text", "image", "file", "news"]);
+        assert_eq!(
+            received[1]["image"]["md5"],
+            "8bab4e131ff251a205b3956efdff536c"
+        );
+        assert_eq!(
+            received[2],
+            serde_json::json!({"msgtype": "file", "file": {"media_id": "m1"}})
+        );
+        assert_eq!(received[3]["news"]["articles"][0]["title"], "发布说明");
+
+        // The upload: the robot's key, type=file, one part named "media" with the file.
+        let uploads = qyapi.uploads.lock().expect("lock").clone();
+        let [(query, content_type, body)] = uploads.as_slice() else {
+            panic!("one upload, not {}", uploads.len());
+        };
+        assert_eq!(query, "key=k1&type=file");
+        let (headers, content) = only_part(content_type, body);
+        assert_eq!(
+            headers,
+            "Content-Disposition: form-data; name=\"media\"; filename=\"周报.csv\"; filelength=19\r\nContent-Type: text/csv"
+        );
+        assert_eq!(content, "day,who\nmon,张伟\n".as_bytes());
+
+        // Nothing but JPG or PNG goes as an image, and nothing of the action before it.
+        let gif = dir.path().join("a.gif");
+        std::fs::write(&gif, b"GIF89a\x01\x00\x01\x00").expect("write");
+        let refused = super::super::deliver_all(
+            &adapter,
+            &Outgoing {
+                text: String::new(),
+                attachments: vec![Attachment::Image {
+                    source: gif.to_string_lossy().into(),
+                }],
+                ..outgoing
+            },
+        )
+        .await;
+        assert!(
+            matches!(&refused, Err(m) if m.contains("JPG or PNG")),
+            "{refused:?}"
+        );
+        assert_eq!(qyapi.received.lock().expect("lock").len(), 4);
     }
 }

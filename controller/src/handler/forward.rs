@@ -1,5 +1,6 @@
 //! The forward handler: every routed message's text, through a template, to a
-//! conversation of another phone or adapter (a WeChat group copied to a WeCom group).
+//! conversation of another phone or adapter (a WeChat group copied to a WeCom group), with
+//! the images and files the message's adapter downloaded.
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -67,17 +68,19 @@ impl Handler for Forward {
         _ctx: &HandlerContext<'_>,
         event: &Event,
     ) -> Result<Outcome, HandlerError> {
-        Ok(Outcome::actions(
-            self.template
-                .render(event)
-                .map(|text| Action::Send {
-                    target: self.target.clone(),
-                    conversation: self.conversation.clone(),
-                    text,
-                })
-                .into_iter()
-                .collect(),
-        ))
+        let attachments = event.local_attachments();
+        // An image without text still goes, under the template's caption (who sent it).
+        let text = match event.text() {
+            Some(text) => self.template.fill(event, &text),
+            None if !attachments.is_empty() => self.template.fill(event, ""),
+            None => return Ok(Outcome::actions(Vec::new())),
+        };
+        Ok(Outcome::actions(vec![Action::Send {
+            target: self.target.clone(),
+            conversation: self.conversation.clone(),
+            text,
+            attachments,
+        }]))
     }
 }
 
@@ -157,12 +160,16 @@ impl Template {
 
     /// The text for `event`, or None if it has no text to forward.
     pub fn render(&self, event: &Event) -> Option<String> {
-        let text = event.text()?;
+        Some(self.fill(event, &event.text()?))
+    }
+
+    /// The template filled from `event`, with `text` for `{text}`.
+    fn fill(&self, event: &Event, text: &str) -> String {
         let mut out = String::new();
         for part in &self.0 {
             match part {
                 Part::Literal(literal) => out.push_str(literal),
-                Part::Field(Field::Text) => out.push_str(&text),
+                Part::Field(Field::Text) => out.push_str(text),
                 Part::Field(Field::Sender) => out.push_str(
                     event
                         .sender
@@ -181,7 +188,7 @@ impl Template {
                 Part::Field(Field::Platform) => out.push_str(&event.platform),
             }
         }
-        Some(out)
+        out
     }
 }
 
@@ -213,5 +220,70 @@ mod tests {
                 .render(&no_text),
             None
         );
+    }
+
+    /// A downloaded image goes with the text, or alone under the template's caption; a
+    /// message with neither text nor media is not forwarded.
+    #[tokio::test]
+    async fn downloaded_media_is_forwarded_with_or_without_text() {
+        use std::collections::{HashMap, HashSet};
+        use std::sync::Arc;
+
+        use crate::event::{Attachment, Segment};
+        use crate::handler::{Handlers, builtins};
+
+        let (faults, _) = tokio::sync::mpsc::unbounded_channel();
+        let plugins = crate::plugin::PluginHost::start(Vec::new(), faults).await;
+        let mut map = builtins();
+        let config = ForwardConfig {
+            target: "ops".into(),
+            conversation: String::new(),
+            template: "{sender}: {text}".into(),
+        };
+        map.insert(
+            "to-ops".into(),
+            Box::new(Forward::new(&config).expect("forward")),
+        );
+        let handlers = Handlers::new(
+            map,
+            Arc::new(crate::store::MemoryStore::default()),
+            plugins,
+            HashSet::new(),
+            HashMap::new(),
+        );
+        let image = Segment::Image {
+            url: None,
+            path: Some("/data/media/1.png".into()),
+        };
+        let mut event = test_message("app", "李雷", "看图", false);
+        event.content.push(image.clone());
+        let forwarded = |outcome: super::Outcome| -> Vec<(String, Vec<Attachment>)> {
+            outcome
+                .actions
+                .into_iter()
+                .map(
+                    |Action::Send {
+                         text, attachments, ..
+                     }| (text, attachments),
+                )
+                .collect()
+        };
+        let png = vec![Attachment::Image {
+            source: "/data/media/1.png".into(),
+        }];
+        let with_text = handlers.handle("to-ops", &event).await.expect("handled");
+        assert_eq!(
+            forwarded(with_text),
+            [("李雷: 看图".to_string(), png.clone())]
+        );
+        event.content = vec![image];
+        let alone = handlers.handle("to-ops", &event).await.expect("handled");
+        assert_eq!(forwarded(alone), [("李雷: ".to_string(), png)]);
+        event.content = vec![Segment::Image {
+            url: None,
+            path: None,
+        }];
+        let nothing = handlers.handle("to-ops", &event).await.expect("handled");
+        assert!(nothing.actions.is_empty());
     }
 }

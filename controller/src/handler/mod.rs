@@ -420,14 +420,7 @@ mod tests {
         );
         let event = test_message("phone-1", "Alice", "hello", false);
         let outcome = handlers.handle("shout", &event).await.expect("handled");
-        assert_eq!(
-            outcome.actions,
-            [Action::Send {
-                target: "phone-1".into(),
-                conversation: "Alice".into(),
-                text: "HELLO".into()
-            }]
-        );
+        assert_eq!(outcome.actions, [Action::send("phone-1", "Alice", "HELLO")]);
         assert!(matches!(
             handlers.handle("loop", &event).await,
             Err(HandlerError::TooDeep(_))

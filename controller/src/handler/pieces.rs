@@ -81,7 +81,7 @@ impl Handler for Pieces {
             ctx.progress(&written);
         }
         Ok(Outcome::actions(resolve(
-            vec![HandlerAction::Reply { text: written }],
+            vec![HandlerAction::reply(written)],
             event,
         )))
     }
@@ -148,14 +148,7 @@ mod tests {
             .handle_reporting("typing", &event, &report)
             .await
             .expect("handled");
-        assert_eq!(
-            outcome.actions,
-            [Action::Send {
-                target: "bot".into(),
-                conversation: "zhangsan".into(),
-                text: "你好！".into(),
-            }]
-        );
+        assert_eq!(outcome.actions, [Action::send("bot", "zhangsan", "你好！")]);
         let seen = seen.into_inner().expect("lock");
         let texts: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(texts, ["你", "你好", "你好！"]);

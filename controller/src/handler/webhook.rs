@@ -668,12 +668,7 @@ mod tests {
             .await
             .expect("delivered");
         assert_eq!(delivery.attempts, 3);
-        assert_eq!(
-            delivery.actions,
-            vec![HandlerAction::Reply {
-                text: "收到".into()
-            }]
-        );
+        assert_eq!(delivery.actions, vec![HandlerAction::reply("收到")]);
         assert_eq!(server.requests().len(), 3);
         for index in 0..3 {
             assert_eq!(server.header(index, "x-tapwire-delivery"), event.id);

@@ -744,7 +744,7 @@ mod tests {
             .expect("answered")
             .into_iter()
             .map(|a| match a {
-                HandlerAction::Reply { text } => text,
+                HandlerAction::Reply { text, .. } => text,
                 other => panic!("not a reply: {other:?}"),
             })
             .collect()
@@ -856,6 +856,7 @@ mod tests {
                 target: "wecom".into(),
                 conversation: "ops-group".into(),
                 text: format!("今日值班: {expected} (2026-11-24)"),
+                attachments: Vec::new(),
             }]
         );
         assert_eq!(drain(&mut faults), []);

@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(ok.id, "1");
         assert_eq!(
             ok.into_result("p").expect("actions"),
-            vec![HandlerAction::Reply { text: "hi".into() }]
+            vec![HandlerAction::reply("hi")]
         );
 
         let numeric = parse_response(r#"{"id":7,"actions":[]}"#).expect("response");

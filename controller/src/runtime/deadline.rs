@@ -52,11 +52,7 @@ impl Runtime {
         conversation: &str,
         text: &str,
     ) -> Result<(), StoreError> {
-        let action = Action::Send {
-            target: event.source.clone(),
-            conversation: conversation.to_string(),
-            text: text.to_string(),
-        };
+        let action = Action::send(event.source.clone(), conversation, text);
         if let Some(stored) = self.store.add_interim_action(event, tag, &action).await? {
             if let Some(adapter) = self.outbox.adapter(&event.source) {
                 let action = stored.id.as_str();

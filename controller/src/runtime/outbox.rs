@@ -82,6 +82,7 @@ impl Outbox {
             target,
             conversation,
             text,
+            attachments,
         } = &stored.action;
         let jobs = lock(&self.lanes).get(target).map(|lane| lane.jobs.clone());
         let Some(jobs) = jobs else {
@@ -97,6 +98,7 @@ impl Outbox {
             action_id: stored.id.clone(),
             conversation: conversation.clone(),
             text: text.clone(),
+            attachments: attachments.clone(),
             resumed,
         };
         if jobs.send(outgoing).is_err() {

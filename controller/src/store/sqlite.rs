@@ -1085,11 +1085,7 @@ mod tests {
         );
         assert_eq!(store.pending_events().await.expect("pending").len(), 2);
 
-        let send = Action::Send {
-            target: "p".into(),
-            conversation: "c".into(),
-            text: "hi".into(),
-        };
+        let send = Action::send("p", "c", "hi");
         let stored = store
             .complete_event(&event("a"), std::slice::from_ref(&send), None)
             .await
@@ -1124,11 +1120,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"))
             .await
             .expect("open");
-        let send = |text: &str| Action::Send {
-            target: "p".into(),
-            conversation: "c".into(),
-            text: text.into(),
-        };
+        let send = |text: &str| Action::send("p", "c", text);
         let replies = [send("ok"), send("ok"), send("ok"), send("other")];
         assert!(store.insert_event(&event("q")).await.expect("insert"));
         let stored = store
@@ -1203,11 +1195,7 @@ mod tests {
         );
         assert_eq!(letters[0].event, ev);
 
-        let send = Action::Send {
-            target: "p".into(),
-            conversation: "c".into(),
-            text: "late answer".into(),
-        };
+        let send = Action::send("p", "c", "late answer");
         let stored = store
             .resolve_dead_letter(&letters[0], std::slice::from_ref(&send))
             .await
@@ -1283,11 +1271,7 @@ mod tests {
     }
 
     fn send(text: &str) -> Action {
-        Action::Send {
-            target: "p".into(),
-            conversation: "c".into(),
-            text: text.into(),
-        }
+        Action::send("p", "c", text)
     }
 
     /// Commits `writes` as one batch, the way the group commit does, and returns each

@@ -308,11 +308,18 @@ fn segments(message: &RobotMessage, group: bool) -> Vec<Segment> {
                 .iter()
                 .filter(|item| item.download_code.is_some())
                 .count();
-            segments.extend((0..pictures).map(|_| Segment::Image { url: None }));
+            segments.extend((0..pictures).map(|_| Segment::Image {
+                url: None,
+                path: None,
+            }));
         }
-        "picture" => segments.push(Segment::Image { url: None }),
+        "picture" => segments.push(Segment::Image {
+            url: None,
+            path: None,
+        }),
         "file" => segments.push(Segment::File {
             name: content.file_name.filter(|n| !n.is_empty()),
+            path: None,
         }),
         _ => {}
     }
@@ -454,14 +461,23 @@ mod tests {
                 Segment::Text {
                     text: "看图\n谢谢".into()
                 },
-                Segment::Image { url: None }
+                Segment::Image {
+                    url: None,
+                    path: None
+                }
             ]
         );
         let picture = with(
             "picture",
             serde_json::json!({"downloadCode": "dc2", "pictureDownloadCode": "p"}),
         );
-        assert_eq!(picture.content, vec![Segment::Image { url: None }]);
+        assert_eq!(
+            picture.content,
+            vec![Segment::Image {
+                url: None,
+                path: None
+            }]
+        );
         let file = with(
             "file",
             serde_json::json!({"downloadCode": "dc3", "fileName": "周报.docx"}),
@@ -469,7 +485,8 @@ mod tests {
         assert_eq!(
             file.content,
             vec![Segment::File {
-                name: Some("周报.docx".into())
+                name: Some("周报.docx".into()),
+                path: None
             }]
         );
         let audio = with("audio", serde_json::json!({"recognition": "你好"}));

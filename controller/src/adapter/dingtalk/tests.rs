@@ -285,6 +285,7 @@ fn outgoing(action: &str, conversation: &str, text: &str) -> Outgoing {
         action_id: action.into(),
         conversation: conversation.into(),
         text: text.into(),
+        attachments: Vec::new(),
         resumed: false,
     }
 }

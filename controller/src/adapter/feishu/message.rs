@@ -276,12 +276,16 @@ fn segments(
         "text" => str_field("text").unwrap_or_default(),
         "post" => flatten_post(&content, &mut extra),
         "image" => {
-            extra.push(Segment::Image { url: None });
+            extra.push(Segment::Image {
+                url: None,
+                path: None,
+            });
             String::new()
         }
         "file" | "media" => {
             extra.push(Segment::File {
                 name: str_field("file_name").filter(|n| !n.is_empty()),
+                path: None,
             });
             String::new()
         }
@@ -404,9 +408,13 @@ fn flatten_post(content: &Value, extra: &mut Vec<Segment>) -> String {
                         line.push_str(field("user_name"));
                     }
                 }
-                "img" => extra.push(Segment::Image { url: None }),
+                "img" => extra.push(Segment::Image {
+                    url: None,
+                    path: None,
+                }),
                 "media" => extra.push(Segment::File {
                     name: Some(field("file_name").to_string()).filter(|n| !n.is_empty()),
+                    path: None,
                 }),
                 "emotion" if !field("emoji_type").is_empty() => {
                     line.push_str(&format!("[{}]", field("emoji_type")));
@@ -597,7 +605,10 @@ mod tests {
             url: "https://example.com/board".into(),
             title: Some("看板".into())
         }));
-        assert!(event.content.contains(&Segment::Image { url: None }));
+        assert!(event.content.contains(&Segment::Image {
+            url: None,
+            path: None
+        }));
         // A localised post reads the same.
         let localised = serde_json::json!({"zh_cn": {"title": "", "content": [[{"tag": "text", "text": "hi"}]]}}).to_string();
         let body = receive("p2p", "post", &localised, Value::Null);
@@ -609,7 +620,13 @@ mod tests {
     fn images_files_and_unknown_kinds_are_segments_broken_content_an_error() {
         let image = receive("p2p", "image", r#"{"image_key":"img_1"}"#, Value::Null);
         let event = message_event("lark", &image, Value::Null, None).expect("event");
-        assert_eq!(event.content, [Segment::Image { url: None }]);
+        assert_eq!(
+            event.content,
+            [Segment::Image {
+                url: None,
+                path: None
+            }]
+        );
         assert_eq!(event.text(), None);
         let file = receive(
             "p2p",
@@ -621,7 +638,8 @@ mod tests {
         assert_eq!(
             event.content,
             [Segment::File {
-                name: Some("值班表.xlsx".into())
+                name: Some("值班表.xlsx".into()),
+                path: None
             }]
         );
         let sticker = receive("p2p", "sticker", r#"{"file_key":"s"}"#, Value::Null);

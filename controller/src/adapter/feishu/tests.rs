@@ -453,6 +453,7 @@ async fn deliver_sends_each_piece_under_its_own_uuid() {
         action_id: "act_1".into(),
         conversation: "oc_chat".into(),
         text: "hello".into(),
+        attachments: Vec::new(),
         resumed: true,
     };
     assert_eq!(app.deliver(&outgoing).await, Ok(Delivered::Sent));

@@ -155,9 +155,13 @@ fn segments(items: &[MessageItem]) -> Vec<Segment> {
         .iter()
         .map(|item| match (text_of(item), item.item_type) {
             (Some(text), _) => Segment::Text { text },
-            (None, Some(ITEM_IMAGE)) => Segment::Image { url: None },
+            (None, Some(ITEM_IMAGE)) => Segment::Image {
+                url: None,
+                path: None,
+            },
             (None, Some(ITEM_FILE)) => Segment::File {
                 name: item.file_item.as_ref().and_then(|f| f.file_name.clone()),
+                path: None,
             },
             (None, Some(ITEM_VIDEO | ITEM_VOICE) | _) => Segment::Unknown,
         })
@@ -251,9 +255,13 @@ mod tests {
                 Segment::Text {
                     text: "语音转的字".into()
                 },
-                Segment::Image { url: None },
+                Segment::Image {
+                    url: None,
+                    path: None
+                },
                 Segment::File {
-                    name: Some("a.pdf".into())
+                    name: Some("a.pdf".into()),
+                    path: None
                 },
                 Segment::Unknown,
             ]

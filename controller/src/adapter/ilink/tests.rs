@@ -168,6 +168,7 @@ fn outgoing(action: &str, user: &str, text: &str) -> Outgoing {
         action_id: action.into(),
         conversation: user.into(),
         text: text.into(),
+        attachments: Vec::new(),
         resumed: false,
     }
 }

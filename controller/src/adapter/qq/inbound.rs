@@ -256,10 +256,12 @@ pub fn message(source: &str, payload: &Payload) -> Result<Option<Incoming>, Stri
         content.push(if is_image {
             Segment::Image {
                 url: attachment.url.clone().filter(|u| !u.is_empty()),
+                path: None,
             }
         } else {
             Segment::File {
                 name: attachment.filename.clone().filter(|n| !n.is_empty()),
+                path: None,
             }
         });
     }
@@ -448,10 +450,12 @@ mod tests {
             vec![
                 Segment::Text { text: "123".into() },
                 Segment::Image {
-                    url: Some("https://multimedia.nt.qq.com/a.png".into())
+                    url: Some("https://multimedia.nt.qq.com/a.png".into()),
+                    path: None
                 },
                 Segment::File {
-                    name: Some("周报.docx".into())
+                    name: Some("周报.docx".into()),
+                    path: None
                 },
             ]
         );

@@ -877,6 +877,7 @@ mod tests {
             action_id: action.into(),
             conversation: conversation.into(),
             text: text.into(),
+            attachments: Vec::new(),
             resumed: false,
         }
     }

@@ -226,13 +226,17 @@ fn message_content(wire: &Wire) -> Vec<Segment> {
             .as_ref()
             .map(|l| l.url.trim().to_string())
             .filter(|u| !u.is_empty()),
+        path: None,
     };
     match wire.msgtype.as_str() {
         "text" => text_segments(text(&wire.text), group),
         // 100719: the voice's content is its speech turned into text.
         "voice" => text_segments(text(&wire.voice), false),
         "image" => vec![image(&wire.image)],
-        "file" => vec![Segment::File { name: None }],
+        "file" => vec![Segment::File {
+            name: None,
+            path: None,
+        }],
         "mixed" => {
             let mut segments = Vec::new();
             let mut first_text = true;
@@ -564,7 +568,7 @@ mod tests {
         );
         assert!(matches!(
             &image.event.content[..],
-            [Segment::Image { url: Some(url) }] if url.starts_with("https://ww-aibot-img") && !url.ends_with(' ')
+            [Segment::Image { url: Some(url), .. }] if url.starts_with("https://ww-aibot-img") && !url.ends_with(' ')
         ));
         let voice = message(VOICE);
         assert_eq!(
@@ -582,7 +586,8 @@ mod tests {
                     text: "这是今日的测试情况".into()
                 },
                 Segment::Image {
-                    url: Some("URL".into())
+                    url: Some("URL".into()),
+                    path: None
                 }
             ]
         );

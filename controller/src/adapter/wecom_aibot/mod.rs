@@ -761,6 +761,7 @@ mod tests {
             action_id: action.into(),
             conversation: "lisi".into(),
             text: text.into(),
+            attachments: Vec::new(),
             resumed: false,
         }
     }

@@ -271,11 +271,8 @@ impl Pipeline {
         let (Some(conversation), Some(text)) = (&event.conversation, event.text()) else {
             return self.plugins_then_fallback(ctx, event).await;
         };
-        let reply = |text: String| Action::Send {
-            target: event.source.clone(),
-            conversation: conversation.id.clone(),
-            text,
-        };
+        let reply =
+            |text: String| Action::send(event.source.clone(), conversation.id.clone(), text);
         if let Some(limit) = self.rate_limit {
             match self.admit(&format!("{}/{}", event.source, conversation.id), limit) {
                 Admission::Admitted => {}
@@ -450,11 +447,8 @@ impl Pipeline {
         let Some(conversation) = &event.conversation else {
             return Ok(Answer::Builtin(Outcome::default()));
         };
-        let reply = |text: String| Action::Send {
-            target: event.source.clone(),
-            conversation: conversation.id.clone(),
-            text,
-        };
+        let reply =
+            |text: String| Action::send(event.source.clone(), conversation.id.clone(), text);
         match &self.fallback {
             Fallback::None => Ok(Answer::Builtin(Outcome::default())),
             // An echo is the sender's own text, exactly.
