@@ -223,6 +223,63 @@ async fn kill_9_during_a_burst(chats: &[&str], latency: Option<tapwire_phone_sim
     phone.sim.shutdown().await;
 }
 
+/// A slow answer is delivered by going back to its chat; just before that tap a message
+/// lands in a chat never read before, which jumps to the top and opens instead. Opening
+/// it cleared its badge: it must still be read and answered (it once was lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chat_opened_by_mistake_on_the_way_to_deliver_is_still_answered() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    // The answer comes after the phone has left the chat (it waits 1.5 s for replies).
+    let body = r#"[[routes]]
+event = "message.received"
+handler = "later"
+[handlers.later]
+type = "pieces"
+pieces = ["稍等", "好了"]
+interval_ms = 1500
+"#;
+    let config = write_config(dir.path(), &adb, &phone.serial, &plugins, body);
+    let tapwire = run_with_config(&config);
+    phone.control.incoming(&incoming("李雷", "在吗"));
+    // Once 李雷 has been read, the next tap on the list meets the arrival.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tapwire.log().contains("在吗") {
+        assert!(
+            Instant::now() < deadline,
+            "never read; log: {}",
+            tapwire.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    phone.control.set_faults(tapwire_phone_sim::Faults {
+        arrives_before_next_list_tap: Some(tapwire_phone_sim::Arrival {
+            chat: "赵敏".into(),
+            text: "赵敏 刚到".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let li_lei = wait_for_chat(&phone.control, "李雷", 1, Duration::from_secs(30)).await;
+    let zhao_min = wait_for_chat(&phone.control, "赵敏", 1, Duration::from_secs(30)).await;
+    let log = tapwire.log();
+    assert!(
+        log.contains("the chat that opened is not the row tapped"),
+        "the arrival did not move the list under the tap; log: {log}"
+    );
+    assert_eq!(li_lei, ["稍等好了"], "log: {log}");
+    assert_eq!(
+        zhao_min,
+        ["稍等好了"],
+        "the chat opened by mistake; log: {log}"
+    );
+    drop(tapwire);
+    phone.sim.shutdown().await;
+}
+
 /// A receiver for webhook deliveries: `/flaky` fails twice per delivery id and then
 /// answers; `/down` fails until `up` is set; `/slow` answers after a pause.
 #[derive(Clone, Default)]

@@ -18,7 +18,7 @@ use crate::packages::Packages;
 use crate::settings::{DEFAULT_INPUT_METHOD, Namespace, Settings};
 use crate::wechat::dump::{AttrSet, to_xml};
 use crate::wechat::ids::Ids;
-use crate::wechat::model::{Action, SystemEffect, WeChat};
+use crate::wechat::model::{Action, MsgKind, Screen as WeChatScreen, SystemEffect, WeChat};
 use crate::wechat::render::{RenderError, Screenshot, ScreenshotCache};
 use crate::wechat::ui::{self, BuildOpts, Node};
 
@@ -37,13 +37,27 @@ pub struct Latency {
 }
 
 /// Failures to inject into upcoming operations.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct Faults {
     /// The next N dumps fail with `ERROR: could not get idle state.`
     pub dump_idle_errors: u32,
     /// The next N dumps fail with `null root node returned by UiTestAutomationBridge.`
     pub dump_null_root: u32,
+    /// A message that lands just as the next tap reaches the conversation list: the list
+    /// re-sorts between a bot's read of it and its tap, as it does on a busy phone.
+    pub arrives_before_next_list_tap: Option<Arrival>,
+}
+
+/// A message from someone else (see [`Faults::arrives_before_next_list_tap`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Arrival {
+    pub chat: String,
+    #[serde(default)]
+    pub group: bool,
+    /// A group member; a private chat's messages come from the chat's own party.
+    pub sender: Option<String>,
+    pub text: String,
 }
 
 #[derive(Debug, Default)]
@@ -403,6 +417,22 @@ impl Device {
     }
 
     pub fn tap(&self, x: i32, y: i32) {
+        self.with(|st| {
+            if st.wechat.foreground
+                && st.wechat.screen == WeChatScreen::List
+                && let Some(a) = st.faults.arrives_before_next_list_tap.take()
+            {
+                let ts = st.clock.now();
+                st.wechat.incoming(
+                    &a.chat,
+                    a.group,
+                    a.sender.as_deref(),
+                    &a.text,
+                    MsgKind::Text,
+                    ts,
+                );
+            }
+        });
         let windows = self.windows();
         if self.touch_exploration() {
             // TalkBack turns a single tap into "move the accessibility focus here"; only a

@@ -53,7 +53,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 pub use control::{IncomingMessage, OwnerMessage, SimControl};
-pub use device::{Device, Faults, Latency};
+pub use device::{Arrival, Device, Faults, Latency};
 pub use display::{Screen, Theme};
 pub use scenario::Scenario;
 pub use wechat::dump::AttrSet;
