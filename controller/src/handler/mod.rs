@@ -24,7 +24,7 @@ use crate::event::{Action, Event, HandlerAction};
 use crate::format::TextFormat;
 use crate::permission::{Access, Grant};
 use crate::plugin::PluginHost;
-use crate::store::{DeadLetterInfo, SharedStore, StoreError};
+use crate::store::{DeadLetterInfo, SharedStore, StoreError, Turn};
 
 pub use forward::{Forward, ForwardConfig, Template};
 pub use pieces::{Pieces, PiecesConfig};
@@ -214,6 +214,23 @@ impl HandlerContext<'_> {
 
     pub fn plugins(&self) -> &PluginHost {
         &self.handlers.plugins
+    }
+
+    /// The last `limit` turns of a conversation's memory (see [`Store::llm_turns`]).
+    ///
+    /// [`Store::llm_turns`]: crate::store::Store::llm_turns
+    pub async fn llm_turns(&self, key: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
+        self.handlers.store.llm_turns(key, limit).await
+    }
+
+    /// Remembers `turns`, keeping the newest `keep` under `key`.
+    pub async fn push_llm_turns(
+        &self,
+        key: &str,
+        turns: &[Turn],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        self.handlers.store.push_llm_turns(key, turns, keep).await
     }
 
     /// The text format the phone or adapter `target` shows.
