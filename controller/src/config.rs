@@ -293,7 +293,8 @@ impl Config {
                 }
                 HandlerConfig::Webhook(_)
                 | HandlerConfig::Forward(_)
-                | HandlerConfig::Pieces(_) => {}
+                | HandlerConfig::Pieces(_)
+                | HandlerConfig::Llm(_) => {}
             }
         }
         for grant in &self.permissions.grants {

@@ -9,6 +9,7 @@
 //! its line in [`build`].
 
 pub mod forward;
+pub mod llm;
 pub mod pieces;
 pub mod pipeline;
 pub mod plugin;
@@ -27,6 +28,7 @@ use crate::plugin::PluginHost;
 use crate::store::{DeadLetterInfo, SharedStore, StoreError, Turn};
 
 pub use forward::{Forward, ForwardConfig, Template};
+pub use llm::{Llm, LlmConfig};
 pub use pieces::{Pieces, PiecesConfig};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use plugin::{PluginHandler, PluginHandlerConfig};
@@ -62,6 +64,8 @@ pub enum HandlerConfig {
     Forward(ForwardConfig),
     /// Answers with configured pieces written over time (trying out streaming displays).
     Pieces(PiecesConfig),
+    /// Asks a chat model (OpenAI-compatible or Dify), streaming, with memory.
+    Llm(LlmConfig),
 }
 
 /// What a handler's section may ask of the rest of the config while it is checked.
@@ -105,6 +109,7 @@ impl HandlerConfig {
             HandlerConfig::Plugin(_) => Vec::new(),
             HandlerConfig::Forward(f) => f.check(scope),
             HandlerConfig::Pieces(p) => p.check(),
+            HandlerConfig::Llm(l) => l.check(name),
         }
     }
 }
@@ -119,6 +124,7 @@ pub fn build(name: &str, config: &HandlerConfig) -> Result<Box<dyn Handler>, Str
         HandlerConfig::Plugin(p) => Box::new(PluginHandler::new(p)),
         HandlerConfig::Forward(f) => Box::new(Forward::new(f)?),
         HandlerConfig::Pieces(p) => Box::new(Pieces::new(p)),
+        HandlerConfig::Llm(l) => Box::new(Llm::new(name, l)?),
     })
 }
 
