@@ -79,7 +79,8 @@ fn openai_sse(answer: &str) -> String {
     let chars: Vec<char> = answer.chars().collect();
     for piece in chars.chunks(2) {
         let piece: String = piece.iter().collect();
-        let chunk = json!({"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+        let chunk =
+            json!({"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
         sse.push_str(&format!("data: {chunk}\n\n"));
     }
     sse.push_str("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
@@ -140,7 +141,9 @@ async fn dify(State(stand): State<Stand>, Json(body): Json<Value>) -> Response {
         let event = json!({"event": "message", "conversation_id": "conv-1", "message_id": "m", "answer": piece});
         sse.push_str(&format!("data: {event}\n\n"));
     }
-    sse.push_str("data: {\"event\":\"message_end\",\"conversation_id\":\"conv-1\",\"metadata\":{}}\n\n");
+    sse.push_str(
+        "data: {\"event\":\"message_end\",\"conversation_id\":\"conv-1\",\"metadata\":{}}\n\n",
+    );
     streamed(reads(&sse))
 }
 
@@ -259,8 +262,7 @@ fn roles_and_texts(body: &Value) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn streamed_answers_arrive_whole_remember_the_conversation_and_survive_breaks_and_stalls()
-{
+async fn streamed_answers_arrive_whole_remember_the_conversation_and_survive_breaks_and_stalls() {
     let stand = Stand::default();
     let app = axum::Router::new()
         .route("/{kind}/v1/chat/completions", post(chat))
@@ -296,7 +298,10 @@ async fn streamed_answers_arrive_whole_remember_the_conversation_and_survive_bre
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert_eq!(asked[1]["model"], "deepseek-chat");
     assert_eq!(asked[1]["stream"], true);
-    assert_eq!(asked[1]["authorization"], "Bearer sk-test", "the key, from the environment");
+    assert_eq!(
+        asked[1]["authorization"], "Bearer sk-test",
+        "the key, from the environment"
+    );
     let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
         list.iter()
             .map(|(r, t)| (r.to_string(), t.to_string()))

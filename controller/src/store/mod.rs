@@ -258,8 +258,12 @@ pub trait Store: Send + Sync {
     async fn llm_turns(&self, key: &str, limit: usize) -> Result<Vec<Turn>, StoreError>;
 
     /// Appends `turns` under `key`, then keeps only the newest `keep` of them.
-    async fn push_llm_turns(&self, key: &str, turns: &[Turn], keep: usize)
-    -> Result<(), StoreError>;
+    async fn push_llm_turns(
+        &self,
+        key: &str,
+        turns: &[Turn],
+        keep: usize,
+    ) -> Result<(), StoreError>;
 }
 
 /// `[storage]` of `tapwire.toml`: `type` picks the backend.

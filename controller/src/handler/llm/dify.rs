@@ -100,7 +100,9 @@ mod tests {
             assert!(matches!(reader.on_event(&data(event)), Ok(Flow::More)));
         }
         assert!(matches!(
-            reader.on_event(&data(r#"{"event":"message_end","conversation_id":"c-1","metadata":{}}"#)),
+            reader.on_event(&data(
+                r#"{"event":"message_end","conversation_id":"c-1","metadata":{}}"#
+            )),
             Ok(Flow::Done)
         ));
         assert_eq!(reader.text, "你好");
@@ -112,6 +114,9 @@ mod tests {
             ))
             .err()
             .expect("error");
-        assert!(error.contains("invalid_param") && error.contains("bad"), "{error}");
+        assert!(
+            error.contains("invalid_param") && error.contains("bad"),
+            "{error}"
+        );
     }
 }

@@ -118,15 +118,15 @@ impl LlmConfig {
             ));
         }
         if self.timeout_ms == 0 {
-            problems.push(ConfigProblem::at("timeout_ms", "timeout_ms must be more than 0"));
+            problems.push(ConfigProblem::at(
+                "timeout_ms",
+                "timeout_ms must be more than 0",
+            ));
         }
         if self.attempts == 0 {
             problems.push(ConfigProblem::at("attempts", "attempts must be at least 1"));
         }
-        if self
-            .temperature
-            .is_some_and(|t| !(0.0..=2.0).contains(&t))
-        {
+        if self.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
             problems.push(ConfigProblem::at(
                 "temperature",
                 "temperature must be between 0 and 2",
@@ -138,8 +138,8 @@ impl LlmConfig {
 
 /// The URL requests go to.
 fn endpoint(api: Api, base_url: &str) -> Result<Url, String> {
-    let base = Url::parse(base_url.trim())
-        .map_err(|error| format!("base_url is not a URL: {error}"))?;
+    let base =
+        Url::parse(base_url.trim()).map_err(|error| format!("base_url is not a URL: {error}"))?;
     if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
         return Err("base_url must be http:// or https:// with a host".into());
     }
@@ -404,7 +404,11 @@ impl Llm {
         let mut decoder = sse::SseDecoder::default();
         loop {
             let chunk = match tokio::time::timeout(self.timeout, response.chunk()).await {
-                Err(_) => return Err(retry(format!("the stream stalled: nothing for {waited} ms"))),
+                Err(_) => {
+                    return Err(retry(format!(
+                        "the stream stalled: nothing for {waited} ms"
+                    )));
+                }
                 Ok(Err(error)) => {
                     return Err(retry(format!("the stream broke: {}", error_chain(error))));
                 }
@@ -513,5 +517,120 @@ impl Handler for Llm {
             vec![HandlerAction::reply(answer.text)],
             event,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::event::{Action, test_message};
+    use crate::handler::{Handlers, builtins};
+    use crate::plugin::PluginHost;
+    use crate::store::MemoryStore;
+
+    fn config(base_url: &str) -> LlmConfig {
+        toml::from_str(&format!(
+            "base_url = {base_url:?}\nmodel = \"m\"\nbackoff_ms = 10\nattempts = 2"
+        ))
+        .expect("config")
+    }
+
+    #[test]
+    fn config_is_checked_per_api() {
+        assert!(config("http://localhost:11434/v1").check("ai").is_empty());
+        let mut bad = config("ftp://x");
+        bad.model = None;
+        bad.temperature = Some(3.0);
+        bad.attempts = 0;
+        let keys: Vec<_> = bad.check("ai").iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                Some("base_url"),
+                Some("model"),
+                Some("attempts"),
+                Some("temperature")
+            ]
+        );
+        let dify: LlmConfig = toml::from_str(
+            "api = \"dify\"\nbase_url = \"https://api.dify.ai/v1\"\nsystem_prompt = \"x\"",
+        )
+        .expect("dify");
+        let problems = dify.check("d");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, Some("system_prompt"));
+        assert_eq!(
+            endpoint(Api::OpenAi, "https://api.deepseek.com/v1/")
+                .expect("url")
+                .as_str(),
+            "https://api.deepseek.com/v1/chat/completions"
+        );
+        assert!(toml::from_str::<LlmConfig>("base_url = \"x\"\nbogus = 1").is_err());
+    }
+
+    /// The answer-so-far goes out as the chunks come (what a WeCom AI bot's stream
+    /// shows); a 503 is retried; the reply is the whole answer.
+    #[tokio::test]
+    async fn reports_the_answer_growing_then_replies_with_all_of_it() {
+        let calls = Arc::new(Mutex::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/v1/chat/completions",
+            axum::routing::post(move || {
+                let counter = counter.clone();
+                async move {
+                    let mut calls = counter.lock().expect("lock");
+                    *calls += 1;
+                    if *calls == 1 {
+                        return (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "busy".to_string(),
+                        );
+                    }
+                    let mut sse = String::new();
+                    for piece in ["你", "好", "！"] {
+                        sse.push_str(&format!(
+                            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{piece}\"}}}}]}}\n\n"
+                        ));
+                    }
+                    sse.push_str("data: [DONE]\n\n");
+                    (axum::http::StatusCode::OK, sse)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let (faults, _) = tokio::sync::mpsc::unbounded_channel();
+        let plugins = PluginHost::start(Vec::new(), faults).await;
+        let mut map = builtins();
+        map.insert(
+            "ai".into(),
+            Box::new(Llm::new("ai", &config(&base)).expect("llm")),
+        );
+        let handlers = Handlers::new(
+            map,
+            Arc::new(MemoryStore::default()),
+            plugins,
+            HashSet::new(),
+            HashMap::new(),
+        );
+        let seen = Mutex::new(Vec::new());
+        let report = |text: &str| seen.lock().expect("lock").push(text.to_string());
+        let event = test_message("bot", "zhangsan", "hi", false);
+        let outcome = handlers
+            .handle_reporting("ai", &event, &report)
+            .await
+            .expect("handled");
+        assert_eq!(outcome.actions, [Action::send("bot", "zhangsan", "你好！")]);
+        assert_eq!(*seen.lock().expect("lock"), ["你", "你好", "你好！"]);
+        assert_eq!(*calls.lock().expect("lock"), 2, "the 503 was retried");
+        server.abort();
     }
 }
