@@ -10,6 +10,11 @@
 //! (connection failures, 408/429/5xx, a stream that breaks, errors or stalls for
 //! `timeout_ms`), then the event is dead-lettered. The runtime's `ack_after_ms` and
 //! `give_up_after_ms` bound the whole answer, as for any slow handler.
+//!
+//! Tools (`tools = true`, openai only): the model may call `send` and `forward`, which
+//! become Tapwire actions if the asker may use them: an admin, or a grant of scene `llm`
+//! with command `send` / `forward` (or `*`). One step: the calls are the answer, their
+//! results are not fed back to the model.
 
 pub mod dify;
 pub mod openai;
@@ -72,7 +77,13 @@ pub struct LlmConfig {
     pub backoff_max_ms: u64,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f64>,
+    /// Offer the model the `send` and `forward` tools (openai only).
+    #[serde(default)]
+    pub tools: bool,
 }
+
+/// The permission scene tool calls are checked against.
+pub const TOOL_SCENE: &str = "llm";
 
 fn default_memory_turns() -> usize {
     10
@@ -109,6 +120,12 @@ impl LlmConfig {
             problems.push(ConfigProblem::at(
                 "system_prompt",
                 "a Dify app has its own prompt: set it in Dify",
+            ));
+        }
+        if self.api == Api::Dify && self.tools {
+            problems.push(ConfigProblem::at(
+                "tools",
+                "a Dify app has its own tools: configure them in Dify",
             ));
         }
         if self.memory_turns > MAX_MEMORY_TURNS {
@@ -156,6 +173,7 @@ fn endpoint(api: Api, base_url: &str) -> Result<Url, String> {
 struct Answer {
     text: String,
     conversation_id: Option<String>,
+    tool_calls: Vec<openai::ToolCall>,
 }
 
 /// Why an attempt failed, and whether another may pass.
@@ -214,10 +232,12 @@ impl Reader {
             Reader::OpenAi(reader) => Answer {
                 text: reader.text,
                 conversation_id: None,
+                tool_calls: reader.tool_calls,
             },
             Reader::Dify(reader) => Answer {
                 text: reader.text,
                 conversation_id: reader.conversation_id,
+                tool_calls: Vec::new(),
             },
         }
     }
@@ -240,6 +260,7 @@ pub struct Llm {
     backoff_max: Duration,
     max_tokens: Option<u32>,
     temperature: Option<f64>,
+    tools: bool,
 }
 
 impl std::fmt::Debug for Llm {
@@ -296,6 +317,7 @@ impl Llm {
             backoff_max: Duration::from_millis(config.backoff_max_ms),
             max_tokens: config.max_tokens,
             temperature: config.temperature,
+            tools: config.tools,
         })
     }
 
@@ -466,6 +488,7 @@ impl Handler for Llm {
                     text: &text,
                     max_tokens: self.max_tokens,
                     temperature: self.temperature,
+                    tools: self.tools,
                 })
             }
             Api::Dify => {
@@ -496,9 +519,18 @@ impl Handler for Llm {
         if window > 0 {
             match (self.api, &answer.conversation_id) {
                 (Api::OpenAi, _) => {
+                    // A turn of calls alone is remembered by their names, so the next
+                    // question does not meet an empty answer.
+                    let said = if answer.text.is_empty() && !answer.tool_calls.is_empty() {
+                        let names: Vec<&str> =
+                            answer.tool_calls.iter().map(|c| c.name.as_str()).collect();
+                        format!("(called {})", names.join(", "))
+                    } else {
+                        answer.text.clone()
+                    };
                     let turns = [
                         Turn::new("user", text.clone()),
-                        Turn::new("assistant", answer.text.clone()),
+                        Turn::new("assistant", said),
                     ];
                     ctx.push_llm_turns(&key, &turns, window).await?;
                 }
@@ -509,14 +541,75 @@ impl Handler for Llm {
                 (Api::Dify, None) => {}
             }
         }
-        if answer.text.trim().is_empty() {
-            tracing::warn!(handler = %self.name, event = %event.id, "llm answered with no text");
-            return Ok(Outcome::default());
+        let mut actions = Vec::new();
+        if !answer.text.trim().is_empty() {
+            actions.push(HandlerAction::reply(answer.text));
         }
-        Ok(Outcome::actions(resolve(
-            vec![HandlerAction::reply(answer.text)],
-            event,
-        )))
+        for call in &answer.tool_calls {
+            actions.push(match self.tool_action(ctx, event, call).await? {
+                Ok(action) => action,
+                Err(refusal) => HandlerAction::reply(refusal),
+            });
+        }
+        if actions.is_empty() {
+            tracing::warn!(handler = %self.name, event = %event.id, "llm answered with no text");
+        }
+        Ok(Outcome::actions(resolve(actions, event)))
+    }
+}
+
+/// A tool call's arguments.
+#[derive(Deserialize)]
+struct Place {
+    target: String,
+    conversation: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+impl Llm {
+    /// The action a tool call asks for, or why it is not taken (told to the asker).
+    async fn tool_action(
+        &self,
+        ctx: &HandlerContext<'_>,
+        event: &Event,
+        call: &openai::ToolCall,
+    ) -> Result<Result<HandlerAction, String>, HandlerError> {
+        let name = call.name.as_str();
+        if !matches!(name, "send" | "forward") {
+            tracing::warn!(handler = %self.name, event = %event.id, tool = %name, "llm called a tool it was not offered");
+            return Ok(Err(format!(
+                "(The model asked for an unknown tool \"{name}\".)"
+            )));
+        }
+        let user = user_key(event).unwrap_or_default();
+        let access = ctx.access(&user).await?;
+        if !access.may(TOOL_SCENE, name, false) {
+            tracing::info!(handler = %self.name, %user, tool = %name, "llm tool call refused: no grant");
+            return Ok(Err(format!(
+                "You may not have me {name} messages; ask an admin for a grant of {TOOL_SCENE} {name}."
+            )));
+        }
+        let place: Place = match serde_json::from_str(&call.arguments) {
+            Ok(place) => place,
+            Err(error) => {
+                tracing::warn!(handler = %self.name, event = %event.id, tool = %name, %error, "llm tool call with bad arguments");
+                return Ok(Err(format!("(The model's {name} call was malformed.)")));
+            }
+        };
+        tracing::info!(handler = %self.name, event = %event.id, %user, tool = %name, target = %place.target, conversation = %place.conversation, "llm tool call taken");
+        Ok(Ok(match name {
+            "send" => HandlerAction::Send {
+                target: place.target,
+                conversation: place.conversation,
+                text: place.text.unwrap_or_default(),
+                attachments: Vec::new(),
+            },
+            _ => HandlerAction::Forward {
+                target: place.target,
+                conversation: place.conversation,
+            },
+        }))
     }
 }
 
@@ -631,6 +724,77 @@ mod tests {
         assert_eq!(outcome.actions, [Action::send("bot", "zhangsan", "你好！")]);
         assert_eq!(*seen.lock().expect("lock"), ["你", "你好", "你好！"]);
         assert_eq!(*calls.lock().expect("lock"), 2, "the 503 was retried");
+        server.abort();
+    }
+
+    /// A `send` tool call becomes a Send action for an admin and for a user granted
+    /// `llm send`; anyone else is told they may not, and nothing is sent.
+    #[tokio::test]
+    async fn tool_calls_become_actions_only_for_those_allowed() {
+        let app = axum::Router::new().route(
+            "/v1/chat/completions",
+            axum::routing::post(|| async {
+                let args = r#"{\"target\":\"ops\",\"conversation\":\"值班群\",\"text\":\"告警\"}"#;
+                format!(
+                    "data: {{\"choices\":[{{\"delta\":{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"name\":\"send\",\"arguments\":\"{args}\"}}}}]}}}}]}}\n\n\
+                     data: {{\"choices\":[{{\"delta\":{{}},\"finish_reason\":\"tool_calls\"}}]}}\n\ndata: [DONE]\n\n"
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let (faults, _) = tokio::sync::mpsc::unbounded_channel();
+        let plugins = PluginHost::start(Vec::new(), faults).await;
+        let mut map = builtins();
+        let mut with_tools = config(&base);
+        with_tools.tools = true;
+        map.insert(
+            "ai".into(),
+            Box::new(Llm::new("ai", &with_tools).expect("llm")),
+        );
+        let handlers = Handlers::new(
+            map,
+            Arc::new(MemoryStore::default()),
+            plugins,
+            HashSet::from(["wechat:boss".to_string()]),
+            HashMap::new(),
+        );
+        let sent = [Action::send("ops", "值班群", "告警")];
+
+        let boss = test_message("bot", "boss", "通知值班群", false);
+        let outcome = handlers.handle("ai", &boss).await.expect("handled");
+        assert_eq!(outcome.actions, sent);
+
+        let stranger = test_message("bot", "stranger", "通知值班群", false);
+        let outcome = handlers.handle("ai", &stranger).await.expect("handled");
+        assert_eq!(outcome.actions.len(), 1);
+        let Action::Send {
+            target,
+            conversation,
+            text,
+            ..
+        } = &outcome.actions[0];
+        assert_eq!(
+            (target.as_str(), conversation.as_str()),
+            ("bot", "stranger")
+        );
+        assert!(text.contains("may not"), "{text}");
+
+        handlers
+            .grant(&crate::permission::Grant {
+                user: "wechat:stranger".into(),
+                scene: TOOL_SCENE.into(),
+                command: "send".into(),
+                expires_at: None,
+                granted_by: "wechat:boss".into(),
+            })
+            .await
+            .expect("grant");
+        let outcome = handlers.handle("ai", &stranger).await.expect("handled");
+        assert_eq!(outcome.actions, sent);
         server.abort();
     }
 }

@@ -4,7 +4,11 @@
 //! with `stream: true`; each SSE `data:` is a chunk whose `choices[0].delta.content`
 //! carries the next text, `choices[0].finish_reason` is set on the last one, and the
 //! stream ends with `data: [DONE]`. Some compatible servers put `{"error": {...}}` in a
-//! `data:` line when they fail after the 200.
+//! `data:` line when they fail after the 200. Tools (the same reference, "Function
+//! calling"): `tools` lists functions with JSON-schema parameters; a chunk's
+//! `delta.tool_calls[]` carries, per `index`, the call's `function.name` once and its
+//! `function.arguments` JSON in fragments to be joined, and the last chunk's
+//! `finish_reason` is `tool_calls`.
 
 use serde_json::{Value, json};
 
@@ -19,6 +23,38 @@ pub struct Request<'a> {
     pub text: &'a str,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f64>,
+    /// Offer the `send` and `forward` tools.
+    pub tools: bool,
+}
+
+/// The Tapwire actions a model may call: `send` a text to a conversation of a phone or
+/// adapter, `forward` the asker's message there.
+fn tools() -> Value {
+    let place = json!({
+        "target": {"type": "string", "description": "the phone serial or adapter name to send through"},
+        "conversation": {"type": "string", "description": "the conversation (chat name, user or group id) on that target"},
+    });
+    let mut send_params = place.clone();
+    send_params["text"] = json!({"type": "string", "description": "the text to send"});
+    json!([
+        {"type": "function", "function": {
+            "name": "send",
+            "description": "Send a text message to a conversation on one of Tapwire's phones or platforms.",
+            "parameters": {"type": "object", "properties": send_params, "required": ["target", "conversation", "text"]},
+        }},
+        {"type": "function", "function": {
+            "name": "forward",
+            "description": "Forward the message being answered (its text, images and files) to another conversation.",
+            "parameters": {"type": "object", "properties": place, "required": ["target", "conversation"]},
+        }},
+    ])
+}
+
+/// A function the model called, its arguments joined.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCall {
+    pub name: String,
+    pub arguments: String,
 }
 
 pub fn body(request: &Request<'_>) -> Value {
@@ -41,6 +77,9 @@ pub fn body(request: &Request<'_>) -> Value {
     if let Some(temperature) = request.temperature {
         body["temperature"] = json!(temperature);
     }
+    if request.tools {
+        body["tools"] = tools();
+    }
     body
 }
 
@@ -48,6 +87,7 @@ pub fn body(request: &Request<'_>) -> Value {
 #[derive(Debug, Default)]
 pub struct Reader {
     pub text: String,
+    pub tool_calls: Vec<ToolCall>,
     /// A choice said why it stopped: a stream ending without `[DONE]` after this is
     /// still whole (some compatible servers leave `[DONE]` out).
     finished: bool,
@@ -81,6 +121,31 @@ impl Reader {
             .and_then(Value::as_str)
         {
             self.text.push_str(piece);
+        }
+        let calls = choice
+            .get("delta")
+            .and_then(|d| d.get("tool_calls"))
+            .and_then(Value::as_array);
+        for call in calls.into_iter().flatten() {
+            let index = call
+                .get("index")
+                .and_then(Value::as_u64)
+                .and_then(|i| usize::try_from(i).ok())
+                .unwrap_or(self.tool_calls.len());
+            if index > 64 {
+                return Err(format!("tool call index {index} is past any sane answer"));
+            }
+            if self.tool_calls.len() <= index {
+                self.tool_calls.resize(index + 1, ToolCall::default());
+            }
+            let function = call.get("function");
+            let field = |name: &str| function.and_then(|f| f.get(name)).and_then(Value::as_str);
+            if let Some(name) = field("name") {
+                self.tool_calls[index].name.push_str(name);
+            }
+            if let Some(arguments) = field("arguments") {
+                self.tool_calls[index].arguments.push_str(arguments);
+            }
         }
         if choice
             .get("finish_reason")
@@ -122,7 +187,10 @@ mod tests {
             text: "now",
             max_tokens: Some(100),
             temperature: None,
+            tools: true,
         });
+        assert_eq!(body["tools"][0]["function"]["name"], "send");
+        assert_eq!(body["tools"][1]["function"]["name"], "forward");
         assert_eq!(body["stream"], true);
         assert_eq!(body["max_tokens"], 100);
         assert!(body.get("temperature").is_none());
@@ -161,5 +229,34 @@ mod tests {
             .expect("an error");
         assert!(error.contains("overloaded"), "{error}");
         assert!(failing.on_event(&data("not json")).is_err());
+    }
+
+    #[test]
+    fn tool_call_fragments_are_joined_per_index() {
+        let mut reader = Reader::default();
+        for chunk in [
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"send","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"target\":"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"c2","function":{"name":"forward","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"ops\"}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ] {
+            assert!(matches!(reader.on_event(&data(chunk)), Ok(Flow::More)));
+        }
+        assert_eq!(
+            reader.tool_calls,
+            [
+                ToolCall {
+                    name: "send".into(),
+                    arguments: "{\"target\":\"ops\"}".into()
+                },
+                ToolCall {
+                    name: "forward".into(),
+                    arguments: "{}".into()
+                },
+            ]
+        );
+        assert!(reader.text.is_empty());
+        assert!(reader.at_end().is_ok());
     }
 }

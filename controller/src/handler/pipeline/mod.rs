@@ -358,7 +358,8 @@ impl Pipeline {
         }
         let known = |target: &Target| -> Result<(), String> {
             let (scene, command) = target.columns();
-            if scene == "*" {
+            // `llm send` / `llm forward` are the LLM handlers' tools, not a plugin's.
+            if scene == "*" || scene == crate::handler::llm::TOOL_SCENE {
                 return Ok(());
             }
             let Some(found) = registry.scene(scene) else {
