@@ -786,6 +786,11 @@ mod tests {
             answer(&setup, "help", "张伟", "grant 李娜 ghosts").await,
             ["No scene \"ghosts\"."]
         );
+        // The LLM handlers' tools are granted like a plugin's commands.
+        assert_eq!(
+            answer(&setup, "help", "张伟", "grant 李娜 llm send").await,
+            ["Granted wechat:李娜 llm send."]
+        );
         setup.handlers.plugins.shutdown().await;
     }
 }
