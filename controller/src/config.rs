@@ -293,12 +293,17 @@ impl Config {
                 }
                 HandlerConfig::Webhook(_)
                 | HandlerConfig::Forward(_)
-                | HandlerConfig::Pieces(_) => {}
+                | HandlerConfig::Pieces(_)
+                | HandlerConfig::Llm(_) => {}
             }
         }
         for grant in &self.permissions.grants {
             let (at, grant) = (grant.span().start, grant.get_ref());
-            if grant.scene != "*" && !plugins.contains(grant.scene.as_str()) {
+            // `llm` is the scene of the LLM handlers' tools (send, forward).
+            if grant.scene != "*"
+                && grant.scene != crate::handler::llm::TOOL_SCENE
+                && !plugins.contains(grant.scene.as_str())
+            {
                 errors.push(self.invalid_at(
                     at,
                     format!(

@@ -9,6 +9,7 @@
 //! its line in [`build`].
 
 pub mod forward;
+pub mod llm;
 pub mod pieces;
 pub mod pipeline;
 pub mod plugin;
@@ -24,9 +25,10 @@ use crate::event::{Action, Event, HandlerAction};
 use crate::format::TextFormat;
 use crate::permission::{Access, Grant};
 use crate::plugin::PluginHost;
-use crate::store::{DeadLetterInfo, SharedStore, StoreError};
+use crate::store::{DeadLetterInfo, SharedStore, StoreError, Turn};
 
 pub use forward::{Forward, ForwardConfig, Template};
+pub use llm::{Llm, LlmConfig};
 pub use pieces::{Pieces, PiecesConfig};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use plugin::{PluginHandler, PluginHandlerConfig};
@@ -62,6 +64,8 @@ pub enum HandlerConfig {
     Forward(ForwardConfig),
     /// Answers with configured pieces written over time (trying out streaming displays).
     Pieces(PiecesConfig),
+    /// Asks a chat model (OpenAI-compatible or Dify), streaming, with memory.
+    Llm(LlmConfig),
 }
 
 /// What a handler's section may ask of the rest of the config while it is checked.
@@ -105,6 +109,7 @@ impl HandlerConfig {
             HandlerConfig::Plugin(_) => Vec::new(),
             HandlerConfig::Forward(f) => f.check(scope),
             HandlerConfig::Pieces(p) => p.check(),
+            HandlerConfig::Llm(l) => l.check(name),
         }
     }
 }
@@ -119,6 +124,7 @@ pub fn build(name: &str, config: &HandlerConfig) -> Result<Box<dyn Handler>, Str
         HandlerConfig::Plugin(p) => Box::new(PluginHandler::new(p)),
         HandlerConfig::Forward(f) => Box::new(Forward::new(f)?),
         HandlerConfig::Pieces(p) => Box::new(Pieces::new(p)),
+        HandlerConfig::Llm(l) => Box::new(Llm::new(name, l)?),
     })
 }
 
@@ -214,6 +220,23 @@ impl HandlerContext<'_> {
 
     pub fn plugins(&self) -> &PluginHost {
         &self.handlers.plugins
+    }
+
+    /// The last `limit` turns of a conversation's memory (see [`Store::llm_turns`]).
+    ///
+    /// [`Store::llm_turns`]: crate::store::Store::llm_turns
+    pub async fn llm_turns(&self, key: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
+        self.handlers.store.llm_turns(key, limit).await
+    }
+
+    /// Remembers `turns`, keeping the newest `keep` under `key`.
+    pub async fn push_llm_turns(
+        &self,
+        key: &str,
+        turns: &[Turn],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        self.handlers.store.push_llm_turns(key, turns, keep).await
     }
 
     /// The text format the phone or adapter `target` shows.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     ActionStatus, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError, StoredAction,
-    action_id, action_key, dead_letter_id, replay_key,
+    Turn, action_id, action_key, dead_letter_id, replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;
@@ -29,6 +29,7 @@ struct State {
     watermarks: HashMap<(String, String), String>,
     dead: Vec<(DeadLetter, &'static str)>,
     grants: BTreeMap<(String, String, String), Grant>,
+    llm_turns: HashMap<String, Vec<Turn>>,
 }
 
 impl State {
@@ -337,6 +338,26 @@ impl Store for MemoryStore {
         _error: Option<&str>,
     ) -> Result<(), StoreError> {
         self.state().set_status(id, status);
+        Ok(())
+    }
+
+    async fn llm_turns(&self, key: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
+        let state = self.state();
+        let turns = state.llm_turns.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        Ok(turns[turns.len().saturating_sub(limit)..].to_vec())
+    }
+
+    async fn push_llm_turns(
+        &self,
+        key: &str,
+        turns: &[Turn],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let kept = state.llm_turns.entry(key.to_string()).or_default();
+        kept.extend_from_slice(turns);
+        let excess = kept.len().saturating_sub(keep);
+        kept.drain(..excess);
         Ok(())
     }
 }

@@ -99,6 +99,23 @@ pub struct DeadLetterInfo {
 }
 
 /// An event a handler gave up on, waiting for `tapwire dlq replay` or `drop`.
+/// One turn of an LLM conversation as its memory keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// `user` or `assistant` (what chat APIs call a message's role).
+    pub role: String,
+    pub text: String,
+}
+
+impl Turn {
+    pub fn new(role: impl Into<String>, text: impl Into<String>) -> Turn {
+        Turn {
+            role: role.into(),
+            text: text.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub id: String,
@@ -234,6 +251,18 @@ pub trait Store: Send + Sync {
         id: &str,
         status: ActionStatus,
         error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// The last `limit` turns kept under `key` (an LLM handler's conversation), oldest
+    /// first.
+    async fn llm_turns(&self, key: &str, limit: usize) -> Result<Vec<Turn>, StoreError>;
+
+    /// Appends `turns` under `key`, then keeps only the newest `keep` of them.
+    async fn push_llm_turns(
+        &self,
+        key: &str,
+        turns: &[Turn],
+        keep: usize,
     ) -> Result<(), StoreError>;
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     ActionStatus, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError, StoredAction,
-    action_id, action_key, dead_letter_id, replay_key,
+    Turn, action_id, action_key, dead_letter_id, replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;
@@ -464,6 +464,55 @@ impl Store for SqliteStore {
             ..Write::default()
         })
         .await?;
+        Ok(())
+    }
+
+    async fn llm_turns(&self, key: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT role, text FROM (SELECT seq, role, text FROM llm_turns WHERE key = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        )
+        .bind(key)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Turn {
+                role: row.get(0),
+                text: row.get(1),
+            })
+            .collect())
+    }
+
+    /// One transaction on the writer: a rare write (one per LLM answer), so it takes the
+    /// lock itself as grants do rather than joining the group commit.
+    async fn push_llm_turns(
+        &self,
+        key: &str,
+        turns: &[Turn],
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut writer = self.writer.lock().await;
+        let mut tx = writer.begin().await?;
+        let now = now_rfc3339();
+        for turn in turns {
+            sqlx::query("INSERT INTO llm_turns (key, role, text, created_at) VALUES (?, ?, ?, ?)")
+                .bind(key)
+                .bind(&turn.role)
+                .bind(&turn.text)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "DELETE FROM llm_turns WHERE key = ? AND seq NOT IN (SELECT seq FROM llm_turns WHERE key = ? ORDER BY seq DESC LIMIT ?)",
+        )
+        .bind(key)
+        .bind(key)
+        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 }
@@ -1058,6 +1107,43 @@ mod tests {
             timestamp: now_rfc3339(),
             raw: serde_json::Value::Null,
         }
+    }
+
+    /// The window of turns, the same on both backends: newest kept, oldest first, keys
+    /// apart; and SQLite's outlive a reopen (a restart).
+    #[tokio::test]
+    async fn llm_turns_keep_a_window_per_key_on_both_backends_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let sqlite = SqliteStore::open(&path).await.expect("open");
+        let memory = crate::store::MemoryStore::default();
+        let stores: [&dyn Store; 2] = [&sqlite, &memory];
+        for store in stores {
+            assert!(store.llm_turns("a", 10).await.expect("read").is_empty());
+            for n in 0..3 {
+                let turns = [
+                    Turn::new("user", format!("q{n}")),
+                    Turn::new("assistant", format!("a{n}")),
+                ];
+                store.push_llm_turns("a", &turns, 4).await.expect("push");
+            }
+            store
+                .push_llm_turns("b", &[Turn::new("user", "other")], 4)
+                .await
+                .expect("push");
+            let kept = store.llm_turns("a", 10).await.expect("read");
+            let texts: Vec<&str> = kept.iter().map(|t| t.text.as_str()).collect();
+            assert_eq!(texts, ["q1", "a1", "q2", "a2"]);
+            assert_eq!(kept[0].role, "user");
+            let last = store.llm_turns("a", 1).await.expect("read");
+            assert_eq!(last, [Turn::new("assistant", "a2")]);
+            assert_eq!(store.llm_turns("b", 10).await.expect("read").len(), 1);
+        }
+        drop(sqlite);
+        let reopened = SqliteStore::open(&path).await.expect("reopen");
+        let kept = reopened.llm_turns("a", 10).await.expect("read");
+        assert_eq!(kept.len(), 4, "{kept:?}");
+        assert_eq!(kept[3].text, "a2");
     }
 
     #[tokio::test]

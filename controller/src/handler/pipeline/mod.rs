@@ -358,7 +358,8 @@ impl Pipeline {
         }
         let known = |target: &Target| -> Result<(), String> {
             let (scene, command) = target.columns();
-            if scene == "*" {
+            // `llm send` / `llm forward` are the LLM handlers' tools, not a plugin's.
+            if scene == "*" || scene == crate::handler::llm::TOOL_SCENE {
                 return Ok(());
             }
             let Some(found) = registry.scene(scene) else {
@@ -784,6 +785,11 @@ mod tests {
         assert_eq!(
             answer(&setup, "help", "张伟", "grant 李娜 ghosts").await,
             ["No scene \"ghosts\"."]
+        );
+        // The LLM handlers' tools are granted like a plugin's commands.
+        assert_eq!(
+            answer(&setup, "help", "张伟", "grant 李娜 llm send").await,
+            ["Granted wechat:李娜 llm send."]
         );
         setup.handlers.plugins.shutdown().await;
     }
