@@ -144,6 +144,12 @@ impl PhoneAgent {
             is_group,
             None,
         )?;
+        // Once the chat has been read, an orphan named after it that was not found is
+        // settled by that read: it must not keep the chat marked as having news.
+        let named = self.orphans.len();
+        self.orphans
+            .retain(|o| o.conversation.as_deref() != Some(conversation));
+        self.orphans_changed |= self.orphans.len() != named;
         if std::mem::take(&mut self.orphans_changed) {
             self.sink
                 .keep_orphans(&device, &self.orphans)

@@ -149,7 +149,15 @@ impl PhoneAgent {
         let Some(title) = &row.title else {
             return false;
         };
-        if row.unread.is_unread() || self.unread_seen.contains_key(title) {
+        // A named orphan is news its open cleared from the list; it is kept durably, so
+        // this holds across a restart too.
+        if row.unread.is_unread()
+            || self.unread_seen.contains_key(title)
+            || self
+                .orphans
+                .iter()
+                .any(|o| o.conversation.as_deref() == Some(title.as_str()))
+        {
             return true;
         }
         let (Some(known), Some(preview)) = (self.known.get(title), &row.preview) else {
@@ -482,7 +490,7 @@ pub struct Orphan {
     after_preview: Option<String>,
     /// Whose chat it was, when that could be told: then only that chat's read uses it.
     #[serde(default)]
-    conversation: Option<String>,
+    pub(super) conversation: Option<String>,
 }
 
 impl Orphan {
