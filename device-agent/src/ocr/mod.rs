@@ -68,9 +68,9 @@ pub trait OcrEngine: Send {
 pub fn default_engine() -> Result<Box<dyn OcrEngine>, OcrError> {
     #[cfg(feature = "tesseract")]
     {
-        Ok(Box::new(tesseract::TesseractEngine::new(
-            tesseract::DEFAULT_LANGUAGES,
-        )?))
+        let languages = std::env::var(tesseract::LANGUAGES_ENV)
+            .unwrap_or_else(|_| tesseract::DEFAULT_LANGUAGES.to_string());
+        Ok(Box::new(tesseract::TesseractEngine::new(&languages)?))
     }
     #[cfg(not(feature = "tesseract"))]
     {

@@ -4,8 +4,8 @@
 //! Facts this follows (tesseract's own documentation, `tesseract-ocr/tessdoc`
 //! `ImproveQuality.md` and `tess4/...`): the LSTM models read best when a capital letter is
 //! 20–40 px high, on dark text over a light background with a margin of white around it;
-//! the page segmentation mode should say what the crop holds (7: one line, 6: one block,
-//! 8: one word) instead of letting it analyse a page; a resolution hint stops the "invalid
+//! the page segmentation mode should say what the crop holds (13: one raw line, 6: one
+//! block, 8: one word) instead of letting it analyse a page; a resolution hint stops the "invalid
 //! resolution" guess. Pixels go in raw (`SetImage` with one byte per pixel), so no crop is
 //! encoded as a PNG on the way.
 
@@ -21,6 +21,8 @@ use super::{OcrEngine, OcrError, Recognised, TextLayout};
 
 /// WeChat's UI is Chinese with English and digits mixed in.
 pub const DEFAULT_LANGUAGES: &str = "chi_sim+eng";
+/// Replaces [`DEFAULT_LANGUAGES`] (`chi_sim`, say, or `chi_tra+eng` for traditional script).
+pub const LANGUAGES_ENV: &str = "TAPWIRE_TESSERACT_LANGS";
 
 const NAME: &str = "tesseract";
 
@@ -89,7 +91,9 @@ impl OcrEngine for TesseractEngine {
         }
         if self.psm != Some(layout) {
             let mode = match layout {
-                TextLayout::Line => PageSegMode::PsmSingleLine,
+                // Raw line: one line without tesseract's page heuristics, which now and then
+                // throw a whole short line away as noise in mode 7.
+                TextLayout::Line => PageSegMode::PsmRawLine,
                 TextLayout::Block => PageSegMode::PsmSingleBlock,
                 TextLayout::Word => PageSegMode::PsmSingleWord,
             };
