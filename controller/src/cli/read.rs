@@ -104,7 +104,10 @@ fn dump_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .with_context(|| format!("cannot list {}", path.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "xml" || e == "png" || e == "raw"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "xml" || e == "png" || e == "raw")
+        })
         .collect();
     files.sort();
     anyhow::ensure!(

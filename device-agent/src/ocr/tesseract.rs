@@ -27,12 +27,25 @@ pub const LANGUAGES_ENV: &str = "TAPWIRE_TESSERACT_LANGS";
 const NAME: &str = "tesseract";
 
 /// One loaded tesseract. Not shared between threads: each worker creates its own.
+///
+/// With several languages (`chi_sim+eng`) a second instance holds the first language alone:
+/// tesseract tries each word in every language and, on a short line, now and then prefers
+/// an English guess for Chinese glyphs (`陈静怡` read as `Baste`). A line read with low
+/// confidence is read again by the first language alone and the surer reading kept.
 pub struct TesseractEngine {
-    api: TessBaseApi,
+    api: Api,
+    first_only: Option<Api>,
     languages: String,
+}
+
+struct Api {
+    api: TessBaseApi,
     /// The page segmentation mode set last, so it is set again only when it changes.
     psm: Option<TextLayout>,
 }
+
+/// Below this mean confidence a line is read again by the first language alone.
+const SURE: f32 = 0.80;
 
 impl TesseractEngine {
     /// Loads `languages` (`chi_sim+eng`) from the data directory tesseract was built with, or
@@ -44,17 +57,26 @@ impl TesseractEngine {
         };
         let langs = CString::new(languages)
             .map_err(|_| unavailable(format!("bad language list {languages:?}")))?;
-        let mut api = TessBaseApi::create();
-        if api
-            .init_4(None, Some(&langs), TessOcrEngineMode_OEM_LSTM_ONLY)
-            .is_err()
-        {
-            return Err(unavailable(missing_data_hint(languages)));
-        }
+        let load = |langs: &CString| {
+            let mut api = TessBaseApi::create();
+            match api.init_4(None, Some(langs), TessOcrEngineMode_OEM_LSTM_ONLY) {
+                Ok(()) => Ok(Api { api, psm: None }),
+                Err(_) => Err(unavailable(missing_data_hint(languages))),
+            }
+        };
+        let api = load(&langs)?;
+        let first_only = match languages.split_once('+') {
+            Some((first, _)) => {
+                let first = CString::new(first)
+                    .map_err(|_| unavailable(format!("bad language list {languages:?}")))?;
+                Some(load(&first)?)
+            }
+            None => None,
+        };
         Ok(TesseractEngine {
             api,
+            first_only,
             languages: languages.to_string(),
-            psm: None,
         })
     }
 
@@ -82,13 +104,30 @@ impl OcrEngine for TesseractEngine {
     }
 
     fn recognise(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError> {
-        let (w, h) = (crop.width() as i32, crop.height() as i32);
-        if w < 4 || h < 4 {
+        if crop.width() < 4 || crop.height() < 4 {
             return Ok(Recognised {
                 text: String::new(),
                 confidence: 0.0,
             });
         }
+        let first = self.api.read(crop, layout)?;
+        match &mut self.first_only {
+            Some(alone) if first.confidence < SURE => {
+                let second = alone.read(crop, layout)?;
+                Ok(if second.confidence > first.confidence {
+                    second
+                } else {
+                    first
+                })
+            }
+            _ => Ok(first),
+        }
+    }
+}
+
+impl Api {
+    fn read(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError> {
+        let (w, h) = (crop.width() as i32, crop.height() as i32);
         if self.psm != Some(layout) {
             let mode = match layout {
                 // Raw line: one line without tesseract's page heuristics, which now and then
@@ -102,15 +141,15 @@ impl OcrEngine for TesseractEngine {
         }
         self.api
             .set_image(crop.as_raw(), w, h, 1, w)
-            .map_err(|e| Self::failed(&format!("the crop was refused: {e:?}")))?;
+            .map_err(|e| TesseractEngine::failed(&format!("the crop was refused: {e:?}")))?;
         self.api.set_source_resolution(300);
         self.api
             .recognize()
-            .map_err(|_| Self::failed("recognition failed"))?;
+            .map_err(|_| TesseractEngine::failed("recognition failed"))?;
         let text = self
             .api
             .get_utf8_text()
-            .map_err(|_| Self::failed("no text came back"))?;
+            .map_err(|_| TesseractEngine::failed("no text came back"))?;
         let text = text.as_ref().to_string_lossy().trim_end().to_string();
         let confidence = self.api.mean_text_conf().clamp(0, 100) as f32 / 100.0;
         Ok(Recognised { text, confidence })
@@ -172,7 +211,8 @@ mod tests {
 
     #[test]
     fn a_blank_crop_reads_as_nothing() {
-        let mut engine = TesseractEngine::new(DEFAULT_LANGUAGES).expect("scripts/setup installs it");
+        let mut engine =
+            TesseractEngine::new(DEFAULT_LANGUAGES).expect("scripts/setup installs it");
         let blank = GrayImage::from_pixel(200, 50, image::Luma([255]));
         let read = engine.recognise(&blank, TextLayout::Line).expect("read");
         assert_eq!(read.text, "");

@@ -148,7 +148,9 @@ fn split_lines(gray: &GrayImage, glyph_px: u32) -> Vec<GrayImage> {
     for b in bands {
         let thin = (b.1 - b.0) * 3 < tallest;
         match merged.last_mut() {
-            Some(prev) if b.0 - prev.1 < tallest / 3 && (thin || (prev.1 - prev.0) * 3 < tallest) => {
+            Some(prev)
+                if b.0 - prev.1 < tallest / 3 && (thin || (prev.1 - prev.0) * 3 < tallest) =>
+            {
                 prev.1 = b.1;
             }
             _ => merged.push(b),
@@ -232,7 +234,11 @@ fn is_wide(c: char) -> bool {
 /// The engine's text as WeChat showed it: lines of one paragraph joined (a line break
 /// between two Latin words was a space), spaces the engine put between CJK glyphs dropped.
 pub fn clean(raw: &str) -> String {
-    let lines: Vec<&str> = raw.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let mut joined = String::new();
     for line in lines {
         if let (Some(a), Some(b)) = (joined.chars().last(), line.chars().next())
@@ -249,7 +255,8 @@ pub fn clean(raw: &str) -> String {
         if c == ' ' {
             let before = chars[..i].iter().rev().find(|c| **c != ' ');
             let after = chars[i + 1..].iter().find(|c| **c != ' ');
-            let wide_side = before.is_some_and(|c| is_wide(*c)) || after.is_some_and(|c| is_wide(*c));
+            let wide_side =
+                before.is_some_and(|c| is_wide(*c)) || after.is_some_and(|c| is_wide(*c));
             if wide_side || out.ends_with(' ') {
                 continue;
             }
@@ -280,7 +287,10 @@ mod tests {
     #[test]
     fn cleaning_joins_lines_and_drops_spaces_between_cjk() {
         assert_eq!(clean("这 是 一 条\n很 长 的 消息\n"), "这是一条很长的消息");
-        assert_eq!(clean("A long line to\nwrap: 这是"), "A long line to wrap:这是");
+        assert_eq!(
+            clean("A long line to\nwrap: 这是"),
+            "A long line to wrap:这是"
+        );
         assert_eq!(clean("OK,  I'll send"), "OK, I'll send");
     }
 

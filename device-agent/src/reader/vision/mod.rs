@@ -58,7 +58,10 @@ pub struct Timings {
 }
 
 mod millis {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64() * 1000.0)
     }
 }
@@ -87,7 +90,9 @@ pub fn decode_screenshot(bytes: &[u8]) -> Result<RgbImage, VisionError> {
             .map(u32::from_le_bytes)
     };
     let (Some(w), Some(h), Some(format)) = (word(0), word(1), word(2)) else {
-        return Err(VisionError::Decode("shorter than a raw screencap header".into()));
+        return Err(VisionError::Decode(
+            "shorter than a raw screencap header".into(),
+        ));
     };
     let pixels = (w as usize).saturating_mul(h as usize).saturating_mul(4);
     let header = if bytes.len() == 16 + pixels {
@@ -114,7 +119,10 @@ pub fn decode_screenshot(bytes: &[u8]) -> Result<RgbImage, VisionError> {
 }
 
 /// Reads a screenshot file's bytes (PNG or raw).
-pub fn read_screenshot(bytes: &[u8], engine: &mut dyn OcrEngine) -> Result<VisionReading, VisionError> {
+pub fn read_screenshot(
+    bytes: &[u8],
+    engine: &mut dyn OcrEngine,
+) -> Result<VisionReading, VisionError> {
     let started = Instant::now();
     let img = decode_screenshot(bytes)?;
     let decode = started.elapsed();
@@ -178,14 +186,26 @@ struct Ocr<'a, 'g> {
 
 impl Ocr<'_, '_> {
     /// Reads `rect` (screen pixels) drawn on `fill`; `None` when nothing is written there.
-    fn read(&mut self, rect: Rect, fill: Rgb, layout: TextLayout, emoji: bool) -> Result<Option<(String, usize)>, OcrError> {
+    fn read(
+        &mut self,
+        rect: Rect,
+        fill: Rgb,
+        layout: TextLayout,
+        emoji: bool,
+    ) -> Result<Option<(String, usize)>, OcrError> {
         let started = Instant::now();
         let result = self.read_inner(rect, fill, layout, emoji);
         self.spent += started.elapsed();
         result
     }
 
-    fn read_inner(&mut self, rect: Rect, fill: Rgb, layout: TextLayout, emoji: bool) -> Result<Option<(String, usize)>, OcrError> {
+    fn read_inner(
+        &mut self,
+        rect: Rect,
+        fill: Rgb,
+        layout: TextLayout,
+        emoji: bool,
+    ) -> Result<Option<(String, usize)>, OcrError> {
         let glyph = self.engine.line_px();
         let shape = if layout == TextLayout::Word {
             crop::Shape::Pill
@@ -226,7 +246,11 @@ impl Ocr<'_, '_> {
     }
 
     fn count(&mut self, cells: &segment::Cells) -> Result<Option<u32>, OcrError> {
-        let rect = pad(self.grid.to_rect(cells), self.grid.px(1.0), self.grid.px(1.0));
+        let rect = pad(
+            self.grid.to_rect(cells),
+            self.grid.px(1.0),
+            self.grid.px(1.0),
+        );
         Ok(self
             .read(rect, [0xFA, 0x51, 0x51], TextLayout::Word, false)?
             .and_then(|(t, _)| crop::count(&t)))
@@ -246,8 +270,13 @@ impl Ocr<'_, '_> {
         let mut messages = Vec::new();
         let mut emoji = Vec::new();
         for block in &chat.blocks {
+            // Tesseract now and then ends a short line with a comma or a full stop it did
+            // not see; a name never ends with one in WeChat's sender line.
             let sender = match &block.sender {
-                Some(line) => self.line(line, bg)?,
+                Some(line) => self.line(line, bg)?.map(|name| {
+                    name.trim_end_matches(['，', ',', '.', '。', '、'])
+                        .to_string()
+                }),
                 None => None,
             };
             let (kind, side, text, n) = match block.block {
@@ -339,12 +368,13 @@ impl Ocr<'_, '_> {
         };
         let mut rows = Vec::new();
         for row in &list.rows {
-            let text = |line: &Option<TextLine>, me: &mut Self| -> Result<Option<String>, OcrError> {
-                match line {
-                    Some(l) => me.line(l, row.background),
-                    None => Ok(None),
-                }
-            };
+            let text =
+                |line: &Option<TextLine>, me: &mut Self| -> Result<Option<String>, OcrError> {
+                    match line {
+                        Some(l) => me.line(l, row.background),
+                        None => Ok(None),
+                    }
+                };
             let title = text(&row.title, self)?;
             let preview = text(&row.preview, self)?;
             let time = text(&row.time, self)?;
@@ -389,10 +419,18 @@ pub fn looks_like_time(text: &str) -> bool {
     let clock = t.char_indices().any(|(i, c)| {
         (c == ':' || c == '：')
             && t[..i].chars().last().is_some_and(|c| c.is_ascii_digit())
-            && t[i + c.len_utf8()..].chars().next().is_some_and(|c| c.is_ascii_digit())
+            && t[i + c.len_utf8()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
     });
-    let words = ["昨天", "星期", "周", "年", "月", "日", "上午", "下午", "凌晨", "晚上", "中午"];
-    clock && t.chars().count() <= 20 || (t.chars().count() <= 12 && words.iter().any(|w| t.contains(w)) && t.chars().any(|c| c.is_ascii_digit()))
+    let words = [
+        "昨天", "星期", "周", "年", "月", "日", "上午", "下午", "凌晨", "晚上", "中午",
+    ];
+    clock && t.chars().count() <= 20
+        || (t.chars().count() <= 12
+            && words.iter().any(|w| t.contains(w))
+            && t.chars().any(|c| c.is_ascii_digit()))
 }
 
 /// How the screenshot is taken.
@@ -509,15 +547,27 @@ mod tests {
         for v in [100u32, 100, 1, 1] {
             short.extend_from_slice(&v.to_le_bytes());
         }
-        assert!(matches!(decode_screenshot(&short), Err(VisionError::Decode(_))));
+        assert!(matches!(
+            decode_screenshot(&short),
+            Err(VisionError::Decode(_))
+        ));
     }
 
     #[test]
     fn time_dividers_are_told_from_system_lines() {
-        for t in ["00:32", "昨天 18:30", "星期四 09:44", "2025年12月24日 09:44"] {
+        for t in [
+            "00:32",
+            "昨天 18:30",
+            "星期四 09:44",
+            "2025年12月24日 09:44",
+        ] {
             assert!(looks_like_time(t), "{t}");
         }
-        for t in ["\"Bob\"撤回了一条消息", "王芳邀请李雷加入了群聊", "你已添加了Alice，现在可以开始聊天了。"] {
+        for t in [
+            "\"Bob\"撤回了一条消息",
+            "王芳邀请李雷加入了群聊",
+            "你已添加了Alice，现在可以开始聊天了。",
+        ] {
             assert!(!looks_like_time(t), "{t}");
         }
     }

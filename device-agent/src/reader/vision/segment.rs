@@ -20,11 +20,7 @@ use crate::dump::Rect;
 
 pub type Rgb = [u8; 3];
 
-const OWN_GREENS: [Rgb; 3] = [
-    [0x95, 0xEC, 0x69],
-    [0xA0, 0xE7, 0x5A],
-    [0x3E, 0xB5, 0x75],
-];
+const OWN_GREENS: [Rgb; 3] = [[0x95, 0xEC, 0x69], [0xA0, 0xE7, 0x5A], [0x3E, 0xB5, 0x75]];
 const OTHERS_LIGHT: Rgb = [0xFF, 0xFF, 0xFF];
 const OTHERS_DARK: Rgb = [0x2C, 0x2C, 0x2C];
 const ORANGES: [Rgb; 2] = [[0xFA, 0x9D, 0x3B], [0xC8, 0x7D, 0x2F]];
@@ -145,7 +141,7 @@ impl<'a> Grid<'a> {
 }
 
 /// Connected components (4-neighbours) of the cells `pick` accepts inside `area`.
-fn components(grid: &Grid<'_>, area: Cells, pick: impl Fn(i32, i32) -> bool) -> Vec<Component> {
+fn components(area: Cells, pick: impl Fn(i32, i32) -> bool) -> Vec<Component> {
     let (aw, ah) = (area.w().max(0), area.h().max(0));
     let mut seen = vec![false; (aw * ah) as usize];
     let mut out = Vec::new();
@@ -287,7 +283,6 @@ fn find_bar(grid: &Grid<'_>) -> Option<Bar> {
 /// 45 % of the width, starting in the left third.
 fn input_field(grid: &Grid<'_>, run: &Run) -> Option<Cells> {
     let comps = components(
-        grid,
         Cells {
             x0: 0,
             y0: run.y0,
@@ -351,10 +346,19 @@ impl TextLine {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Block {
     /// A text bubble; `body` is the bubble without its tail, in screen pixels.
-    Bubble { own: bool, fill: Rgb, body: Rect },
-    RedPacket { own: bool, body: Rect },
+    Bubble {
+        own: bool,
+        fill: Rgb,
+        body: Rect,
+    },
+    RedPacket {
+        own: bool,
+        body: Rect,
+    },
     /// A picture or a sticker: drawn without a bubble.
-    Picture { own: bool },
+    Picture {
+        own: bool,
+    },
     /// Centred grey text: a time divider or a system line (the text tells which).
     Centre(TextLine),
 }
@@ -422,7 +426,7 @@ pub fn segment(grid: &Grid<'_>) -> Layout {
 
 /// Rows of `area` holding ink (cells unlike their row's background), as bands; gaps up to
 /// `join` rows are bridged.
-fn ink_bands(grid: &Grid<'_>, area: Cells, ink: impl Fn(i32, i32) -> bool, join: i32) -> Vec<Cells> {
+fn ink_bands(area: Cells, ink: impl Fn(i32, i32) -> bool, join: i32) -> Vec<Cells> {
     let mut bands: Vec<Cells> = Vec::new();
     for y in area.y0..area.y1 {
         let xs: Vec<i32> = (area.x0..area.x1).filter(|&x| ink(x, y)).collect();
@@ -444,7 +448,7 @@ fn ink_bands(grid: &Grid<'_>, area: Cells, ink: impl Fn(i32, i32) -> bool, join:
 }
 
 /// Splits a band into clusters of ink separated by at least `gap` empty columns.
-fn clusters(grid: &Grid<'_>, band: Cells, ink: impl Fn(i32, i32) -> bool, gap: i32) -> Vec<Cells> {
+fn clusters(band: Cells, ink: impl Fn(i32, i32) -> bool, gap: i32) -> Vec<Cells> {
     let mut out: Vec<Cells> = Vec::new();
     for x in band.x0..band.x1 {
         let ys: Vec<i32> = (band.y0..band.y1).filter(|&y| ink(x, y)).collect();
@@ -462,7 +466,6 @@ fn clusters(grid: &Grid<'_>, band: Cells, ink: impl Fn(i32, i32) -> bool, gap: i
             _ => out.push(col),
         }
     }
-    let _ = grid;
     out
 }
 
@@ -505,11 +508,10 @@ fn title_band(grid: &Grid<'_>, limit: i32) -> Option<Cells> {
         x1: grid.w,
         y1: limit.min(grid.h),
     };
-    let bands = ink_bands(grid, top, |x, y| grid.is_ink(x, y), 1);
+    let bands = ink_bands(top, |x, y| grid.is_ink(x, y), 1);
     let centre = grid.w / 2;
     bands.into_iter().find(|b| {
-        b.h() >= 6
-            && (b.y0..b.y1).any(|y| (centre - 30..centre + 30).any(|x| grid.is_ink(x, y)))
+        b.h() >= 6 && (b.y0..b.y1).any(|y| (centre - 30..centre + 30).any(|x| grid.is_ink(x, y)))
     })
 }
 
@@ -520,7 +522,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
     // The title bar: within the top 130 dp (status bar + action bar on any phone); the
     // message list starts under it.
     let title_band = title_band(grid, 130.min(bar.cells.y0));
-    let area = Cells {
+    let mut area = Cells {
         x0: 0,
         y0: title_band.map_or(0, |b| b.y1 + 2),
         x1: grid.w,
@@ -532,7 +534,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
     let mut back_badge = None;
     if let Some(band) = title_band {
         let ink = |x: i32, y: i32| grid.is_ink(x, y);
-        let parts = clusters(grid, band, ink, 6);
+        let parts = clusters(band, ink, 6);
         let centre = grid.w / 2;
         for part in parts {
             let red = count_cells(grid, part, |c| near(c, RED, 30)) * 2 > part.w() * part.h();
@@ -546,6 +548,30 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
                     None => text_line(grid, part, bg),
                 });
             }
+        }
+    }
+
+    // Where the message list begins: the title bar's lower edge. Android centres the status
+    // bar's icons in the status bar and WeChat its title in the action bar below it, so the
+    // action bar ends as far below the title's middle as it begins above it. A line cut by
+    // that edge is then seen touching the list's top, as a cut bubble is.
+    if let (Some(band), Some(t)) = (title_band, title) {
+        let status = ink_bands(
+            Cells {
+                x0: 0,
+                y0: 0,
+                x1: grid.w,
+                y1: band.y0,
+            },
+            |x, y| grid.is_ink(x, y),
+            1,
+        );
+        let status_bottom = status.first().map_or(0, |s| s.y0 + s.y1);
+        let title_mid2 = t.cells.y0 + t.cells.y1;
+        let list_top = title_mid2 - status_bottom;
+        tracing::trace!(?band, title = ?t.cells, ?status, list_top, "title bar");
+        if list_top > band.y1 && list_top < area.y1 {
+            area.y0 = list_top;
         }
     }
 
@@ -566,7 +592,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
 
     let mut blocks: Vec<ChatBlock> = Vec::new();
     let mut taken: Vec<Cells> = Vec::new();
-    let oranges: Vec<Component> = components(grid, area, |x, y| class(x, y) == Class::Orange)
+    let oranges: Vec<Component> = components(area, |x, y| class(x, y) == Class::Orange)
         .into_iter()
         .filter(|c| c.cells.w() >= 40 && c.cells.h() >= 20 && c.fill() > 0.5)
         .collect();
@@ -597,9 +623,12 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
         });
     }
     for (want, own) in [(Class::Own, true), (Class::Others, false)] {
-        for comp in components(grid, area, |x, y| class(x, y) == want) {
+        for comp in components(area, |x, y| class(x, y) == want) {
             let c = comp.cells;
-            if c.w() < 16 || c.h() < 14 || comp.fill() < 0.3 || taken.iter().any(|t| overlaps(t, &c))
+            if c.w() < 16
+                || c.h() < 14
+                || comp.fill() < 0.3
+                || taken.iter().any(|t| overlaps(t, &c))
             {
                 continue;
             }
@@ -629,19 +658,28 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
     // Avatars: what stands in the strips at either edge. A name or a picture may touch an
     // avatar (nothing between them but the edge), so the avatar column ends where others'
     // bubbles begin: at their tails' tips.
-    let not_taken = |x: i32, y: i32| class(x, y) != Class::Bg && !taken.iter().any(|t| contains(t, x, y));
+    let not_taken =
+        |x: i32, y: i32| class(x, y) != Class::Bg && !taken.iter().any(|t| contains(t, x, y));
     let strip = 56;
     let left_tips: Vec<i32> = blocks
         .iter()
         .filter_map(|b| match b.block {
-            Block::Bubble { own: false, fill, body } => Some(tail_tip(grid, &body, fill, false)),
+            Block::Bubble {
+                own: false,
+                fill,
+                body,
+            } => Some(tail_tip(grid, &body, fill, false)),
             _ => None,
         })
         .collect();
-    let left_edge = left_tips.iter().copied().min().unwrap_or(grid.px(strip as f32));
+    let left_edge = left_tips
+        .iter()
+        .copied()
+        .min()
+        .unwrap_or(grid.px(strip as f32));
     let mut avatar_rows: Vec<(i32, i32)> = Vec::new();
     for (x0, x1) in [(0, strip), (grid.w - strip, grid.w)] {
-        for comp in components(grid, Cells { x0, x1, ..area }, not_taken) {
+        for comp in components(Cells { x0, x1, ..area }, not_taken) {
             if comp.cells.w() >= 20 && (comp.cells.h() >= 20 || touches(&comp.cells, &area)) {
                 avatar_rows.push((comp.cells.y0, comp.cells.y1));
             }
@@ -654,7 +692,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
     };
     let left_over = |x: i32, y: i32| not_taken(x, y) && !in_avatar(x, y);
     let mut glyphs: Vec<Cells> = Vec::new();
-    for comp in components(grid, area, left_over) {
+    for comp in components(area, left_over) {
         let c = comp.cells;
         if c.w() >= 40 && c.h() >= 40 {
             if !touches(&c, &area) {
@@ -695,19 +733,26 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
     // Names: just above a left message, starting where it starts.
     for i in 0..blocks.len() {
         let own = match blocks[i].block {
-            Block::Bubble { own, .. } | Block::RedPacket { own, .. } | Block::Picture { own } => own,
+            Block::Bubble { own, .. } | Block::RedPacket { own, .. } | Block::Picture { own } => {
+                own
+            }
             Block::Centre(_) => continue,
         };
         if own {
             continue;
         }
         let b = blocks[i].cells;
-        let above = if i > 0 { blocks[i - 1].cells.y1 } else { area.y0 };
+        let above = if i > 0 {
+            blocks[i - 1].cells.y1
+        } else {
+            area.y0
+        };
         if let Some((j, l)) = lines.iter().enumerate().find(|(j, l)| {
             !used[*j]
                 && l.y1 <= b.y0 + 1
                 && l.y1 >= b.y0 - 12
                 && l.y0 >= above
+                && l.y0 > area.y0 + 4
                 && (l.x0 - b.x0).abs() <= 12
                 && l.h() <= 24
         }) {
@@ -717,11 +762,41 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
             blocks[i].sender = Some(line);
         }
     }
+    // A group member's message whose name line the list's top edge cuts or hides is not
+    // whole: who wrote it cannot be read, so it is left out as a cut bubble is.
+    let group = blocks.iter().any(|b| b.sender.is_some());
+    let near_top = |c: &Cells| c.y0 - area.y0 < 26;
+    let cut_names: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(j, l)| !used[*j] && l.y0 <= area.y0 + 4)
+        .map(|(j, _)| j)
+        .collect();
+    blocks.retain(|b| {
+        let left = matches!(
+            b.block,
+            Block::Bubble { own: false, .. }
+                | Block::RedPacket { own: false, .. }
+                | Block::Picture { own: false }
+        );
+        let name_cut = cut_names.iter().any(|&j| {
+            lines[j].y1 <= b.cells.y0 + 1
+                && lines[j].y1 >= b.cells.y0 - 12
+                && (lines[j].x0 - b.cells.x0).abs() <= 12
+        });
+        !(left && b.sender.is_none() && (name_cut || (group && near_top(&b.cells))))
+    });
+    for j in cut_names {
+        used[j] = true;
+    }
+
+    tracing::trace!(?area, ?lines, "lines");
     // Centred grey lines: time dividers and system lines; consecutive ones are one item.
     let centre = grid.w / 2;
     let mut centred: Vec<Cells> = Vec::new();
     for (j, l) in lines.iter().enumerate() {
-        if used[j] || touches(l, &area) {
+        // The list's top is estimated: a line starting just under it was cut.
+        if used[j] || l.y0 <= area.y0 + 4 || l.y1 >= area.y1 {
             continue;
         }
         let mid = (l.x0 + l.x1) / 2;
@@ -733,7 +808,12 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
             continue;
         }
         match centred.last_mut() {
-            Some(prev) if l.y0 - prev.y1 <= 8 && !blocks.iter().any(|b| b.cells.y0 >= prev.y1 && b.cells.y0 < l.y0) => {
+            Some(prev)
+                if l.y0 - prev.y1 <= 8
+                    && !blocks
+                        .iter()
+                        .any(|b| b.cells.y0 >= prev.y1 && b.cells.y0 < l.y0) =>
+            {
                 *prev = prev.union(l);
             }
             _ => centred.push(*l),
@@ -759,7 +839,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
     };
     let field_has_text =
         count_cells(grid, inner, |c| (lum(c) - lum(field_colour)).abs() > 60.0) > 3;
-    let send_button = components(grid, bar.cells, |x, y| near(grid.at(x, y), BRAND, 30))
+    let send_button = components(bar.cells, |x, y| near(grid.at(x, y), BRAND, 30))
         .into_iter()
         .filter(|c| c.cells.w() >= 20 && c.cells.h() >= 12 && c.fill() > 0.5)
         .map(|c| c.cells)
@@ -921,7 +1001,8 @@ fn tail_tip(grid: &Grid<'_>, body: &Rect, fill: Rgb, right: bool) -> i32 {
 fn square_corners(grid: &Grid<'_>, body: &Rect, fill: Rgb) -> bool {
     let same = |x: i32, y: i32| grid.pixel(x, y).is_some_and(|p| near(p, fill, 8));
     let (l, r) = (body.left + 1, body.right - 2);
-    (same(l, body.top) && same(r, body.top)) || (same(l, body.bottom - 1) && same(r, body.bottom - 1))
+    (same(l, body.top) && same(r, body.top))
+        || (same(l, body.bottom - 1) && same(r, body.bottom - 1))
 }
 
 fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
@@ -932,7 +1013,7 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
         x1: grid.w / 4,
         y1: bar.cells.y1,
     };
-    let tab_badge = components(grid, first_tab, |x, y| near(grid.at(x, y), RED, 30))
+    let tab_badge = components(first_tab, |x, y| near(grid.at(x, y), RED, 30))
         .into_iter()
         .filter(|c| c.cells.h() >= 10)
         .map(|c| c.cells)
@@ -951,7 +1032,7 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
         x1: 70,
         ..area
     };
-    let mut avatars: Vec<Cells> = components(grid, left_strip, |x, y| {
+    let mut avatars: Vec<Cells> = components(left_strip, |x, y| {
         grid.is_ink(x, y) && !near(grid.at(x, y), RED, 30)
     })
     .into_iter()
@@ -966,7 +1047,11 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
         if (a.h() as f32) < 0.85 * a.w() as f32 || touches(a, &area) {
             continue;
         }
-        let gap_above = if i > 0 { (a.y0 - avatars[i - 1].y1) / 2 } else { 10 };
+        let gap_above = if i > 0 {
+            (a.y0 - avatars[i - 1].y1) / 2
+        } else {
+            10
+        };
         let gap_below = avatars.get(i + 1).map_or(10, |n| (n.y0 - a.y1) / 2);
         let cells = Cells {
             x0: 0,
@@ -982,7 +1067,7 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
             x1: a.x1 + 16,
             y1: a.y0 + 16,
         };
-        let red = components(grid, corner, |x, y| near(grid.at(x, y), RED, 30))
+        let red = components(corner, |x, y| near(grid.at(x, y), RED, 30))
             .into_iter()
             .map(|c| c.cells)
             .max_by_key(|c| c.w() * c.h());
@@ -1006,7 +1091,7 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
         let lower = Cells { y0: mid, ..text };
         let mut title = None;
         let mut time = None;
-        let mut up = clusters(grid, tight(grid, upper, ink), ink, 9);
+        let mut up = clusters(tight(upper, ink), ink, 9);
         if let Some(last) = up.last()
             && up.len() > 1
             && last.x1 >= grid.w - 20
@@ -1018,7 +1103,7 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
             let all = up.iter().fold(*first, |acc, c| acc.union(c));
             title = Some(text_line(grid, all, background));
         }
-        let mut down = clusters(grid, tight(grid, lower, ink), ink, 9);
+        let mut down = clusters(tight(lower, ink), ink, 9);
         let mut muted = false;
         if let Some(last) = down.last()
             && last.x1 >= grid.w - 20
@@ -1046,7 +1131,7 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
     ListLayout {
         title: title_band.and_then(|band| {
             let centre = grid.w / 2;
-            clusters(grid, band, |x, y| grid.is_ink(x, y), 6)
+            clusters(band, |x, y| grid.is_ink(x, y), 6)
                 .into_iter()
                 .filter(|c| c.x0 < centre + 20 && c.x1 > centre - 20)
                 .reduce(|a, b| a.union(&b))
@@ -1064,15 +1149,21 @@ fn reddish(c: Rgb) -> bool {
 }
 
 /// `area` shrunk to the rows that hold ink.
-fn tight(grid: &Grid<'_>, area: Cells, ink: impl Fn(i32, i32) -> bool) -> Cells {
-    ink_bands(grid, area, &ink, 3)
+fn tight(area: Cells, ink: impl Fn(i32, i32) -> bool) -> Cells {
+    ink_bands(area, &ink, 3)
         .into_iter()
         .reduce(|a, b| a.union(&b))
-        .map_or(Cells { y1: area.y0, ..area }, |b| Cells {
-            x0: area.x0,
-            x1: area.x1,
-            ..b
-        })
+        .map_or(
+            Cells {
+                y1: area.y0,
+                ..area
+            },
+            |b| Cells {
+                x0: area.x0,
+                x1: area.x1,
+                ..b
+            },
+        )
 }
 
 impl Cells {
