@@ -17,9 +17,12 @@
 pub mod crop;
 pub mod segment;
 
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
 use self::segment::{Block, ChatLayout, Grid, Layout, ListLayout, Rgb, TextLine};
@@ -53,7 +56,7 @@ pub struct Timings {
     pub segment: Duration,
     #[serde(with = "millis")]
     pub ocr: Duration,
-    /// Crops handed to the engine.
+    /// Lines of text cut out: read by the engine, or found in the [`LineCache`].
     pub crops: usize,
 }
 
@@ -118,21 +121,60 @@ pub fn decode_screenshot(bytes: &[u8]) -> Result<RgbImage, VisionError> {
     RgbImage::from_raw(w, h, rgb).ok_or_else(|| VisionError::Decode("raw size mismatch".into()))
 }
 
+/// Lines already read, by their pixels: a chat read again after one new message shows
+/// mostly the lines it showed before (moved up, but each line is cut to its own ink, so
+/// its picture is the same), and only the new ones go to the engine.
+#[derive(Default)]
+pub struct LineCache {
+    lines: HashMap<u64, String>,
+    /// Lines read from the cache since it was made.
+    pub hits: usize,
+}
+
+impl LineCache {
+    /// Enough for several screens of several chats; cleared whole when full.
+    const MAX: usize = 4096;
+
+    fn key(image: &GrayImage, layout: TextLayout) -> u64 {
+        let mut h = DefaultHasher::new();
+        (image.dimensions(), image.as_raw(), layout as u8).hash(&mut h);
+        h.finish()
+    }
+}
+
 /// Reads a screenshot file's bytes (PNG or raw).
 pub fn read_screenshot(
     bytes: &[u8],
     engine: &mut dyn OcrEngine,
 ) -> Result<VisionReading, VisionError> {
+    read_screenshot_cached(bytes, engine, None)
+}
+
+/// [`read_screenshot`], taking lines read before from `cache` and keeping new ones there.
+pub fn read_screenshot_cached(
+    bytes: &[u8],
+    engine: &mut dyn OcrEngine,
+    cache: Option<&mut LineCache>,
+) -> Result<VisionReading, VisionError> {
     let started = Instant::now();
     let img = decode_screenshot(bytes)?;
     let decode = started.elapsed();
-    let mut reading = read_image(&img, engine)?;
+    let mut reading = read_image_cached(&img, engine, cache)?;
     reading.timings.decode = decode;
     Ok(reading)
 }
 
 /// Reads a decoded screenshot.
 pub fn read_image(img: &RgbImage, engine: &mut dyn OcrEngine) -> Result<VisionReading, OcrError> {
+    read_image_cached(img, engine, None)
+}
+
+/// [`read_image`] with a [`LineCache`].
+pub fn read_image_cached(
+    img: &RgbImage,
+    engine: &mut dyn OcrEngine,
+    cache: Option<&mut LineCache>,
+) -> Result<VisionReading, OcrError> {
     let started = Instant::now();
     let grid = Grid::new(img);
     let layout = segment::segment(&grid);
@@ -140,6 +182,7 @@ pub fn read_image(img: &RgbImage, engine: &mut dyn OcrEngine) -> Result<VisionRe
     let mut ocr = Ocr {
         grid: &grid,
         engine,
+        cache,
         spent: Duration::ZERO,
         crops: 0,
     };
@@ -180,6 +223,7 @@ pub fn read_image(img: &RgbImage, engine: &mut dyn OcrEngine) -> Result<VisionRe
 struct Ocr<'a, 'g> {
     grid: &'a Grid<'g>,
     engine: &'a mut dyn OcrEngine,
+    cache: Option<&'a mut LineCache>,
     spent: Duration,
     crops: usize,
 }
@@ -229,8 +273,22 @@ impl Ocr<'_, '_> {
             } else {
                 TextLayout::Line
             };
+            let key = LineCache::key(image, line_layout);
+            if let Some(cache) = self.cache.as_deref_mut()
+                && let Some(text) = cache.lines.get(&key)
+            {
+                lines.push(text.clone());
+                cache.hits += 1;
+                continue;
+            }
             let read = self.engine.recognise(image, line_layout)?;
             tracing::trace!(crop = self.crops, text = %read.text, confidence = read.confidence, "read");
+            if let Some(cache) = self.cache.as_deref_mut() {
+                if cache.lines.len() >= LineCache::MAX {
+                    cache.lines.clear();
+                }
+                cache.lines.insert(key, read.text.clone());
+            }
             lines.push(read.text);
         }
         Ok(Some((crop::clean(&lines.join("\n")), prepared.emoji)))
@@ -458,6 +516,7 @@ pub struct VisionReader {
     capture: Capture,
     name: String,
     last: Option<Timings>,
+    cache: LineCache,
 }
 
 impl VisionReader {
@@ -470,6 +529,7 @@ impl VisionReader {
             capture,
             name,
             last: None,
+            cache: LineCache::default(),
         }
     }
 
@@ -488,7 +548,11 @@ impl ScreenReader for VisionReader {
             let started = Instant::now();
             let out = phone.shell(self.capture.command())?;
             let taken = started.elapsed();
-            match read_screenshot(&out.stdout, self.engine.as_mut()) {
+            match read_screenshot_cached(
+                &out.stdout,
+                self.engine.as_mut(),
+                Some(&mut self.cache),
+            ) {
                 Ok(mut reading) => {
                     reading.timings.decode += taken;
                     tracing::debug!(
