@@ -78,8 +78,14 @@ fn screens() -> Vec<Shot> {
             let before = device.screencap_png().expect("png");
             device.with(|st| {
                 let ts = st.clock.now();
-                st.wechat
-                    .incoming(chat, true, Some("Bob"), "新的一条：5 点见", MsgKind::Text, ts);
+                st.wechat.incoming(
+                    chat,
+                    true,
+                    Some("Bob"),
+                    "新的一条：5 点见",
+                    MsgKind::Text,
+                    ts,
+                );
             });
             shots.push(Shot {
                 name: format!("{chat}-{theme:?}").to_lowercase(),
@@ -103,7 +109,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let shots = screens();
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-vision"));
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/bench-vision"
+    ));
     std::fs::create_dir_all(&dir).expect("output dir");
     for s in &shots {
         std::fs::write(dir.join(format!("{}.png", s.name)), &s.png).expect("write PNG");

@@ -32,7 +32,7 @@ pub enum TextLayout {
 pub struct Recognised {
     /// The text, lines joined with `\n`, without the engine's trailing newline.
     pub text: String,
-    /// The engine's mean confidence, 0–1.
+    /// The engine's confidence in its least sure word, 0–1.
     pub confidence: f32,
 }
 

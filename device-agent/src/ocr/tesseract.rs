@@ -31,7 +31,8 @@ const NAME: &str = "tesseract";
 /// With several languages (`chi_sim+eng`) a second instance holds the first language alone:
 /// tesseract tries each word in every language and, on a short line, now and then prefers
 /// an English guess for Chinese glyphs (`陈静怡` read as `Baste`). A line read with low
-/// confidence is read again by the first language alone and the surer reading kept.
+/// confidence (its least sure word) is read again by the first language alone, and that
+/// reading kept when it found more glyphs of its own script.
 pub struct TesseractEngine {
     api: Api,
     first_only: Option<Api>,
@@ -44,7 +45,8 @@ struct Api {
     psm: Option<TextLayout>,
 }
 
-/// Below this mean confidence a line is read again by the first language alone.
+/// Below this confidence (of a line's least sure word) a line is read again by the first
+/// language alone.
 const SURE: f32 = 0.80;
 
 impl TesseractEngine {
@@ -113,8 +115,11 @@ impl OcrEngine for TesseractEngine {
         let first = self.api.read(crop, layout)?;
         match &mut self.first_only {
             Some(alone) if first.confidence < SURE => {
+                // Confidences of two models do not compare well; what does is that the first
+                // language alone (Chinese, which knows Latin letters too) saw glyphs of its
+                // own script where the mix saw Latin ones.
                 let second = alone.read(crop, layout)?;
-                Ok(if second.confidence > first.confidence {
+                Ok(if own_script(&second.text) > own_script(&first.text) {
                     second
                 } else {
                     first
@@ -151,9 +156,24 @@ impl Api {
             .get_utf8_text()
             .map_err(|_| TesseractEngine::failed("no text came back"))?;
         let text = text.as_ref().to_string_lossy().trim_end().to_string();
-        let confidence = self.api.mean_text_conf().clamp(0, 100) as f32 / 100.0;
+        // The least sure word: one misread word in a line of good ones is what matters.
+        let confidence = self
+            .api
+            .all_word_confidences()
+            .ok()
+            .and_then(|c| c.iter().copied().min())
+            .unwrap_or_else(|| self.api.mean_text_conf())
+            .clamp(0, 100) as f32
+            / 100.0;
         Ok(Recognised { text, confidence })
     }
+}
+
+/// Letters outside ASCII: CJK glyphs, for `chi_sim`.
+fn own_script(text: &str) -> usize {
+    text.chars()
+        .filter(|c| c.is_alphabetic() && !c.is_ascii())
+        .count()
 }
 
 /// Where tesseract looks for `*.traineddata` and which of the asked languages are missing.

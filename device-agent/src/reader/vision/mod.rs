@@ -548,11 +548,7 @@ impl ScreenReader for VisionReader {
             let started = Instant::now();
             let out = phone.shell(self.capture.command())?;
             let taken = started.elapsed();
-            match read_screenshot_cached(
-                &out.stdout,
-                self.engine.as_mut(),
-                Some(&mut self.cache),
-            ) {
+            match read_screenshot_cached(&out.stdout, self.engine.as_mut(), Some(&mut self.cache)) {
                 Ok(mut reading) => {
                     reading.timings.decode += taken;
                     tracing::debug!(

@@ -95,7 +95,25 @@ impl<'a> Grid<'a> {
                 cells.push(img.get_pixel(px, py).0);
             }
         }
-        let edge = (0..h).map(|y| cells[(y * w + 2) as usize]).collect();
+        // A row's background: the colour most of a few cells at both edges share (a status
+        // bar icon or an avatar may sit on one of them).
+        let edge = (0..h)
+            .map(|y| {
+                let row = &cells[(y * w) as usize..((y + 1) * w) as usize];
+                let samples = [
+                    row[1],
+                    row[2],
+                    row[3],
+                    row[w as usize - 4],
+                    row[w as usize - 3],
+                    row[w as usize - 2],
+                ];
+                *samples
+                    .iter()
+                    .max_by_key(|a| samples.iter().filter(|b| near(**a, **b, 4)).count())
+                    .unwrap_or(&samples[1])
+            })
+            .collect();
         Grid {
             img,
             w,
