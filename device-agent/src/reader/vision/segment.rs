@@ -63,9 +63,6 @@ impl Cells {
             y1: self.y1.max(o.y1),
         }
     }
-    fn overlaps_x(&self, o: &Cells) -> bool {
-        self.x0 < o.x1 && o.x0 < self.x1
-    }
 }
 
 /// The screenshot and its one-pixel-per-dp grid.
@@ -640,7 +637,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
             sender: None,
         });
     }
-    for (want, own) in [(Class::Own, true), (Class::Others, false)] {
+    for want in [Class::Own, Class::Others] {
         for comp in components(area, |x, y| class(x, y) == want) {
             let c = comp.cells;
             if c.w() < 16
@@ -650,7 +647,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
             {
                 continue;
             }
-            let Some((body, fill)) = bubble_body(grid, &c, own) else {
+            let Some((body, fill)) = bubble_body(grid, &c) else {
                 continue;
             };
             let cut = body.top <= grid.to_rect(&area).top + 1
@@ -951,14 +948,12 @@ fn side_is_right(grid: &Grid<'_>, c: &Cells) -> bool {
 }
 
 /// The bubble's body (without its tail) at full resolution, and its exact fill colour.
-fn bubble_body(grid: &Grid<'_>, c: &Cells, own_class: bool) -> Option<(Rect, Rgb)> {
+fn bubble_body(grid: &Grid<'_>, c: &Cells) -> Option<(Rect, Rgb)> {
     let approx = grid.to_rect(c);
-    let right = side_is_right(grid, c);
     // A row 3 dp under the top: the body's full width, above any text and the tail.
     let cx = (approx.left + approx.right) / 2;
     let probe_y = approx.top + grid.px(3.0) + 1;
     let fill = grid.pixel(cx, probe_y)?;
-    let _ = own_class;
     let same = |x: i32, y: i32| grid.pixel(x, y).is_some_and(|p| near(p, fill, 8));
     // Exact top and bottom along the centre column (padding there holds no text).
     let mut top = probe_y;
@@ -979,7 +974,6 @@ fn bubble_body(grid: &Grid<'_>, c: &Cells, own_class: bool) -> Option<(Rect, Rgb
     while same(rightx, mid_y) {
         rightx += 1;
     }
-    let _ = right;
     (rightx - left > grid.px(10.0) && bottom - top > grid.px(10.0)).then_some((
         Rect {
             left,
@@ -1182,11 +1176,4 @@ fn tight(area: Cells, ink: impl Fn(i32, i32) -> bool) -> Cells {
                 ..b
             },
         )
-}
-
-impl Cells {
-    /// Whether `self` and `o` share columns (for callers outside this module).
-    pub fn shares_columns(&self, o: &Cells) -> bool {
-        self.overlaps_x(o)
-    }
 }
