@@ -37,6 +37,71 @@ fn read_prints_what_the_reader_sees_in_real_dumps() {
 }
 
 #[test]
+fn read_prints_what_the_vision_reader_sees_in_a_screenshot() {
+    use tapwire_phone_sim::wechat::model::MsgKind;
+    let device = tapwire_phone_sim::build_device(&SimConfig::default()).expect("device");
+    device.with(|st| {
+        let ts = st.clock.now();
+        st.wechat.configure_chat("项目群", true, false, false);
+        st.wechat.incoming(
+            "项目群",
+            true,
+            Some("王芳"),
+            "周五之前把设计稿发我",
+            MsgKind::Text,
+            ts,
+        );
+        st.wechat.outgoing_by_owner("项目群", "收到", ts + 5);
+        st.wechat.open_chat("项目群");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let png = dir.path().join("chat.png");
+    std::fs::write(&png, device.screencap_png().expect("png")).expect("write");
+    // Raw `screencap` output, named however: the bytes say what it is.
+    let raw = dir.path().join("chat.bin");
+    std::fs::write(&raw, device.screencap_raw()).expect("write");
+    for file in [&png, &raw] {
+        let (ok, out) = tapwire_once(
+            &["read", "--json", &file.to_string_lossy()],
+            Duration::from_secs(60),
+        );
+        assert!(ok, "{out}");
+        let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(json["kind"], "chat", "{out}");
+        assert_eq!(json["map"], "vision:tesseract");
+        assert_eq!(json["chat"]["title"], "项目群");
+        let messages = json["chat"]["messages"].as_array().expect("messages");
+        let texts: Vec<(&str, &str, &str)> = messages
+            .iter()
+            .filter(|m| m["kind"] == "text")
+            .map(|m| {
+                (
+                    m["side"].as_str().unwrap_or(""),
+                    m["sender"].as_str().unwrap_or(""),
+                    m["text"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                ("left", "王芳", "周五之前把设计稿发我"),
+                ("right", "", "收到")
+            ],
+            "{out}"
+        );
+        assert!(json["timings_ms"]["ocr"].as_f64().is_some(), "{out}");
+    }
+    // A table by default, with the time each step took.
+    let (ok, out) = tapwire_once(&["read", &png.to_string_lossy()], Duration::from_secs(60));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("vision:tesseract") && out.contains("segmentation"),
+        "{out}"
+    );
+}
+
+#[test]
 fn read_rejects_a_broken_dump_with_its_position() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("broken.xml");
@@ -97,6 +162,12 @@ async fn devices_and_dump_against_a_virtual_phone() {
             .expect("JSON");
     assert_eq!(meta["wechat"], "8.0.50");
     assert_eq!(meta["reading"]["kind"], "conversation_list");
+    // The screenshot read by the vision reader, beside the dump's reading.
+    assert_eq!(
+        meta["vision"]["kind"], "conversation_list",
+        "{}",
+        meta["vision"]
+    );
     phone.sim.shutdown().await;
 }
 

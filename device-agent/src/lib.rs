@@ -34,6 +34,7 @@ pub mod draft;
 pub mod dump;
 pub mod input;
 pub mod inspect;
+pub mod ocr;
 pub mod pacing;
 pub mod prepare;
 pub mod reader;

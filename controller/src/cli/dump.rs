@@ -1,6 +1,7 @@
 //! `tapwire dump --out DIR`: a UI dump, a screenshot, the phone's WeChat package facts and
-//! what Tapwire reads on them, for making fixtures and UI maps (`tapwire map draft`), and
-//! for bug reports.
+//! what Tapwire reads on them (from the dump with the UI map, and from the screenshot with
+//! the vision reader), for making fixtures and UI maps (`tapwire map draft`), and for bug
+//! reports.
 
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
@@ -65,6 +66,16 @@ pub fn run(args: DumpArgs) -> anyhow::Result<ExitCode> {
         (Err(e), _) => serde_json::Value::String(format!("no reading: {e}")),
         (_, Err(e)) => serde_json::Value::String(format!("no reading: {e}")),
     };
+    // The screenshot read as on a phone whose WeChat hides its tree, to compare with the
+    // dump's reading (`tapwire read` reads either file again later).
+    let vision = match tapwire_device_agent::ocr::default_engine()
+        .map_err(tapwire_device_agent::reader::vision::VisionError::from)
+        .and_then(|mut engine| {
+            tapwire_device_agent::reader::vision::read_screenshot(&png, engine.as_mut())
+        }) {
+        Ok(read) => serde_json::to_value(read.reading)?,
+        Err(e) => serde_json::Value::String(format!("no reading: {e}")),
+    };
     let metadata = serde_json::json!({
         "serial": serial,
         "model": model.trim(),
@@ -72,6 +83,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<ExitCode> {
         "focus": focus.trim(),
         "captured_at": tapwire::event::now_rfc3339(),
         "reading": reading,
+        "vision": vision,
     });
     std::fs::write(
         base.with_extension("json"),

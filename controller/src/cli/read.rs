@@ -1,5 +1,7 @@
-//! `tapwire read FILE.xml|DIR`: what Tapwire reads on a screen, without a phone. A user can
-//! check a dump of their own phone, and a bug report can carry one.
+//! `tapwire read FILE.xml|FILE.png|DIR`: what Tapwire reads on a screen, without a phone. A
+//! user can check a dump of their own phone, and a bug report can carry one. A screenshot
+//! (PNG, or raw `screencap` output) is read by the vision reader, as on phones whose WeChat
+//! hides its tree; the file's first bytes decide, not its name.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -8,6 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use tapwire_device_agent::ocr::{self, OcrEngine};
+use tapwire_device_agent::reader::vision::{self, Timings};
 use tapwire_device_agent::screen::{ChatView, ConversationList, Dialog, Unread};
 use tapwire_device_agent::{
     Dump, ScreenReading, UiMap, UiMaps, Version, read_screen, read_screen_any,
@@ -15,7 +19,8 @@ use tapwire_device_agent::{
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
-    /// A dump (`.xml`) or a directory of dumps.
+    /// A dump (`.xml`), a screenshot (`.png`, or raw `screencap` output) or a directory of
+    /// them.
     pub path: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -48,17 +53,34 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
     let files = dump_files(&args.path)?;
     let mut failed = false;
     let mut out = std::io::stdout().lock();
+    // Loaded on the first screenshot only, and once: a model takes a moment to load.
+    let mut engine: Option<Box<dyn OcrEngine>> = None;
     for file in &files {
-        match read_file(file, &maps, args.wechat.as_deref()) {
-            Ok(reading) => {
+        match read_any(file, &maps, args.wechat.as_deref(), &mut engine) {
+            Ok((reading, timings)) => {
                 let rendered = if args.json {
                     let mut json = serde_json::to_value(&reading)?;
                     if files.len() > 1 {
                         json["file"] = file.display().to_string().into();
                     }
+                    if let Some(t) = timings {
+                        json["timings_ms"] = serde_json::to_value(t)?;
+                    }
                     serde_json::to_string_pretty(&json)?
                 } else {
-                    format!("== {}\n{}", file.display(), render_table(&reading))
+                    let mut table = render_table(&reading);
+                    if let Some(t) = timings {
+                        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+                        let _ = writeln!(
+                            table,
+                            "timings: decode {:.0} ms, segmentation {:.0} ms, OCR {:.0} ms ({} crops)",
+                            ms(t.decode),
+                            ms(t.segment),
+                            ms(t.ocr),
+                            t.crops
+                        );
+                    }
+                    format!("== {}\n{table}", file.display())
                 };
                 writeln!(out, "{rendered}")?;
             }
@@ -82,11 +104,42 @@ fn dump_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .with_context(|| format!("cannot list {}", path.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "xml" || e == "png" || e == "raw")
+        })
         .collect();
     files.sort();
-    anyhow::ensure!(!files.is_empty(), "no .xml dumps in {}", path.display());
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .xml dumps or .png screenshots in {}",
+        path.display()
+    );
     Ok(files)
+}
+
+/// A dump or a screenshot, told apart by the file's bytes: an XML dump starts with `<`
+/// (after any blank), everything else is tried as a picture.
+fn read_any(
+    path: &Path,
+    maps: &Maps,
+    wechat: Option<&str>,
+    engine: &mut Option<Box<dyn OcrEngine>>,
+) -> anyhow::Result<(ScreenReading, Option<Timings>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let is_xml = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'<');
+    if is_xml {
+        return Ok((read_file(path, maps, wechat)?, None));
+    }
+    let engine = match engine {
+        Some(engine) => engine,
+        None => engine.insert(ocr::default_engine()?),
+    };
+    let reading = vision::read_screenshot(&bytes, engine.as_mut())?;
+    Ok((reading.reading, Some(reading.timings)))
 }
 
 fn read_file(path: &Path, maps: &Maps, wechat: Option<&str>) -> anyhow::Result<ScreenReading> {

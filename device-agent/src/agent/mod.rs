@@ -56,6 +56,9 @@ pub enum AgentError {
         "WeChat {version} hides its screen from uiautomator on this phone (the dump is one empty node). `tapwire phone prepare` brings it back where Android Accessibility Suite (Select to Speak) or 点明 is installed; where neither can be, vision mode (screenshots) is the alternative"
     )]
     HiddenTree { version: String },
+    /// The vision reader could not take or read a screenshot.
+    #[error("the screen could not be read from a screenshot: {0}")]
+    Vision(String),
     #[error("the sink refused the batch: {0}")]
     Sink(String),
 }
@@ -68,6 +71,9 @@ impl From<ReadError> for AgentError {
             ReadError::Transport(e) => AgentError::Transport(e),
             ReadError::Dump { attempts, last } => AgentError::Dump { attempts, last },
             ReadError::HiddenTree { version } => AgentError::HiddenTree { version },
+            e @ (ReadError::Screenshot { .. } | ReadError::Ocr(_)) => {
+                AgentError::Vision(e.to_string())
+            }
         }
     }
 }

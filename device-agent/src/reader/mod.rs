@@ -3,17 +3,20 @@
 //!
 //! - [`uitree`]: `uiautomator dump`, parsed and recognised with the UI map of the phone's
 //!   WeChat version. Exact texts and bounds, as long as WeChat shows its tree.
-//! - `vision.rs` (to come): a screenshot (`exec-out screencap -p`) and OCR, for WeChat builds
-//!   that hide their tree (DESIGN.md §4).
+//! - [`vision`]: a screenshot (`screencap`, raw or PNG) segmented by colours and read with
+//!   OCR, for WeChat builds that hide their tree (DESIGN.md §4).
 //!
 //! A new reader is one new file here; the actor is built with it by
 //! `PhoneAgent::with_reader`.
 
 pub mod uitree;
+pub mod vision;
 
 pub use uitree::UiTreeReader;
+pub use vision::VisionReader;
 
 use crate::dump::DumpError;
+use crate::ocr::OcrError;
 use crate::screen::ScreenReading;
 use crate::transport::{Transport, TransportError};
 
@@ -71,4 +74,10 @@ pub enum ReadError {
     /// brings the tree back, or a reader that uses screenshots, does.
     #[error("WeChat {version} hides its screen from uiautomator (the dump is one empty node)")]
     HiddenTree { version: String },
+    /// No screenshot could be decoded on any attempt (cut short, or not an image).
+    #[error("no readable screenshot after {attempts} attempts: {last}")]
+    Screenshot { attempts: u32, last: String },
+    /// The OCR engine failed: reading again will fail again.
+    #[error(transparent)]
+    Ocr(#[from] OcrError),
 }

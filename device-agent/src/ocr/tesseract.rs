@@ -1,0 +1,245 @@
+//! Tesseract through the system's libtesseract (`tesseract` crate's plumbing layer: safe
+//! calls on one `TessBaseAPI`), loaded once with `chi_sim+eng` and reused for every crop.
+//!
+//! Facts this follows (tesseract's own documentation, `tesseract-ocr/tessdoc`
+//! `ImproveQuality.md` and `tess4/...`): the LSTM models read best when a capital letter is
+//! 20–40 px high, on dark text over a light background with a margin of white around it;
+//! the page segmentation mode should say what the crop holds (13: one raw line, 6: one
+//! block, 8: one word) instead of letting it analyse a page; a resolution hint stops the "invalid
+//! resolution" guess. Pixels go in raw (`SetImage` with one byte per pixel), so no crop is
+//! encoded as a PNG on the way.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use image::GrayImage;
+use tesseract::PageSegMode;
+use tesseract::plumbing::TessBaseApi;
+use tesseract::plumbing::tesseract_sys::TessOcrEngineMode_OEM_LSTM_ONLY;
+
+use super::{OcrEngine, OcrError, Recognised, TextLayout};
+
+/// WeChat's UI is Chinese with English and digits mixed in.
+pub const DEFAULT_LANGUAGES: &str = "chi_sim+eng";
+/// Replaces [`DEFAULT_LANGUAGES`] (`chi_sim`, say, or `chi_tra+eng` for traditional script).
+pub const LANGUAGES_ENV: &str = "TAPWIRE_TESSERACT_LANGS";
+
+const NAME: &str = "tesseract";
+
+/// One loaded tesseract. Not shared between threads: each worker creates its own.
+///
+/// With several languages (`chi_sim+eng`) a second instance holds the first language alone:
+/// tesseract tries each word in every language and, on a short line, now and then prefers
+/// an English guess for Chinese glyphs (`陈静怡` read as `Baste`). A line read with low
+/// confidence (its least sure word) is read again by the first language alone, and that
+/// reading kept when it found more glyphs of its own script.
+pub struct TesseractEngine {
+    api: Api,
+    first_only: Option<Api>,
+    languages: String,
+}
+
+struct Api {
+    api: TessBaseApi,
+    /// The page segmentation mode set last, so it is set again only when it changes.
+    psm: Option<TextLayout>,
+}
+
+/// Below this confidence (of a line's least sure word) a line is read again by the first
+/// language alone.
+const SURE: f32 = 0.80;
+
+impl TesseractEngine {
+    /// Loads `languages` (`chi_sim+eng`) from the data directory tesseract was built with, or
+    /// `TESSDATA_PREFIX` when set. Takes a few hundred milliseconds: do it once.
+    pub fn new(languages: &str) -> Result<Self, OcrError> {
+        let unavailable = |reason: String| OcrError::Unavailable {
+            engine: NAME.into(),
+            reason,
+        };
+        let langs = CString::new(languages)
+            .map_err(|_| unavailable(format!("bad language list {languages:?}")))?;
+        let load = |langs: &CString| {
+            let mut api = TessBaseApi::create();
+            match api.init_4(None, Some(langs), TessOcrEngineMode_OEM_LSTM_ONLY) {
+                Ok(()) => Ok(Api { api, psm: None }),
+                Err(_) => Err(unavailable(missing_data_hint(languages))),
+            }
+        };
+        let api = load(&langs)?;
+        let first_only = match languages.split_once('+') {
+            Some((first, _)) => {
+                let first = CString::new(first)
+                    .map_err(|_| unavailable(format!("bad language list {languages:?}")))?;
+                Some(load(&first)?)
+            }
+            None => None,
+        };
+        Ok(TesseractEngine {
+            api,
+            first_only,
+            languages: languages.to_string(),
+        })
+    }
+
+    pub fn languages(&self) -> &str {
+        &self.languages
+    }
+
+    fn failed(reason: &str) -> OcrError {
+        OcrError::Failed {
+            engine: NAME.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl OcrEngine for TesseractEngine {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn line_px(&self) -> u32 {
+        // Measured on the vision corpus (docs/benchmarks.md): 28 px CJK glyphs read best
+        // (99.3 % against 99.2 % at 32 px and 24 px); the time hardly changes, as tesseract
+        // scales every line to its network's own height.
+        28
+    }
+
+    fn recognise(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError> {
+        if crop.width() < 4 || crop.height() < 4 {
+            return Ok(Recognised {
+                text: String::new(),
+                confidence: 0.0,
+            });
+        }
+        let first = self.api.read(crop, layout)?;
+        match &mut self.first_only {
+            // Only a line with Latin letters in it can be Chinese misread as English.
+            Some(alone)
+                if first.confidence < SURE
+                    && first.text.chars().any(|c| c.is_ascii_alphabetic()) =>
+            {
+                // Confidences of two models do not compare well; what does is that the first
+                // language alone (Chinese, which knows Latin letters too) saw glyphs of its
+                // own script where the mix saw Latin ones.
+                let second = alone.read(crop, layout)?;
+                Ok(if own_script(&second.text) > own_script(&first.text) {
+                    second
+                } else {
+                    first
+                })
+            }
+            _ => Ok(first),
+        }
+    }
+}
+
+impl Api {
+    fn read(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError> {
+        let (w, h) = (crop.width() as i32, crop.height() as i32);
+        if self.psm != Some(layout) {
+            let mode = match layout {
+                // Raw line: one line without tesseract's page heuristics, which now and then
+                // throw a whole short line away as noise in mode 7.
+                TextLayout::Line => PageSegMode::PsmRawLine,
+                TextLayout::Block => PageSegMode::PsmSingleBlock,
+                TextLayout::Word => PageSegMode::PsmSingleWord,
+            };
+            self.api.set_page_seg_mode(mode.as_tess_page_seg_mode());
+            self.psm = Some(layout);
+        }
+        self.api
+            .set_image(crop.as_raw(), w, h, 1, w)
+            .map_err(|e| TesseractEngine::failed(&format!("the crop was refused: {e:?}")))?;
+        self.api.set_source_resolution(300);
+        self.api
+            .recognize()
+            .map_err(|_| TesseractEngine::failed("recognition failed"))?;
+        let text = self
+            .api
+            .get_utf8_text()
+            .map_err(|_| TesseractEngine::failed("no text came back"))?;
+        let text = text.as_ref().to_string_lossy().trim_end().to_string();
+        // The least sure word: one misread word in a line of good ones is what matters.
+        let confidence = self
+            .api
+            .all_word_confidences()
+            .ok()
+            .and_then(|c| c.iter().copied().min())
+            .unwrap_or_else(|| self.api.mean_text_conf())
+            .clamp(0, 100) as f32
+            / 100.0;
+        Ok(Recognised { text, confidence })
+    }
+}
+
+/// Letters outside ASCII: CJK glyphs, for `chi_sim`.
+fn own_script(text: &str) -> usize {
+    text.chars()
+        .filter(|c| c.is_alphabetic() && !c.is_ascii())
+        .count()
+}
+
+/// Where tesseract looks for `*.traineddata` and which of the asked languages are missing.
+fn missing_data_hint(languages: &str) -> String {
+    let dirs: Vec<PathBuf> = std::env::var_os("TESSDATA_PREFIX")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/usr/share/tesseract-ocr/5/tessdata",
+                "/usr/share/tesseract-ocr/4.00/tessdata",
+                "/usr/share/tessdata",
+                "/usr/local/share/tessdata",
+                "/opt/homebrew/share/tessdata",
+            ]
+            .map(PathBuf::from),
+        )
+        .collect();
+    let missing: Vec<&str> = languages
+        .split('+')
+        .filter(|lang| {
+            !dirs
+                .iter()
+                .any(|d| d.join(format!("{lang}.traineddata")).is_file())
+        })
+        .collect();
+    if missing.is_empty() {
+        format!("libtesseract could not load {languages} (check TESSDATA_PREFIX)")
+    } else {
+        format!(
+            "no language data for {} (run scripts/setup: Debian `tesseract-ocr-chi-sim \
+             tesseract-ocr-eng`, macOS `brew install tesseract-lang`; or point TESSDATA_PREFIX \
+             at a directory holding {}.traineddata)",
+            missing.join(", "),
+            missing.join(".traineddata, ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_language_data_is_named() {
+        match TesseractEngine::new("xx_nonexistent") {
+            Err(OcrError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("xx_nonexistent"), "{reason}");
+                assert!(reason.contains("scripts/setup"), "{reason}");
+            }
+            Err(other) => panic!("expected unavailable, got {other}"),
+            Ok(_) => panic!("a language that does not exist loaded"),
+        }
+    }
+
+    #[test]
+    fn a_blank_crop_reads_as_nothing() {
+        let mut engine =
+            TesseractEngine::new(DEFAULT_LANGUAGES).expect("scripts/setup installs it");
+        let blank = GrayImage::from_pixel(200, 50, image::Luma([255]));
+        let read = engine.recognise(&blank, TextLayout::Line).expect("read");
+        assert_eq!(read.text, "");
+    }
+}
