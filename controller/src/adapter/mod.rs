@@ -21,6 +21,7 @@ pub mod ilink;
 pub mod media;
 pub mod phone;
 pub mod qq;
+pub mod token;
 pub mod wecom_aibot;
 pub mod wecom_app;
 pub mod wecom_crypto;

@@ -40,11 +40,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use reqwest::{Client, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
+use super::token::TokenCache;
 use super::wecom_robot::{MAX_TEXT_BYTES, check_articles, split_text};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::event::{
@@ -69,7 +68,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// the cache does not lapse on its way (91039 asks to cache it and mind `expires_in`).
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 /// The longest a token is kept, whatever `expires_in` says.
-const TOKEN_LIFE_MAX: u64 = 86_400;
+const TOKEN_LIFE_MAX: Duration = Duration::from_secs(86_400);
 /// 90313: the access token is invalid (40014), expired (42001), or the credential is
 /// invalid (40001). A fresh token settles the first two and any stale-token case of the
 /// third; a wrong secret shows up again at gettoken and is refused there.
@@ -198,28 +197,6 @@ impl WecomAppConfig {
     }
 }
 
-/// A token and when to stop using it.
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: String,
-    refresh_at: Instant,
-}
-
-impl CachedToken {
-    fn new(token: String, expires_in: Duration, now: Instant) -> CachedToken {
-        // A short-lived token (never seen, but possible) keeps half its life.
-        let margin = TOKEN_MARGIN.min(expires_in / 2);
-        CachedToken {
-            token,
-            refresh_at: now + expires_in - margin,
-        }
-    }
-
-    fn fresh(&self, now: Instant) -> bool {
-        now < self.refresh_at
-    }
-}
-
 /// WeCom's API as the app reaches it: the cached access token and the calls made with it.
 /// Shared by the adapter (sends, uploads) and its callback routes (downloads).
 struct Api {
@@ -229,7 +206,7 @@ struct Api {
     secret: String,
     base_url: Url,
     client: Client,
-    token: Mutex<Option<CachedToken>>,
+    token: TokenCache,
 }
 
 /// What the callback routes share with the adapter.
@@ -305,7 +282,7 @@ impl WecomApp {
             secret: config.secret.trim().to_string(),
             base_url: config.parsed_base_url()?,
             client,
-            token: Mutex::new(None),
+            token: TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX),
         });
         Ok(WecomApp {
             name: name.to_string(),
@@ -387,14 +364,12 @@ impl Api {
         Ok(url)
     }
 
-    /// A cached token, or a new one from gettoken (91039). Holding the lock while
-    /// fetching makes concurrent sends wait for one fetch instead of each making one.
+    /// A cached token, or a new one from gettoken (91039).
     async fn access_token(&self) -> Result<String, SendError> {
-        let mut cached = self.token.lock().await;
-        let now = Instant::now();
-        if let Some(token) = cached.as_ref().filter(|t| t.fresh(now)) {
-            return Ok(token.token.clone());
-        }
+        self.token.get(|| self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> Result<(String, Duration), SendError> {
         let mut url = self.endpoint("/cgi-bin/gettoken")?;
         url.query_pairs_mut()
             .append_pair("corpid", &self.corp_id)
@@ -417,19 +392,13 @@ impl Api {
                 reason: "gettoken answered errcode 0 without an access_token".into(),
                 after: None,
             })?;
-        // 91039 says 7200 s; a larger value from the network is capped rather than trusted
-        // (a huge one would overflow the clock's arithmetic).
-        let expires_in = Duration::from_secs(answer.expires_in.unwrap_or(7200).min(TOKEN_LIFE_MAX));
-        *cached = Some(CachedToken::new(token.clone(), expires_in, Instant::now()));
-        Ok(token)
+        // 91039 says 7200 s.
+        Ok((token, Duration::from_secs(answer.expires_in.unwrap_or(7200))))
     }
 
     /// Forgets `token` unless another send has already replaced it.
     async fn forget_token(&self, token: &str) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.token == token) {
-            *cached = None;
-        }
+        self.token.forget(token).await;
     }
 
     /// One request to WeCom; transport failures and 5xx are worth retrying, other
@@ -1259,15 +1228,15 @@ mod tests {
 
     #[test]
     fn a_token_is_used_until_shortly_before_it_expires() {
-        let now = Instant::now();
-        let token = CachedToken::new("t".into(), Duration::from_secs(7200), now);
-        assert!(token.fresh(now + Duration::from_secs(6899)));
-        assert!(!token.fresh(now + Duration::from_secs(6900)));
-        let capped = CachedToken::new("t".into(), Duration::from_secs(TOKEN_LIFE_MAX), now);
-        assert!(capped.fresh(now + Duration::from_secs(TOKEN_LIFE_MAX - 301)));
-        let short = CachedToken::new("t".into(), Duration::from_secs(60), now);
-        assert!(short.fresh(now + Duration::from_secs(29)));
-        assert!(!short.fresh(now + Duration::from_secs(30)));
+        let now = tokio::time::Instant::now();
+        let secs = Duration::from_secs;
+        let cache = TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX);
+        assert_eq!(cache.refresh_at(secs(7200), now), now + secs(6900));
+        assert_eq!(
+            cache.refresh_at(secs(u64::MAX), now),
+            now + TOKEN_LIFE_MAX - TOKEN_MARGIN
+        );
+        assert_eq!(cache.refresh_at(secs(60), now), now + secs(30));
     }
 
     /// A stand-in for qyapi.weixin.qq.com: hands out tokens t1, t2, …, keeps what
@@ -1793,11 +1762,10 @@ mod tests {
             "{refused:?}"
         );
         // A stale token is renewed once and the download made again.
-        *app.api.token.lock().await = Some(CachedToken::new(
-            "stale".into(),
-            Duration::from_secs(7200),
-            Instant::now(),
-        ));
+        app.api
+            .token
+            .set("stale", Duration::from_secs(7200))
+            .await;
         let (name, bytes) = app.api.download("M1").await.expect("renewed");
         assert_eq!((name.as_str(), bytes.as_slice()), ("M1.png", PNG));
     }

@@ -31,17 +31,16 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use super::message::{SessionWebhook, Target};
 use crate::adapter::SendError;
+use crate::adapter::token::TokenCache;
 use crate::http::{error_chain, parse_retry_after, shown_url};
 
 /// stream.py keeps a token until 5 minutes before DingTalk says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// DingTalk's tokens live 7200 s; a larger value from the network is not trusted.
-const TOKEN_LIFE_MAX: u64 = 7200;
+const TOKEN_LIFE_MAX: Duration = Duration::from_secs(7200);
 /// A webhook this close to its expiry is not used: the post could arrive after it.
 const SESSION_MARGIN: Duration = Duration::from_secs(30);
 /// How long to wait on a rate limit that names no wait: the API's limits are per second,
@@ -296,13 +295,6 @@ pub(super) fn classify_api(
     )))
 }
 
-/// A token and when to fetch the next one.
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: String,
-    refresh_at: Instant,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TokenAnswer {
@@ -323,7 +315,7 @@ pub(super) struct Api {
     robot_code: String,
     api_base: Url,
     client: Client,
-    token: Mutex<Option<CachedToken>>,
+    token: TokenCache,
 }
 
 impl std::fmt::Debug for Api {
@@ -350,7 +342,7 @@ impl Api {
             robot_code,
             api_base,
             client,
-            token: Mutex::new(None),
+            token: TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX),
         }
     }
 
@@ -359,13 +351,12 @@ impl Api {
         url_under(&self.api_base, path).map_err(SendError::Permanent)
     }
 
-    /// A cached token or a new one. The lock is held while fetching, so concurrent sends
-    /// wait for one fetch instead of each making one.
+    /// A cached token or a new one.
     async fn access_token(&self) -> Result<String, SendError> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
-            return Ok(token.token.clone());
-        }
+        self.token.get(|| self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> Result<(String, Duration), SendError> {
         let url = self.url("/v1.0/oauth2/accessToken")?;
         let body = serde_json::json!({"appKey": self.client_id, "appSecret": self.secret});
         let response = self
@@ -406,25 +397,13 @@ impl Api {
                 },
             );
         };
-        let life = answer
-            .and_then(|a| a.expire_in)
-            .unwrap_or(TOKEN_LIFE_MAX)
-            .min(TOKEN_LIFE_MAX);
-        let life = Duration::from_secs(life);
-        let margin = TOKEN_MARGIN.min(life / 2);
-        *cached = Some(CachedToken {
-            token: token.clone(),
-            refresh_at: Instant::now() + life - margin,
-        });
-        Ok(token)
+        let life = answer.and_then(|a| a.expire_in).map(Duration::from_secs);
+        Ok((token, life.unwrap_or(TOKEN_LIFE_MAX)))
     }
 
     /// Drops `token` if it is still the cached one.
     async fn refused(&self, token: &str) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.token == token) {
-            *cached = None;
-        }
+        self.token.forget(token).await;
     }
 
     /// Sends `body` to a `group:` or `user:` conversation; a refused token is replaced

@@ -46,9 +46,8 @@ use axum::routing::post;
 use reqwest::{Client, Url};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
+use super::token::TokenCache;
 use super::wecom_robot::split_text;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
@@ -73,7 +72,7 @@ pub const MAX_TEXT_BYTES: usize = 30 * 1024;
 /// before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(180);
 /// 2 h is the documented maximum; a larger `expire` from the network is capped.
-const TOKEN_LIFE_MAX: u64 = 7200;
+const TOKEN_LIFE_MAX: Duration = Duration::from_secs(7200);
 /// Codes that mean the token is missing or invalid: fetch a new one and send once more.
 /// 99991663 (tenant token invalid) and 99991671 (access token invalid) are oapi-sdk-go
 /// `core/constants.go`'s; 99991661 is the general error list's "missing access token".
@@ -178,28 +177,6 @@ impl FeishuConfig {
     }
 }
 
-/// A token and when to stop using it.
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: String,
-    refresh_at: Instant,
-}
-
-impl CachedToken {
-    fn new(token: String, expire: Duration, now: Instant) -> CachedToken {
-        // A short-lived token keeps half its life.
-        let margin = TOKEN_MARGIN.min(expire / 2);
-        CachedToken {
-            token,
-            refresh_at: now + expire - margin,
-        }
-    }
-
-    fn fresh(&self, now: Instant) -> bool {
-        now < self.refresh_at
-    }
-}
-
 /// The open API's JSON answers: `code` 0 is success, and a non-zero code is a failure
 /// whatever the HTTP status said.
 #[derive(Debug, Deserialize)]
@@ -234,7 +211,7 @@ struct Api {
     app_secret: String,
     base_url: Url,
     client: Client,
-    token: Mutex<Option<CachedToken>>,
+    token: TokenCache,
 }
 
 /// Where an action's conversation points.
@@ -292,13 +269,12 @@ impl Api {
             .map_err(|e| SendError::Permanent(format!("base_url cannot take {path}: {e}")))
     }
 
-    /// A cached token, or a new one. Holding the lock while fetching makes concurrent
-    /// sends wait for one fetch instead of each making one.
+    /// A cached token, or a new one.
     async fn access_token(&self) -> Result<String, SendError> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| t.fresh(Instant::now())) {
-            return Ok(token.token.clone());
-        }
+        self.token.get(|| self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> Result<(String, Duration), SendError> {
         let url = self.endpoint("/open-apis/auth/v3/tenant_access_token/internal")?;
         let body = serde_json::json!({"app_id": self.app_id, "app_secret": self.app_secret});
         let answer = self
@@ -319,17 +295,12 @@ impl Api {
                 reason: "tenant_access_token answered code 0 without a token".into(),
                 after: None,
             })?;
-        let expire = Duration::from_secs(answer.expire.unwrap_or(7200).min(TOKEN_LIFE_MAX));
-        *cached = Some(CachedToken::new(token.clone(), expire, Instant::now()));
-        Ok(token)
+        Ok((token, Duration::from_secs(answer.expire.unwrap_or(7200))))
     }
 
     /// Forgets `token` unless another send has already replaced it.
     async fn forget_token(&self, token: &str) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.token == token) {
-            *cached = None;
-        }
+        self.token.forget(token).await;
     }
 
     /// One request. Feishu answers failures with JSON under many HTTP statuses (400 for
@@ -545,7 +516,7 @@ impl Feishu {
                 app_secret: config.app_secret.trim().to_string(),
                 base_url: config.parsed_base_url()?,
                 client,
-                token: Mutex::new(None),
+                token: TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX),
             }),
             inbound: Arc::new(Inbound {
                 name: name.to_string(),

@@ -109,13 +109,16 @@ fn a_requests_uuid_is_stable_per_piece_and_short() {
 
 #[test]
 fn a_token_is_used_until_three_minutes_before_it_expires() {
-    let now = Instant::now();
-    let token = CachedToken::new("t".into(), Duration::from_secs(7200), now);
-    assert!(token.fresh(now + Duration::from_secs(7019)));
-    assert!(!token.fresh(now + Duration::from_secs(7020)));
-    let short = CachedToken::new("t".into(), Duration::from_secs(60), now);
-    assert!(short.fresh(now + Duration::from_secs(29)));
-    assert!(!short.fresh(now + Duration::from_secs(30)));
+    let now = tokio::time::Instant::now();
+    let cache = TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX);
+    assert_eq!(
+        cache.refresh_at(Duration::from_secs(7200), now),
+        now + Duration::from_secs(7020)
+    );
+    assert_eq!(
+        cache.refresh_at(Duration::from_secs(60), now),
+        now + Duration::from_secs(30)
+    );
 }
 
 #[test]
