@@ -19,6 +19,7 @@ pub mod dingtalk;
 pub mod feishu;
 pub mod ilink;
 pub mod media;
+pub mod pace;
 pub mod phone;
 pub mod qq;
 pub mod token;

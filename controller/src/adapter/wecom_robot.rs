@@ -24,19 +24,17 @@
 //! - news: `{"msgtype":"news","news":{"articles":[{title, description, url, picurl}]}}`,
 //!   "一个图文消息支持1到8条图文".
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use async_trait::async_trait;
 use base64::Engine;
 use md5::{Digest, Md5};
 
 use super::media::{self, MAX_MEDIA_BYTES, Media};
+use super::pace::{Limit, Pace};
 use super::{Adapter, Delivered, Outgoing, SendError};
 use crate::event::{Article, Attachment, AttachmentKind};
 use crate::format::TextFormat;
@@ -54,6 +52,7 @@ const MAX_MARKDOWN_BYTES: usize = 4096;
 const ERR_RATE_LIMITED: i64 = 45009;
 /// errcode: "system busy, try again".
 const ERR_BUSY: i64 = -1;
+/// How long a rate limit is waited out: the robot's limit is per minute.
 const WINDOW: Duration = Duration::from_secs(60);
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// 91770: an image of at most 2 MB before base64.
@@ -146,7 +145,7 @@ pub struct WecomRobot {
     name: String,
     url: Url,
     client: Client,
-    window: Mutex<RateWindow>,
+    pace: Pace,
     msgtype: RobotMsgType,
     mentioned_list: Vec<String>,
     mentioned_mobile_list: Vec<String>,
@@ -187,7 +186,7 @@ impl WecomRobot {
             name: name.to_string(),
             url,
             client,
-            window: Mutex::new(RateWindow::new(config.per_minute as usize)),
+            pace: Pace::new(&[Limit::per_minute(config.per_minute as usize)]),
             msgtype: config.msgtype,
             mentioned_list: config.mentioned_list.clone(),
             mentioned_mobile_list: config.mentioned_mobile_list.clone(),
@@ -336,57 +335,7 @@ impl WecomRobot {
     }
 
     async fn take_turn(&self) {
-        loop {
-            let wait = {
-                let mut window = self.window.lock().await;
-                let now = Instant::now();
-                let wait = window.wait(now);
-                if wait.is_zero() {
-                    window.record(now);
-                    return;
-                }
-                wait
-            };
-            tracing::debug!(?wait, "robot's minute is full; waiting");
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// The last minute's sends: at most `per_minute` of them.
-#[derive(Debug)]
-struct RateWindow {
-    per_minute: usize,
-    sent: VecDeque<Instant>,
-}
-
-impl RateWindow {
-    fn new(per_minute: usize) -> RateWindow {
-        RateWindow {
-            per_minute: per_minute.max(1),
-            sent: VecDeque::new(),
-        }
-    }
-
-    /// How long until one more may go.
-    fn wait(&mut self, now: Instant) -> Duration {
-        while self
-            .sent
-            .front()
-            .is_some_and(|&at| now.duration_since(at) >= WINDOW)
-        {
-            self.sent.pop_front();
-        }
-        match self.sent.front() {
-            Some(&oldest) if self.sent.len() >= self.per_minute => {
-                WINDOW.saturating_sub(now.duration_since(oldest))
-            }
-            _ => Duration::ZERO,
-        }
-    }
-
-    fn record(&mut self, now: Instant) {
-        self.sent.push_back(now);
+        self.pace.take_turn(&self.name).await;
     }
 }
 
@@ -520,7 +469,10 @@ pub fn split_text(text: &str, max: usize) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::sync::Arc;
+
+    use tokio::time::Instant;
 
     use axum::Json;
     use axum::extract::{Query, State};
@@ -562,21 +514,6 @@ mod tests {
             mentioned_list: Vec::new(),
             mentioned_mobile_list: Vec::new(),
         }
-    }
-
-    #[test]
-    fn the_window_allows_per_minute_then_waits_for_the_oldest() {
-        let start = Instant::now();
-        let mut window = RateWindow::new(3);
-        for i in 0..3 {
-            let at = start + Duration::from_secs(i);
-            assert_eq!(window.wait(at), Duration::ZERO);
-            window.record(at);
-        }
-        let now = start + Duration::from_secs(10);
-        assert_eq!(window.wait(now), Duration::from_secs(50));
-        // Once the first send is a minute old, one more may go.
-        assert_eq!(window.wait(start + WINDOW), Duration::ZERO);
     }
 
     #[test]

@@ -9,15 +9,13 @@
 //! `{"errcode", "errmsg"}`, `errcode` 0 when taken; a robot posts at most 20 messages a
 //! minute (每个机器人每分钟最多发送20条), past which DingTalk answers errcode 130101.
 
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::{Client, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
+use super::super::pace::{Limit, Pace};
 use super::super::wecom_robot::split_text;
 use super::super::{Adapter, Delivered, Outgoing, SendError};
 use super::outbound::{Body, HookAnswer, post_hook};
@@ -109,7 +107,7 @@ pub struct DingtalkWebhook {
     secret: Option<String>,
     markdown: bool,
     client: Client,
-    sent: Mutex<VecDeque<Instant>>,
+    pace: Pace,
 }
 
 impl std::fmt::Debug for DingtalkWebhook {
@@ -136,7 +134,7 @@ impl DingtalkWebhook {
             secret: config.secret.as_deref().map(|s| s.trim().to_string()),
             markdown: config.markdown,
             client,
-            sent: Mutex::new(VecDeque::new()),
+            pace: Pace::new(&[Limit::per_minute(PER_MINUTE)]),
         })
     }
 
@@ -168,38 +166,7 @@ impl DingtalkWebhook {
 
     /// Waits until one more post keeps within 20 a minute.
     async fn take_turn(&self) {
-        loop {
-            let wait = {
-                let mut sent = self.sent.lock().await;
-                let now = Instant::now();
-                let wait = pace(&mut sent, now);
-                if wait.is_zero() {
-                    sent.push_back(now);
-                    return;
-                }
-                wait
-            };
-            tracing::debug!(adapter = %self.name, ?wait, "custom robot's rate is full; waiting");
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// How long until one more post may go, given the posts of the last minute (older ones
-/// are dropped).
-fn pace(sent: &mut VecDeque<Instant>, now: Instant) -> Duration {
-    let minute = Duration::from_secs(60);
-    while sent
-        .front()
-        .is_some_and(|&at| now.duration_since(at) >= minute)
-    {
-        sent.pop_front();
-    }
-    match sent.front() {
-        Some(&oldest) if sent.len() >= PER_MINUTE => {
-            minute.saturating_sub(now.duration_since(oldest))
-        }
-        _ => Duration::ZERO,
+        self.pace.take_turn(&self.name).await;
     }
 }
 
@@ -238,6 +205,7 @@ impl Adapter for DingtalkWebhook {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::sync::Arc;
 
     use axum::Json;
@@ -305,23 +273,6 @@ mod tests {
         );
         let unsigned = DingtalkWebhook::new("ops", &config(HOOK, None)).expect("bot");
         assert_eq!(unsigned.signed_url(at).as_str(), HOOK);
-    }
-
-    #[test]
-    fn pacing_allows_twenty_a_minute() {
-        let start = Instant::now();
-        let mut sent = VecDeque::new();
-        for i in 0..20 {
-            assert_eq!(pace(&mut sent, start), Duration::ZERO, "post {i}");
-            sent.push_back(start + Duration::from_secs(i));
-        }
-        let now = start + Duration::from_secs(30);
-        assert_eq!(pace(&mut sent, now), Duration::from_secs(30));
-        assert_eq!(
-            pace(&mut sent, start + Duration::from_secs(60)),
-            Duration::ZERO
-        );
-        assert_eq!(sent.len(), 19);
     }
 
     /// A stand-in for the robot: checks the sign like DingTalk, answers codes from a

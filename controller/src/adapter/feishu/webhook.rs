@@ -11,15 +11,13 @@
 //! bad request, 11232 rate limited. A bot may post 100 messages a minute and 5 a second,
 //! with a body of at most 20 KB.
 
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
+use super::super::pace::{Limit, Pace};
 use super::super::wecom_robot::split_text;
 use super::super::{Adapter, Delivered, Outgoing, SendError};
 use super::crypto::webhook_sign;
@@ -85,7 +83,7 @@ pub struct FeishuWebhook {
     url: Url,
     secret: Option<String>,
     client: Client,
-    sent: Mutex<VecDeque<Instant>>,
+    pace: Pace,
 }
 
 impl std::fmt::Debug for FeishuWebhook {
@@ -134,7 +132,7 @@ impl FeishuWebhook {
             url: config.parsed_url()?,
             secret: config.secret.as_deref().map(|s| s.trim().to_string()),
             client,
-            sent: Mutex::new(VecDeque::new()),
+            pace: Pace::new(&[Limit::per_second(PER_SECOND), Limit::per_minute(PER_MINUTE)]),
         })
     }
 
@@ -200,46 +198,8 @@ impl FeishuWebhook {
 
     /// Waits until one more post keeps within 5 a second and 100 a minute.
     async fn take_turn(&self) {
-        loop {
-            let wait = {
-                let mut sent = self.sent.lock().await;
-                let now = Instant::now();
-                let wait = pace(&mut sent, now);
-                if wait.is_zero() {
-                    sent.push_back(now);
-                    return;
-                }
-                wait
-            };
-            tracing::debug!(adapter = %self.name, ?wait, "custom bot's rate is full; waiting");
-            tokio::time::sleep(wait).await;
-        }
+        self.pace.take_turn(&self.name).await;
     }
-}
-
-/// How long until one more post may go, given the posts of the last minute (older ones
-/// are dropped).
-fn pace(sent: &mut VecDeque<Instant>, now: Instant) -> Duration {
-    let minute = Duration::from_secs(60);
-    let second = Duration::from_secs(1);
-    while sent
-        .front()
-        .is_some_and(|&at| now.duration_since(at) >= minute)
-    {
-        sent.pop_front();
-    }
-    let mut wait = Duration::ZERO;
-    if sent.len() >= PER_MINUTE
-        && let Some(&oldest) = sent.front()
-    {
-        wait = wait.max(minute.saturating_sub(now.duration_since(oldest)));
-    }
-    if sent.len() >= PER_SECOND
-        && let Some(&fifth_last) = sent.get(sent.len() - PER_SECOND)
-    {
-        wait = wait.max(second.saturating_sub(now.duration_since(fifth_last)));
-    }
-    wait
 }
 
 #[async_trait]
@@ -273,6 +233,7 @@ impl Adapter for FeishuWebhook {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::sync::Arc;
 
     use axum::Json;
@@ -311,30 +272,6 @@ mod tests {
             !shown.contains("abc-123") && !shown.contains("s3cret"),
             "{shown}"
         );
-    }
-
-    #[test]
-    fn pacing_allows_five_a_second_and_a_hundred_a_minute() {
-        let start = Instant::now();
-        let mut sent = VecDeque::new();
-        for i in 0..5 {
-            assert_eq!(pace(&mut sent, start), Duration::ZERO, "post {i}");
-            sent.push_back(start);
-        }
-        assert_eq!(pace(&mut sent, start), Duration::from_secs(1));
-        let later = start + Duration::from_millis(400);
-        assert_eq!(pace(&mut sent, later), Duration::from_millis(600));
-        // A hundred spread over the minute: the next waits for the oldest to age out.
-        let mut sent: VecDeque<Instant> = (0..100)
-            .map(|i| start + Duration::from_millis(i * 500))
-            .collect();
-        let now = start + Duration::from_millis(50_000);
-        assert_eq!(pace(&mut sent, now), Duration::from_secs(10));
-        assert_eq!(
-            pace(&mut sent, start + Duration::from_secs(60)),
-            Duration::ZERO
-        );
-        assert_eq!(sent.len(), 99);
     }
 
     /// A stand-in for the hook: checks the sign like Feishu, answers codes from a queue.
