@@ -15,6 +15,7 @@
 //! platform is one file implementing [`Adapter`], a variant in [`AdapterConfig`]
 //! and its line in [`build`].
 
+pub mod check;
 pub mod dingtalk;
 pub mod feishu;
 pub mod ilink;
@@ -22,6 +23,7 @@ pub mod media;
 pub mod pace;
 pub mod phone;
 pub mod qq;
+pub mod split;
 pub mod token;
 pub mod wecom_aibot;
 pub mod wecom_app;

@@ -102,7 +102,10 @@ mod tests {
         assert_eq!(cache.refresh_at(secs(7200), now), now + secs(6900));
         assert_eq!(cache.refresh_at(secs(60), now), now + secs(30));
         // A lifetime past the cap is the cap's.
-        assert_eq!(cache.refresh_at(secs(u64::MAX / 4), now), now + secs(86_100));
+        assert_eq!(
+            cache.refresh_at(secs(u64::MAX / 4), now),
+            now + secs(86_100)
+        );
         assert_eq!(cache.refresh_at(Duration::ZERO, now), now);
     }
 

@@ -41,17 +41,19 @@ use axum::routing::get;
 use reqwest::{Client, Url};
 use serde::Deserialize;
 
+use super::check::{http_url, number_or_string, required, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
-use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
+use super::split;
 use super::token::TokenCache;
-use super::wecom_robot::{MAX_TEXT_BYTES, check_articles, split_text};
+use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
+use super::wecom_robot::{MAX_TEXT_BYTES, check_articles};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::event::{
     Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender,
     now_rfc3339, short_hash, types,
 };
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain};
+use crate::http::error_chain;
 
 /// Answers go out as `msgtype: text`, which WeCom shows as it is (90236); markdown is a
 /// message type of its own, for later.
@@ -117,37 +119,15 @@ fn default_base_url() -> String {
     DEFAULT_BASE_URL.into()
 }
 
-fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Number(i64),
-        Text(String),
-    }
-    Ok(match Either::deserialize(d)? {
-        Either::Number(n) => n.to_string(),
-        Either::Text(s) => s,
-    })
-}
-
-/// A value still holding `${…}`: its missing variable is reported on its own line.
-fn unexpanded(value: &str) -> bool {
-    value.contains("${")
-}
-
 impl WecomAppConfig {
     /// What is wrong with the section, if anything; messages never show a secret.
     pub fn check(&self) -> Result<(), String> {
-        for (field, value) in [
+        required(&[
             ("corp_id", &self.corp_id),
             ("agent_id", &self.agent_id),
             ("secret", &self.secret),
             ("token", &self.token),
-        ] {
-            if value.trim().is_empty() {
-                return Err(format!("{field} must not be empty"));
-            }
-        }
+        ])?;
         if !unexpanded(&self.agent_id) {
             self.parsed_agent_id()?;
         }
@@ -176,15 +156,7 @@ impl WecomAppConfig {
     }
 
     fn parsed_base_url(&self) -> Result<Url, String> {
-        let url =
-            Url::parse(self.base_url.trim()).map_err(|e| format!("base_url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "base_url must be http or https, not {}",
-                url.scheme()
-            ));
-        }
-        Ok(url)
+        http_url("base_url", &self.base_url)
     }
 
     /// The app's callbacks carry the corp id as their receive id (91144).
@@ -264,11 +236,7 @@ impl WecomApp {
         config.check()?;
         let agent_id = config.parsed_agent_id()?;
         let crypto = config.crypto().map_err(|e| e.to_string())?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         let media_dir = config
             .media_dir
             .clone()
@@ -393,7 +361,10 @@ impl Api {
                 after: None,
             })?;
         // 91039 says 7200 s.
-        Ok((token, Duration::from_secs(answer.expires_in.unwrap_or(7200))))
+        Ok((
+            token,
+            Duration::from_secs(answer.expires_in.unwrap_or(7200)),
+        ))
     }
 
     /// Forgets `token` unless another send has already replaced it.
@@ -685,7 +656,7 @@ impl Adapter for WecomApp {
 
     /// 90236: a text message holds at most 2048 bytes.
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        split::bytes(text, MAX_TEXT_BYTES)
     }
 
     /// 90236 has image, file and news messages.
@@ -741,24 +712,9 @@ pub(super) fn query_params(raw: Option<&str>) -> Result<HashMap<String, String>,
 }
 
 fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-escape in {text:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{text:?} does not decode to UTF-8"))
+    let bytes =
+        crate::http::percent_decode(text).map_err(|_| format!("bad percent-escape in {text:?}"))?;
+    String::from_utf8(bytes).map_err(|_| format!("{text:?} does not decode to UTF-8"))
 }
 
 /// The three values every callback is signed with.
@@ -1762,10 +1718,7 @@ mod tests {
             "{refused:?}"
         );
         // A stale token is renewed once and the download made again.
-        app.api
-            .token
-            .set("stale", Duration::from_secs(7200))
-            .await;
+        app.api.token.set("stale", Duration::from_secs(7200)).await;
         let (name, bytes) = app.api.download("M1").await.expect("renewed");
         assert_eq!((name.as_str(), bytes.as_slice()), ("M1.png", PNG));
     }

@@ -33,12 +33,14 @@ use async_trait::async_trait;
 use base64::Engine;
 use md5::{Digest, Md5};
 
+use super::check::{http_url, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::pace::{Limit, Pace};
+use super::split;
 use super::{Adapter, Delivered, Outgoing, SendError};
 use crate::event::{Article, Attachment, AttachmentKind};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain, shown_url};
+use crate::http::{error_chain, shown_url};
 
 /// A robot posts `msgtype: text` unless told otherwise, which WeCom shows as it is:
 /// markdown would show its asterisks.
@@ -108,7 +110,7 @@ impl WecomRobotConfig {
                     .into(),
             );
         }
-        if self.url.contains("${") {
+        if unexpanded(&self.url) {
             return Ok(());
         }
         self.parsed_url().map(drop)
@@ -124,10 +126,7 @@ impl WecomRobotConfig {
 
     /// The parsed address, or why it cannot be a robot's (the message never shows the key).
     fn parsed_url(&self) -> Result<Url, String> {
-        let url = Url::parse(self.url.trim()).map_err(|e| format!("url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("url must be http or https, not {}", url.scheme()));
-        }
+        let url = http_url("url", &self.url)?;
         if !url.query_pairs().any(|(k, v)| k == "key" && !v.is_empty()) {
             return Err(format!(
                 "url {} has no key=… parameter: copy the robot's whole webhook address",
@@ -177,11 +176,7 @@ impl WecomRobot {
     pub fn new(name: &str, config: &WecomRobotConfig) -> Result<WecomRobot, String> {
         config.check()?;
         let url = config.parsed_url()?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(WecomRobot {
             name: name.to_string(),
             url,
@@ -358,8 +353,8 @@ impl Adapter for WecomRobot {
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
         match self.msgtype {
-            RobotMsgType::Text => split_text(text, MAX_TEXT_BYTES),
-            RobotMsgType::Markdown => split_text(text, MAX_MARKDOWN_BYTES),
+            RobotMsgType::Text => split::bytes(text, MAX_TEXT_BYTES),
+            RobotMsgType::Markdown => split::bytes(text, MAX_MARKDOWN_BYTES),
         }
     }
 
@@ -437,36 +432,6 @@ pub(super) fn check_articles(articles: &[Article]) -> Result<(), SendError> {
     Ok(())
 }
 
-/// Cuts `text` into pieces of at most `max` bytes, each ending at a line break where one
-/// falls in the second half of the piece, else at a character boundary. Empty text is no
-/// pieces (WeCom refuses empty content).
-pub fn split_text(text: &str, max: usize) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while rest.len() > max {
-        let mut end = max;
-        while !rest.is_char_boundary(end) {
-            end -= 1;
-        }
-        if let Some(newline) = rest[..end].rfind('\n')
-            && newline + 1 > end / 2
-        {
-            end = newline + 1;
-        }
-        if end == 0 {
-            // A limit smaller than one character: give the character its own piece.
-            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
-        }
-        let (piece, after) = rest.split_at(end);
-        pieces.push(piece);
-        rest = after;
-    }
-    if !rest.is_empty() {
-        pieces.push(rest);
-    }
-    pieces
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -479,32 +444,6 @@ mod tests {
     use axum::routing::post;
 
     use super::*;
-
-    #[test]
-    fn long_text_is_cut_at_line_breaks_and_character_boundaries() {
-        assert!(split_text("", 10).is_empty());
-        assert_eq!(split_text("short", 10), ["short"]);
-        // Three bytes a character: never cut inside one.
-        let han = "值班表".repeat(4);
-        let pieces = split_text(&han, 10);
-        assert_eq!(pieces, ["值班表", "值班表", "值班表", "值班表"]);
-        assert_eq!(pieces.concat(), han);
-        // A line break in the second half wins over the byte limit.
-        assert_eq!(
-            split_text("line one\nline two", 12),
-            ["line one\n", "line two"]
-        );
-        // One in the first half would make tiny pieces: cut at the limit instead.
-        assert_eq!(split_text("a\nbcdefghijkl", 6), ["a\nbcde", "fghijk", "l"]);
-        let long = "周一 张伟\n".repeat(400);
-        let pieces = split_text(&long, MAX_TEXT_BYTES);
-        assert!(
-            pieces
-                .iter()
-                .all(|p| p.len() <= MAX_TEXT_BYTES && p.ends_with('\n'))
-        );
-        assert_eq!(pieces.concat(), long);
-    }
 
     fn config() -> WecomRobotConfig {
         WecomRobotConfig {

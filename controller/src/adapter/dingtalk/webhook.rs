@@ -15,14 +15,15 @@ use async_trait::async_trait;
 use reqwest::{Client, Url};
 use serde::Deserialize;
 
+use super::super::check::{http_url, unexpanded};
 use super::super::pace::{Limit, Pace};
-use super::super::wecom_robot::split_text;
+use super::super::split;
 use super::super::{Adapter, Delivered, Outgoing, SendError};
 use super::outbound::{Body, HookAnswer, post_hook};
 use super::sign::{millis, sign};
 use super::{MAX_TEXT_BYTES, PLATFORM};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain, shown_url};
+use crate::http::shown_url;
 
 const PER_MINUTE: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,7 +61,7 @@ impl DingtalkWebhookConfig {
         {
             return Err("secret must not be empty: leave it out if the robot does not sign".into());
         }
-        if self.url.contains("${") {
+        if unexpanded(&self.url) {
             return Ok(());
         }
         self.parsed_url().map(drop)
@@ -75,10 +76,7 @@ impl DingtalkWebhookConfig {
     }
 
     fn parsed_url(&self) -> Result<Url, String> {
-        let url = Url::parse(self.url.trim()).map_err(|e| format!("url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("url must be http or https, not {}", url.scheme()));
-        }
+        let url = http_url("url", &self.url)?;
         if !url
             .query_pairs()
             .any(|(key, value)| key == "access_token" && !value.is_empty())
@@ -123,11 +121,7 @@ impl std::fmt::Debug for DingtalkWebhook {
 impl DingtalkWebhook {
     pub fn new(name: &str, config: &DingtalkWebhookConfig) -> Result<DingtalkWebhook, String> {
         config.check()?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(DingtalkWebhook {
             name: name.to_string(),
             url: config.parsed_url()?,
@@ -189,7 +183,7 @@ impl Adapter for DingtalkWebhook {
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        split::bytes(text, MAX_TEXT_BYTES)
     }
 
     /// A custom robot posts into its one group: the conversation is not needed.

@@ -47,11 +47,12 @@ use reqwest::{Client, Url};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::check::{http_url, required, unexpanded};
+use super::split;
 use super::token::TokenCache;
-use super::wecom_robot::split_text;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, backoff_delay, error_chain, parse_retry_after};
+use crate::http::{backoff_delay, error_chain, parse_retry_after};
 use crypto::EventCrypto;
 use message::{Callback, MESSAGE_RECEIVE};
 
@@ -129,23 +130,14 @@ pub struct FeishuConfig {
     pub base_url: Option<String>,
 }
 
-/// A value still holding `${…}`: its missing variable is reported on its own line.
-fn unexpanded(value: &str) -> bool {
-    value.contains("${")
-}
-
 impl FeishuConfig {
     /// What is wrong with the section, if anything; messages never show a secret.
     pub fn check(&self) -> Result<(), String> {
-        for (field, value) in [
+        required(&[
             ("app_id", &self.app_id),
             ("app_secret", &self.app_secret),
             ("verification_token", &self.verification_token),
-        ] {
-            if value.trim().is_empty() {
-                return Err(format!("{field} must not be empty"));
-            }
-        }
+        ])?;
         if let Some(key) = &self.encrypt_key
             && key.trim().is_empty()
         {
@@ -166,14 +158,7 @@ impl FeishuConfig {
             (None, Brand::Feishu) => FEISHU_BASE_URL,
             (None, Brand::Lark) => LARK_BASE_URL,
         };
-        let url = Url::parse(text).map_err(|e| format!("base_url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "base_url must be http or https, not {}",
-                url.scheme()
-            ));
-        }
-        Ok(url)
+        http_url("base_url", text)
     }
 }
 
@@ -503,11 +488,7 @@ impl std::fmt::Debug for Feishu {
 impl Feishu {
     pub fn new(name: &str, config: &FeishuConfig) -> Result<Feishu, String> {
         config.check()?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(Feishu {
             name: name.to_string(),
             api: Arc::new(Api {
@@ -561,7 +542,7 @@ impl Adapter for Feishu {
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        split::bytes(text, MAX_TEXT_BYTES)
     }
 
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {

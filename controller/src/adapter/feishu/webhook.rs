@@ -17,13 +17,14 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
+use super::super::check::{http_url, unexpanded};
 use super::super::pace::{Limit, Pace};
-use super::super::wecom_robot::split_text;
+use super::super::split;
 use super::super::{Adapter, Delivered, Outgoing, SendError};
 use super::crypto::webhook_sign;
 use super::{PLATFORM, TEXT_FORMAT};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain, shown_url};
+use crate::http::{error_chain, shown_url};
 
 /// A body holds at most 20 KB; a quote or line break in the text takes two bytes of JSON.
 pub const MAX_TEXT_BYTES: usize = 9 * 1024;
@@ -53,17 +54,14 @@ impl FeishuWebhookConfig {
         {
             return Err("secret must not be empty: leave it out if the bot does not sign".into());
         }
-        if self.url.contains("${") {
+        if unexpanded(&self.url) {
             return Ok(());
         }
         self.parsed_url().map(drop)
     }
 
     fn parsed_url(&self) -> Result<Url, String> {
-        let url = Url::parse(self.url.trim()).map_err(|e| format!("url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("url must be http or https, not {}", url.scheme()));
-        }
+        let url = http_url("url", &self.url)?;
         let hook = url
             .path()
             .split_once("/bot/v2/hook/")
@@ -122,11 +120,7 @@ fn shown(url: &Url) -> String {
 impl FeishuWebhook {
     pub fn new(name: &str, config: &FeishuWebhookConfig) -> Result<FeishuWebhook, String> {
         config.check()?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(FeishuWebhook {
             name: name.to_string(),
             url: config.parsed_url()?,
@@ -217,7 +211,7 @@ impl Adapter for FeishuWebhook {
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        split::bytes(text, MAX_TEXT_BYTES)
     }
 
     /// A custom bot posts into its one group: the conversation is not needed.

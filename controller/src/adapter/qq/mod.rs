@@ -30,12 +30,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use reqwest::{Client, Url};
 use serde::Deserialize;
 
+use super::check::{http_url, number_or_string, required, unexpanded};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain};
 use inbound::{
     OP_CALLBACK_ACK, OP_DISPATCH, OP_HEARTBEAT, OP_HEARTBEAT_ACK, OP_VALIDATION, Payload, Target,
     Validation,
@@ -103,43 +102,10 @@ fn default_token_url() -> String {
     DEFAULT_TOKEN_URL.into()
 }
 
-fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Number(u64),
-        Text(String),
-    }
-    Ok(match Either::deserialize(d)? {
-        Either::Number(n) => n.to_string(),
-        Either::Text(s) => s,
-    })
-}
-
-/// A value still holding `${…}`: its missing variable is reported on its own line.
-fn unexpanded(value: &str) -> bool {
-    value.contains("${")
-}
-
-fn http_url(field: &str, value: &str) -> Result<Url, String> {
-    let url = Url::parse(value.trim()).map_err(|e| format!("{field} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "{field} must be http or https, not {}",
-            url.scheme()
-        ));
-    }
-    Ok(url)
-}
-
 impl QqConfig {
     /// What is wrong with the section, if anything; messages never show the secret.
     pub fn check(&self) -> Result<(), String> {
-        for (field, value) in [("app_id", &self.app_id), ("app_secret", &self.app_secret)] {
-            if value.trim().is_empty() {
-                return Err(format!("{field} must not be empty"));
-            }
-        }
+        required(&[("app_id", &self.app_id), ("app_secret", &self.app_secret)])?;
         if !unexpanded(&self.app_id) && !self.app_id.trim().chars().all(|c| c.is_ascii_digit()) {
             return Err(format!(
                 "app_id must be the bot's numeric AppID, not {:?}",
@@ -207,11 +173,7 @@ impl QqBot {
         config.check()?;
         let secret = config.app_secret.trim();
         let key = BotKey::from_secret(secret).map_err(|e| e.to_string())?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         let replies = Arc::new(Replies::default());
         Ok(QqBot {
             name: name.to_string(),
@@ -676,7 +638,7 @@ mod tests {
             "{}/callback/qq",
             serve(axum::Router::new().nest("/callback/qq", bot.routes().expect("routes"))).await
         );
-        let client = Client::new();
+        let client = reqwest::Client::new();
         let key = BotKey::from_secret(SECRET).expect("key");
         let signed = |body: String, ts: u64| {
             client

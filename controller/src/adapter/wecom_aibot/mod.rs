@@ -36,6 +36,8 @@ use reqwest::{Client, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::check::unexpanded;
+use super::split::truncated;
 use super::wecom_app::{Signed, query_params, signed};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_json_encrypt};
 use super::{
@@ -43,9 +45,9 @@ use super::{
 };
 use crate::event::{Event, short_hash};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain, shown_url};
+use crate::http::{error_chain, shown_url};
 use message::{Callback, Incoming};
-use stream::{Delivery, Exchanges, MAX_CONTENT_BYTES, Shown, truncated};
+use stream::{Delivery, Exchanges, MAX_CONTENT_BYTES, Shown};
 
 /// Streams and `response_url` take markdown (101031: "content字段支持常见的markdown格式";
 /// 101138 posts `msgtype: markdown`).
@@ -93,14 +95,14 @@ impl WecomAibotConfig {
         if self.token.trim().is_empty() {
             return Err("token must not be empty".into());
         }
-        if !self.encoding_aes_key.contains("${") {
+        if !unexpanded(&self.encoding_aes_key) {
             let chars = self.encoding_aes_key.trim().chars().count();
             if chars != ENCODING_AES_KEY_LEN {
                 return Err(format!(
                     "encoding_aes_key must be {ENCODING_AES_KEY_LEN} characters, got {chars}: copy it from the bot's API settings"
                 ));
             }
-            if !self.token.contains("${") {
+            if !unexpanded(&self.token) {
                 self.crypto().map_err(|e| e.to_string())?;
             }
         }
@@ -173,11 +175,7 @@ impl WecomAibot {
     pub fn new(name: &str, config: &WecomAibotConfig) -> Result<WecomAibot, String> {
         config.check()?;
         let crypto = config.crypto().map_err(|e| e.to_string())?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(WecomAibot {
             name: name.to_string(),
             client,
