@@ -41,19 +41,19 @@ use axum::routing::get;
 use reqwest::{Client, Url};
 use serde::Deserialize;
 
+use super::call;
 use super::check::{http_url, number_or_string, required, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::split;
 use super::token::TokenCache;
+use super::wecom::{self, MAX_TEXT_BYTES, check_articles, query_params, signed};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
-use super::wecom_robot::{MAX_TEXT_BYTES, check_articles};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::event::{
     Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender,
     now_rfc3339, short_hash, types,
 };
 use crate::format::TextFormat;
-use crate::http::error_chain;
 
 /// Answers go out as `msgtype: text`, which WeCom shows as it is (90236); markdown is a
 /// message type of its own, for later.
@@ -75,11 +75,6 @@ const TOKEN_LIFE_MAX: Duration = Duration::from_secs(86_400);
 /// invalid (40001). A fresh token settles the first two and any stale-token case of the
 /// third; a wrong secret shows up again at gettoken and is refused there.
 const TOKEN_ERRORS: [i64; 3] = [40014, 42001, 40001];
-const ERR_RATE_LIMITED: i64 = 45009;
-const ERR_BUSY: i64 = -1;
-/// 90236 counts an app's sends per member per minute and hour; waiting out the minute
-/// is the least that can help.
-const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 /// 90253: an image of at most 10 MB, JPG or PNG ("图片（image）：10MB，支持JPG,PNG格式").
 const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
 /// 90253: "所有文件size必须大于5个字节".
@@ -343,16 +338,13 @@ impl Api {
             .append_pair("corpid", &self.corp_id)
             .append_pair("corpsecret", &self.secret);
         let answer = self.call(self.client.get(url), "gettoken").await?;
-        match answer.errcode {
-            0 => {}
-            ERR_BUSY | ERR_RATE_LIMITED => return Err(retry_for(&answer, "gettoken")),
-            code => {
-                return Err(SendError::Permanent(format!(
-                    "WeCom gave no access token: errcode {code}: {} (check corp_id and secret)",
-                    answer.errmsg
-                )));
-            }
-        }
+        wecom::settle(answer.errcode, &answer.errmsg, "gettoken").map_err(|e| match e {
+            SendError::Permanent(_) => SendError::Permanent(format!(
+                "WeCom gave no access token: errcode {}: {} (check corp_id and secret)",
+                answer.errcode, answer.errmsg
+            )),
+            retry => retry,
+        })?;
         let token = answer
             .access_token
             .filter(|t| !t.is_empty())
@@ -372,24 +364,16 @@ impl Api {
         self.token.forget(token).await;
     }
 
-    /// One request to WeCom; transport failures and 5xx are worth retrying, other
-    /// statuses are not. The URL is never shown: it holds the secret or the token.
+    /// One request to WeCom, its answer read as WeCom's JSON. The URL is never shown: it
+    /// holds the secret or the token.
     async fn call(
         &self,
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Answer, SendError> {
-        let response = send(request, what).await?;
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!(
-                "{what}: reading the answer: {}",
-                error_chain(e.without_url())
-            ),
-            after: None,
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            SendError::Permanent(format!("{what}: the answer is not WeCom's JSON ({e})"))
-        })
+        let answered = call::call(request, what).await?;
+        call::check_status(answered.status, what)?;
+        wecom::answer(&answered.body, what)
     }
 
     /// A call made with the access token, `request` building it for a token. A token
@@ -413,24 +397,18 @@ impl Api {
     /// An answer's errcode as a result: 0 is success; busy and rate limits pass; a token
     /// refused even fresh is forgotten and tried later; the rest is refused for good.
     async fn settle(&self, answer: Answer, token: &str, what: &str) -> Result<Answer, SendError> {
-        match answer.errcode {
-            0 => Ok(answer),
-            ERR_BUSY | ERR_RATE_LIMITED => Err(retry_for(&answer, what)),
-            code if TOKEN_ERRORS.contains(&code) => {
-                self.forget_token(token).await;
-                Err(SendError::Retry {
-                    reason: format!(
-                        "{what}: a fresh access token was refused too: errcode {code}: {}",
-                        answer.errmsg
-                    ),
-                    after: None,
-                })
-            }
-            code => Err(SendError::Permanent(format!(
-                "WeCom refused {what}: errcode {code}: {}",
-                answer.errmsg
-            ))),
+        if TOKEN_ERRORS.contains(&answer.errcode) {
+            self.forget_token(token).await;
+            return Err(SendError::Retry {
+                reason: format!(
+                    "{what}: a fresh access token was refused too: errcode {}: {}",
+                    answer.errcode, answer.errmsg
+                ),
+                after: None,
+            });
         }
+        wecom::settle(answer.errcode, &answer.errmsg, what)?;
+        Ok(answer)
     }
 
     /// 90236 发送应用消息: one message of `msgtype` (its content under the type's own
@@ -507,7 +485,8 @@ impl Api {
                 &token_in_use,
                 &[("media_id", media_id)],
             )?;
-            let response = send(self.client.get(url), "media/get").await?;
+            let response = call::send(self.client.get(url), "media/get").await?;
+            call::check_status(response.status(), "media/get")?;
             let header = |name: reqwest::header::HeaderName| {
                 response
                     .headers()
@@ -539,51 +518,6 @@ impl Api {
             return Err(SendError::Permanent(
                 "media/get answered errcode 0 instead of the media".into(),
             ));
-        }
-    }
-}
-
-/// A request sent, its status read: transport failures and 5xx are worth retrying,
-/// other non-2xx statuses are not. The URL is never shown: it holds the secret or token.
-async fn send(
-    request: reqwest::RequestBuilder,
-    what: &str,
-) -> Result<reqwest::Response, SendError> {
-    let response = request.send().await.map_err(|e| SendError::Retry {
-        reason: format!("{what}: {}", error_chain(e.without_url())),
-        after: None,
-    })?;
-    let status = response.status();
-    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        return Err(SendError::Retry {
-            reason: format!("{what}: WeCom answered HTTP {status}"),
-            after: None,
-        });
-    }
-    if !status.is_success() {
-        return Err(SendError::Permanent(format!(
-            "{what}: WeCom answered HTTP {status}"
-        )));
-    }
-    Ok(response)
-}
-
-fn retry_for(answer: &Answer, what: &str) -> SendError {
-    if answer.errcode == ERR_RATE_LIMITED {
-        SendError::Retry {
-            reason: format!(
-                "{what}: WeCom rate limit (errcode 45009: {})",
-                answer.errmsg
-            ),
-            after: Some(RATE_LIMIT_WAIT),
-        }
-    } else {
-        SendError::Retry {
-            reason: format!(
-                "{what}: WeCom busy (errcode {}: {})",
-                answer.errcode, answer.errmsg
-            ),
-            after: None,
         }
     }
 }
@@ -666,11 +600,7 @@ impl Adapter for WecomApp {
 
     /// The conversation is the member's userid (a single chat with the app).
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
-        if outgoing.resumed {
-            // WeCom cannot be asked whether it got a message; losing one is worse than
-            // repeating one.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         match outgoing.attachment() {
             Some(attachment) => {
                 self.send_attachment(&outgoing.conversation, attachment)
@@ -697,46 +627,6 @@ impl Adapter for WecomApp {
         let _ = self.inbound.ctx.set(ctx);
         Ok(())
     }
-}
-
-/// The query's parameters, percent-decoded (90930: "需要做Urldecode处理"). `+` stays
-/// `+`: the values are hex, digits and base64, and base64's `+` read as a form-encoded
-/// space would break the signature (see `wecom_crypto`'s module notes).
-pub(super) fn query_params(raw: Option<&str>) -> Result<HashMap<String, String>, String> {
-    let mut params = HashMap::new();
-    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        params.insert(percent_decode(key)?, percent_decode(value)?);
-    }
-    Ok(params)
-}
-
-fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes =
-        crate::http::percent_decode(text).map_err(|_| format!("bad percent-escape in {text:?}"))?;
-    String::from_utf8(bytes).map_err(|_| format!("{text:?} does not decode to UTF-8"))
-}
-
-/// The three values every callback is signed with.
-pub(super) struct Signed {
-    pub(super) msg_signature: String,
-    pub(super) timestamp: String,
-    pub(super) nonce: String,
-}
-
-pub(super) fn signed(params: &HashMap<String, String>) -> Result<Signed, String> {
-    let take = |key: &str| {
-        params
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .cloned()
-            .ok_or_else(|| format!("no {key} in the query"))
-    };
-    Ok(Signed {
-        msg_signature: take("msg_signature")?,
-        timestamp: take("timestamp")?,
-        nonce: take("nonce")?,
-    })
 }
 
 fn refused(adapter: &str, status: StatusCode, reason: &str) -> Response {
@@ -1039,6 +929,7 @@ mod tests {
     use axum::routing::post;
 
     use super::*;
+    use crate::adapter::testing::{Kept, callbacks, context};
 
     const TOKEN: &str = "QDG6eK";
     const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
@@ -1102,17 +993,6 @@ mod tests {
         assert_eq!(parsed.base_url, DEFAULT_BASE_URL);
         let app = WecomApp::new("app", &config(DEFAULT_BASE_URL)).expect("app");
         assert!(!format!("{app:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn query_values_are_percent_decoded_and_plus_stays_plus() {
-        let params =
-            query_params(Some("echostr=P9n%2B4R%2F%3D%3D&nonce=1+2&timestamp=140")).expect("ok");
-        assert_eq!(params["echostr"], "P9n+4R/==");
-        assert_eq!(params["nonce"], "1+2");
-        assert!(query_params(Some("a=%zz")).is_err());
-        assert!(query_params(Some("a=%e4")).is_err());
-        assert!(query_params(None).expect("empty").is_empty());
     }
 
     #[test]
@@ -1320,7 +1200,7 @@ mod tests {
         app.send_text("lisi", "renewed").await.expect("sent");
         assert!(matches!(
             app.send_text("lisi", "x").await,
-            Err(SendError::Retry { after: Some(after), .. }) if after == RATE_LIMIT_WAIT
+            Err(SendError::Retry { after: Some(after), .. }) if after == wecom::RATE_LIMIT_WAIT
         ));
         assert!(matches!(
             app.send_text("lisi", "x").await,
@@ -1376,42 +1256,10 @@ mod tests {
         );
     }
 
-    /// An inbox that keeps what it is given; a MsgId seen before is not fresh.
-    #[derive(Default)]
-    struct Kept(std::sync::Mutex<Vec<Event>>);
-
-    #[async_trait]
-    impl super::super::Inbox for Kept {
-        async fn accept(&self, event: Event) -> Result<bool, crate::store::StoreError> {
-            let mut kept = self.0.lock().expect("lock");
-            let fresh = !kept
-                .iter()
-                .any(|e| e.idempotency_key == event.idempotency_key);
-            if fresh {
-                kept.push(event);
-            }
-            Ok(fresh)
-        }
-        fn submit(&self, event: Event) {
-            self.0.lock().expect("lock").push(event);
-        }
-    }
-
-    /// The app's callback routes on a loopback port, as the server mounts them.
-    async fn callbacks(app: &WecomApp) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let routes = axum::Router::new().nest("/callback/app", app.routes().expect("routes"));
-        tokio::spawn(async move { axum::serve(listener, routes).await });
-        format!("http://{addr}/callback/app")
-    }
-
     #[tokio::test]
     async fn wecoms_documented_callbacks_are_verified_and_accepted_forgeries_refused() {
         let app = WecomApp::new("app", &config(DEFAULT_BASE_URL)).expect("app");
-        let url = callbacks(&app).await;
+        let url = callbacks(&app, "app").await;
         let client = Client::new();
         let post = |query: String, body: &str| {
             client
@@ -1426,13 +1274,7 @@ mod tests {
         assert_eq!(early.status(), 503);
 
         let kept = Arc::new(Kept::default());
-        app.start(AdapterContext {
-            store: Arc::new(crate::store::MemoryStore::default()),
-            inbox: kept.clone(),
-            activity: tokio::sync::broadcast::channel(4).0,
-        })
-        .await
-        .expect("start");
+        app.start(context(&kept)).await.expect("start");
 
         let verified = client
             .get(format!("{url}?{VERIFY_QUERY}"))
@@ -1503,15 +1345,8 @@ mod tests {
         )
         .expect("app");
         let other_kept = Arc::new(Kept::default());
-        other
-            .start(AdapterContext {
-                store: Arc::new(crate::store::MemoryStore::default()),
-                inbox: other_kept.clone(),
-                activity: tokio::sync::broadcast::channel(4).0,
-            })
-            .await
-            .expect("start");
-        let other_url = callbacks(&other).await;
+        other.start(context(&other_kept)).await.expect("start");
+        let other_url = callbacks(&other, "app").await;
         let answer = client
             .post(format!("{other_url}?{signed}"))
             .body(POST_BODY)
@@ -1669,14 +1504,8 @@ mod tests {
         )
         .expect("app");
         let kept = Arc::new(Kept::default());
-        app.start(AdapterContext {
-            store: Arc::new(crate::store::MemoryStore::default()),
-            inbox: kept.clone(),
-            activity: tokio::sync::broadcast::channel(4).0,
-        })
-        .await
-        .expect("start");
-        let url = callbacks(&app).await;
+        app.start(context(&kept)).await.expect("start");
+        let url = callbacks(&app, "app").await;
         let client = Client::new();
         for (media_id, msg_id) in [("M1", 1), ("gone", 2)] {
             let (query, body) = image_callback(media_id, msg_id);

@@ -26,43 +26,35 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, Url};
 use serde::Deserialize;
 
 use async_trait::async_trait;
 use base64::Engine;
 use md5::{Digest, Md5};
 
+use super::call;
 use super::check::{http_url, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::pace::{Limit, Pace};
 use super::split;
+use super::wecom::{self, MAX_TEXT_BYTES, check_articles};
 use super::{Adapter, Delivered, Outgoing, SendError};
 use crate::event::{Article, Attachment, AttachmentKind};
 use crate::format::TextFormat;
-use crate::http::{error_chain, shown_url};
+use crate::http::shown_url;
 
 /// A robot posts `msgtype: text` unless told otherwise, which WeCom shows as it is:
 /// markdown would show its asterisks.
 pub const TEXT_FORMAT: TextFormat = TextFormat::Plain;
 
-/// WeCom's limit for one text message, in bytes of UTF-8.
-pub const MAX_TEXT_BYTES: usize = 2048;
 /// 99110: "markdown内容，最长不超过4096个字节".
 const MAX_MARKDOWN_BYTES: usize = 4096;
-/// errcode: more than the robot's messages per minute.
-const ERR_RATE_LIMITED: i64 = 45009;
-/// errcode: "system busy, try again".
-const ERR_BUSY: i64 = -1;
-/// How long a rate limit is waited out: the robot's limit is per minute.
-const WINDOW: Duration = Duration::from_secs(60);
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// 91770: an image of at most 2 MB before base64.
 const MAX_IMAGE_BYTES: u64 = 2 * 1024 * 1024;
 /// 91770 (upload_media): a file of 5 B to 20 MB.
 const MIN_FILE_BYTES: usize = 5;
-/// 91770: a news message holds 1 to 8 articles.
-const MAX_ARTICLES: usize = 8;
 
 /// One `type = "wecom_robot"` adapter of `tapwire.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -227,44 +219,12 @@ impl WecomRobot {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Answer, SendError> {
-        let response = request.send().await.map_err(|e| SendError::Retry {
-            reason: format!("{}: {}", shown_url(&self.url), error_chain(e)),
-            after: None,
-        })?;
-        let status = response.status();
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(SendError::Retry {
-                reason: format!("{} answered HTTP {status}", shown_url(&self.url)),
-                after: None,
-            });
-        }
-        if !status.is_success() {
-            return Err(SendError::Permanent(format!(
-                "{} answered HTTP {status}",
-                shown_url(&self.url)
-            )));
-        }
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
-        let answer: Answer = serde_json::from_slice(&bytes)
-            .map_err(|e| SendError::Permanent(format!("the answer is not WeCom's JSON ({e})")))?;
-        match answer.errcode {
-            0 => Ok(answer),
-            ERR_RATE_LIMITED => Err(SendError::Retry {
-                reason: format!("WeCom rate limit (errcode 45009: {})", answer.errmsg),
-                after: Some(WINDOW),
-            }),
-            ERR_BUSY => Err(SendError::Retry {
-                reason: format!("WeCom busy (errcode -1: {})", answer.errmsg),
-                after: None,
-            }),
-            code => Err(SendError::Permanent(format!(
-                "WeCom refused {what}: errcode {code}: {}",
-                answer.errmsg
-            ))),
-        }
+        let shown = shown_url(&self.url);
+        let answered = call::call(request, &shown).await?;
+        call::check_status(answered.status, &shown)?;
+        let answer: Answer = wecom::answer(&answered.body, what)?;
+        wecom::settle(answer.errcode, &answer.errmsg, what)?;
+        Ok(answer)
     }
 
     /// The message an attachment becomes; a file is uploaded first, for its media_id.
@@ -365,11 +325,7 @@ impl Adapter for WecomRobot {
 
     /// A robot posts into its one group: the conversation is not needed.
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
-        if outgoing.resumed {
-            // A platform cannot be asked whether it got a message: sending again may
-            // repeat one, not sending may lose one, and losing is worse.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         if let Some(attachment) = outgoing.attachment() {
             let body = self.attachment_body(attachment).await?;
             self.post_body(body).await?;
@@ -411,25 +367,6 @@ pub fn image_body(bytes: &[u8], source: &str) -> Result<serde_json::Value, SendE
 pub fn news_body(articles: &[Article]) -> Result<serde_json::Value, SendError> {
     check_articles(articles)?;
     Ok(serde_json::json!({"msgtype": "news", "news": {"articles": articles}}))
-}
-
-/// What WeCom's news messages take, the robot's (91770) and an app's (90236) alike.
-pub(super) fn check_articles(articles: &[Article]) -> Result<(), SendError> {
-    if articles.is_empty() || articles.len() > MAX_ARTICLES {
-        return Err(SendError::Permanent(format!(
-            "a WeCom news message holds 1 to {MAX_ARTICLES} articles, not {}",
-            articles.len()
-        )));
-    }
-    if let Some(article) = articles
-        .iter()
-        .find(|a| a.title.trim().is_empty() || a.url.trim().is_empty())
-    {
-        return Err(SendError::Permanent(format!(
-            "a WeCom news article needs a title and a url: {article:?}"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -597,7 +534,7 @@ mod tests {
         ]);
         assert!(matches!(
             ok.post("x").await,
-            Err(SendError::Retry { after: Some(after), .. }) if after == WINDOW
+            Err(SendError::Retry { after: Some(after), .. }) if after == wecom::RATE_LIMIT_WAIT
         ));
         assert!(matches!(
             ok.post("x").await,
@@ -766,7 +703,11 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1));
         robot.take_turn().await;
         // The third waited (in virtual time) for the first one's minute to pass.
-        assert!(started.elapsed() >= WINDOW, "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     fn fixture(name: &str) -> std::path::PathBuf {

@@ -316,11 +316,7 @@ impl Adapter for Dingtalk {
         let target = Target::parse(&outgoing.conversation).map_err(SendError::Permanent)?;
         let conversation = target.to_string();
         let body = Body::new(&outgoing.text, self.markdown);
-        if outgoing.resumed {
-            // Neither path takes an idempotency key: sending again may repeat a message,
-            // not sending may lose one, and losing is worse.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         let mut refused = None;
         if let Some(hook) = self.sessions.valid(&conversation, SystemTime::now()) {
             let url = Url::parse(&hook).map_err(|e| {

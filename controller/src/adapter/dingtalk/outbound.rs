@@ -33,9 +33,9 @@ use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
 use super::message::{SessionWebhook, Target};
-use crate::adapter::SendError;
 use crate::adapter::token::TokenCache;
-use crate::http::{error_chain, parse_retry_after, shown_url};
+use crate::adapter::{SendError, call};
+use crate::http::shown_url;
 
 /// stream.py keeps a token until 5 minutes before DingTalk says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -359,22 +359,13 @@ impl Api {
     async fn fetch_token(&self) -> Result<(String, Duration), SendError> {
         let url = self.url("/v1.0/oauth2/accessToken")?;
         let body = serde_json::json!({"appKey": self.client_id, "appSecret": self.secret});
-        let response = self
-            .client
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("fetching an access token: {}", error_chain(e)),
-                after: None,
-            })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("reading the access token: {}", error_chain(e)),
-            after: None,
-        })?;
-        let answer: Option<TokenAnswer> = serde_json::from_slice(&bytes).ok();
+        let answered = call::call(
+            self.client.post(url).json(&body),
+            "fetching an access token",
+        )
+        .await?;
+        let status = answered.status;
+        let answer: Option<TokenAnswer> = serde_json::from_slice(&answered.body).ok();
         let token = answer
             .as_ref()
             .and_then(|a| a.access_token.clone())
@@ -441,28 +432,14 @@ impl Api {
         let mut renewed = false;
         loop {
             let token = self.access_token().await?;
-            let response = self
+            let request = self
                 .client
                 .post(url.clone())
                 .header("x-acs-dingtalk-access-token", &token)
-                .json(&request)
-                .send()
-                .await
-                .map_err(|e| SendError::Retry {
-                    reason: format!("{}: {}", shown_url(&url), error_chain(e)),
-                    after: None,
-                })?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-                reason: format!("reading DingTalk's answer: {}", error_chain(e)),
-                after: None,
-            })?;
-            match classify_api(status, retry_after, &bytes, user) {
+                .json(&request);
+            let answered = call::call(request, &shown_url(&url)).await?;
+            let status = answered.status.as_u16();
+            match classify_api(status, answered.retry_after(), &answered.body, user) {
                 ApiAnswer::Sent => return Ok(()),
                 ApiAnswer::Failed(error) => return Err(error),
                 ApiAnswer::TokenRefused(reason) if renewed => {
@@ -497,27 +474,10 @@ pub(super) fn url_under(base: &Url, path: &str) -> Result<Url, String> {
 
 /// Posts a robot message body to a webhook (a session webhook or a custom robot).
 pub(super) async fn post_hook(client: &Client, url: &Url, body: &Body) -> HookAnswer {
-    let response = match client
-        .post(url.clone())
-        .json(&body.robot_message())
-        .send()
-        .await
-    {
-        Ok(response) => response,
-        Err(e) => {
-            return HookAnswer::Failed(SendError::Retry {
-                reason: format!("{}: {}", shown_url(url), error_chain(e)),
-                after: None,
-            });
-        }
-    };
-    let status = response.status().as_u16();
-    match response.bytes().await {
-        Ok(bytes) => classify_hook(status, &bytes),
-        Err(e) => HookAnswer::Failed(SendError::Retry {
-            reason: format!("reading the webhook's answer: {}", error_chain(e)),
-            after: None,
-        }),
+    let request = client.post(url.clone()).json(&body.robot_message());
+    match call::call(request, &shown_url(url)).await {
+        Ok(answered) => classify_hook(answered.status.as_u16(), &answered.body),
+        Err(error) => HookAnswer::Failed(error),
     }
 }
 

@@ -188,11 +188,7 @@ impl Adapter for DingtalkWebhook {
 
     /// A custom robot posts into its one group: the conversation is not needed.
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
-        if outgoing.resumed {
-            // A custom robot takes no idempotency key: sending again may repeat a
-            // message, not sending may lose one, and losing is worse.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         self.post(&outgoing.text).await.map(|()| Delivered::Sent)
     }
 }

@@ -47,12 +47,13 @@ use reqwest::{Client, Url};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::call;
 use super::check::{http_url, required, unexpanded};
 use super::split;
 use super::token::TokenCache;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
-use crate::http::{backoff_delay, error_chain, parse_retry_after};
+use crate::http::backoff_delay;
 use crypto::EventCrypto;
 use message::{Callback, MESSAGE_RECEIVE};
 
@@ -296,17 +297,10 @@ impl Api {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Answer, SendError> {
-        let response = request.send().await.map_err(|e| SendError::Retry {
-            reason: format!("{what}: {}", error_chain(e)),
-            after: None,
-        })?;
-        let status = response.status();
-        let wait = rate_limit_wait(response.headers());
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("{what}: reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
-        match serde_json::from_slice::<Answer>(&bytes) {
+        let answered = call::call(request, what).await?;
+        let status = answered.status;
+        let wait = rate_limit_wait(&answered);
+        match serde_json::from_slice::<Answer>(&answered.body) {
             Ok(mut answer) => {
                 answer.status = status.as_u16();
                 answer.wait = wait;
@@ -446,12 +440,14 @@ fn failure(answer: &Answer, what: &str) -> SendError {
 }
 
 /// `x-ogw-ratelimit-reset` (频控策略: seconds until the limit lifts), else `Retry-After`.
-fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    header("x-ogw-ratelimit-reset")
+fn rate_limit_wait(answered: &call::Answered) -> Option<Duration> {
+    answered
+        .headers
+        .get("x-ogw-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
-        .or_else(|| header("retry-after").and_then(|v| parse_retry_after(v, SystemTime::now())))
+        .or_else(|| answered.retry_after())
         .map(|wait| wait.min(RATE_LIMIT_WAIT_MAX))
 }
 

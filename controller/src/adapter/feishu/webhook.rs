@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
+use super::super::call;
 use super::super::check::{http_url, unexpanded};
 use super::super::pace::{Limit, Pace};
 use super::super::split;
@@ -24,7 +25,7 @@ use super::super::{Adapter, Delivered, Outgoing, SendError};
 use super::crypto::webhook_sign;
 use super::{PLATFORM, TEXT_FORMAT};
 use crate::format::TextFormat;
-use crate::http::{error_chain, shown_url};
+use crate::http::shown_url;
 
 /// A body holds at most 20 KB; a quote or line break in the text takes two bytes of JSON.
 pub const MAX_TEXT_BYTES: usize = 9 * 1024;
@@ -143,27 +144,13 @@ impl FeishuWebhook {
             body["sign"] = webhook_sign(timestamp, secret).into();
         }
         let where_ = shown(&self.url);
-        let response = self
-            .client
-            .post(self.url.clone())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("{where_}: {}", error_chain(e)),
-                after: None,
-            })?;
-        let status = response.status();
+        let answered = call::call(self.client.post(self.url.clone()).json(&body), &where_).await?;
+        let status = answered.status;
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(SendError::Retry {
-                reason: format!("{where_} answered HTTP {status}"),
-                after: None,
-            });
+            // Feishu answers failures as JSON under 200, but these are no answer at all.
+            call::check_status(status, &where_)?;
         }
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
+        let bytes = answered.body;
         let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| {
             SendError::Permanent(format!(
                 "{where_} answered HTTP {status}, not the bot's JSON ({e})"
@@ -216,11 +203,7 @@ impl Adapter for FeishuWebhook {
 
     /// A custom bot posts into its one group: the conversation is not needed.
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
-        if outgoing.resumed {
-            // A custom bot takes no uuid: sending again may repeat a message, not sending
-            // may lose one, and losing is worse.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         self.post(&outgoing.text).await.map(|()| Delivered::Sent)
     }
 }

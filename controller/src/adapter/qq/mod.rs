@@ -475,7 +475,7 @@ mod tests {
     use axum::http::HeaderMap;
 
     use super::*;
-    use crate::event::Event;
+    use crate::adapter::testing::{Kept, context, serve};
 
     /// event-emit.md's example bot.
     const APP_ID: &str = "11111111";
@@ -570,44 +570,6 @@ mod tests {
         );
     }
 
-    /// An inbox that keeps what it is given; a key seen before is not fresh.
-    #[derive(Default)]
-    struct Kept(std::sync::Mutex<Vec<Event>>);
-
-    #[async_trait]
-    impl super::super::Inbox for Kept {
-        async fn accept(&self, event: Event) -> Result<bool, crate::store::StoreError> {
-            let mut kept = self.0.lock().expect("lock");
-            let fresh = !kept
-                .iter()
-                .any(|e| e.idempotency_key == event.idempotency_key);
-            if fresh {
-                kept.push(event);
-            }
-            Ok(fresh)
-        }
-        fn submit(&self, event: Event) {
-            self.0.lock().expect("lock").push(event);
-        }
-    }
-
-    fn context(inbox: Arc<Kept>) -> AdapterContext {
-        AdapterContext {
-            store: Arc::new(crate::store::MemoryStore::default()),
-            inbox,
-            activity: tokio::sync::broadcast::channel(4).0,
-        }
-    }
-
-    async fn serve(router: axum::Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        format!("http://{addr}")
-    }
-
     fn now_secs() -> u64 {
         SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -661,7 +623,7 @@ mod tests {
             serde_json::json!({"op": 12, "d": 1})
         );
         let kept = Arc::new(Kept::default());
-        bot.start(context(kept.clone())).await.expect("start");
+        bot.start(context(&kept)).await.expect("start");
 
         // event-emit.md's validation, unsigned as its example shows, and signed.
         let validation =

@@ -30,9 +30,8 @@ use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
 use super::inbound::{Kind, Target};
-use crate::adapter::SendError;
 use crate::adapter::token::TokenCache;
-use crate::http::{error_chain, parse_retry_after};
+use crate::adapter::{SendError, call};
 
 /// api-use.md: a fetch in a token's last 60 s returns its successor, so that is when to
 /// fetch.
@@ -369,28 +368,13 @@ impl Api {
 
     async fn fetch_token(&self) -> Result<(String, Duration), SendError> {
         let body = serde_json::json!({"appId": self.app_id, "clientSecret": self.secret});
-        let response = self
-            .client
-            .post(self.token_url.clone())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("getAppAccessToken: {}", error_chain(e)),
-                after: None,
-            })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("getAppAccessToken: reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
+        let request = self.client.post(self.token_url.clone()).json(&body);
+        let answered = call::call(request, "getAppAccessToken").await?;
+        let status = answered.status;
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(SendError::Retry {
-                reason: format!("getAppAccessToken answered HTTP {status}"),
-                after: None,
-            });
+            call::check_status(status, "getAppAccessToken")?;
         }
-        let answer: Option<TokenAnswer> = serde_json::from_slice(&bytes).ok();
+        let answer: Option<TokenAnswer> = serde_json::from_slice(&answered.body).ok();
         let token = answer
             .as_ref()
             .and_then(|a| a.access_token.clone())
@@ -425,29 +409,18 @@ impl Api {
         token: &str,
         body: &serde_json::Value,
     ) -> Result<Answer, SendError> {
-        let response = self
+        let request = self
             .client
             .post(url.clone())
             .header("Authorization", format!("QQBot {token}"))
             .header("X-Union-Appid", &self.app_id)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("QQ message API: {}", error_chain(e)),
-                after: None,
-            })?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("QQ message API: reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
-        Ok(classify(status, retry_after, &bytes))
+            .json(body);
+        let answered = call::call(request, "QQ message API").await?;
+        Ok(classify(
+            answered.status.as_u16(),
+            answered.retry_after(),
+            &answered.body,
+        ))
     }
 
     /// Posts `body` to `url`; a refused token is replaced once and the post tried again.
