@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::Url;
+use reqwest::{Client, Url};
 
 pub const USER_AGENT: &str = concat!("tapwire/", env!("CARGO_PKG_VERSION"));
 
@@ -27,6 +27,15 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// A client for one platform's API: our user agent, and `timeout` for a whole request.
+pub fn client(timeout: Duration) -> Result<Client, String> {
+    Client::builder()
+        .timeout(timeout)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))
+}
+
 /// A reqwest error and its causes, without the URL reqwest would print.
 pub fn error_chain(error: reqwest::Error) -> String {
     let error = error.without_url();
@@ -40,6 +49,35 @@ pub fn error_chain(error: reqwest::Error) -> String {
         source = cause.source();
     }
     parts.join(": ")
+}
+
+/// `%XX` escapes decoded, `+` left as it is (a query's base64 needs its `+`). An escape
+/// that is not two hex digits is an error, which carries the text decoded with such
+/// escapes kept as they are, for callers that take what they can.
+pub fn percent_decode(text: &str) -> Result<Vec<u8>, Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut broken = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                broken |= bytes[i] == b'%';
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    if broken { Err(out) } else { Ok(out) }
 }
 
 pub fn shown_url(url: &Url) -> String {
@@ -101,6 +139,17 @@ mod tests {
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded_and_broken_ones_kept_in_the_error() {
+        assert_eq!(
+            percent_decode("a%2Bb+c%e4%bd%a0"),
+            Ok("a+b+c你".as_bytes().to_vec())
+        );
+        assert_eq!(percent_decode("%zz%41"), Err(b"%zzA".to_vec()));
+        assert_eq!(percent_decode("50%"), Err(b"50%".to_vec()));
+        assert_eq!(percent_decode(""), Ok(Vec::new()));
     }
 
     #[test]

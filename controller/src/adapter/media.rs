@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, Url};
 
-use super::SendError;
+use super::{SendError, call};
 use crate::http::{error_chain, shown_url};
 
 /// The most an attachment may weigh: WeCom's largest upload, a file of 20 MB (上传临时素材,
@@ -62,26 +62,9 @@ pub async fn load(client: &Client, source: &str, max: u64) -> Result<Media, Send
 
 async fn fetch(client: &Client, url: Url, max: u64) -> Result<Media, SendError> {
     let shown = shown_url(&url);
-    let response = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| SendError::Retry {
-            reason: format!("fetching attachment {shown}: {}", error_chain(e)),
-            after: None,
-        })?;
-    let status = response.status();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(SendError::Retry {
-            reason: format!("fetching attachment {shown}: HTTP {status}"),
-            after: None,
-        });
-    }
-    if !status.is_success() {
-        return Err(SendError::Permanent(format!(
-            "fetching attachment {shown}: HTTP {status}"
-        )));
-    }
+    let what = format!("fetching attachment {shown}");
+    let response = call::send(client.get(url.clone()), &what).await?;
+    call::check_status(response.status(), &what)?;
     let header_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -136,27 +119,8 @@ fn too_large(what: &str, size: u64, max: u64) -> SendError {
 }
 
 fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let bytes = crate::http::percent_decode(text).unwrap_or_else(|kept| kept);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The MIME type a file name suggests; platforms show or refuse media by it.
@@ -375,11 +339,11 @@ mod tests {
             )
             .route(
                 "/gone",
-                axum::routing::get(|| async { StatusCode::NOT_FOUND }),
+                axum::routing::get(|| async { reqwest::StatusCode::NOT_FOUND }),
             )
             .route(
                 "/busy",
-                axum::routing::get(|| async { StatusCode::SERVICE_UNAVAILABLE }),
+                axum::routing::get(|| async { reqwest::StatusCode::SERVICE_UNAVAILABLE }),
             );
         tokio::spawn(async move { axum::serve(listener, app).await });
         let url = format!("http://{addr}/files/%E5%91%A8%E6%8A%A5.pdf?sig=secret");

@@ -15,12 +15,20 @@
 //! platform is one file implementing [`Adapter`], a variant in [`AdapterConfig`]
 //! and its line in [`build`].
 
+pub mod call;
+pub mod check;
 pub mod dingtalk;
 pub mod feishu;
 pub mod ilink;
 pub mod media;
+pub mod pace;
 pub mod phone;
 pub mod qq;
+pub mod split;
+#[cfg(test)]
+pub mod testing;
+pub mod token;
+pub mod wecom;
 pub mod wecom_aibot;
 pub mod wecom_app;
 pub mod wecom_crypto;
@@ -71,6 +79,15 @@ impl Outgoing {
     /// The attachment this message is, when it is one rather than text.
     pub fn attachment(&self) -> Option<&Attachment> {
         self.attachments.first()
+    }
+
+    /// Said before a message that an earlier run may have sent goes out again, where the
+    /// platform takes no idempotency key: it cannot be asked whether it got the message,
+    /// and sending again may repeat one where not sending may lose one, which is worse.
+    pub fn warn_if_resumed(&self, adapter: &str) {
+        if self.resumed {
+            tracing::warn!(adapter, action = %self.action_id, "this may have gone out before the restart; sending it again");
+        }
     }
 }
 

@@ -40,19 +40,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use reqwest::{Client, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
+use super::call;
+use super::check::{http_url, number_or_string, required, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
+use super::split;
+use super::token::TokenCache;
+use super::wecom::{self, MAX_TEXT_BYTES, check_articles, query_params, signed};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
-use super::wecom_robot::{MAX_TEXT_BYTES, check_articles, split_text};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::event::{
     Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender,
     now_rfc3339, short_hash, types,
 };
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain};
 
 /// Answers go out as `msgtype: text`, which WeCom shows as it is (90236); markdown is a
 /// message type of its own, for later.
@@ -69,16 +70,11 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// the cache does not lapse on its way (91039 asks to cache it and mind `expires_in`).
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 /// The longest a token is kept, whatever `expires_in` says.
-const TOKEN_LIFE_MAX: u64 = 86_400;
+const TOKEN_LIFE_MAX: Duration = Duration::from_secs(86_400);
 /// 90313: the access token is invalid (40014), expired (42001), or the credential is
 /// invalid (40001). A fresh token settles the first two and any stale-token case of the
 /// third; a wrong secret shows up again at gettoken and is refused there.
 const TOKEN_ERRORS: [i64; 3] = [40014, 42001, 40001];
-const ERR_RATE_LIMITED: i64 = 45009;
-const ERR_BUSY: i64 = -1;
-/// 90236 counts an app's sends per member per minute and hour; waiting out the minute
-/// is the least that can help.
-const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 /// 90253: an image of at most 10 MB, JPG or PNG ("图片（image）：10MB，支持JPG,PNG格式").
 const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;
 /// 90253: "所有文件size必须大于5个字节".
@@ -118,37 +114,15 @@ fn default_base_url() -> String {
     DEFAULT_BASE_URL.into()
 }
 
-fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Number(i64),
-        Text(String),
-    }
-    Ok(match Either::deserialize(d)? {
-        Either::Number(n) => n.to_string(),
-        Either::Text(s) => s,
-    })
-}
-
-/// A value still holding `${…}`: its missing variable is reported on its own line.
-fn unexpanded(value: &str) -> bool {
-    value.contains("${")
-}
-
 impl WecomAppConfig {
     /// What is wrong with the section, if anything; messages never show a secret.
     pub fn check(&self) -> Result<(), String> {
-        for (field, value) in [
+        required(&[
             ("corp_id", &self.corp_id),
             ("agent_id", &self.agent_id),
             ("secret", &self.secret),
             ("token", &self.token),
-        ] {
-            if value.trim().is_empty() {
-                return Err(format!("{field} must not be empty"));
-            }
-        }
+        ])?;
         if !unexpanded(&self.agent_id) {
             self.parsed_agent_id()?;
         }
@@ -177,15 +151,7 @@ impl WecomAppConfig {
     }
 
     fn parsed_base_url(&self) -> Result<Url, String> {
-        let url =
-            Url::parse(self.base_url.trim()).map_err(|e| format!("base_url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "base_url must be http or https, not {}",
-                url.scheme()
-            ));
-        }
-        Ok(url)
+        http_url("base_url", &self.base_url)
     }
 
     /// The app's callbacks carry the corp id as their receive id (91144).
@@ -198,28 +164,6 @@ impl WecomAppConfig {
     }
 }
 
-/// A token and when to stop using it.
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: String,
-    refresh_at: Instant,
-}
-
-impl CachedToken {
-    fn new(token: String, expires_in: Duration, now: Instant) -> CachedToken {
-        // A short-lived token (never seen, but possible) keeps half its life.
-        let margin = TOKEN_MARGIN.min(expires_in / 2);
-        CachedToken {
-            token,
-            refresh_at: now + expires_in - margin,
-        }
-    }
-
-    fn fresh(&self, now: Instant) -> bool {
-        now < self.refresh_at
-    }
-}
-
 /// WeCom's API as the app reaches it: the cached access token and the calls made with it.
 /// Shared by the adapter (sends, uploads) and its callback routes (downloads).
 struct Api {
@@ -229,7 +173,7 @@ struct Api {
     secret: String,
     base_url: Url,
     client: Client,
-    token: Mutex<Option<CachedToken>>,
+    token: TokenCache,
 }
 
 /// What the callback routes share with the adapter.
@@ -287,11 +231,7 @@ impl WecomApp {
         config.check()?;
         let agent_id = config.parsed_agent_id()?;
         let crypto = config.crypto().map_err(|e| e.to_string())?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         let media_dir = config
             .media_dir
             .clone()
@@ -305,7 +245,7 @@ impl WecomApp {
             secret: config.secret.trim().to_string(),
             base_url: config.parsed_base_url()?,
             client,
-            token: Mutex::new(None),
+            token: TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX),
         });
         Ok(WecomApp {
             name: name.to_string(),
@@ -387,29 +327,24 @@ impl Api {
         Ok(url)
     }
 
-    /// A cached token, or a new one from gettoken (91039). Holding the lock while
-    /// fetching makes concurrent sends wait for one fetch instead of each making one.
+    /// A cached token, or a new one from gettoken (91039).
     async fn access_token(&self) -> Result<String, SendError> {
-        let mut cached = self.token.lock().await;
-        let now = Instant::now();
-        if let Some(token) = cached.as_ref().filter(|t| t.fresh(now)) {
-            return Ok(token.token.clone());
-        }
+        self.token.get(|| self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> Result<(String, Duration), SendError> {
         let mut url = self.endpoint("/cgi-bin/gettoken")?;
         url.query_pairs_mut()
             .append_pair("corpid", &self.corp_id)
             .append_pair("corpsecret", &self.secret);
         let answer = self.call(self.client.get(url), "gettoken").await?;
-        match answer.errcode {
-            0 => {}
-            ERR_BUSY | ERR_RATE_LIMITED => return Err(retry_for(&answer, "gettoken")),
-            code => {
-                return Err(SendError::Permanent(format!(
-                    "WeCom gave no access token: errcode {code}: {} (check corp_id and secret)",
-                    answer.errmsg
-                )));
-            }
-        }
+        wecom::settle(answer.errcode, &answer.errmsg, "gettoken").map_err(|e| match e {
+            SendError::Permanent(_) => SendError::Permanent(format!(
+                "WeCom gave no access token: errcode {}: {} (check corp_id and secret)",
+                answer.errcode, answer.errmsg
+            )),
+            retry => retry,
+        })?;
         let token = answer
             .access_token
             .filter(|t| !t.is_empty())
@@ -417,39 +352,28 @@ impl Api {
                 reason: "gettoken answered errcode 0 without an access_token".into(),
                 after: None,
             })?;
-        // 91039 says 7200 s; a larger value from the network is capped rather than trusted
-        // (a huge one would overflow the clock's arithmetic).
-        let expires_in = Duration::from_secs(answer.expires_in.unwrap_or(7200).min(TOKEN_LIFE_MAX));
-        *cached = Some(CachedToken::new(token.clone(), expires_in, Instant::now()));
-        Ok(token)
+        // 91039 says 7200 s.
+        Ok((
+            token,
+            Duration::from_secs(answer.expires_in.unwrap_or(7200)),
+        ))
     }
 
     /// Forgets `token` unless another send has already replaced it.
     async fn forget_token(&self, token: &str) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.token == token) {
-            *cached = None;
-        }
+        self.token.forget(token).await;
     }
 
-    /// One request to WeCom; transport failures and 5xx are worth retrying, other
-    /// statuses are not. The URL is never shown: it holds the secret or the token.
+    /// One request to WeCom, its answer read as WeCom's JSON. The URL is never shown: it
+    /// holds the secret or the token.
     async fn call(
         &self,
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Answer, SendError> {
-        let response = send(request, what).await?;
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!(
-                "{what}: reading the answer: {}",
-                error_chain(e.without_url())
-            ),
-            after: None,
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            SendError::Permanent(format!("{what}: the answer is not WeCom's JSON ({e})"))
-        })
+        let answered = call::call(request, what).await?;
+        call::check_status(answered.status, what)?;
+        wecom::answer(&answered.body, what)
     }
 
     /// A call made with the access token, `request` building it for a token. A token
@@ -473,24 +397,18 @@ impl Api {
     /// An answer's errcode as a result: 0 is success; busy and rate limits pass; a token
     /// refused even fresh is forgotten and tried later; the rest is refused for good.
     async fn settle(&self, answer: Answer, token: &str, what: &str) -> Result<Answer, SendError> {
-        match answer.errcode {
-            0 => Ok(answer),
-            ERR_BUSY | ERR_RATE_LIMITED => Err(retry_for(&answer, what)),
-            code if TOKEN_ERRORS.contains(&code) => {
-                self.forget_token(token).await;
-                Err(SendError::Retry {
-                    reason: format!(
-                        "{what}: a fresh access token was refused too: errcode {code}: {}",
-                        answer.errmsg
-                    ),
-                    after: None,
-                })
-            }
-            code => Err(SendError::Permanent(format!(
-                "WeCom refused {what}: errcode {code}: {}",
-                answer.errmsg
-            ))),
+        if TOKEN_ERRORS.contains(&answer.errcode) {
+            self.forget_token(token).await;
+            return Err(SendError::Retry {
+                reason: format!(
+                    "{what}: a fresh access token was refused too: errcode {}: {}",
+                    answer.errcode, answer.errmsg
+                ),
+                after: None,
+            });
         }
+        wecom::settle(answer.errcode, &answer.errmsg, what)?;
+        Ok(answer)
     }
 
     /// 90236 发送应用消息: one message of `msgtype` (its content under the type's own
@@ -567,7 +485,8 @@ impl Api {
                 &token_in_use,
                 &[("media_id", media_id)],
             )?;
-            let response = send(self.client.get(url), "media/get").await?;
+            let response = call::send(self.client.get(url), "media/get").await?;
+            call::check_status(response.status(), "media/get")?;
             let header = |name: reqwest::header::HeaderName| {
                 response
                     .headers()
@@ -599,51 +518,6 @@ impl Api {
             return Err(SendError::Permanent(
                 "media/get answered errcode 0 instead of the media".into(),
             ));
-        }
-    }
-}
-
-/// A request sent, its status read: transport failures and 5xx are worth retrying,
-/// other non-2xx statuses are not. The URL is never shown: it holds the secret or token.
-async fn send(
-    request: reqwest::RequestBuilder,
-    what: &str,
-) -> Result<reqwest::Response, SendError> {
-    let response = request.send().await.map_err(|e| SendError::Retry {
-        reason: format!("{what}: {}", error_chain(e.without_url())),
-        after: None,
-    })?;
-    let status = response.status();
-    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        return Err(SendError::Retry {
-            reason: format!("{what}: WeCom answered HTTP {status}"),
-            after: None,
-        });
-    }
-    if !status.is_success() {
-        return Err(SendError::Permanent(format!(
-            "{what}: WeCom answered HTTP {status}"
-        )));
-    }
-    Ok(response)
-}
-
-fn retry_for(answer: &Answer, what: &str) -> SendError {
-    if answer.errcode == ERR_RATE_LIMITED {
-        SendError::Retry {
-            reason: format!(
-                "{what}: WeCom rate limit (errcode 45009: {})",
-                answer.errmsg
-            ),
-            after: Some(RATE_LIMIT_WAIT),
-        }
-    } else {
-        SendError::Retry {
-            reason: format!(
-                "{what}: WeCom busy (errcode {}: {})",
-                answer.errcode, answer.errmsg
-            ),
-            after: None,
         }
     }
 }
@@ -716,7 +590,7 @@ impl Adapter for WecomApp {
 
     /// 90236: a text message holds at most 2048 bytes.
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        split::bytes(text, MAX_TEXT_BYTES)
     }
 
     /// 90236 has image, file and news messages.
@@ -726,11 +600,7 @@ impl Adapter for WecomApp {
 
     /// The conversation is the member's userid (a single chat with the app).
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
-        if outgoing.resumed {
-            // WeCom cannot be asked whether it got a message; losing one is worse than
-            // repeating one.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         match outgoing.attachment() {
             Some(attachment) => {
                 self.send_attachment(&outgoing.conversation, attachment)
@@ -757,61 +627,6 @@ impl Adapter for WecomApp {
         let _ = self.inbound.ctx.set(ctx);
         Ok(())
     }
-}
-
-/// The query's parameters, percent-decoded (90930: "需要做Urldecode处理"). `+` stays
-/// `+`: the values are hex, digits and base64, and base64's `+` read as a form-encoded
-/// space would break the signature (see `wecom_crypto`'s module notes).
-pub(super) fn query_params(raw: Option<&str>) -> Result<HashMap<String, String>, String> {
-    let mut params = HashMap::new();
-    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        params.insert(percent_decode(key)?, percent_decode(value)?);
-    }
-    Ok(params)
-}
-
-fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-escape in {text:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{text:?} does not decode to UTF-8"))
-}
-
-/// The three values every callback is signed with.
-pub(super) struct Signed {
-    pub(super) msg_signature: String,
-    pub(super) timestamp: String,
-    pub(super) nonce: String,
-}
-
-pub(super) fn signed(params: &HashMap<String, String>) -> Result<Signed, String> {
-    let take = |key: &str| {
-        params
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .cloned()
-            .ok_or_else(|| format!("no {key} in the query"))
-    };
-    Ok(Signed {
-        msg_signature: take("msg_signature")?,
-        timestamp: take("timestamp")?,
-        nonce: take("nonce")?,
-    })
 }
 
 fn refused(adapter: &str, status: StatusCode, reason: &str) -> Response {
@@ -1114,6 +929,7 @@ mod tests {
     use axum::routing::post;
 
     use super::*;
+    use crate::adapter::testing::{Kept, callbacks, context};
 
     const TOKEN: &str = "QDG6eK";
     const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
@@ -1177,17 +993,6 @@ mod tests {
         assert_eq!(parsed.base_url, DEFAULT_BASE_URL);
         let app = WecomApp::new("app", &config(DEFAULT_BASE_URL)).expect("app");
         assert!(!format!("{app:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn query_values_are_percent_decoded_and_plus_stays_plus() {
-        let params =
-            query_params(Some("echostr=P9n%2B4R%2F%3D%3D&nonce=1+2&timestamp=140")).expect("ok");
-        assert_eq!(params["echostr"], "P9n+4R/==");
-        assert_eq!(params["nonce"], "1+2");
-        assert!(query_params(Some("a=%zz")).is_err());
-        assert!(query_params(Some("a=%e4")).is_err());
-        assert!(query_params(None).expect("empty").is_empty());
     }
 
     #[test]
@@ -1259,15 +1064,15 @@ mod tests {
 
     #[test]
     fn a_token_is_used_until_shortly_before_it_expires() {
-        let now = Instant::now();
-        let token = CachedToken::new("t".into(), Duration::from_secs(7200), now);
-        assert!(token.fresh(now + Duration::from_secs(6899)));
-        assert!(!token.fresh(now + Duration::from_secs(6900)));
-        let capped = CachedToken::new("t".into(), Duration::from_secs(TOKEN_LIFE_MAX), now);
-        assert!(capped.fresh(now + Duration::from_secs(TOKEN_LIFE_MAX - 301)));
-        let short = CachedToken::new("t".into(), Duration::from_secs(60), now);
-        assert!(short.fresh(now + Duration::from_secs(29)));
-        assert!(!short.fresh(now + Duration::from_secs(30)));
+        let now = tokio::time::Instant::now();
+        let secs = Duration::from_secs;
+        let cache = TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX);
+        assert_eq!(cache.refresh_at(secs(7200), now), now + secs(6900));
+        assert_eq!(
+            cache.refresh_at(secs(u64::MAX), now),
+            now + TOKEN_LIFE_MAX - TOKEN_MARGIN
+        );
+        assert_eq!(cache.refresh_at(secs(60), now), now + secs(30));
     }
 
     /// A stand-in for qyapi.weixin.qq.com: hands out tokens t1, t2, …, keeps what
@@ -1395,7 +1200,7 @@ mod tests {
         app.send_text("lisi", "renewed").await.expect("sent");
         assert!(matches!(
             app.send_text("lisi", "x").await,
-            Err(SendError::Retry { after: Some(after), .. }) if after == RATE_LIMIT_WAIT
+            Err(SendError::Retry { after: Some(after), .. }) if after == wecom::RATE_LIMIT_WAIT
         ));
         assert!(matches!(
             app.send_text("lisi", "x").await,
@@ -1451,42 +1256,10 @@ mod tests {
         );
     }
 
-    /// An inbox that keeps what it is given; a MsgId seen before is not fresh.
-    #[derive(Default)]
-    struct Kept(std::sync::Mutex<Vec<Event>>);
-
-    #[async_trait]
-    impl super::super::Inbox for Kept {
-        async fn accept(&self, event: Event) -> Result<bool, crate::store::StoreError> {
-            let mut kept = self.0.lock().expect("lock");
-            let fresh = !kept
-                .iter()
-                .any(|e| e.idempotency_key == event.idempotency_key);
-            if fresh {
-                kept.push(event);
-            }
-            Ok(fresh)
-        }
-        fn submit(&self, event: Event) {
-            self.0.lock().expect("lock").push(event);
-        }
-    }
-
-    /// The app's callback routes on a loopback port, as the server mounts them.
-    async fn callbacks(app: &WecomApp) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let routes = axum::Router::new().nest("/callback/app", app.routes().expect("routes"));
-        tokio::spawn(async move { axum::serve(listener, routes).await });
-        format!("http://{addr}/callback/app")
-    }
-
     #[tokio::test]
     async fn wecoms_documented_callbacks_are_verified_and_accepted_forgeries_refused() {
         let app = WecomApp::new("app", &config(DEFAULT_BASE_URL)).expect("app");
-        let url = callbacks(&app).await;
+        let url = callbacks(&app, "app").await;
         let client = Client::new();
         let post = |query: String, body: &str| {
             client
@@ -1501,13 +1274,7 @@ mod tests {
         assert_eq!(early.status(), 503);
 
         let kept = Arc::new(Kept::default());
-        app.start(AdapterContext {
-            store: Arc::new(crate::store::MemoryStore::default()),
-            inbox: kept.clone(),
-            activity: tokio::sync::broadcast::channel(4).0,
-        })
-        .await
-        .expect("start");
+        app.start(context(&kept)).await.expect("start");
 
         let verified = client
             .get(format!("{url}?{VERIFY_QUERY}"))
@@ -1578,15 +1345,8 @@ mod tests {
         )
         .expect("app");
         let other_kept = Arc::new(Kept::default());
-        other
-            .start(AdapterContext {
-                store: Arc::new(crate::store::MemoryStore::default()),
-                inbox: other_kept.clone(),
-                activity: tokio::sync::broadcast::channel(4).0,
-            })
-            .await
-            .expect("start");
-        let other_url = callbacks(&other).await;
+        other.start(context(&other_kept)).await.expect("start");
+        let other_url = callbacks(&other, "app").await;
         let answer = client
             .post(format!("{other_url}?{signed}"))
             .body(POST_BODY)
@@ -1744,14 +1504,8 @@ mod tests {
         )
         .expect("app");
         let kept = Arc::new(Kept::default());
-        app.start(AdapterContext {
-            store: Arc::new(crate::store::MemoryStore::default()),
-            inbox: kept.clone(),
-            activity: tokio::sync::broadcast::channel(4).0,
-        })
-        .await
-        .expect("start");
-        let url = callbacks(&app).await;
+        app.start(context(&kept)).await.expect("start");
+        let url = callbacks(&app, "app").await;
         let client = Client::new();
         for (media_id, msg_id) in [("M1", 1), ("gone", 2)] {
             let (query, body) = image_callback(media_id, msg_id);
@@ -1793,11 +1547,7 @@ mod tests {
             "{refused:?}"
         );
         // A stale token is renewed once and the download made again.
-        *app.api.token.lock().await = Some(CachedToken::new(
-            "stale".into(),
-            Duration::from_secs(7200),
-            Instant::now(),
-        ));
+        app.api.token.set("stale", Duration::from_secs(7200)).await;
         let (name, bytes) = app.api.download("M1").await.expect("renewed");
         assert_eq!((name.as_str(), bytes.as_slice()), ("M1.png", PNG));
     }

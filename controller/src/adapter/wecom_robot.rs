@@ -24,44 +24,37 @@
 //! - news: `{"msgtype":"news","news":{"articles":[{title, description, url, picurl}]}}`,
 //!   "一个图文消息支持1到8条图文".
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use async_trait::async_trait;
 use base64::Engine;
 use md5::{Digest, Md5};
 
+use super::call;
+use super::check::{http_url, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
+use super::pace::{Limit, Pace};
+use super::split;
+use super::wecom::{self, MAX_TEXT_BYTES, check_articles};
 use super::{Adapter, Delivered, Outgoing, SendError};
 use crate::event::{Article, Attachment, AttachmentKind};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain, shown_url};
+use crate::http::shown_url;
 
 /// A robot posts `msgtype: text` unless told otherwise, which WeCom shows as it is:
 /// markdown would show its asterisks.
 pub const TEXT_FORMAT: TextFormat = TextFormat::Plain;
 
-/// WeCom's limit for one text message, in bytes of UTF-8.
-pub const MAX_TEXT_BYTES: usize = 2048;
 /// 99110: "markdown内容，最长不超过4096个字节".
 const MAX_MARKDOWN_BYTES: usize = 4096;
-/// errcode: more than the robot's messages per minute.
-const ERR_RATE_LIMITED: i64 = 45009;
-/// errcode: "system busy, try again".
-const ERR_BUSY: i64 = -1;
-const WINDOW: Duration = Duration::from_secs(60);
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// 91770: an image of at most 2 MB before base64.
 const MAX_IMAGE_BYTES: u64 = 2 * 1024 * 1024;
 /// 91770 (upload_media): a file of 5 B to 20 MB.
 const MIN_FILE_BYTES: usize = 5;
-/// 91770: a news message holds 1 to 8 articles.
-const MAX_ARTICLES: usize = 8;
 
 /// One `type = "wecom_robot"` adapter of `tapwire.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -109,7 +102,7 @@ impl WecomRobotConfig {
                     .into(),
             );
         }
-        if self.url.contains("${") {
+        if unexpanded(&self.url) {
             return Ok(());
         }
         self.parsed_url().map(drop)
@@ -125,10 +118,7 @@ impl WecomRobotConfig {
 
     /// The parsed address, or why it cannot be a robot's (the message never shows the key).
     fn parsed_url(&self) -> Result<Url, String> {
-        let url = Url::parse(self.url.trim()).map_err(|e| format!("url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("url must be http or https, not {}", url.scheme()));
-        }
+        let url = http_url("url", &self.url)?;
         if !url.query_pairs().any(|(k, v)| k == "key" && !v.is_empty()) {
             return Err(format!(
                 "url {} has no key=… parameter: copy the robot's whole webhook address",
@@ -146,7 +136,7 @@ pub struct WecomRobot {
     name: String,
     url: Url,
     client: Client,
-    window: Mutex<RateWindow>,
+    pace: Pace,
     msgtype: RobotMsgType,
     mentioned_list: Vec<String>,
     mentioned_mobile_list: Vec<String>,
@@ -178,16 +168,12 @@ impl WecomRobot {
     pub fn new(name: &str, config: &WecomRobotConfig) -> Result<WecomRobot, String> {
         config.check()?;
         let url = config.parsed_url()?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(WecomRobot {
             name: name.to_string(),
             url,
             client,
-            window: Mutex::new(RateWindow::new(config.per_minute as usize)),
+            pace: Pace::new(&[Limit::per_minute(config.per_minute as usize)]),
             msgtype: config.msgtype,
             mentioned_list: config.mentioned_list.clone(),
             mentioned_mobile_list: config.mentioned_mobile_list.clone(),
@@ -233,44 +219,12 @@ impl WecomRobot {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Answer, SendError> {
-        let response = request.send().await.map_err(|e| SendError::Retry {
-            reason: format!("{}: {}", shown_url(&self.url), error_chain(e)),
-            after: None,
-        })?;
-        let status = response.status();
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(SendError::Retry {
-                reason: format!("{} answered HTTP {status}", shown_url(&self.url)),
-                after: None,
-            });
-        }
-        if !status.is_success() {
-            return Err(SendError::Permanent(format!(
-                "{} answered HTTP {status}",
-                shown_url(&self.url)
-            )));
-        }
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
-        let answer: Answer = serde_json::from_slice(&bytes)
-            .map_err(|e| SendError::Permanent(format!("the answer is not WeCom's JSON ({e})")))?;
-        match answer.errcode {
-            0 => Ok(answer),
-            ERR_RATE_LIMITED => Err(SendError::Retry {
-                reason: format!("WeCom rate limit (errcode 45009: {})", answer.errmsg),
-                after: Some(WINDOW),
-            }),
-            ERR_BUSY => Err(SendError::Retry {
-                reason: format!("WeCom busy (errcode -1: {})", answer.errmsg),
-                after: None,
-            }),
-            code => Err(SendError::Permanent(format!(
-                "WeCom refused {what}: errcode {code}: {}",
-                answer.errmsg
-            ))),
-        }
+        let shown = shown_url(&self.url);
+        let answered = call::call(request, &shown).await?;
+        call::check_status(answered.status, &shown)?;
+        let answer: Answer = wecom::answer(&answered.body, what)?;
+        wecom::settle(answer.errcode, &answer.errmsg, what)?;
+        Ok(answer)
     }
 
     /// The message an attachment becomes; a file is uploaded first, for its media_id.
@@ -336,57 +290,7 @@ impl WecomRobot {
     }
 
     async fn take_turn(&self) {
-        loop {
-            let wait = {
-                let mut window = self.window.lock().await;
-                let now = Instant::now();
-                let wait = window.wait(now);
-                if wait.is_zero() {
-                    window.record(now);
-                    return;
-                }
-                wait
-            };
-            tracing::debug!(?wait, "robot's minute is full; waiting");
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// The last minute's sends: at most `per_minute` of them.
-#[derive(Debug)]
-struct RateWindow {
-    per_minute: usize,
-    sent: VecDeque<Instant>,
-}
-
-impl RateWindow {
-    fn new(per_minute: usize) -> RateWindow {
-        RateWindow {
-            per_minute: per_minute.max(1),
-            sent: VecDeque::new(),
-        }
-    }
-
-    /// How long until one more may go.
-    fn wait(&mut self, now: Instant) -> Duration {
-        while self
-            .sent
-            .front()
-            .is_some_and(|&at| now.duration_since(at) >= WINDOW)
-        {
-            self.sent.pop_front();
-        }
-        match self.sent.front() {
-            Some(&oldest) if self.sent.len() >= self.per_minute => {
-                WINDOW.saturating_sub(now.duration_since(oldest))
-            }
-            _ => Duration::ZERO,
-        }
-    }
-
-    fn record(&mut self, now: Instant) {
-        self.sent.push_back(now);
+        self.pace.take_turn(&self.name).await;
     }
 }
 
@@ -409,8 +313,8 @@ impl Adapter for WecomRobot {
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
         match self.msgtype {
-            RobotMsgType::Text => split_text(text, MAX_TEXT_BYTES),
-            RobotMsgType::Markdown => split_text(text, MAX_MARKDOWN_BYTES),
+            RobotMsgType::Text => split::bytes(text, MAX_TEXT_BYTES),
+            RobotMsgType::Markdown => split::bytes(text, MAX_MARKDOWN_BYTES),
         }
     }
 
@@ -421,11 +325,7 @@ impl Adapter for WecomRobot {
 
     /// A robot posts into its one group: the conversation is not needed.
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
-        if outgoing.resumed {
-            // A platform cannot be asked whether it got a message: sending again may
-            // repeat one, not sending may lose one, and losing is worse.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         if let Some(attachment) = outgoing.attachment() {
             let body = self.attachment_body(attachment).await?;
             self.post_body(body).await?;
@@ -469,90 +369,18 @@ pub fn news_body(articles: &[Article]) -> Result<serde_json::Value, SendError> {
     Ok(serde_json::json!({"msgtype": "news", "news": {"articles": articles}}))
 }
 
-/// What WeCom's news messages take, the robot's (91770) and an app's (90236) alike.
-pub(super) fn check_articles(articles: &[Article]) -> Result<(), SendError> {
-    if articles.is_empty() || articles.len() > MAX_ARTICLES {
-        return Err(SendError::Permanent(format!(
-            "a WeCom news message holds 1 to {MAX_ARTICLES} articles, not {}",
-            articles.len()
-        )));
-    }
-    if let Some(article) = articles
-        .iter()
-        .find(|a| a.title.trim().is_empty() || a.url.trim().is_empty())
-    {
-        return Err(SendError::Permanent(format!(
-            "a WeCom news article needs a title and a url: {article:?}"
-        )));
-    }
-    Ok(())
-}
-
-/// Cuts `text` into pieces of at most `max` bytes, each ending at a line break where one
-/// falls in the second half of the piece, else at a character boundary. Empty text is no
-/// pieces (WeCom refuses empty content).
-pub fn split_text(text: &str, max: usize) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while rest.len() > max {
-        let mut end = max;
-        while !rest.is_char_boundary(end) {
-            end -= 1;
-        }
-        if let Some(newline) = rest[..end].rfind('\n')
-            && newline + 1 > end / 2
-        {
-            end = newline + 1;
-        }
-        if end == 0 {
-            // A limit smaller than one character: give the character its own piece.
-            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
-        }
-        let (piece, after) = rest.split_at(end);
-        pieces.push(piece);
-        rest = after;
-    }
-    if !rest.is_empty() {
-        pieces.push(rest);
-    }
-    pieces
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::sync::Arc;
+
+    use tokio::time::Instant;
 
     use axum::Json;
     use axum::extract::{Query, State};
     use axum::routing::post;
 
     use super::*;
-
-    #[test]
-    fn long_text_is_cut_at_line_breaks_and_character_boundaries() {
-        assert!(split_text("", 10).is_empty());
-        assert_eq!(split_text("short", 10), ["short"]);
-        // Three bytes a character: never cut inside one.
-        let han = "值班表".repeat(4);
-        let pieces = split_text(&han, 10);
-        assert_eq!(pieces, ["值班表", "值班表", "值班表", "值班表"]);
-        assert_eq!(pieces.concat(), han);
-        // A line break in the second half wins over the byte limit.
-        assert_eq!(
-            split_text("line one\nline two", 12),
-            ["line one\n", "line two"]
-        );
-        // One in the first half would make tiny pieces: cut at the limit instead.
-        assert_eq!(split_text("a\nbcdefghijkl", 6), ["a\nbcde", "fghijk", "l"]);
-        let long = "周一 张伟\n".repeat(400);
-        let pieces = split_text(&long, MAX_TEXT_BYTES);
-        assert!(
-            pieces
-                .iter()
-                .all(|p| p.len() <= MAX_TEXT_BYTES && p.ends_with('\n'))
-        );
-        assert_eq!(pieces.concat(), long);
-    }
 
     fn config() -> WecomRobotConfig {
         WecomRobotConfig {
@@ -562,21 +390,6 @@ mod tests {
             mentioned_list: Vec::new(),
             mentioned_mobile_list: Vec::new(),
         }
-    }
-
-    #[test]
-    fn the_window_allows_per_minute_then_waits_for_the_oldest() {
-        let start = Instant::now();
-        let mut window = RateWindow::new(3);
-        for i in 0..3 {
-            let at = start + Duration::from_secs(i);
-            assert_eq!(window.wait(at), Duration::ZERO);
-            window.record(at);
-        }
-        let now = start + Duration::from_secs(10);
-        assert_eq!(window.wait(now), Duration::from_secs(50));
-        // Once the first send is a minute old, one more may go.
-        assert_eq!(window.wait(start + WINDOW), Duration::ZERO);
     }
 
     #[test]
@@ -721,7 +534,7 @@ mod tests {
         ]);
         assert!(matches!(
             ok.post("x").await,
-            Err(SendError::Retry { after: Some(after), .. }) if after == WINDOW
+            Err(SendError::Retry { after: Some(after), .. }) if after == wecom::RATE_LIMIT_WAIT
         ));
         assert!(matches!(
             ok.post("x").await,
@@ -890,7 +703,11 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1));
         robot.take_turn().await;
         // The third waited (in virtual time) for the first one's minute to pass.
-        assert!(started.elapsed() >= WINDOW, "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     fn fixture(name: &str) -> std::path::PathBuf {

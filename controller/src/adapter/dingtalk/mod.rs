@@ -32,10 +32,11 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::wecom_robot::split_text;
+use super::check::{http_url, required, unexpanded};
+use super::split;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain, shown_url};
+use crate::http::shown_url;
 use message::Target;
 use outbound::{Api, Body, HookAnswer, Sessions, post_hook};
 use sign::{SIGN_HEADER, TIMESTAMP_HEADER};
@@ -112,33 +113,13 @@ fn default_oapi_base() -> String {
     DEFAULT_OAPI_BASE.into()
 }
 
-/// A value still holding `${…}`: its missing variable is reported on its own line.
-fn unexpanded(value: &str) -> bool {
-    value.contains("${")
-}
-
-fn http_url(field: &str, value: &str) -> Result<Url, String> {
-    let url = Url::parse(value.trim()).map_err(|e| format!("{field} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "{field} must be http or https, not {}",
-            url.scheme()
-        ));
-    }
-    Ok(url)
-}
-
 impl DingtalkConfig {
     /// What is wrong with the section, if anything; messages never show the secret.
     pub fn check(&self) -> Result<(), String> {
-        for (field, value) in [
+        required(&[
             ("client_id", &self.client_id),
             ("client_secret", &self.client_secret),
-        ] {
-            if value.trim().is_empty() {
-                return Err(format!("{field} must not be empty"));
-            }
-        }
+        ])?;
         if let Some(code) = &self.robot_code
             && code.trim().is_empty()
         {
@@ -272,11 +253,7 @@ impl std::fmt::Debug for Dingtalk {
 impl Dingtalk {
     pub fn new(name: &str, config: &DingtalkConfig) -> Result<Dingtalk, String> {
         config.check()?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         let api_base = http_url("api_base", &config.api_base)?;
         let webhook_origin = http_url("oapi_base", &config.oapi_base)?;
         let secret = config.client_secret.trim().to_string();
@@ -330,7 +307,7 @@ impl Adapter for Dingtalk {
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        split::bytes(text, MAX_TEXT_BYTES)
     }
 
     /// Through the conversation's session webhook while it lasts (and DingTalk takes
@@ -339,11 +316,7 @@ impl Adapter for Dingtalk {
         let target = Target::parse(&outgoing.conversation).map_err(SendError::Permanent)?;
         let conversation = target.to_string();
         let body = Body::new(&outgoing.text, self.markdown);
-        if outgoing.resumed {
-            // Neither path takes an idempotency key: sending again may repeat a message,
-            // not sending may lose one, and losing is worse.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         let mut refused = None;
         if let Some(hook) = self.sessions.valid(&conversation, SystemTime::now()) {
             let url = Url::parse(&hook).map_err(|e| {

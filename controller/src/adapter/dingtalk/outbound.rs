@@ -31,17 +31,16 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use super::message::{SessionWebhook, Target};
-use crate::adapter::SendError;
-use crate::http::{error_chain, parse_retry_after, shown_url};
+use crate::adapter::token::TokenCache;
+use crate::adapter::{SendError, call};
+use crate::http::shown_url;
 
 /// stream.py keeps a token until 5 minutes before DingTalk says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// DingTalk's tokens live 7200 s; a larger value from the network is not trusted.
-const TOKEN_LIFE_MAX: u64 = 7200;
+const TOKEN_LIFE_MAX: Duration = Duration::from_secs(7200);
 /// A webhook this close to its expiry is not used: the post could arrive after it.
 const SESSION_MARGIN: Duration = Duration::from_secs(30);
 /// How long to wait on a rate limit that names no wait: the API's limits are per second,
@@ -296,13 +295,6 @@ pub(super) fn classify_api(
     )))
 }
 
-/// A token and when to fetch the next one.
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: String,
-    refresh_at: Instant,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TokenAnswer {
@@ -323,7 +315,7 @@ pub(super) struct Api {
     robot_code: String,
     api_base: Url,
     client: Client,
-    token: Mutex<Option<CachedToken>>,
+    token: TokenCache,
 }
 
 impl std::fmt::Debug for Api {
@@ -350,7 +342,7 @@ impl Api {
             robot_code,
             api_base,
             client,
-            token: Mutex::new(None),
+            token: TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX),
         }
     }
 
@@ -359,31 +351,21 @@ impl Api {
         url_under(&self.api_base, path).map_err(SendError::Permanent)
     }
 
-    /// A cached token or a new one. The lock is held while fetching, so concurrent sends
-    /// wait for one fetch instead of each making one.
+    /// A cached token or a new one.
     async fn access_token(&self) -> Result<String, SendError> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
-            return Ok(token.token.clone());
-        }
+        self.token.get(|| self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> Result<(String, Duration), SendError> {
         let url = self.url("/v1.0/oauth2/accessToken")?;
         let body = serde_json::json!({"appKey": self.client_id, "appSecret": self.secret});
-        let response = self
-            .client
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("fetching an access token: {}", error_chain(e)),
-                after: None,
-            })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("reading the access token: {}", error_chain(e)),
-            after: None,
-        })?;
-        let answer: Option<TokenAnswer> = serde_json::from_slice(&bytes).ok();
+        let answered = call::call(
+            self.client.post(url).json(&body),
+            "fetching an access token",
+        )
+        .await?;
+        let status = answered.status;
+        let answer: Option<TokenAnswer> = serde_json::from_slice(&answered.body).ok();
         let token = answer
             .as_ref()
             .and_then(|a| a.access_token.clone())
@@ -406,25 +388,13 @@ impl Api {
                 },
             );
         };
-        let life = answer
-            .and_then(|a| a.expire_in)
-            .unwrap_or(TOKEN_LIFE_MAX)
-            .min(TOKEN_LIFE_MAX);
-        let life = Duration::from_secs(life);
-        let margin = TOKEN_MARGIN.min(life / 2);
-        *cached = Some(CachedToken {
-            token: token.clone(),
-            refresh_at: Instant::now() + life - margin,
-        });
-        Ok(token)
+        let life = answer.and_then(|a| a.expire_in).map(Duration::from_secs);
+        Ok((token, life.unwrap_or(TOKEN_LIFE_MAX)))
     }
 
     /// Drops `token` if it is still the cached one.
     async fn refused(&self, token: &str) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.token == token) {
-            *cached = None;
-        }
+        self.token.forget(token).await;
     }
 
     /// Sends `body` to a `group:` or `user:` conversation; a refused token is replaced
@@ -462,28 +432,14 @@ impl Api {
         let mut renewed = false;
         loop {
             let token = self.access_token().await?;
-            let response = self
+            let request = self
                 .client
                 .post(url.clone())
                 .header("x-acs-dingtalk-access-token", &token)
-                .json(&request)
-                .send()
-                .await
-                .map_err(|e| SendError::Retry {
-                    reason: format!("{}: {}", shown_url(&url), error_chain(e)),
-                    after: None,
-                })?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-                reason: format!("reading DingTalk's answer: {}", error_chain(e)),
-                after: None,
-            })?;
-            match classify_api(status, retry_after, &bytes, user) {
+                .json(&request);
+            let answered = call::call(request, &shown_url(&url)).await?;
+            let status = answered.status.as_u16();
+            match classify_api(status, answered.retry_after(), &answered.body, user) {
                 ApiAnswer::Sent => return Ok(()),
                 ApiAnswer::Failed(error) => return Err(error),
                 ApiAnswer::TokenRefused(reason) if renewed => {
@@ -518,27 +474,10 @@ pub(super) fn url_under(base: &Url, path: &str) -> Result<Url, String> {
 
 /// Posts a robot message body to a webhook (a session webhook or a custom robot).
 pub(super) async fn post_hook(client: &Client, url: &Url, body: &Body) -> HookAnswer {
-    let response = match client
-        .post(url.clone())
-        .json(&body.robot_message())
-        .send()
-        .await
-    {
-        Ok(response) => response,
-        Err(e) => {
-            return HookAnswer::Failed(SendError::Retry {
-                reason: format!("{}: {}", shown_url(url), error_chain(e)),
-                after: None,
-            });
-        }
-    };
-    let status = response.status().as_u16();
-    match response.bytes().await {
-        Ok(bytes) => classify_hook(status, &bytes),
-        Err(e) => HookAnswer::Failed(SendError::Retry {
-            reason: format!("reading the webhook's answer: {}", error_chain(e)),
-            after: None,
-        }),
+    let request = client.post(url.clone()).json(&body.robot_message());
+    match call::call(request, &shown_url(url)).await {
+        Ok(answered) => classify_hook(answered.status.as_u16(), &answered.body),
+        Err(error) => HookAnswer::Failed(error),
     }
 }
 

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -16,7 +15,7 @@ use reqwest::StatusCode;
 
 use super::message::SessionWebhook;
 use super::*;
-use crate::event::Event;
+use crate::adapter::testing::{Kept, context, serve};
 
 const CLIENT_ID: &str = "dingabcdefghijklmnop";
 const SECRET: &str = "appsecret-for-tests-0123456789";
@@ -31,44 +30,6 @@ fn config(mode: Mode, base: &str) -> DingtalkConfig {
         oapi_base: base.into(),
         markdown: false,
     }
-}
-
-/// An inbox that keeps what it is given; a key seen before is not fresh.
-#[derive(Default)]
-struct Kept(Mutex<Vec<Event>>);
-
-#[async_trait]
-impl super::super::Inbox for Kept {
-    async fn accept(&self, event: Event) -> Result<bool, crate::store::StoreError> {
-        let mut kept = self.0.lock().expect("lock");
-        let fresh = !kept
-            .iter()
-            .any(|e| e.idempotency_key == event.idempotency_key);
-        if fresh {
-            kept.push(event);
-        }
-        Ok(fresh)
-    }
-    fn submit(&self, event: Event) {
-        self.0.lock().expect("lock").push(event);
-    }
-}
-
-fn context(inbox: Arc<Kept>) -> AdapterContext {
-    AdapterContext {
-        store: Arc::new(crate::store::MemoryStore::default()),
-        inbox,
-        activity: tokio::sync::broadcast::channel(4).0,
-    }
-}
-
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
 }
 
 fn now_ms() -> u64 {
@@ -119,7 +80,7 @@ async fn callbacks_are_verified_before_they_are_read_and_kept_once() {
     let early = signed(message.clone(), now_ms()).await.expect("post");
     assert_eq!(early.status(), 503);
     let kept = Arc::new(Kept::default());
-    bot.start(context(kept.clone())).await.expect("start");
+    bot.start(context(&kept)).await.expect("start");
 
     // A message and its redelivery: 200 and no synchronous reply both times, one event, its webhook kept.
     for _ in 0..2 {
@@ -488,7 +449,7 @@ fn config_names_what_is_wrong_and_hides_the_secret() {
 #[tokio::test]
 async fn the_stream_task_starts_and_stops() {
     let bot = Dingtalk::new("ding", &config(Mode::Stream, "http://127.0.0.1:9")).expect("bot");
-    bot.start(context(Arc::new(Kept::default())))
+    bot.start(context(&Arc::new(Kept::default())))
         .await
         .expect("start");
     assert!(bot.task().is_some());

@@ -9,22 +9,21 @@
 //! `{"errcode", "errmsg"}`, `errcode` 0 when taken; a robot posts at most 20 messages a
 //! minute (每个机器人每分钟最多发送20条), past which DingTalk answers errcode 130101.
 
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::{Client, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
-use super::super::wecom_robot::split_text;
+use super::super::check::{http_url, unexpanded};
+use super::super::pace::{Limit, Pace};
+use super::super::split;
 use super::super::{Adapter, Delivered, Outgoing, SendError};
 use super::outbound::{Body, HookAnswer, post_hook};
 use super::sign::{millis, sign};
 use super::{MAX_TEXT_BYTES, PLATFORM};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain, shown_url};
+use crate::http::shown_url;
 
 const PER_MINUTE: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,7 +61,7 @@ impl DingtalkWebhookConfig {
         {
             return Err("secret must not be empty: leave it out if the robot does not sign".into());
         }
-        if self.url.contains("${") {
+        if unexpanded(&self.url) {
             return Ok(());
         }
         self.parsed_url().map(drop)
@@ -77,10 +76,7 @@ impl DingtalkWebhookConfig {
     }
 
     fn parsed_url(&self) -> Result<Url, String> {
-        let url = Url::parse(self.url.trim()).map_err(|e| format!("url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("url must be http or https, not {}", url.scheme()));
-        }
+        let url = http_url("url", &self.url)?;
         if !url
             .query_pairs()
             .any(|(key, value)| key == "access_token" && !value.is_empty())
@@ -109,7 +105,7 @@ pub struct DingtalkWebhook {
     secret: Option<String>,
     markdown: bool,
     client: Client,
-    sent: Mutex<VecDeque<Instant>>,
+    pace: Pace,
 }
 
 impl std::fmt::Debug for DingtalkWebhook {
@@ -125,18 +121,14 @@ impl std::fmt::Debug for DingtalkWebhook {
 impl DingtalkWebhook {
     pub fn new(name: &str, config: &DingtalkWebhookConfig) -> Result<DingtalkWebhook, String> {
         config.check()?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(DingtalkWebhook {
             name: name.to_string(),
             url: config.parsed_url()?,
             secret: config.secret.as_deref().map(|s| s.trim().to_string()),
             markdown: config.markdown,
             client,
-            sent: Mutex::new(VecDeque::new()),
+            pace: Pace::new(&[Limit::per_minute(PER_MINUTE)]),
         })
     }
 
@@ -168,38 +160,7 @@ impl DingtalkWebhook {
 
     /// Waits until one more post keeps within 20 a minute.
     async fn take_turn(&self) {
-        loop {
-            let wait = {
-                let mut sent = self.sent.lock().await;
-                let now = Instant::now();
-                let wait = pace(&mut sent, now);
-                if wait.is_zero() {
-                    sent.push_back(now);
-                    return;
-                }
-                wait
-            };
-            tracing::debug!(adapter = %self.name, ?wait, "custom robot's rate is full; waiting");
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// How long until one more post may go, given the posts of the last minute (older ones
-/// are dropped).
-fn pace(sent: &mut VecDeque<Instant>, now: Instant) -> Duration {
-    let minute = Duration::from_secs(60);
-    while sent
-        .front()
-        .is_some_and(|&at| now.duration_since(at) >= minute)
-    {
-        sent.pop_front();
-    }
-    match sent.front() {
-        Some(&oldest) if sent.len() >= PER_MINUTE => {
-            minute.saturating_sub(now.duration_since(oldest))
-        }
-        _ => Duration::ZERO,
+        self.pace.take_turn(&self.name).await;
     }
 }
 
@@ -222,22 +183,19 @@ impl Adapter for DingtalkWebhook {
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        split::bytes(text, MAX_TEXT_BYTES)
     }
 
     /// A custom robot posts into its one group: the conversation is not needed.
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
-        if outgoing.resumed {
-            // A custom robot takes no idempotency key: sending again may repeat a
-            // message, not sending may lose one, and losing is worse.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         self.post(&outgoing.text).await.map(|()| Delivered::Sent)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::sync::Arc;
 
     use axum::Json;
@@ -305,23 +263,6 @@ mod tests {
         );
         let unsigned = DingtalkWebhook::new("ops", &config(HOOK, None)).expect("bot");
         assert_eq!(unsigned.signed_url(at).as_str(), HOOK);
-    }
-
-    #[test]
-    fn pacing_allows_twenty_a_minute() {
-        let start = Instant::now();
-        let mut sent = VecDeque::new();
-        for i in 0..20 {
-            assert_eq!(pace(&mut sent, start), Duration::ZERO, "post {i}");
-            sent.push_back(start + Duration::from_secs(i));
-        }
-        let now = start + Duration::from_secs(30);
-        assert_eq!(pace(&mut sent, now), Duration::from_secs(30));
-        assert_eq!(
-            pace(&mut sent, start + Duration::from_secs(60)),
-            Duration::ZERO
-        );
-        assert_eq!(sent.len(), 19);
     }
 
     /// A stand-in for the robot: checks the sign like DingTalk, answers codes from a

@@ -46,13 +46,14 @@ use axum::routing::post;
 use reqwest::{Client, Url};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
-use super::wecom_robot::split_text;
+use super::call;
+use super::check::{http_url, required, unexpanded};
+use super::split;
+use super::token::TokenCache;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, backoff_delay, error_chain, parse_retry_after};
+use crate::http::backoff_delay;
 use crypto::EventCrypto;
 use message::{Callback, MESSAGE_RECEIVE};
 
@@ -73,7 +74,7 @@ pub const MAX_TEXT_BYTES: usize = 30 * 1024;
 /// before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(180);
 /// 2 h is the documented maximum; a larger `expire` from the network is capped.
-const TOKEN_LIFE_MAX: u64 = 7200;
+const TOKEN_LIFE_MAX: Duration = Duration::from_secs(7200);
 /// Codes that mean the token is missing or invalid: fetch a new one and send once more.
 /// 99991663 (tenant token invalid) and 99991671 (access token invalid) are oapi-sdk-go
 /// `core/constants.go`'s; 99991661 is the general error list's "missing access token".
@@ -130,23 +131,14 @@ pub struct FeishuConfig {
     pub base_url: Option<String>,
 }
 
-/// A value still holding `${…}`: its missing variable is reported on its own line.
-fn unexpanded(value: &str) -> bool {
-    value.contains("${")
-}
-
 impl FeishuConfig {
     /// What is wrong with the section, if anything; messages never show a secret.
     pub fn check(&self) -> Result<(), String> {
-        for (field, value) in [
+        required(&[
             ("app_id", &self.app_id),
             ("app_secret", &self.app_secret),
             ("verification_token", &self.verification_token),
-        ] {
-            if value.trim().is_empty() {
-                return Err(format!("{field} must not be empty"));
-            }
-        }
+        ])?;
         if let Some(key) = &self.encrypt_key
             && key.trim().is_empty()
         {
@@ -167,36 +159,7 @@ impl FeishuConfig {
             (None, Brand::Feishu) => FEISHU_BASE_URL,
             (None, Brand::Lark) => LARK_BASE_URL,
         };
-        let url = Url::parse(text).map_err(|e| format!("base_url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "base_url must be http or https, not {}",
-                url.scheme()
-            ));
-        }
-        Ok(url)
-    }
-}
-
-/// A token and when to stop using it.
-#[derive(Debug, Clone)]
-struct CachedToken {
-    token: String,
-    refresh_at: Instant,
-}
-
-impl CachedToken {
-    fn new(token: String, expire: Duration, now: Instant) -> CachedToken {
-        // A short-lived token keeps half its life.
-        let margin = TOKEN_MARGIN.min(expire / 2);
-        CachedToken {
-            token,
-            refresh_at: now + expire - margin,
-        }
-    }
-
-    fn fresh(&self, now: Instant) -> bool {
-        now < self.refresh_at
+        http_url("base_url", text)
     }
 }
 
@@ -234,7 +197,7 @@ struct Api {
     app_secret: String,
     base_url: Url,
     client: Client,
-    token: Mutex<Option<CachedToken>>,
+    token: TokenCache,
 }
 
 /// Where an action's conversation points.
@@ -292,13 +255,12 @@ impl Api {
             .map_err(|e| SendError::Permanent(format!("base_url cannot take {path}: {e}")))
     }
 
-    /// A cached token, or a new one. Holding the lock while fetching makes concurrent
-    /// sends wait for one fetch instead of each making one.
+    /// A cached token, or a new one.
     async fn access_token(&self) -> Result<String, SendError> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| t.fresh(Instant::now())) {
-            return Ok(token.token.clone());
-        }
+        self.token.get(|| self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> Result<(String, Duration), SendError> {
         let url = self.endpoint("/open-apis/auth/v3/tenant_access_token/internal")?;
         let body = serde_json::json!({"app_id": self.app_id, "app_secret": self.app_secret});
         let answer = self
@@ -319,17 +281,12 @@ impl Api {
                 reason: "tenant_access_token answered code 0 without a token".into(),
                 after: None,
             })?;
-        let expire = Duration::from_secs(answer.expire.unwrap_or(7200).min(TOKEN_LIFE_MAX));
-        *cached = Some(CachedToken::new(token.clone(), expire, Instant::now()));
-        Ok(token)
+        Ok((token, Duration::from_secs(answer.expire.unwrap_or(7200))))
     }
 
     /// Forgets `token` unless another send has already replaced it.
     async fn forget_token(&self, token: &str) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.token == token) {
-            *cached = None;
-        }
+        self.token.forget(token).await;
     }
 
     /// One request. Feishu answers failures with JSON under many HTTP statuses (400 for
@@ -340,17 +297,10 @@ impl Api {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Answer, SendError> {
-        let response = request.send().await.map_err(|e| SendError::Retry {
-            reason: format!("{what}: {}", error_chain(e)),
-            after: None,
-        })?;
-        let status = response.status();
-        let wait = rate_limit_wait(response.headers());
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("{what}: reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
-        match serde_json::from_slice::<Answer>(&bytes) {
+        let answered = call::call(request, what).await?;
+        let status = answered.status;
+        let wait = rate_limit_wait(&answered);
+        match serde_json::from_slice::<Answer>(&answered.body) {
             Ok(mut answer) => {
                 answer.status = status.as_u16();
                 answer.wait = wait;
@@ -490,12 +440,14 @@ fn failure(answer: &Answer, what: &str) -> SendError {
 }
 
 /// `x-ogw-ratelimit-reset` (频控策略: seconds until the limit lifts), else `Retry-After`.
-fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    header("x-ogw-ratelimit-reset")
+fn rate_limit_wait(answered: &call::Answered) -> Option<Duration> {
+    answered
+        .headers
+        .get("x-ogw-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
-        .or_else(|| header("retry-after").and_then(|v| parse_retry_after(v, SystemTime::now())))
+        .or_else(|| answered.retry_after())
         .map(|wait| wait.min(RATE_LIMIT_WAIT_MAX))
 }
 
@@ -532,11 +484,7 @@ impl std::fmt::Debug for Feishu {
 impl Feishu {
     pub fn new(name: &str, config: &FeishuConfig) -> Result<Feishu, String> {
         config.check()?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(Feishu {
             name: name.to_string(),
             api: Arc::new(Api {
@@ -545,7 +493,7 @@ impl Feishu {
                 app_secret: config.app_secret.trim().to_string(),
                 base_url: config.parsed_base_url()?,
                 client,
-                token: Mutex::new(None),
+                token: TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX),
             }),
             inbound: Arc::new(Inbound {
                 name: name.to_string(),
@@ -590,7 +538,7 @@ impl Adapter for Feishu {
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        split::bytes(text, MAX_TEXT_BYTES)
     }
 
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {

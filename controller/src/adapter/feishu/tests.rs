@@ -6,7 +6,7 @@ use axum::http::HeaderValue;
 use axum::routing::get;
 
 use super::*;
-use crate::event::Event;
+use crate::adapter::testing::{Kept, context};
 
 const APP_ID: &str = "cli_test";
 const SECRET: &str = "s3cret";
@@ -109,13 +109,16 @@ fn a_requests_uuid_is_stable_per_piece_and_short() {
 
 #[test]
 fn a_token_is_used_until_three_minutes_before_it_expires() {
-    let now = Instant::now();
-    let token = CachedToken::new("t".into(), Duration::from_secs(7200), now);
-    assert!(token.fresh(now + Duration::from_secs(7019)));
-    assert!(!token.fresh(now + Duration::from_secs(7020)));
-    let short = CachedToken::new("t".into(), Duration::from_secs(60), now);
-    assert!(short.fresh(now + Duration::from_secs(29)));
-    assert!(!short.fresh(now + Duration::from_secs(30)));
+    let now = tokio::time::Instant::now();
+    let cache = TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX);
+    assert_eq!(
+        cache.refresh_at(Duration::from_secs(7200), now),
+        now + Duration::from_secs(7020)
+    );
+    assert_eq!(
+        cache.refresh_at(Duration::from_secs(60), now),
+        now + Duration::from_secs(30)
+    );
 }
 
 #[test]
@@ -464,44 +467,9 @@ async fn deliver_sends_each_piece_under_its_own_uuid() {
     assert!(pieces.len() > 1 && pieces.iter().all(|p| p.len() <= MAX_TEXT_BYTES));
 }
 
-/// An inbox that keeps what it is given; a key seen before is not fresh.
-#[derive(Default)]
-struct Kept(std::sync::Mutex<Vec<Event>>);
-
-#[async_trait]
-impl super::super::Inbox for Kept {
-    async fn accept(&self, event: Event) -> Result<bool, crate::store::StoreError> {
-        let mut kept = self.0.lock().expect("lock");
-        let fresh = !kept
-            .iter()
-            .any(|e| e.idempotency_key == event.idempotency_key);
-        if fresh {
-            kept.push(event);
-        }
-        Ok(fresh)
-    }
-    fn submit(&self, event: Event) {
-        self.0.lock().expect("lock").push(event);
-    }
-}
-
-fn context(kept: &Arc<Kept>) -> AdapterContext {
-    AdapterContext {
-        store: Arc::new(crate::store::MemoryStore::default()),
-        inbox: kept.clone(),
-        activity: tokio::sync::broadcast::channel(4).0,
-    }
-}
-
 /// The app's callback route on a loopback port, as the server mounts it.
 async fn callbacks(app: &Feishu) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let routes = axum::Router::new().nest("/callback/lark", app.routes().expect("routes"));
-    tokio::spawn(async move { axum::serve(listener, routes).await });
-    format!("http://{addr}/callback/lark")
+    crate::adapter::testing::callbacks(app, "lark").await
 }
 
 fn message_body(message_id: &str, text: &str, token: &str, app_id: &str) -> String {

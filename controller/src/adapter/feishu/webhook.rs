@@ -11,21 +11,21 @@
 //! bad request, 11232 rate limited. A bot may post 100 messages a minute and 5 a second,
 //! with a body of at most 20 KB.
 
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
-use super::super::wecom_robot::split_text;
+use super::super::call;
+use super::super::check::{http_url, unexpanded};
+use super::super::pace::{Limit, Pace};
+use super::super::split;
 use super::super::{Adapter, Delivered, Outgoing, SendError};
 use super::crypto::webhook_sign;
 use super::{PLATFORM, TEXT_FORMAT};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain, shown_url};
+use crate::http::shown_url;
 
 /// A body holds at most 20 KB; a quote or line break in the text takes two bytes of JSON.
 pub const MAX_TEXT_BYTES: usize = 9 * 1024;
@@ -55,17 +55,14 @@ impl FeishuWebhookConfig {
         {
             return Err("secret must not be empty: leave it out if the bot does not sign".into());
         }
-        if self.url.contains("${") {
+        if unexpanded(&self.url) {
             return Ok(());
         }
         self.parsed_url().map(drop)
     }
 
     fn parsed_url(&self) -> Result<Url, String> {
-        let url = Url::parse(self.url.trim()).map_err(|e| format!("url is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("url must be http or https, not {}", url.scheme()));
-        }
+        let url = http_url("url", &self.url)?;
         let hook = url
             .path()
             .split_once("/bot/v2/hook/")
@@ -85,7 +82,7 @@ pub struct FeishuWebhook {
     url: Url,
     secret: Option<String>,
     client: Client,
-    sent: Mutex<VecDeque<Instant>>,
+    pace: Pace,
 }
 
 impl std::fmt::Debug for FeishuWebhook {
@@ -124,17 +121,13 @@ fn shown(url: &Url) -> String {
 impl FeishuWebhook {
     pub fn new(name: &str, config: &FeishuWebhookConfig) -> Result<FeishuWebhook, String> {
         config.check()?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(FeishuWebhook {
             name: name.to_string(),
             url: config.parsed_url()?,
             secret: config.secret.as_deref().map(|s| s.trim().to_string()),
             client,
-            sent: Mutex::new(VecDeque::new()),
+            pace: Pace::new(&[Limit::per_second(PER_SECOND), Limit::per_minute(PER_MINUTE)]),
         })
     }
 
@@ -151,27 +144,13 @@ impl FeishuWebhook {
             body["sign"] = webhook_sign(timestamp, secret).into();
         }
         let where_ = shown(&self.url);
-        let response = self
-            .client
-            .post(self.url.clone())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("{where_}: {}", error_chain(e)),
-                after: None,
-            })?;
-        let status = response.status();
+        let answered = call::call(self.client.post(self.url.clone()).json(&body), &where_).await?;
+        let status = answered.status;
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(SendError::Retry {
-                reason: format!("{where_} answered HTTP {status}"),
-                after: None,
-            });
+            // Feishu answers failures as JSON under 200, but these are no answer at all.
+            call::check_status(status, &where_)?;
         }
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
+        let bytes = answered.body;
         let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| {
             SendError::Permanent(format!(
                 "{where_} answered HTTP {status}, not the bot's JSON ({e})"
@@ -200,46 +179,8 @@ impl FeishuWebhook {
 
     /// Waits until one more post keeps within 5 a second and 100 a minute.
     async fn take_turn(&self) {
-        loop {
-            let wait = {
-                let mut sent = self.sent.lock().await;
-                let now = Instant::now();
-                let wait = pace(&mut sent, now);
-                if wait.is_zero() {
-                    sent.push_back(now);
-                    return;
-                }
-                wait
-            };
-            tracing::debug!(adapter = %self.name, ?wait, "custom bot's rate is full; waiting");
-            tokio::time::sleep(wait).await;
-        }
+        self.pace.take_turn(&self.name).await;
     }
-}
-
-/// How long until one more post may go, given the posts of the last minute (older ones
-/// are dropped).
-fn pace(sent: &mut VecDeque<Instant>, now: Instant) -> Duration {
-    let minute = Duration::from_secs(60);
-    let second = Duration::from_secs(1);
-    while sent
-        .front()
-        .is_some_and(|&at| now.duration_since(at) >= minute)
-    {
-        sent.pop_front();
-    }
-    let mut wait = Duration::ZERO;
-    if sent.len() >= PER_MINUTE
-        && let Some(&oldest) = sent.front()
-    {
-        wait = wait.max(minute.saturating_sub(now.duration_since(oldest)));
-    }
-    if sent.len() >= PER_SECOND
-        && let Some(&fifth_last) = sent.get(sent.len() - PER_SECOND)
-    {
-        wait = wait.max(second.saturating_sub(now.duration_since(fifth_last)));
-    }
-    wait
 }
 
 #[async_trait]
@@ -257,22 +198,19 @@ impl Adapter for FeishuWebhook {
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_text(text, MAX_TEXT_BYTES)
+        split::bytes(text, MAX_TEXT_BYTES)
     }
 
     /// A custom bot posts into its one group: the conversation is not needed.
     async fn deliver(&self, outgoing: &Outgoing) -> Result<Delivered, SendError> {
-        if outgoing.resumed {
-            // A custom bot takes no uuid: sending again may repeat a message, not sending
-            // may lose one, and losing is worse.
-            tracing::warn!(adapter = %self.name, action = %outgoing.action_id, "this may have gone out before the restart; sending it again");
-        }
+        outgoing.warn_if_resumed(&self.name);
         self.post(&outgoing.text).await.map(|()| Delivered::Sent)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::sync::Arc;
 
     use axum::Json;
@@ -311,30 +249,6 @@ mod tests {
             !shown.contains("abc-123") && !shown.contains("s3cret"),
             "{shown}"
         );
-    }
-
-    #[test]
-    fn pacing_allows_five_a_second_and_a_hundred_a_minute() {
-        let start = Instant::now();
-        let mut sent = VecDeque::new();
-        for i in 0..5 {
-            assert_eq!(pace(&mut sent, start), Duration::ZERO, "post {i}");
-            sent.push_back(start);
-        }
-        assert_eq!(pace(&mut sent, start), Duration::from_secs(1));
-        let later = start + Duration::from_millis(400);
-        assert_eq!(pace(&mut sent, later), Duration::from_millis(600));
-        // A hundred spread over the minute: the next waits for the oldest to age out.
-        let mut sent: VecDeque<Instant> = (0..100)
-            .map(|i| start + Duration::from_millis(i * 500))
-            .collect();
-        let now = start + Duration::from_millis(50_000);
-        assert_eq!(pace(&mut sent, now), Duration::from_secs(10));
-        assert_eq!(
-            pace(&mut sent, start + Duration::from_secs(60)),
-            Duration::ZERO
-        );
-        assert_eq!(sent.len(), 99);
     }
 
     /// A stand-in for the hook: checks the sign like Feishu, answers codes from a queue.

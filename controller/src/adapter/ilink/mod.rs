@@ -48,6 +48,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::check::{http_url, unexpanded};
+use super::split;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, ReplyTiming, SendError};
 use crate::event::{Event, short_hash};
 use crate::format::TextFormat;
@@ -116,21 +118,6 @@ impl std::fmt::Debug for IlinkConfig {
             .field("bot_type", &self.bot_type)
             .finish()
     }
-}
-
-fn unexpanded(value: &str) -> bool {
-    value.contains("${")
-}
-
-fn http_url(field: &str, value: &str) -> Result<Url, String> {
-    let url = Url::parse(value.trim()).map_err(|e| format!("{field} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "{field} must be http or https, not {}",
-            url.scheme()
-        ));
-    }
-    Ok(url)
 }
 
 impl IlinkConfig {
@@ -519,29 +506,6 @@ impl Ilink {
     }
 }
 
-/// Cuts `text` into pieces of at most `max` characters, at a line break where one falls
-/// in the second half of a piece.
-pub fn split_chars(text: &str, max: usize) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    let max = max.max(1);
-    while let Some((end, _)) = rest.char_indices().nth(max) {
-        let mut cut = end;
-        if let Some(newline) = rest[..end].rfind('\n')
-            && newline + 1 > end / 2
-        {
-            cut = newline + 1;
-        }
-        let (piece, after) = rest.split_at(cut);
-        pieces.push(piece);
-        rest = after;
-    }
-    if !rest.is_empty() {
-        pieces.push(rest);
-    }
-    pieces
-}
-
 async fn sleep_or_stop(wait: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(wait) => false,
@@ -694,7 +658,7 @@ impl Adapter for Ilink {
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
-        split_chars(text, MAX_TEXT_CHARS)
+        split::chars(text, MAX_TEXT_CHARS)
     }
 
     /// "typing…" shows the user that work is going on, and an acknowledgement would

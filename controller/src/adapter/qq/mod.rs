@@ -30,12 +30,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use reqwest::{Client, Url};
 use serde::Deserialize;
 
+use super::check::{http_url, number_or_string, required, unexpanded};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain};
 use inbound::{
     OP_CALLBACK_ACK, OP_DISPATCH, OP_HEARTBEAT, OP_HEARTBEAT_ACK, OP_VALIDATION, Payload, Target,
     Validation,
@@ -103,43 +102,10 @@ fn default_token_url() -> String {
     DEFAULT_TOKEN_URL.into()
 }
 
-fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Number(u64),
-        Text(String),
-    }
-    Ok(match Either::deserialize(d)? {
-        Either::Number(n) => n.to_string(),
-        Either::Text(s) => s,
-    })
-}
-
-/// A value still holding `${…}`: its missing variable is reported on its own line.
-fn unexpanded(value: &str) -> bool {
-    value.contains("${")
-}
-
-fn http_url(field: &str, value: &str) -> Result<Url, String> {
-    let url = Url::parse(value.trim()).map_err(|e| format!("{field} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "{field} must be http or https, not {}",
-            url.scheme()
-        ));
-    }
-    Ok(url)
-}
-
 impl QqConfig {
     /// What is wrong with the section, if anything; messages never show the secret.
     pub fn check(&self) -> Result<(), String> {
-        for (field, value) in [("app_id", &self.app_id), ("app_secret", &self.app_secret)] {
-            if value.trim().is_empty() {
-                return Err(format!("{field} must not be empty"));
-            }
-        }
+        required(&[("app_id", &self.app_id), ("app_secret", &self.app_secret)])?;
         if !unexpanded(&self.app_id) && !self.app_id.trim().chars().all(|c| c.is_ascii_digit()) {
             return Err(format!(
                 "app_id must be the bot's numeric AppID, not {:?}",
@@ -207,11 +173,7 @@ impl QqBot {
         config.check()?;
         let secret = config.app_secret.trim();
         let key = BotKey::from_secret(secret).map_err(|e| e.to_string())?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         let replies = Arc::new(Replies::default());
         Ok(QqBot {
             name: name.to_string(),
@@ -513,7 +475,7 @@ mod tests {
     use axum::http::HeaderMap;
 
     use super::*;
-    use crate::event::Event;
+    use crate::adapter::testing::{Kept, context, serve};
 
     /// event-emit.md's example bot.
     const APP_ID: &str = "11111111";
@@ -608,44 +570,6 @@ mod tests {
         );
     }
 
-    /// An inbox that keeps what it is given; a key seen before is not fresh.
-    #[derive(Default)]
-    struct Kept(std::sync::Mutex<Vec<Event>>);
-
-    #[async_trait]
-    impl super::super::Inbox for Kept {
-        async fn accept(&self, event: Event) -> Result<bool, crate::store::StoreError> {
-            let mut kept = self.0.lock().expect("lock");
-            let fresh = !kept
-                .iter()
-                .any(|e| e.idempotency_key == event.idempotency_key);
-            if fresh {
-                kept.push(event);
-            }
-            Ok(fresh)
-        }
-        fn submit(&self, event: Event) {
-            self.0.lock().expect("lock").push(event);
-        }
-    }
-
-    fn context(inbox: Arc<Kept>) -> AdapterContext {
-        AdapterContext {
-            store: Arc::new(crate::store::MemoryStore::default()),
-            inbox,
-            activity: tokio::sync::broadcast::channel(4).0,
-        }
-    }
-
-    async fn serve(router: axum::Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        format!("http://{addr}")
-    }
-
     fn now_secs() -> u64 {
         SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -676,7 +600,7 @@ mod tests {
             "{}/callback/qq",
             serve(axum::Router::new().nest("/callback/qq", bot.routes().expect("routes"))).await
         );
-        let client = Client::new();
+        let client = reqwest::Client::new();
         let key = BotKey::from_secret(SECRET).expect("key");
         let signed = |body: String, ts: u64| {
             client
@@ -699,7 +623,7 @@ mod tests {
             serde_json::json!({"op": 12, "d": 1})
         );
         let kept = Arc::new(Kept::default());
-        bot.start(context(kept.clone())).await.expect("start");
+        bot.start(context(&kept)).await.expect("start");
 
         // event-emit.md's validation, unsigned as its example shows, and signed.
         let validation =

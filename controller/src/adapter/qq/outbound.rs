@@ -28,18 +28,16 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use super::inbound::{Kind, Target};
-use crate::adapter::SendError;
-use crate::http::{error_chain, parse_retry_after};
+use crate::adapter::token::TokenCache;
+use crate::adapter::{SendError, call};
 
 /// api-use.md: a fetch in a token's last 60 s returns its successor, so that is when to
 /// fetch.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 /// api-use.md: "目前是7200秒之内的值"; a larger value from the network is not trusted.
-const TOKEN_LIFE_MAX: u64 = 7200;
+const TOKEN_LIFE_MAX: Duration = Duration::from_secs(7200);
 /// How long to wait on QQ's rate limits when it says nothing (`Retry-After`): a channel
 /// takes 5 messages a second (post_messages.md); the limit behind 22009 is not stated.
 const CHANNEL_RATE_WAIT: Duration = Duration::from_secs(1);
@@ -65,28 +63,6 @@ const URL_NOT_ALLOWED: i64 = 304003;
 /// msg_seq, which send.md says fails. Matched only to recognise a retry of a message
 /// that did go out.
 const DUPLICATE_SEQ: i64 = 40054005;
-
-/// A token and when to fetch the next one.
-#[derive(Debug, Clone)]
-pub(super) struct CachedToken {
-    token: String,
-    refresh_at: Instant,
-}
-
-impl CachedToken {
-    pub(super) fn new(token: String, expires_in: Duration, now: Instant) -> CachedToken {
-        // A token with less than two margins to live keeps half its life.
-        let margin = TOKEN_MARGIN.min(expires_in / 2);
-        CachedToken {
-            token,
-            refresh_at: now + expires_in - margin,
-        }
-    }
-
-    pub(super) fn fresh(&self, now: Instant) -> bool {
-        now < self.refresh_at
-    }
-}
 
 /// How a reply goes out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,7 +309,7 @@ pub(super) struct Api {
     api_base: Url,
     token_url: Url,
     client: Client,
-    token: Mutex<Option<CachedToken>>,
+    token: TokenCache,
 }
 
 impl std::fmt::Debug for Api {
@@ -360,7 +336,7 @@ impl Api {
             api_base,
             token_url,
             client,
-            token: Mutex::new(None),
+            token: TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX),
         }
     }
 
@@ -385,36 +361,20 @@ impl Api {
         Ok(url)
     }
 
-    /// A cached token, or a new one (api-use.md). The lock is held while fetching, so
-    /// concurrent sends wait for one fetch instead of each making one.
+    /// A cached token, or a new one (api-use.md).
     async fn access_token(&self) -> Result<String, SendError> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| t.fresh(Instant::now())) {
-            return Ok(token.token.clone());
-        }
+        self.token.get(|| self.fetch_token()).await
+    }
+
+    async fn fetch_token(&self) -> Result<(String, Duration), SendError> {
         let body = serde_json::json!({"appId": self.app_id, "clientSecret": self.secret});
-        let response = self
-            .client
-            .post(self.token_url.clone())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("getAppAccessToken: {}", error_chain(e)),
-                after: None,
-            })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("getAppAccessToken: reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
+        let request = self.client.post(self.token_url.clone()).json(&body);
+        let answered = call::call(request, "getAppAccessToken").await?;
+        let status = answered.status;
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(SendError::Retry {
-                reason: format!("getAppAccessToken answered HTTP {status}"),
-                after: None,
-            });
+            call::check_status(status, "getAppAccessToken")?;
         }
-        let answer: Option<TokenAnswer> = serde_json::from_slice(&bytes).ok();
+        let answer: Option<TokenAnswer> = serde_json::from_slice(&answered.body).ok();
         let token = answer
             .as_ref()
             .and_then(|a| a.access_token.clone())
@@ -431,23 +391,16 @@ impl Api {
             Some(Seconds::Number(n)) => Some(n),
             Some(Seconds::Text(text)) => text.trim().parse().ok(),
             None => None,
-        }
-        .unwrap_or(TOKEN_LIFE_MAX)
-        .min(TOKEN_LIFE_MAX);
-        *cached = Some(CachedToken::new(
-            token.clone(),
-            Duration::from_secs(expires_in),
-            Instant::now(),
-        ));
-        Ok(token)
+        };
+        Ok((
+            token,
+            expires_in.map_or(TOKEN_LIFE_MAX, Duration::from_secs),
+        ))
     }
 
     /// Forgets `token` unless another send has replaced it already.
     async fn forget_token(&self, token: &str) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.token == token) {
-            *cached = None;
-        }
+        self.token.forget(token).await;
     }
 
     async fn post_once(
@@ -456,29 +409,18 @@ impl Api {
         token: &str,
         body: &serde_json::Value,
     ) -> Result<Answer, SendError> {
-        let response = self
+        let request = self
             .client
             .post(url.clone())
             .header("Authorization", format!("QQBot {token}"))
             .header("X-Union-Appid", &self.app_id)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("QQ message API: {}", error_chain(e)),
-                after: None,
-            })?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!("QQ message API: reading the answer: {}", error_chain(e)),
-            after: None,
-        })?;
-        Ok(classify(status, retry_after, &bytes))
+            .json(body);
+        let answered = call::call(request, "QQ message API").await?;
+        Ok(classify(
+            answered.status.as_u16(),
+            answered.retry_after(),
+            &answered.body,
+        ))
     }
 
     /// Posts `body` to `url`; a refused token is replaced once and the post tried again.
@@ -759,12 +701,15 @@ mod tests {
 
     #[test]
     fn a_token_is_used_until_a_minute_before_it_expires() {
-        let now = Instant::now();
-        let token = CachedToken::new("t".into(), Duration::from_secs(7200), now);
-        assert!(token.fresh(now + Duration::from_secs(7139)));
-        assert!(!token.fresh(now + Duration::from_secs(7140)));
-        let short = CachedToken::new("t".into(), Duration::from_secs(60), now);
-        assert!(short.fresh(now + Duration::from_secs(29)));
-        assert!(!short.fresh(now + Duration::from_secs(30)));
+        let now = tokio::time::Instant::now();
+        let cache = TokenCache::new(TOKEN_MARGIN, TOKEN_LIFE_MAX);
+        assert_eq!(
+            cache.refresh_at(Duration::from_secs(7200), now),
+            now + Duration::from_secs(7140)
+        );
+        assert_eq!(
+            cache.refresh_at(Duration::from_secs(60), now),
+            now + Duration::from_secs(30)
+        );
     }
 }

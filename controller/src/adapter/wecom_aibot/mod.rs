@@ -36,16 +36,19 @@ use reqwest::{Client, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::wecom_app::{Signed, query_params, signed};
+use super::call;
+use super::check::unexpanded;
+use super::split::truncated;
+use super::wecom::{self, Signed, query_params, signed};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_json_encrypt};
 use super::{
     Adapter, AdapterContext, AdapterError, Answering, Delivered, Outgoing, ReplyTiming, SendError,
 };
 use crate::event::{Event, short_hash};
 use crate::format::TextFormat;
-use crate::http::{USER_AGENT, error_chain, shown_url};
+use crate::http::shown_url;
 use message::{Callback, Incoming};
-use stream::{Delivery, Exchanges, MAX_CONTENT_BYTES, Shown, truncated};
+use stream::{Delivery, Exchanges, MAX_CONTENT_BYTES, Shown};
 
 /// Streams and `response_url` take markdown (101031: "content字段支持常见的markdown格式";
 /// 101138 posts `msgtype: markdown`).
@@ -59,8 +62,6 @@ const STREAM_SECS_MAX: u64 = 350;
 /// retries within seconds, so it is a replay, or this machine's clock is wrong.
 const CLOCK_SKEW: Duration = Duration::from_secs(600);
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// errcode -1: "system busy" (90313 全局错误码).
-const ERR_BUSY: i64 = -1;
 
 /// One `type = "wecom_aibot"` adapter of `tapwire.toml`. The secrets belong in the
 /// environment: `encoding_aes_key = "${WECOM_AIBOT_AES_KEY}"`.
@@ -93,14 +94,14 @@ impl WecomAibotConfig {
         if self.token.trim().is_empty() {
             return Err("token must not be empty".into());
         }
-        if !self.encoding_aes_key.contains("${") {
+        if !unexpanded(&self.encoding_aes_key) {
             let chars = self.encoding_aes_key.trim().chars().count();
             if chars != ENCODING_AES_KEY_LEN {
                 return Err(format!(
                     "encoding_aes_key must be {ENCODING_AES_KEY_LEN} characters, got {chars}: copy it from the bot's API settings"
                 ));
             }
-            if !self.token.contains("${") {
+            if !unexpanded(&self.token) {
                 self.crypto().map_err(|e| e.to_string())?;
             }
         }
@@ -173,11 +174,7 @@ impl WecomAibot {
     pub fn new(name: &str, config: &WecomAibotConfig) -> Result<WecomAibot, String> {
         config.check()?;
         let crypto = config.crypto().map_err(|e| e.to_string())?;
-        let client = Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))?;
+        let client = crate::http::client(TIMEOUT)?;
         Ok(WecomAibot {
             name: name.to_string(),
             client,
@@ -209,46 +206,13 @@ impl WecomAibot {
             "msgtype": "markdown",
             "markdown": {"content": truncated(content, MAX_CONTENT_BYTES)},
         });
-        let response = self
-            .client
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retry {
-                reason: format!("response_url {shown}: {}", error_chain(e)),
-                after: None,
-            })?;
-        let status = response.status();
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(SendError::Retry {
-                reason: format!("response_url {shown}: WeCom answered HTTP {status}"),
-                after: None,
-            });
-        }
-        if !status.is_success() {
-            return Err(SendError::Permanent(format!(
-                "response_url {shown}: WeCom answered HTTP {status}"
-            )));
-        }
-        let bytes = response.bytes().await.map_err(|e| SendError::Retry {
-            reason: format!(
-                "response_url {shown}: reading the answer: {}",
-                error_chain(e)
-            ),
-            after: None,
-        })?;
-        let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| {
-            SendError::Permanent(format!(
-                "response_url {shown}: the answer is not WeCom's JSON ({e})"
-            ))
-        })?;
+        let what = format!("response_url {shown}");
+        let answered = call::call(self.client.post(url).json(&body), &what).await?;
+        call::check_status(answered.status, &what)?;
+        let answer: Answer = wecom::answer(&answered.body, &what)?;
         match answer.errcode {
-            0 => Ok(()),
-            ERR_BUSY => Err(SendError::Retry {
-                reason: format!("response_url: WeCom busy (errcode -1: {})", answer.errmsg),
-                after: None,
-            }),
+            // A refusal of a one-use URL says more than WeCom's words: it works once.
+            0 | wecom::ERR_BUSY => wecom::settle(answer.errcode, &answer.errmsg, "response_url"),
             code => Err(SendError::Permanent(format!(
                 "WeCom refused the answer through response_url: errcode {code}: {} (each works once, for an hour)",
                 answer.errmsg

@@ -20,6 +20,7 @@
 use std::time::{Duration, Instant};
 
 use crate::adapter::Answering;
+use crate::adapter::split::truncated;
 
 /// 101138: a `response_url` lasts an hour; nothing is kept longer.
 pub const RESPONSE_URL_LIFE: Duration = Duration::from_secs(3600);
@@ -358,18 +359,6 @@ fn no_url_because(exchange: &Exchange, now: Instant) -> &'static str {
     } else {
         "it has no response_url"
     }
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-pub fn truncated(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]
