@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod platforms;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,7 +18,7 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -149,6 +151,12 @@ pub fn tapwire_run(adb: &AdbServer, serial: &str, db: &Path, extra: &[&str]) -> 
 
 /// The real `tapwire` with `args`, its log appended to a file beside `near`; killed on drop.
 pub fn tapwire_command(args: &[&str], near: &Path) -> Tapwire {
+    tapwire_command_env(args, near, &[])
+}
+
+/// [`tapwire_command`] with `env` added to its environment (secrets a config names as
+/// `${VAR}`).
+pub fn tapwire_command_env(args: &[&str], near: &Path, env: &[(&str, &str)]) -> Tapwire {
     let stderr_path = near.with_extension(format!("{}.log", std::process::id()));
     let stderr = std::fs::File::options()
         .create(true)
@@ -164,6 +172,7 @@ pub fn tapwire_command(args: &[&str], near: &Path) -> Tapwire {
             "RUST_LOG",
             std::env::var("TAPWIRE_TEST_LOG").unwrap_or_else(|_| "info".into()),
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()

@@ -159,11 +159,33 @@ struct RobotMessage {
     #[serde(default)]
     is_in_at_list: Option<bool>,
     #[serde(default)]
+    at_users: Vec<AtUser>,
+    #[serde(default)]
     create_at: Option<Number>,
     #[serde(default)]
     session_webhook: Option<String>,
     #[serde(default)]
     session_webhook_expired_time: Option<Number>,
+}
+
+/// One of `atUsers`: who the message @-mentions, the robot included. A member of the
+/// organisation has a `staffId` beside the `dingtalkId` (dingtalk-stream-sdk-python
+/// `dingtalk_stream/chatbot.py`, `AtUser`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AtUser {
+    #[serde(default)]
+    dingtalk_id: Option<String>,
+    #[serde(default)]
+    staff_id: Option<String>,
+}
+
+impl AtUser {
+    /// As a sender is named: the staff id where there is one, so that a mention and a
+    /// message of the same member name the same user.
+    fn user(&self) -> Option<String> {
+        filled(&self.staff_id).or_else(|| filled(&self.dingtalk_id))
+    }
 }
 
 fn filled(value: &Option<String>) -> Option<String> {
@@ -326,6 +348,15 @@ fn segments(message: &RobotMessage, group: bool) -> Vec<Segment> {
     if segments.is_empty() {
         segments.push(Segment::Unknown);
     }
+    // Mentions as every adapter gives them: segments after the content. The robot's own
+    // is cut from the text above but kept here, as Feishu's is.
+    segments.extend(
+        message
+            .at_users
+            .iter()
+            .filter_map(AtUser::user)
+            .map(|user| Segment::Mention { user }),
+    );
     segments
 }
 
@@ -434,6 +465,23 @@ mod tests {
         // Text that starts with @ but is no mention stays.
         assert_eq!(strip_leading_mention("@all 开会"), "@all 开会");
         assert_eq!(strip_leading_mention(" 你好"), " 你好");
+        // Each @ is a mention segment, named as senders are: the staff id if any.
+        message["atUsers"] = serde_json::json!([
+            {"dingtalkId": "$:LWCP_v1:$bot"},
+            {"dingtalkId": "$:LWCP_v1:$lina", "staffId": "lina01"},
+        ]);
+        let incoming = read("ding", message.to_string().as_bytes()).expect("read");
+        assert_eq!(
+            incoming.event.content[1..],
+            [
+                Segment::Mention {
+                    user: "$:LWCP_v1:$bot".into()
+                },
+                Segment::Mention {
+                    user: "lina01".into()
+                },
+            ]
+        );
         // Not mentioned (isInAtList false): nothing is cut.
         message["isInAtList"] = false.into();
         message["text"]["content"] = "@李娜\u{2005}值班".into();
@@ -443,7 +491,9 @@ mod tests {
 
     #[test]
     fn rich_text_pictures_and_files_are_read() {
-        let base: serde_json::Value = serde_json::from_str(SDK_GROUP_MESSAGE).expect("json");
+        let mut base: serde_json::Value = serde_json::from_str(SDK_GROUP_MESSAGE).expect("json");
+        // The content alone; mentions have their own test.
+        base.as_object_mut().expect("object").remove("atUsers");
         let with = |msgtype: &str, content: serde_json::Value| {
             let mut m = base.clone();
             m["msgtype"] = msgtype.into();

@@ -186,6 +186,16 @@ struct MessageData {
     guild_id: Option<String>,
     #[serde(default)]
     attachments: Vec<Attachment>,
+    /// Who a guild message @-mentions, the bot included (template/model.md Message
+    /// `mentions: User[]`; botpy `botpy/message.py` reads `mentions` the same way).
+    #[serde(default)]
+    mentions: Vec<Mentioned>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Mentioned {
+    #[serde(default)]
+    id: Option<String>,
 }
 
 /// The message event a dispatch carries, `None` for an event type not routed (a friend
@@ -268,6 +278,17 @@ pub fn message(source: &str, payload: &Payload) -> Result<Option<Incoming>, Stri
     if content.is_empty() {
         content.push(Segment::Unknown);
     }
+    // Mentions as every adapter gives them: segments after the content, though the
+    // leading tags were cut from the text.
+    content.extend(
+        data.mentions
+            .iter()
+            .filter_map(|m| m.id.as_deref().map(str::trim))
+            .filter(|id| !id.is_empty())
+            .map(|id| Segment::Mention {
+                user: id.to_string(),
+            }),
+    );
     let sent_at = data
         .timestamp
         .as_ref()
@@ -471,6 +492,11 @@ mod tests {
             "guild_id": "18700000000001",
             "id": "0812345677890abcdef",
             "member": {"joined_at": "2021-04-12T16:34:42+08:00", "roles": ["1"]},
+            "mentions": [
+                {"id": "8888", "username": "Tapwire", "bot": true},
+                {"id": "9999", "username": "李娜", "bot": false},
+                {"id": "1234", "username": "abc", "bot": false}
+            ],
             "timestamp": "2021-05-20T15:14:58+08:00",
             "seq": 101
         });
@@ -481,6 +507,20 @@ mod tests {
             assert_eq!(incoming.target.to_string(), "channel:100010");
             let event = incoming.event;
             assert_eq!(event.text().as_deref(), Some("a <b> &amp; <@!1234>"), "{t}");
+            // Every mention a segment, those cut from the text included.
+            let mentioned: Vec<&Segment> = event
+                .content
+                .iter()
+                .filter(|s| matches!(s, Segment::Mention { .. }))
+                .collect();
+            assert_eq!(
+                mentioned,
+                ["8888", "9999", "1234"]
+                    .map(|user| Segment::Mention { user: user.into() })
+                    .iter()
+                    .collect::<Vec<_>>(),
+                "{t}"
+            );
             let sender = event.sender.expect("sender");
             assert_eq!(sender.id, "1234");
             assert_eq!(sender.display_name.as_deref(), Some("abc"));
