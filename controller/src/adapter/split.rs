@@ -38,7 +38,7 @@ fn floor_char_boundary(text: &str, index: usize) -> usize {
 }
 
 /// Cuts while `limit` says where the rest is over the limit (a character boundary).
-fn pieces<'t>(text: &'t str, limit: impl Fn(&str) -> Option<usize>) -> Vec<&'t str> {
+fn pieces(text: &str, limit: impl Fn(&str) -> Option<usize>) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while let Some(mut end) = limit(rest) {
