@@ -86,7 +86,7 @@ impl Outgoing {
     /// and sending again may repeat one where not sending may lose one, which is worse.
     pub fn warn_if_resumed(&self, adapter: &str) {
         if self.resumed {
-            tracing::warn!(adapter, action = %self.action_id, "this may have gone out before the restart; sending it again");
+            tracing::warn!(adapter = %adapter, action = %self.action_id, "this may have gone out before the restart; sending it again");
         }
     }
 }
