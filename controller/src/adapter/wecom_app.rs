@@ -42,7 +42,7 @@ use reqwest::{Client, Url};
 use serde::Deserialize;
 
 use super::call;
-use super::check::{http_url, number_or_string, required, unexpanded};
+use super::check::{Secret, http_url, number_or_string, required, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::split;
 use super::token::TokenCache;
@@ -97,11 +97,11 @@ pub struct WecomAppConfig {
     #[serde(deserialize_with = "number_or_string")]
     pub agent_id: String,
     /// The app's Secret, for access tokens.
-    pub secret: String,
+    pub secret: Secret,
     /// The callback's Token (API 接收消息 settings).
-    pub token: String,
+    pub token: Secret,
     /// The callback's EncodingAESKey, 43 characters.
-    pub encoding_aes_key: String,
+    pub encoding_aes_key: Secret,
     /// Where WeCom's API is; tests point it at a stand-in.
     #[serde(default = "default_base_url")]
     pub base_url: String,

@@ -34,7 +34,7 @@ use base64::Engine;
 use md5::{Digest, Md5};
 
 use super::call;
-use super::check::{http_url, unexpanded};
+use super::check::{Secret, http_url, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::pace::{Limit, Pace};
 use super::split;
@@ -62,7 +62,7 @@ const MIN_FILE_BYTES: usize = 5;
 pub struct WecomRobotConfig {
     /// The robot's webhook address, key included: put the key in the environment,
     /// `url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=${OPS_ROBOT_KEY}"`.
-    pub url: String,
+    pub url: Secret,
     /// Messages per minute; WeCom allows 20.
     #[serde(default = "default_per_minute")]
     pub per_minute: u32,
@@ -658,7 +658,7 @@ mod tests {
         let markdown = WecomRobot::new(
             "ops",
             &WecomRobotConfig {
-                url: url.clone(),
+                url: url.clone().into(),
                 msgtype: RobotMsgType::Markdown,
                 ..config()
             },

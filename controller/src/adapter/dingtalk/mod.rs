@@ -32,7 +32,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::check::{http_url, required, unexpanded};
+use super::check::{Secret, http_url, required, unexpanded};
 use super::split;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
@@ -67,14 +67,14 @@ pub enum Mode {
 
 /// One `type = "dingtalk"` adapter of `tapwire.toml`. The secret belongs in the
 /// environment: `client_secret = "${DINGTALK_SECRET}"`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DingtalkConfig {
     /// The app's Client ID (AppKey).
     pub client_id: String,
     /// The app's Client Secret (AppSecret): opens the stream, signs the callbacks,
     /// fetches access tokens.
-    pub client_secret: String,
+    pub client_secret: Secret,
     #[serde(default)]
     pub mode: Mode,
     /// The robot's code for the robot API; DingTalk gives an app's robot its Client ID.
@@ -90,19 +90,6 @@ pub struct DingtalkConfig {
     /// Answers go as markdown (`msgtype` markdown, `sampleMarkdown`); otherwise text.
     #[serde(default)]
     pub markdown: bool,
-}
-
-impl std::fmt::Debug for DingtalkConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DingtalkConfig")
-            .field("client_id", &self.client_id)
-            .field("mode", &self.mode)
-            .field("robot_code", &self.robot_code)
-            .field("api_base", &self.api_base)
-            .field("oapi_base", &self.oapi_base)
-            .field("markdown", &self.markdown)
-            .finish_non_exhaustive()
-    }
 }
 
 fn default_api_base() -> String {

@@ -48,7 +48,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::call;
-use super::check::{http_url, required, unexpanded};
+use super::check::{Secret, http_url, required, unexpanded};
 use super::split;
 use super::token::TokenCache;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, SendError};
@@ -115,14 +115,14 @@ pub struct FeishuConfig {
     /// The app's App ID (`cli_…`, 凭证与基础信息).
     pub app_id: String,
     /// The app's App Secret.
-    pub app_secret: String,
+    pub app_secret: Secret,
     /// 事件与回调 › 加密策略: the Verification Token every callback carries.
-    pub verification_token: String,
+    pub verification_token: Secret,
     /// 事件与回调 › 加密策略: the Encrypt Key. Set, callbacks are encrypted and each event
     /// push is signed (`X-Lark-Signature`), and unsigned events are refused; unset, only
     /// the Verification Token vouches for a callback.
     #[serde(default)]
-    pub encrypt_key: Option<String>,
+    pub encrypt_key: Option<Secret>,
     /// `feishu` (open.feishu.cn) or `lark` (open.larksuite.com): the default `base_url`.
     #[serde(default)]
     pub brand: Brand,

@@ -18,7 +18,7 @@ fn config(base_url: &str, encrypt_key: Option<&str>) -> FeishuConfig {
         app_id: APP_ID.into(),
         app_secret: SECRET.into(),
         verification_token: VTOKEN.into(),
-        encrypt_key: encrypt_key.map(str::to_string),
+        encrypt_key: encrypt_key.map(crate::adapter::check::Secret::from),
         brand: Brand::Feishu,
         base_url: Some(base_url.into()),
     }

@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 
-use super::check::{http_url, number_or_string, required, unexpanded};
+use super::check::{Secret, http_url, number_or_string, required, unexpanded};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
 use inbound::{
@@ -62,14 +62,14 @@ const VALIDATION_MAX: usize = 256;
 
 /// One `type = "qq"` adapter of `tapwire.toml`. The secret belongs in the environment:
 /// `app_secret = "${QQ_BOT_SECRET}"`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QqConfig {
     /// The bot's AppID (开发设置); a number, written with or without quotes.
     #[serde(deserialize_with = "number_or_string")]
     pub app_id: String,
     /// The bot's AppSecret: it signs the callbacks and fetches access tokens.
-    pub app_secret: String,
+    pub app_secret: Secret,
     /// Send through QQ's sandbox API (for a bot in its sandbox guild or group).
     #[serde(default)]
     pub sandbox: bool,
@@ -84,18 +84,6 @@ pub struct QqConfig {
     /// enabled for it (markdown.md: "目前需要内邀开通"); otherwise plain text.
     #[serde(default)]
     pub markdown: bool,
-}
-
-impl std::fmt::Debug for QqConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QqConfig")
-            .field("app_id", &self.app_id)
-            .field("sandbox", &self.sandbox)
-            .field("api_base", &self.api_base)
-            .field("token_url", &self.token_url)
-            .field("markdown", &self.markdown)
-            .finish_non_exhaustive()
-    }
 }
 
 fn default_token_url() -> String {

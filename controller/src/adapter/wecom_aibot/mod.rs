@@ -37,7 +37,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::call;
-use super::check::unexpanded;
+use super::check::{Secret, unexpanded};
 use super::split::truncated;
 use super::wecom::{self, Signed, query_params, signed};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_json_encrypt};
@@ -69,9 +69,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[serde(deny_unknown_fields)]
 pub struct WecomAibotConfig {
     /// The bot's API settings: Token.
-    pub token: String,
+    pub token: Secret,
     /// The bot's API settings: EncodingAESKey, 43 characters.
-    pub encoding_aes_key: String,
+    pub encoding_aes_key: Secret,
     /// The bot's id (`aibotid`); when set, callbacks naming another bot are ignored.
     #[serde(default)]
     pub aibot_id: Option<String>,
