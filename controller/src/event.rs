@@ -100,7 +100,7 @@ impl Event {
         raw: serde_json::Value,
     ) -> Event {
         Event {
-            id: format!("ev_{}", short_hash(&idempotency_key)),
+            id: event_id(&idempotency_key),
             event_type: event_type.into(),
             source: source.into(),
             platform: platform.into(),
@@ -445,6 +445,11 @@ impl HandlerAction {
             }
         }
     }
+}
+
+/// An event's id, derived from its idempotency key: the same key, the same id.
+pub fn event_id(idempotency_key: &str) -> String {
+    format!("ev_{}", short_hash(idempotency_key))
 }
 
 /// A short, stable id derived from an idempotency key: the same key, the same id, so

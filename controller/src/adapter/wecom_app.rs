@@ -50,8 +50,8 @@ use super::wecom::{self, MAX_TEXT_BYTES, check_articles, query_params, signed};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::event::{
-    Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender,
-    now_rfc3339, short_hash, types,
+    Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender, event_id,
+    now_rfc3339, types,
 };
 use crate::format::TextFormat;
 
@@ -897,7 +897,7 @@ impl CallbackMessage {
         )
         .unwrap_or_default();
         Some(Event {
-            id: format!("ev_{}", short_hash(&key)),
+            id: event_id(&key),
             event_type: event_type.into(),
             source: source.into(),
             platform: PLATFORM.into(),

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339, types,
 };
 
 use super::PLATFORM;
@@ -233,7 +233,7 @@ pub fn read(source: &str, data: &[u8]) -> Result<Incoming, String> {
         .is_some_and(|(sender, bot)| !bot.is_empty() && sender == bot);
     let key = format!("dingtalk:{source}:msg:{msg_id}");
     let event = Event {
-        id: format!("ev_{}", short_hash(&key)),
+        id: event_id(&key),
         event_type: types::MESSAGE_RECEIVED.into(),
         source: source.into(),
         platform: PLATFORM.into(),

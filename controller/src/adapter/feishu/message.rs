@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339, types,
 };
 
 use super::PLATFORM;
@@ -230,7 +230,7 @@ pub fn message_event(
         })
         .unwrap_or_else(now_rfc3339);
     Ok(Event {
-        id: format!("ev_{}", short_hash(&key)),
+        id: event_id(&key),
         event_type: types::MESSAGE_RECEIVED.into(),
         source: source.into(),
         platform: PLATFORM.into(),

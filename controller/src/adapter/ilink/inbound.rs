@@ -83,7 +83,7 @@ pub fn read(
         object.remove("context_token");
     }
     let event = Event {
-        id: format!("ev_{}", short_hash(&idempotency_key)),
+        id: crate::event::event_id(&idempotency_key),
         event_type: types::MESSAGE_RECEIVED.into(),
         source: source.into(),
         platform: platform.into(),

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339, types,
 };
 
 use super::PLATFORM;
@@ -281,7 +281,7 @@ pub fn message(source: &str, payload: &Payload) -> Result<Option<Incoming>, Stri
     // (a private bot subscribed to both) is answered once.
     let key = format!("qq:{source}:msg:{}", data.id);
     let event = Event {
-        id: format!("ev_{}", short_hash(&key)),
+        id: event_id(&key),
         event_type: types::MESSAGE_RECEIVED.into(),
         source: source.into(),
         platform: PLATFORM.into(),

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339, types,
 };
 
 use super::PLATFORM;
@@ -334,7 +334,7 @@ fn incoming(
     Ok(Incoming {
         msgid: msgid.to_string(),
         event: Event {
-            id: format!("ev_{}", short_hash(&key)),
+            id: event_id(&key),
             event_type: event_type.into(),
             source: source.into(),
             platform: PLATFORM.into(),
