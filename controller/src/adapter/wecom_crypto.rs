@@ -249,6 +249,26 @@ impl WeComCrypto {
         hex::encode(sha.finalize())
     }
 
+    /// Checks `msg_signature` over `ciphertext` (named `what`: `encrypt` or `echostr`)
+    /// and nothing else, so a route can check the timestamp and replays before it
+    /// decrypts anything; [`decrypt`](Self::decrypt) and [`verify_url`](Self::verify_url)
+    /// check it again themselves.
+    pub fn verify(
+        &self,
+        what: &'static str,
+        msg_signature: &str,
+        timestamp: &str,
+        nonce: &str,
+        ciphertext: &str,
+    ) -> Result<(), CryptoError> {
+        let expected = self.signature(timestamp, nonce, ciphertext);
+        // Constant time, so timing does not tell a forger how much of a guess was right.
+        if !bool::from(expected.as_bytes().ct_eq(msg_signature.as_bytes())) {
+            return Err(CryptoError::BadSignature(what));
+        }
+        Ok(())
+    }
+
     fn verify_and_decrypt(
         &self,
         what: &'static str,
@@ -257,11 +277,7 @@ impl WeComCrypto {
         nonce: &str,
         ciphertext: &str,
     ) -> Result<String, CryptoError> {
-        let expected = self.signature(timestamp, nonce, ciphertext);
-        // Constant time, so timing does not tell a forger how much of a guess was right.
-        if !bool::from(expected.as_bytes().ct_eq(msg_signature.as_bytes())) {
-            return Err(CryptoError::BadSignature(what));
-        }
+        self.verify(what, msg_signature, timestamp, nonce, ciphertext)?;
         let mut plain = self.decrypt_blocks(what, ciphertext)?;
         let opened = open(what, &mut plain)?;
         // An empty configured id is the AI bot's (101033), whose plaintext is not

@@ -62,12 +62,13 @@ pub fn millis(at: SystemTime) -> u64 {
 
 /// Checks a callback's `timestamp` and `sign` headers against the app secret: the sign
 /// first (constant time), then the hour window, so nothing unsigned is read further.
+/// The signed time, when both hold.
 pub fn verify(
     timestamp: Option<&str>,
     signature: Option<&str>,
     secret: &str,
     now: SystemTime,
-) -> Result<(), SignError> {
+) -> Result<SystemTime, SignError> {
     let timestamp = timestamp
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -91,7 +92,7 @@ pub fn verify(
             off_secs: off / 1000,
         });
     }
-    Ok(())
+    Ok(UNIX_EPOCH + Duration::from_millis(millis_at))
 }
 
 #[cfg(test)]
@@ -124,19 +125,13 @@ mod tests {
         let now = at(1_577_262_236_757 + 5_000);
         assert_eq!(
             verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, now),
-            Ok(())
+            Ok(at(1_577_262_236_757))
         );
         // Either side of the hour, a little inside and a little outside.
         let inside = at(1_577_262_236_757 + 3_600_000);
-        assert_eq!(
-            verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, inside),
-            Ok(())
-        );
+        assert!(verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, inside).is_ok());
         let before = at(1_577_262_236_757 - 3_600_000);
-        assert_eq!(
-            verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, before),
-            Ok(())
-        );
+        assert!(verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, before).is_ok());
         let late = at(1_577_262_236_757 + 3_600_001);
         assert!(matches!(
             verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, late),
