@@ -96,8 +96,9 @@ impl Window {
         self.sent.push_back(now);
     }
 
+    /// How many posts are remembered.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn remembered(&self) -> usize {
         self.sent.len()
     }
 }
@@ -157,7 +158,7 @@ mod tests {
         );
         // Once the first post is a minute old, one more may go.
         assert_eq!(window.wait(start + Duration::from_secs(60)), Duration::ZERO);
-        assert_eq!(window.len(), 2);
+        assert_eq!(window.remembered(), 2);
     }
 
     #[test]
@@ -177,7 +178,7 @@ mod tests {
         }
         assert_eq!(window.wait(start + ms(50_000)), Duration::from_secs(10));
         assert_eq!(window.wait(start + Duration::from_secs(60)), Duration::ZERO);
-        assert_eq!(window.len(), 99);
+        assert_eq!(window.remembered(), 99);
     }
 
     /// The difference from a token bucket: after a burst at the end of a minute, the start

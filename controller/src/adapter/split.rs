@@ -38,7 +38,7 @@ fn floor_char_boundary(text: &str, index: usize) -> usize {
 }
 
 /// Cuts while `limit` says where the rest is over the limit (a character boundary).
-fn pieces<'t>(text: &'t str, limit: impl Fn(&str) -> Option<usize>) -> Vec<&'t str> {
+fn pieces(text: &str, limit: impl Fn(&str) -> Option<usize>) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while let Some(mut end) = limit(rest) {
@@ -99,5 +99,33 @@ mod tests {
         assert_eq!(truncated("你好", 4), "你");
         assert_eq!(truncated("你好", 6), "你好");
         assert_eq!(truncated("你好", 2), "");
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Pieces are the text again, in order, none over the limit (but a character
+            /// longer than the whole limit), none empty, each cut at a character.
+            #[test]
+            fn pieces_put_back_are_the_text(text in any::<String>(), max in 0usize..64) {
+                let by_bytes = bytes(&text, max);
+                prop_assert_eq!(by_bytes.concat(), text.clone());
+                for piece in &by_bytes {
+                    prop_assert!(!piece.is_empty());
+                    prop_assert!(piece.len() <= max || piece.chars().count() == 1);
+                }
+                let by_chars = chars(&text, max);
+                prop_assert_eq!(by_chars.concat(), text.clone());
+                prop_assert!(by_chars.iter().all(|p| !p.is_empty() && p.chars().count() <= max.max(1)));
+                let cut = truncated(&text, max);
+                prop_assert!(text.starts_with(cut) && cut.len() <= max);
+            }
+        }
     }
 }

@@ -358,4 +358,28 @@ mod tests {
             Err(SendError::Permanent(m)) if m.contains("not WeCom's JSON")
         ));
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_query_and_timestamp_are_read_or_refused(
+                raw in any::<String>(),
+                timestamp in any::<String>(),
+                now in any::<u32>(),
+            ) {
+                if let Ok(params) = query_params(Some(&raw)) {
+                    let _ = signed(&params);
+                }
+                let now = UNIX_EPOCH + Duration::from_secs(u64::from(now) * 2);
+                let _ = check_timestamp(&timestamp, now);
+            }
+        }
+    }
 }

@@ -1637,4 +1637,48 @@ mod tests {
         let (name, bytes) = app.api.download("M1").await.expect("renewed");
         assert_eq!((name.as_str(), bytes.as_slice()), ("M1.png", PNG));
     }
+
+    /// No decrypted body or query panics the reader: any XML is a message, or an error.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, xml};
+
+        const TAGS: &[&str] = &[
+            "ToUserName",
+            "FromUserName",
+            "CreateTime",
+            "MsgType",
+            "Content",
+            "MsgId",
+            "AgentID",
+            "Event",
+            "EventKey",
+            "PicUrl",
+            "MediaId",
+            "Url",
+            "Title",
+            "text",
+            "image",
+            "link",
+            "event",
+            "enter_agent",
+            "click",
+            "1409659813",
+            "218",
+        ];
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_decrypted_xml_is_a_message_or_an_error(body in xml(TAGS)) {
+                if let Ok(message) = CallbackMessage::parse(&body) {
+                    let _ = message.agent_id();
+                    let _ = message.event("app");
+                }
+            }
+        }
+    }
 }

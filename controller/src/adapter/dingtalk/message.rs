@@ -542,4 +542,90 @@ mod tests {
         assert!(Target::parse("chat:1").is_err());
         assert!(Target::parse("group: ").is_err());
     }
+
+    /// No body panics the reader of robot messages.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, json, mutated};
+
+        const POINTERS: &[&str] = &[
+            "/conversationId",
+            "/conversationType",
+            "/conversationTitle",
+            "/chatbotUserId",
+            "/msgId",
+            "/senderNick",
+            "/senderStaffId",
+            "/senderId",
+            "/isInAtList",
+            "/createAt",
+            "/sessionWebhook",
+            "/sessionWebhookExpiredTime",
+            "/text",
+            "/text/content",
+            "/msgtype",
+            "/robotCode",
+            "/atUsers",
+            "/atUsers/0",
+        ];
+
+        const WORDS: &[&str] = &[
+            "conversationId",
+            "conversationType",
+            "1",
+            "2",
+            "conversationTitle",
+            "chatbotUserId",
+            "msgId",
+            "senderNick",
+            "senderStaffId",
+            "senderId",
+            "isInAtList",
+            "createAt",
+            "sessionWebhook",
+            "sessionWebhookExpiredTime",
+            "text",
+            "content",
+            "msgtype",
+            "richText",
+            "picture",
+            "file",
+            "downloadCode",
+            "fileName",
+            "robotCode",
+            "atUsers",
+            "dingtalkId",
+            "https://oapi.dingtalk.com/robot/sendBySession",
+        ];
+
+        /// What the properties change is read whole before: the changes reach deep.
+        #[test]
+        fn the_genuine_message_is_read() {
+            assert!(read("ding", SDK_GROUP_MESSAGE.as_bytes()).is_ok());
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_body_is_a_robot_message_or_an_error(
+                bytes in proptest::collection::vec(any::<u8>(), 0..300),
+                body in json(WORDS),
+                conversation in any::<String>(),
+            ) {
+                let _ = read("ding", &bytes);
+                let _ = read("ding", body.to_string().as_bytes());
+                let _ = Target::parse(&conversation);
+            }
+
+            #[test]
+            fn a_genuine_message_with_any_field_changed_is_read_or_refused(
+                body in mutated(serde_json::from_str(SDK_GROUP_MESSAGE).unwrap(), POINTERS, WORDS),
+            ) {
+                let _ = read("ding", body.to_string().as_bytes());
+            }
+        }
+    }
 }

@@ -165,4 +165,50 @@ mod tests {
             Err(SignError::BadTimestamp("soon".into()))
         );
     }
+
+    /// No input panics: any headers are checked or refused; a sign made within the hour
+    /// verifies, one made outside it is stale.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_headers_are_refused_or_taken(
+                timestamp in proptest::option::of(any::<String>()),
+                signature in proptest::option::of(any::<String>()),
+                secret in any::<String>(),
+                now in any::<u64>(),
+            ) {
+                let now = UNIX_EPOCH + Duration::from_millis(now >> 2);
+                let _ = verify(timestamp.as_deref(), signature.as_deref(), &secret, now);
+                if let Some(timestamp) = &timestamp {
+                    let signed = sign(timestamp, &secret);
+                    let _ = verify(Some(timestamp), Some(&signed), &secret, now);
+                }
+            }
+
+            #[test]
+            fn a_sign_verifies_within_the_hour_and_not_after(
+                secret in any::<String>(),
+                sent in 0u64..4_000_000_000_000,
+                off in 0u64..7_200_000,
+            ) {
+                let timestamp = sent.to_string();
+                let signed = sign(&timestamp, &secret);
+                let now = UNIX_EPOCH + Duration::from_millis(sent + off);
+                let result = verify(Some(&timestamp), Some(&signed), &secret, now);
+                if off <= 3_600_000 {
+                    prop_assert_eq!(result, Ok(UNIX_EPOCH + Duration::from_millis(sent)));
+                } else {
+                    let stale = matches!(result, Err(SignError::Stale { .. }));
+                    prop_assert!(stale);
+                }
+            }
+        }
+    }
 }

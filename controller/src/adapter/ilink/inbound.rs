@@ -314,4 +314,44 @@ mod tests {
         assert_eq!(event.idempotency_key, "ilink:wx:seq:s:3");
         assert_eq!(at_ms, 1_775_000_000_000);
     }
+
+    /// No message of a long poll's batch panics the reader.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, json};
+
+        const WORDS: &[&str] = &[
+            "message_id",
+            "from_user_id",
+            "to_user_id",
+            "create_time_ms",
+            "message_type",
+            "message_state",
+            "context_token",
+            "item_list",
+            "type",
+            "text_item",
+            "text",
+            "voice_item",
+            "file_item",
+            "file_name",
+            "ref_msg",
+            "title",
+            "message_item",
+            "session_id",
+            "group_id",
+        ];
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_message_is_read_skipped_or_refused(body in json(WORDS), now in any::<u32>()) {
+                let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(now));
+                let _ = read("il", "weixin", &body, now);
+            }
+        }
+    }
 }

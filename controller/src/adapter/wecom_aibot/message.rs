@@ -663,4 +663,96 @@ mod tests {
             assert!(error.contains(why), "{json}: {error}");
         }
     }
+
+    /// No decrypted callback panics the reader.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, json, mutated};
+
+        const POINTERS: &[&str] = &[
+            "/msgid",
+            "/chattype",
+            "/chatid",
+            "/from",
+            "/from/userid",
+            "/msgtype",
+            "/text",
+            "/text/content",
+            "/mixed",
+            "/mixed/msg_item",
+            "/mixed/msg_item/0",
+            "/mixed/msg_item/0/msgtype",
+            "/mixed/msg_item/1/image",
+            "/response_url",
+            "/event",
+            "/event/eventtype",
+            "/event/template_card_event",
+            "/create_time",
+        ];
+
+        const WORDS: &[&str] = &[
+            "msgid",
+            "aibotid",
+            "chatid",
+            "chattype",
+            "single",
+            "group",
+            "from",
+            "userid",
+            "response_url",
+            "msgtype",
+            "text",
+            "content",
+            "image",
+            "url",
+            "mixed",
+            "msg_item",
+            "voice",
+            "file",
+            "stream",
+            "id",
+            "event",
+            "eventtype",
+            "enter_chat",
+            "template_card_event",
+            "event_key",
+            "create_time",
+            "@bot hi",
+        ];
+
+        /// What the properties change is read whole before: the changes reach deep.
+        #[test]
+        fn the_genuine_callbacks_are_read() {
+            for body in [TEXT, MIXED, CARD] {
+                let json: Value = serde_json::from_str(body).unwrap();
+                assert!(!matches!(
+                    parse(&json, "bot"),
+                    Err(_) | Ok(Callback::Other(_))
+                ));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_decrypted_json_is_a_callback_or_an_error(body in json(WORDS)) {
+                let _ = aibot_id(&body);
+                let _ = parse(&body, "bot");
+            }
+
+            #[test]
+            fn a_genuine_callback_with_any_field_changed_is_read_or_refused(
+                text in mutated(serde_json::from_str(TEXT).unwrap(), POINTERS, WORDS),
+                mixed in mutated(serde_json::from_str(MIXED).unwrap(), POINTERS, WORDS),
+                card in mutated(serde_json::from_str(CARD).unwrap(), POINTERS, WORDS),
+            ) {
+                for body in [text, mixed, card] {
+                    let _ = parse(&body, "bot");
+                }
+            }
+        }
+    }
 }
