@@ -166,10 +166,11 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::adapter::testing::props::config;
 
         proptest! {
-            #![proptest_config(config())]
+            // As the adapters' properties (adapter::testing::props), which this module
+            // must not import: adapters use it.
+            #![proptest_config(ProptestConfig::with_cases(256))]
 
             #[test]
             fn any_text_percent_decodes_or_says_where_it_could_not(text in any::<String>()) {

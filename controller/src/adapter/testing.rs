@@ -67,10 +67,15 @@ pub mod props {
     use proptest::sample::select;
     use serde_json::Value;
 
-    /// Cases per property: enough to find the usual panics (a slice past a length, an
-    /// index not checked) and quick enough for every test run.
+    /// Cases per property: 256, enough to find the usual panics (a slice past a length,
+    /// an index not checked) and quick enough for every test run; `PROPTEST_CASES` asks
+    /// for more (or fewer) on a run of one's own.
     pub fn config() -> ProptestConfig {
-        ProptestConfig::with_cases(256)
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(256);
+        ProptestConfig::with_cases(cases)
     }
 
     /// Arbitrary JSON whose keys, and some string values, come from `words` (the fields

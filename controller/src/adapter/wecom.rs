@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::SendError;
 use super::door::{Door, Reason};
@@ -36,9 +36,30 @@ pub const ERR_RATE_LIMITED: i64 = 45009;
 /// least that can help.
 pub const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
-/// WeCom's JSON answer; one without `errcode` is not WeCom's and must not pass for
-/// success (so `errcode` is a required field of `T`).
-pub fn answer<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, SendError> {
+/// WeCom's JSON answers (90313): `errcode` 0 is success, whatever the HTTP status said;
+/// the rest is what some APIs add.
+#[derive(Debug, Deserialize)]
+pub struct Answer {
+    /// Required: JSON without it is not WeCom's answer, and must not pass for success.
+    pub errcode: i64,
+    #[serde(default)]
+    pub errmsg: String,
+    /// 91039 gettoken.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// 90236: recipients it could not send to, `|`-separated, with errcode 0.
+    #[serde(default)]
+    pub invaliduser: Option<String>,
+    /// 90253 (an app's upload) and 91770 (a robot's upload_media): what an upload is
+    /// known by from then on (three days).
+    #[serde(default)]
+    pub media_id: Option<String>,
+}
+
+/// WeCom's JSON answer read from `body`.
+pub fn answer(body: &[u8], what: &str) -> Result<Answer, SendError> {
     serde_json::from_slice(body)
         .map_err(|e| SendError::Permanent(format!("{what}: the answer is not WeCom's JSON ({e})")))
 }
@@ -347,14 +368,9 @@ mod tests {
                 "WeCom refused the message: errcode 40008: invalid message type".into()
             ))
         );
-        #[derive(serde::Deserialize, Debug)]
-        struct Answer {
-            #[allow(dead_code)]
-            errcode: i64,
-        }
-        assert!(answer::<Answer>(br#"{"errcode":0}"#, "x").is_ok());
+        assert!(answer(br#"{"errcode":0}"#, "x").is_ok());
         assert!(matches!(
-            answer::<Answer>(b"{}", "x"),
+            answer(b"{}", "x"),
             Err(SendError::Permanent(m)) if m.contains("not WeCom's JSON")
         ));
     }

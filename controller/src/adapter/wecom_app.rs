@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -50,12 +50,12 @@ use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::replay::Replays;
 use super::split;
 use super::token::TokenCache;
-use super::wecom::{self, Admitted, MAX_TEXT_BYTES, check_articles};
+use super::wecom::{self, Admitted, Answer, MAX_TEXT_BYTES, check_articles};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::event::{
     Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender, event_id,
-    now_rfc3339, types,
+    now_rfc3339, rfc3339_since_epoch, types,
 };
 use crate::format::TextFormat;
 
@@ -211,25 +211,6 @@ impl std::fmt::Debug for WecomApp {
             .field("base_url", &self.api.base_url.as_str())
             .finish_non_exhaustive()
     }
-}
-
-/// WeCom's JSON answers: `errcode` 0 is success, whatever the HTTP status said (90313).
-#[derive(Deserialize)]
-struct Answer {
-    /// Required: JSON without it is not WeCom's answer, and must not pass for success.
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-    /// 90236: recipients it could not send to, `|`-separated, with errcode 0.
-    #[serde(default)]
-    invaliduser: Option<String>,
-    /// 90253: what an upload is known by from then on (three days).
-    #[serde(default)]
-    media_id: Option<String>,
 }
 
 impl WecomApp {
@@ -507,7 +488,7 @@ impl Api {
                 .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/plain"));
             let bytes = media::read_limited(response, MAX_MEDIA_BYTES, "media/get").await?;
             let answer = (json || disposition.is_none())
-                .then(|| serde_json::from_slice::<Answer>(&bytes).ok())
+                .then(|| serde_json::from_slice::<wecom::Answer>(&bytes).ok())
                 .flatten();
             let Some(answer) = answer else {
                 let name = disposition
@@ -866,9 +847,7 @@ impl CallbackMessage {
             .get("CreateTime")
             .parse::<u64>()
             .ok()
-            .map(|secs| {
-                humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-            })
+            .and_then(|secs| rfc3339_since_epoch(Duration::from_secs(secs)))
             .unwrap_or_else(now_rfc3339);
         let raw = serde_json::to_value(
             self.fields
@@ -1238,7 +1217,7 @@ mod tests {
 
     fn now_secs() -> u64 {
         SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+            .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_secs()
     }

@@ -18,7 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339,
+    rfc3339_since_epoch, types,
 };
 
 use super::PLATFORM;
@@ -255,7 +256,8 @@ pub fn read(source: &str, data: &[u8]) -> Result<Incoming, String> {
         content,
         platform_message_id: Some(msg_id),
         timestamp: sent_at
-            .map(|t| humantime::format_rfc3339_millis(t).to_string())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .and_then(rfc3339_since_epoch)
             .unwrap_or_else(now_rfc3339),
         raw,
     };

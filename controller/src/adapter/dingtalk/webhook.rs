@@ -137,7 +137,7 @@ impl DingtalkWebhook {
 
     /// Posts one message (at most [`MAX_TEXT_BYTES`]), after waiting for its turn.
     pub async fn post(&self, text: &str) -> Result<(), SendError> {
-        self.take_turn().await;
+        self.pace.take_turn(&self.name).await;
         let body = Body::new(text, self.markdown);
         match post_hook(&self.client, &self.signed_url(SystemTime::now()), &body).await {
             HookAnswer::Sent => Ok(()),
@@ -146,11 +146,6 @@ impl DingtalkWebhook {
                 "DingTalk refused the custom robot's message ({reason}): check the url's access_token, the robot's secret and security settings (keywords, IP list), and this machine's clock"
             ))),
         }
-    }
-
-    /// Waits until one more post keeps within 20 a minute.
-    async fn take_turn(&self) {
-        self.pace.take_turn(&self.name).await;
     }
 }
 

@@ -19,13 +19,14 @@
 //!   `emotion`, `code_block`, `hr`, `md`; `image` is `{"image_key"}`; `file` and `media`
 //!   carry `file_name`.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339,
+    rfc3339_since_epoch, types,
 };
 
 use super::PLATFORM;
@@ -225,9 +226,7 @@ pub fn message_event(
         .create_time
         .as_deref()
         .and_then(|ms| ms.parse::<u64>().ok())
-        .map(|ms| {
-            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-        })
+        .and_then(|ms| rfc3339_since_epoch(Duration::from_millis(ms)))
         .unwrap_or_else(now_rfc3339);
     Ok(Event {
         id: event_id(&key),

@@ -691,8 +691,9 @@ fn verify_push(
     let sent = timestamp
         .trim()
         .parse::<u64>()
-        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
-        .map_err(|_| {
+        .ok()
+        .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
+        .ok_or_else(|| {
             (
                 Reason::Malformed,
                 StatusCode::BAD_REQUEST,

@@ -133,7 +133,7 @@ impl FeishuWebhook {
 
     /// Posts one text (at most [`MAX_TEXT_BYTES`]), after waiting for its turn.
     pub async fn post(&self, text: &str) -> Result<(), SendError> {
-        self.take_turn().await;
+        self.pace.take_turn(&self.name).await;
         let mut body = serde_json::json!({"msg_type": "text", "content": {"text": text}});
         if let Some(secret) = &self.secret {
             let timestamp = SystemTime::now()
@@ -175,11 +175,6 @@ impl FeishuWebhook {
                 "Feishu refused the message (HTTP {status}, code {code}: {message})"
             ))),
         }
-    }
-
-    /// Waits until one more post keeps within 5 a second and 100 a minute.
-    async fn take_turn(&self) {
-        self.pace.take_turn(&self.name).await;
     }
 }
 

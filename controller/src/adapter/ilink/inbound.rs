@@ -13,7 +13,10 @@ use super::api::{
     ITEM_FILE, ITEM_IMAGE, ITEM_TEXT, ITEM_VIDEO, ITEM_VOICE, MESSAGE_TYPE_BOT, MessageItem,
     WeixinMessage,
 };
-use crate::event::{Conversation, ConversationKind, Event, Segment, Sender, short_hash, types};
+use crate::event::{
+    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, rfc3339_since_epoch,
+    short_hash, types,
+};
 
 /// A message of a batch, read.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,8 +103,7 @@ pub fn read(
         }),
         content: segments(&message.item_list),
         platform_message_id: message.message_id.clone(),
-        timestamp: humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at_ms))
-            .to_string(),
+        timestamp: rfc3339_since_epoch(Duration::from_millis(at_ms)).unwrap_or_else(now_rfc3339),
         raw: shown,
     };
     Ok(Read::Message {

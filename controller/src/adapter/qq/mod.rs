@@ -318,7 +318,9 @@ fn within_window(timestamp: &str, now: SystemTime) -> Result<SystemTime, String>
         .trim()
         .parse()
         .map_err(|_| format!("{TIMESTAMP_HEADER} {timestamp:?} is not Unix seconds"))?;
-    let signed = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+    let signed = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or_else(|| format!("{TIMESTAMP_HEADER} {seconds} is no time"))?;
     // Either way off: a clock ahead of ours is no better than one behind.
     let off = match now.duration_since(signed) {
         Ok(behind) => behind,
@@ -412,7 +414,10 @@ async fn callback(
         }
     };
     let response = match payload.op {
-        OP_VALIDATION => validate(&inbound, &payload),
+        OP_VALIDATION => match validation(&inbound, &payload) {
+            Ok(validation) => validate(&inbound, &validation),
+            Err(refused) => refused,
+        },
         OP_DISPATCH => dispatch(&inbound, &payload).await,
         // botgo webhook.go: a heartbeat is answered with op 11 and its own `d`.
         OP_HEARTBEAT => json(
@@ -447,13 +452,9 @@ fn unsigned(inbound: &Inbound, body: &[u8]) -> Response {
             &SignError::NoSignature.to_string(),
         );
     };
-    let Ok(validation) = Validation::deserialize(&payload.d) else {
-        return refuse(
-            inbound,
-            Reason::Malformed,
-            StatusCode::BAD_REQUEST,
-            "op 13 without plain_token and event_ts",
-        );
+    let validation = match validation(inbound, &payload) {
+        Ok(validation) => validation,
+        Err(refused) => return refused,
     };
     let safe =
         |text: &str| !text.is_empty() && text.len() <= VALIDATION_MAX && !text.contains(['{', '[']);
@@ -465,21 +466,25 @@ fn unsigned(inbound: &Inbound, body: &[u8]) -> Response {
             "unsigned op 13 whose plain_token or event_ts could make a callback body",
         );
     }
-    validate(inbound, &payload)
+    validate(inbound, &validation)
 }
 
-/// event-emit.md 回调地址验证: `{"plain_token", "signature"}`.
-fn validate(inbound: &Inbound, payload: &Payload) -> Response {
-    let name = inbound.name.as_str();
-    let Ok(validation) = Validation::deserialize(&payload.d) else {
-        return refuse(
+/// op 13's `d`, or the refusal of one without it.
+#[allow(clippy::result_large_err)]
+fn validation(inbound: &Inbound, payload: &Payload) -> Result<Validation, Response> {
+    Validation::deserialize(&payload.d).map_err(|_| {
+        refuse(
             inbound,
             Reason::Malformed,
             StatusCode::BAD_REQUEST,
             "op 13 without plain_token and event_ts",
-        );
-    };
-    tracing::info!(adapter = name, "callback URL validation answered");
+        )
+    })
+}
+
+/// event-emit.md 回调地址验证: `{"plain_token", "signature"}`.
+fn validate(inbound: &Inbound, validation: &Validation) -> Response {
+    tracing::info!(adapter = %inbound.name, "callback URL validation answered");
     json(
         StatusCode::OK,
         serde_json::json!({

@@ -11,13 +11,14 @@
 //!   the bot's chat for the first time that day) or `template_card_event`
 //!   (`event_key`, `task_id`; with a `response_url`), among others; `create_time`.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339,
+    rfc3339_since_epoch, types,
 };
 
 use super::PLATFORM;
@@ -326,9 +327,7 @@ fn incoming(
         .create_time
         .as_ref()
         .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
-        .map(|secs| {
-            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-        })
+        .and_then(|secs| rfc3339_since_epoch(Duration::from_secs(secs)))
         .unwrap_or_else(now_rfc3339);
     let response_url = Some(wire.response_url.trim().to_string()).filter(|u| !u.is_empty());
     Ok(Incoming {

@@ -165,14 +165,6 @@ impl std::fmt::Debug for WecomAibot {
     }
 }
 
-/// WeCom's JSON answer to a `response_url` post.
-#[derive(Deserialize)]
-struct Answer {
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
-}
-
 impl WecomAibot {
     pub fn new(name: &str, config: &WecomAibotConfig) -> Result<WecomAibot, String> {
         config.check()?;
@@ -214,7 +206,7 @@ impl WecomAibot {
         let what = format!("response_url {shown}");
         let answered = call::call(self.client.post(url).json(&body), &what).await?;
         call::check_status(answered.status, &what)?;
-        let answer: Answer = wecom::answer(&answered.body, &what)?;
+        let answer = wecom::answer(&answered.body, &what)?;
         match answer.errcode {
             // A refusal of a one-use URL says more than WeCom's words: it works once.
             0 | wecom::ERR_BUSY => wecom::settle(answer.errcode, &answer.errmsg, "response_url"),
