@@ -100,7 +100,7 @@ impl Event {
         raw: serde_json::Value,
     ) -> Event {
         Event {
-            id: format!("ev_{}", short_hash(&idempotency_key)),
+            id: event_id(&idempotency_key),
             event_type: event_type.into(),
             source: source.into(),
             platform: platform.into(),
@@ -447,11 +447,25 @@ impl HandlerAction {
     }
 }
 
+/// An event's id, derived from its idempotency key: the same key, the same id.
+pub fn event_id(idempotency_key: &str) -> String {
+    format!("ev_{}", short_hash(idempotency_key))
+}
+
 /// A short, stable id derived from an idempotency key: the same key, the same id, so
 /// storing a thing twice finds the row already there.
 pub fn short_hash(key: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(&Sha256::digest(key.as_bytes())[..12])
+}
+
+/// A time a platform gave as a count since the Unix epoch, as RFC 3339 UTC with
+/// milliseconds; None past the last time RFC 3339 writes (the end of the year 9999),
+/// so a wild value from the network is no time rather than a panic.
+pub fn rfc3339_since_epoch(since: std::time::Duration) -> Option<String> {
+    const LAST: std::time::Duration = std::time::Duration::from_millis(253_402_300_799_999);
+    (since <= LAST)
+        .then(|| humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + since).to_string())
 }
 
 /// Current time as RFC 3339 UTC with milliseconds.
@@ -462,6 +476,18 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_since_the_epoch_are_written_up_to_the_year_9999() {
+        let at = |ms: u64| rfc3339_since_epoch(std::time::Duration::from_millis(ms));
+        assert_eq!(at(0).as_deref(), Some("1970-01-01T00:00:00.000Z"));
+        assert_eq!(
+            at(253_402_300_799_999).as_deref(),
+            Some("9999-12-31T23:59:59.999Z")
+        );
+        assert_eq!(at(253_402_300_800_000), None);
+        assert_eq!(rfc3339_since_epoch(std::time::Duration::MAX), None);
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

@@ -161,4 +161,25 @@ mod tests {
         let url = Url::parse("https://u:p@h.example/send?key=SECRET").expect("url");
         assert_eq!(shown_url(&url), "https://h.example/send");
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            // As the adapters' properties (adapter::testing::props), which this module
+            // must not import: adapters use it.
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_percent_decodes_or_says_where_it_could_not(text in any::<String>()) {
+                match percent_decode(&text) {
+                    Ok(bytes) => prop_assert!(bytes.len() <= text.len()),
+                    Err(kept) => prop_assert!(text.contains('%') && kept.len() <= text.len()),
+                }
+                let _ = redact_raw_url(&text);
+            }
+        }
+    }
 }

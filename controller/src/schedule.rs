@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::event::short_hash;
+use crate::event::event_id;
 use crate::event::{Conversation, ConversationKind, Event, now_rfc3339};
 
 /// The type of the events schedules fire.
@@ -182,7 +182,7 @@ impl Schedule {
         let slot = scheduled_for.to_rfc3339_opts(SecondsFormat::Secs, true);
         let idempotency_key = format!("schedule:{}:{slot}", self.config.id);
         Event {
-            id: format!("ev_{}", short_hash(&idempotency_key)),
+            id: event_id(&idempotency_key),
             event_type: SCHEDULE_FIRED.to_string(),
             source: SOURCE.to_string(),
             platform: PLATFORM.to_string(),
@@ -601,10 +601,7 @@ mod tests {
             event.idempotency_key,
             "schedule:standup:2026-11-24T01:00:00Z"
         );
-        assert_eq!(
-            event.id,
-            format!("ev_{}", short_hash(&event.idempotency_key))
-        );
+        assert_eq!(event.id, event_id(&event.idempotency_key));
         let conversation = event.conversation.as_ref().expect("conversation");
         assert_eq!(conversation.id, "项目群");
         assert_eq!(conversation.kind, ConversationKind::Group);

@@ -291,8 +291,13 @@ fn callback(message: &str, msg_id: u64) -> (String, String) {
     let plain = format!(
         "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[lisi]]></FromUserName><CreateTime>1764500000</CreateTime>{message}<MsgId>{msg_id}</MsgId><AgentID>{AGENT_ID}</AgentID></xml>"
     );
+    // Signed now: one signed long ago is refused as stale.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
     let sealed = crypto
-        .encrypt(&plain, "1764500000", &format!("n{msg_id}"))
+        .encrypt(&plain, &now.to_string(), &format!("n{msg_id}"))
         .expect("encrypt");
     (
         format!(

@@ -102,13 +102,22 @@ handler = "echo"
     path
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
 /// A text message from `from`, as WeCom posts it: query and body.
 fn text_callback(crypto: &WeComCrypto, from: &str, text: &str, msg_id: u64) -> (String, String) {
     let plain = format!(
         "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[{from}]]></FromUserName><CreateTime>1764500000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId><AgentID>{AGENT_ID}</AgentID></xml>"
     );
+    // Signed now: WeCom signs each callback as it sends it, and one signed long ago is
+    // refused as stale.
     let sealed = crypto
-        .encrypt(&plain, "1764500000", &format!("n{msg_id}"))
+        .encrypt(&plain, &now_secs().to_string(), &format!("n{msg_id}"))
         .expect("encrypt");
     let query = format!(
         "msg_signature={}&timestamp={}&nonce={}",
@@ -185,7 +194,7 @@ async fn a_wecom_app_member_is_verified_echoed_once_and_forgeries_are_refused() 
     // URL verification: the echostr (base64 with + / =) comes URL-encoded.
     let echo_plain = "1616140317555161061";
     let sealed = crypto
-        .encrypt(echo_plain, "1409659589", "263014780")
+        .encrypt(echo_plain, &now_secs().to_string(), "263014780")
         .expect("encrypt");
     let verify = client
         .get(format!(

@@ -18,12 +18,14 @@
 pub mod call;
 pub mod check;
 pub mod dingtalk;
+pub mod door;
 pub mod feishu;
 pub mod ilink;
 pub mod media;
 pub mod pace;
 pub mod phone;
 pub mod qq;
+pub mod replay;
 pub mod split;
 #[cfg(test)]
 pub mod testing;
@@ -213,6 +215,11 @@ pub trait Adapter: Send + Sync {
     /// Inbound HTTP routes, mounted at `/callback/<name>`.
     fn routes(&self) -> Option<axum::Router> {
         None
+    }
+
+    /// Callbacks its routes turned away since the start, by reason (for `/metrics`).
+    fn rejections(&self) -> Vec<(door::Reason, u64)> {
+        Vec::new()
     }
 
     /// Starts the adapter's own work (a phone's actor, a long poll); called once, before

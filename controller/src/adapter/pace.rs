@@ -96,9 +96,9 @@ impl Window {
         self.sent.push_back(now);
     }
 
-    /// Sends still inside the longest window.
+    /// How many posts are remembered.
     #[cfg(test)]
-    fn in_window(&self) -> usize {
+    fn remembered(&self) -> usize {
         self.sent.len()
     }
 }
@@ -158,7 +158,7 @@ mod tests {
         );
         // Once the first post is a minute old, one more may go.
         assert_eq!(window.wait(start + Duration::from_secs(60)), Duration::ZERO);
-        assert_eq!(window.in_window(), 2);
+        assert_eq!(window.remembered(), 2);
     }
 
     #[test]
@@ -178,7 +178,7 @@ mod tests {
         }
         assert_eq!(window.wait(start + ms(50_000)), Duration::from_secs(10));
         assert_eq!(window.wait(start + Duration::from_secs(60)), Duration::ZERO);
-        assert_eq!(window.in_window(), 99);
+        assert_eq!(window.remembered(), 99);
     }
 
     /// The difference from a token bucket: after a burst at the end of a minute, the start

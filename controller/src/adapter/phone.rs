@@ -28,7 +28,7 @@ use tapwire_device_agent::transport::{
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, ReplyTiming, SendError};
 use crate::activity::Activity;
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339, types,
 };
 use crate::format::TextFormat;
 use crate::store::{ActionStatus, ReadBatch};
@@ -334,7 +334,7 @@ pub fn phone_event(device: &str, message: &PhoneMessage) -> Event {
         (None, _) => vec![Segment::Unknown],
     };
     Event {
-        id: format!("ev_{}", short_hash(&message.key)),
+        id: event_id(&message.key),
         event_type: event_type.into(),
         source: device.to_string(),
         platform: PLATFORM.into(),

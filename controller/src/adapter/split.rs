@@ -100,4 +100,32 @@ mod tests {
         assert_eq!(truncated("你好", 6), "你好");
         assert_eq!(truncated("你好", 2), "");
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Pieces are the text again, in order, none over the limit (but a character
+            /// longer than the whole limit), none empty, each cut at a character.
+            #[test]
+            fn pieces_put_back_are_the_text(text in any::<String>(), max in 0usize..64) {
+                let by_bytes = bytes(&text, max);
+                prop_assert_eq!(by_bytes.concat(), text.clone());
+                for piece in &by_bytes {
+                    prop_assert!(!piece.is_empty());
+                    prop_assert!(piece.len() <= max || piece.chars().count() == 1);
+                }
+                let by_chars = chars(&text, max);
+                prop_assert_eq!(by_chars.concat(), text.clone());
+                prop_assert!(by_chars.iter().all(|p| !p.is_empty() && p.chars().count() <= max.max(1)));
+                let cut = truncated(&text, max);
+                prop_assert!(text.starts_with(cut) && cut.len() <= max);
+            }
+        }
+    }
 }

@@ -31,9 +31,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -42,16 +44,18 @@ use reqwest::{Client, Url};
 use serde::Deserialize;
 
 use super::call;
-use super::check::{http_url, number_or_string, required, unexpanded};
+use super::check::{Secret, http_url, number_or_string, required, unexpanded};
+use super::door::{self, Door, Reason};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
+use super::replay::Replays;
 use super::split;
 use super::token::TokenCache;
-use super::wecom::{self, MAX_TEXT_BYTES, check_articles, query_params, signed};
+use super::wecom::{self, Admitted, Answer, MAX_TEXT_BYTES, check_articles};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::event::{
-    Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender,
-    now_rfc3339, short_hash, types,
+    Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender, event_id,
+    now_rfc3339, rfc3339_since_epoch, types,
 };
 use crate::format::TextFormat;
 
@@ -97,11 +101,11 @@ pub struct WecomAppConfig {
     #[serde(deserialize_with = "number_or_string")]
     pub agent_id: String,
     /// The app's Secret, for access tokens.
-    pub secret: String,
+    pub secret: Secret,
     /// The callback's Token (API 接收消息 settings).
-    pub token: String,
+    pub token: Secret,
     /// The callback's EncodingAESKey, 43 characters.
-    pub encoding_aes_key: String,
+    pub encoding_aes_key: Secret,
     /// Where WeCom's API is; tests point it at a stand-in.
     #[serde(default = "default_base_url")]
     pub base_url: String,
@@ -187,6 +191,8 @@ struct Inbound {
     media_dir: PathBuf,
     /// Set by `start`; callbacks that come earlier are told to retry.
     ctx: OnceLock<AdapterContext>,
+    door: Door,
+    replays: Replays<()>,
 }
 
 pub struct WecomApp {
@@ -205,25 +211,6 @@ impl std::fmt::Debug for WecomApp {
             .field("base_url", &self.api.base_url.as_str())
             .finish_non_exhaustive()
     }
-}
-
-/// WeCom's JSON answers: `errcode` 0 is success, whatever the HTTP status said (90313).
-#[derive(Deserialize)]
-struct Answer {
-    /// Required: JSON without it is not WeCom's answer, and must not pass for success.
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-    /// 90236: recipients it could not send to, `|`-separated, with errcode 0.
-    #[serde(default)]
-    invaliduser: Option<String>,
-    /// 90253: what an upload is known by from then on (three days).
-    #[serde(default)]
-    media_id: Option<String>,
 }
 
 impl WecomApp {
@@ -257,6 +244,8 @@ impl WecomApp {
                 api,
                 media_dir,
                 ctx: OnceLock::new(),
+                door: Door::new(name),
+                replays: Replays::new(),
             }),
         })
     }
@@ -499,7 +488,7 @@ impl Api {
                 .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/plain"));
             let bytes = media::read_limited(response, MAX_MEDIA_BYTES, "media/get").await?;
             let answer = (json || disposition.is_none())
-                .then(|| serde_json::from_slice::<Answer>(&bytes).ok())
+                .then(|| serde_json::from_slice::<wecom::Answer>(&bytes).ok())
                 .flatten();
             let Some(answer) = answer else {
                 let name = disposition
@@ -615,11 +604,14 @@ impl Adapter for WecomApp {
     }
 
     fn routes(&self) -> Option<axum::Router> {
-        Some(
-            axum::Router::new()
-                .route("/", get(verify_url).post(receive))
-                .with_state(self.inbound.clone()),
-        )
+        let router = axum::Router::new()
+            .route("/", get(verify_url).post(receive))
+            .with_state(self.inbound.clone());
+        Some(door::limited(router, wecom::MAX_CALLBACK_BYTES))
+    }
+
+    fn rejections(&self) -> Vec<(Reason, u64)> {
+        self.inbound.door.counts()
     }
 
     async fn start(&self, ctx: AdapterContext) -> Result<(), super::AdapterError> {
@@ -629,112 +621,79 @@ impl Adapter for WecomApp {
     }
 }
 
-fn refused(adapter: &str, status: StatusCode, reason: &str) -> Response {
-    tracing::warn!(adapter, %status, reason, "callback refused");
-    let body = match status {
-        StatusCode::FORBIDDEN => "bad signature",
-        StatusCode::BAD_REQUEST => "bad request",
-        _ => "try again",
-    };
-    (status, body).into_response()
-}
-
-/// A crypto failure's answer: the signature is who WeCom is, anything else is a
-/// malformed request.
-fn crypto_refusal(adapter: &str, error: &CryptoError) -> Response {
-    let status = match error {
-        CryptoError::BadSignature(_) => StatusCode::FORBIDDEN,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    refused(adapter, status, &error.to_string())
-}
-
 /// 90930 验证URL有效性: answer the decrypted `echostr` as it is.
 async fn verify_url(State(inbound): State<Arc<Inbound>>, RawQuery(raw): RawQuery) -> Response {
-    let name = inbound.name.as_str();
-    let params = match query_params(raw.as_deref()) {
-        Ok(params) => params,
-        Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
-    };
-    let (signed, echostr) = match (signed(&params), params.get("echostr")) {
-        (Ok(signed), Some(echostr)) if !echostr.is_empty() => (signed, echostr),
-        (Err(reason), _) => return refused(name, StatusCode::BAD_REQUEST, &reason),
-        _ => return refused(name, StatusCode::BAD_REQUEST, "no echostr in the query"),
-    };
-    match inbound.crypto.verify_url(
-        &signed.msg_signature,
-        &signed.timestamp,
-        &signed.nonce,
-        echostr,
-    ) {
-        Ok(plain) => {
-            tracing::info!(adapter = name, "callback URL verified");
-            (
-                StatusCode::OK,
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/plain; charset=utf-8",
-                )],
-                plain,
-            )
-                .into_response()
-        }
-        Err(error) => crypto_refusal(name, &error),
-    }
+    wecom::verify_url(
+        &inbound.door,
+        &inbound.crypto,
+        raw.as_deref(),
+        SystemTime::now(),
+    )
 }
 
-/// 90930 接收数据: verify, decrypt, store the event, answer at once with an empty body
-/// (no passive reply; the answer goes out through the message API).
+/// 90930 接收数据: through the door (signature, clock, replays, then AES), read, store
+/// the event, answer at once with an empty body (no passive reply; the answer goes out
+/// through the message API).
 async fn receive(
     State(inbound): State<Arc<Inbound>>,
     RawQuery(raw): RawQuery,
-    body: String,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let name = inbound.name.as_str();
-    let signed = match query_params(raw.as_deref()).and_then(|p| signed(&p)) {
-        Ok(signed) => signed,
-        Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+    let door = &inbound.door;
+    let body = match door.body(body) {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
-    // Only `<Encrypt>` is read before the signature over it is checked.
-    let plain = match extract_xml_encrypt(&body).and_then(|encrypt| {
-        inbound.crypto.decrypt(
-            &signed.msg_signature,
-            &signed.timestamp,
-            &signed.nonce,
-            &encrypt,
-        )
-    }) {
-        Ok(plain) => plain,
-        Err(error) => return crypto_refusal(name, &error),
+    let admitted = wecom::admit(
+        door,
+        &inbound.crypto,
+        &inbound.replays,
+        raw.as_deref(),
+        &body,
+        extract_xml_encrypt,
+        SystemTime::now(),
+    );
+    let (plain, claim) = match admitted {
+        Ok(Admitted::Fresh { plain, claim, .. }) => (plain, claim),
+        // Taken before (WeCom's retry of a callback we answered late): taken.
+        Ok(Admitted::Again { .. }) => return StatusCode::OK.into_response(),
+        Err(refused) => return refused,
     };
     let message = match CallbackMessage::parse(&plain) {
         Ok(message) => message,
-        Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+        Err(reason) => {
+            return wecom::refuse(door, Reason::Malformed, StatusCode::BAD_REQUEST, &reason);
+        }
     };
     if let Some(agent) = message.agent_id()
         && agent != inbound.agent_id
     {
         // Signed with our token and key, yet for another app: the callback URL was
         // pasted into the wrong app's settings. Answered, so WeCom does not retry.
-        tracing::warn!(
-            adapter = name,
-            agent,
-            expected = inbound.agent_id,
-            "callback for another app's AgentID; ignored"
+        door.refused(
+            Reason::WrongRecipient,
+            StatusCode::OK,
+            &format!(
+                "callback for another app's AgentID: {agent}, this one is {}; ignored",
+                inbound.agent_id
+            ),
         );
+        claim.done(());
         return StatusCode::OK.into_response();
     }
     let Some(event) = message.event(name) else {
         tracing::debug!(adapter = name, msg_type = %message.get("MsgType"), event = %message.get("Event"), "callback of a kind not routed; ignored");
+        claim.done(());
         return StatusCode::OK.into_response();
     };
     let event = inbound.with_media(event, &message).await;
     let Some(ctx) = inbound.ctx.get() else {
-        return refused(
-            name,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "callback before the adapter started",
+        tracing::warn!(
+            adapter = name,
+            "callback before the adapter started; WeCom is asked to send it again"
         );
+        return (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
     };
     match ctx.inbox.accept(event).await {
         Ok(fresh) => {
@@ -744,10 +703,12 @@ async fn receive(
                     "callback seen before (WeCom's retry); not routed again"
                 );
             }
+            claim.done(());
             StatusCode::OK.into_response()
         }
         Err(error) => {
-            // Not stored: a 5xx makes WeCom send it again.
+            // Not stored: a 5xx makes WeCom send it again (and the claim, dropped, lets
+            // that retry in).
             tracing::error!(adapter = name, %error, "could not store a callback's event");
             (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
         }
@@ -886,9 +847,7 @@ impl CallbackMessage {
             .get("CreateTime")
             .parse::<u64>()
             .ok()
-            .map(|secs| {
-                humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-            })
+            .and_then(|secs| rfc3339_since_epoch(Duration::from_secs(secs)))
             .unwrap_or_else(now_rfc3339);
         let raw = serde_json::to_value(
             self.fields
@@ -897,7 +856,7 @@ impl CallbackMessage {
         )
         .unwrap_or_default();
         Some(Event {
-            id: format!("ev_{}", short_hash(&key)),
+            id: event_id(&key),
             event_type: event_type.into(),
             source: source.into(),
             platform: PLATFORM.into(),
@@ -1256,6 +1215,31 @@ mod tests {
         );
     }
 
+    fn now_secs() -> u64 {
+        SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+    }
+
+    /// `plain` sealed for `app` as WeCom posts it, signed at `timestamp`: query and body.
+    fn sealed(plain: &str, timestamp: u64, nonce: &str) -> (String, String) {
+        let crypto = WeComCrypto::new(TOKEN, KEY, CORP_ID).expect("crypto");
+        let sealed = crypto
+            .encrypt(plain, &timestamp.to_string(), nonce)
+            .expect("encrypt");
+        (
+            format!(
+                "msg_signature={}&timestamp={}&nonce={}",
+                sealed.signature, sealed.timestamp, sealed.nonce
+            ),
+            format!(
+                "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>",
+                sealed.encrypt
+            ),
+        )
+    }
+
     #[tokio::test]
     async fn wecoms_documented_callbacks_are_verified_and_accepted_forgeries_refused() {
         let app = WecomApp::new("app", &config(DEFAULT_BASE_URL)).expect("app");
@@ -1267,26 +1251,42 @@ mod tests {
                 .body(body.to_string())
                 .send()
         };
-        let signed = format!("msg_signature={POST_SIGNATURE}&{POST_QUERY}");
+        // The documented message (90968), signed now.
+        let (signed, body) = sealed(POST_PLAIN, now_secs(), "1372623149");
 
         // Before `start` there is nowhere to put an event: WeCom is asked to retry.
-        let early = post(signed.clone(), POST_BODY).await.expect("post");
+        let early = post(signed.clone(), &body).await.expect("post");
         assert_eq!(early.status(), 503);
 
         let kept = Arc::new(Kept::default());
         app.start(context(&kept)).await.expect("start");
 
+        let crypto = WeComCrypto::new(TOKEN, KEY, CORP_ID).expect("crypto");
+        let echo = crypto
+            .encrypt("1616140317555161061", &now_secs().to_string(), "263014780")
+            .expect("encrypt");
+        let verify_query = format!(
+            "msg_signature={}&timestamp={}&nonce={}&echostr={}",
+            echo.signature,
+            echo.timestamp,
+            echo.nonce,
+            echo.encrypt
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
+        );
         let verified = client
-            .get(format!("{url}?{VERIFY_QUERY}"))
+            .get(format!("{url}?{verify_query}"))
             .send()
             .await
             .expect("get");
         assert_eq!(verified.status(), 200);
         assert_eq!(verified.text().await.expect("text"), "1616140317555161061");
 
-        // The documented message arrives twice (a retry): one event, both answered 200.
+        // The message arrives twice (WeCom's retry, the same request): one event, both
+        // answered 200, the second from the replay cache without being read.
         for _ in 0..2 {
-            let answer = post(signed.clone(), POST_BODY).await.expect("post");
+            let answer = post(signed.clone(), &body).await.expect("post");
             assert_eq!(answer.status(), 200);
             assert_eq!(answer.text().await.expect("text"), "");
         }
@@ -1297,31 +1297,52 @@ mod tests {
             events[0].sender.as_ref().map(|s| s.id.as_str()),
             Some("mycreate")
         );
+        assert_eq!(app.inbound.door.count(Reason::Replay), 1);
 
-        // Forged, incomplete or malformed: refused, nothing kept.
-        let forged = format!("msg_signature={}&{POST_QUERY}", "0".repeat(40));
-        let refused = post(forged, POST_BODY).await.expect("post");
+        // The documented requests themselves are from 2014: signed, but stale.
+        let stale = post(
+            format!("msg_signature={POST_SIGNATURE}&{POST_QUERY}"),
+            POST_BODY,
+        )
+        .await
+        .expect("post");
+        assert_eq!(stale.status(), 403);
+        assert_eq!(stale.text().await.expect("text"), "stale timestamp");
+        let stale = client
+            .get(format!("{url}?{VERIFY_QUERY}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(stale.status(), 403);
+        assert_eq!(app.inbound.door.count(Reason::Stale), 2);
+
+        // Forged, incomplete, malformed or too large: refused, counted, nothing kept.
+        let (fresh, fresh_body) = sealed(POST_PLAIN, now_secs(), "n2");
+        let forged = fresh.replacen("msg_signature=", "msg_signature=0", 1);
+        let refused = post(forged, &fresh_body).await.expect("post");
         assert_eq!(refused.status(), 403);
-        let wrong_echo = VERIFY_QUERY.replace("msg_signature=5", "msg_signature=6");
+        let wrong_echo = verify_query.replacen("msg_signature=", "msg_signature=0", 1);
         let refused = client
             .get(format!("{url}?{wrong_echo}"))
             .send()
             .await
             .expect("get");
         assert_eq!(refused.status(), 403);
+        assert_eq!(app.inbound.door.count(Reason::Signature), 2);
+        let unsigned = fresh.split("&timestamp").nth(1).expect("rest");
         assert_eq!(
-            post(POST_QUERY.into(), POST_BODY)
+            post(format!("timestamp{unsigned}"), &fresh_body)
                 .await
                 .expect("post")
                 .status(),
             400
         );
         assert_eq!(
-            post(signed.clone(), "<xml>").await.expect("post").status(),
+            post(fresh.clone(), "<xml>").await.expect("post").status(),
             400
         );
         assert_eq!(
-            post(format!("{signed}&x=%zz"), POST_BODY)
+            post(format!("{fresh}&x=%zz"), &fresh_body)
                 .await
                 .expect("post")
                 .status(),
@@ -1333,9 +1354,51 @@ mod tests {
             .await
             .expect("get");
         assert_eq!(no_echo.status(), 400);
+        assert_eq!(app.inbound.door.count(Reason::Malformed), 4);
+        let huge = "x".repeat(wecom::MAX_CALLBACK_BYTES + 1);
+        assert_eq!(
+            post(fresh.clone(), &huge).await.expect("post").status(),
+            413
+        );
+        assert_eq!(app.inbound.door.count(Reason::TooLarge), 1);
+        // Signed over a ciphertext that does not open, and one sealed for another corp.
+        let garbage = crypto
+            .encrypt("x", &now_secs().to_string(), "n3")
+            .expect("encrypt");
+        let cut = &garbage.encrypt[..garbage.encrypt.len() - 8];
+        let cut_sig = crypto.signature(&garbage.timestamp, "n3", cut);
+        let refused = post(
+            format!(
+                "msg_signature={cut_sig}&timestamp={}&nonce=n3",
+                garbage.timestamp
+            ),
+            &format!("<xml><Encrypt><![CDATA[{cut}]]></Encrypt></xml>"),
+        )
+        .await
+        .expect("post");
+        assert_eq!(refused.status(), 400);
+        assert_eq!(app.inbound.door.count(Reason::Undecryptable), 1);
+        let elsewhere = WeComCrypto::new(TOKEN, KEY, "wwOTHERCORP").expect("crypto");
+        let other = elsewhere
+            .encrypt(POST_PLAIN, &now_secs().to_string(), "n4")
+            .expect("encrypt");
+        let refused = post(
+            format!(
+                "msg_signature={}&timestamp={}&nonce=n4",
+                other.signature, other.timestamp
+            ),
+            &other.xml_envelope(),
+        )
+        .await
+        .expect("post");
+        assert_eq!(refused.status(), 400);
+        assert_eq!(app.inbound.door.count(Reason::WrongRecipient), 1);
         assert_eq!(kept.0.lock().expect("lock").len(), 1);
+        let counted: u64 = app.rejections().iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, 12);
 
-        // Signed for us, but AgentID names another app (the documented one is 218).
+        // Signed for us, but AgentID names another app (the documented one is 218):
+        // answered, so WeCom does not retry, and counted.
         let other = WecomApp::new(
             "app",
             &WecomAppConfig {
@@ -1347,14 +1410,16 @@ mod tests {
         let other_kept = Arc::new(Kept::default());
         other.start(context(&other_kept)).await.expect("start");
         let other_url = callbacks(&other, "app").await;
+        let (signed, body) = sealed(POST_PLAIN, now_secs(), "n5");
         let answer = client
             .post(format!("{other_url}?{signed}"))
-            .body(POST_BODY)
+            .body(body)
             .send()
             .await
             .expect("post");
         assert_eq!(answer.status(), 200);
         assert!(other_kept.0.lock().expect("lock").is_empty());
+        assert_eq!(other.inbound.door.count(Reason::WrongRecipient), 1);
     }
 
     #[tokio::test]
@@ -1476,7 +1541,7 @@ mod tests {
             "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[lisi]]></FromUserName><CreateTime>1409659813</CreateTime><MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[https://wework.qpic.cn/x]]></PicUrl><MediaId><![CDATA[{media_id}]]></MediaId><MsgId>{msg_id}</MsgId><AgentID>218</AgentID></xml>"
         );
         let sealed = crypto
-            .encrypt(&plain, "1409659813", "nonce1")
+            .encrypt(&plain, &now_secs().to_string(), &format!("nonce{msg_id}"))
             .expect("encrypt");
         (
             format!(
@@ -1550,5 +1615,49 @@ mod tests {
         app.api.token.set("stale", Duration::from_secs(7200)).await;
         let (name, bytes) = app.api.download("M1").await.expect("renewed");
         assert_eq!((name.as_str(), bytes.as_slice()), ("M1.png", PNG));
+    }
+
+    /// No decrypted body or query panics the reader: any XML is a message, or an error.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, xml};
+
+        const TAGS: &[&str] = &[
+            "ToUserName",
+            "FromUserName",
+            "CreateTime",
+            "MsgType",
+            "Content",
+            "MsgId",
+            "AgentID",
+            "Event",
+            "EventKey",
+            "PicUrl",
+            "MediaId",
+            "Url",
+            "Title",
+            "text",
+            "image",
+            "link",
+            "event",
+            "enter_agent",
+            "click",
+            "1409659813",
+            "218",
+        ];
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_decrypted_xml_is_a_message_or_an_error(body in xml(TAGS)) {
+                if let Ok(message) = CallbackMessage::parse(&body) {
+                    let _ = message.agent_id();
+                    let _ = message.event("app");
+                }
+            }
+        }
     }
 }

@@ -249,6 +249,26 @@ impl WeComCrypto {
         hex::encode(sha.finalize())
     }
 
+    /// Checks `msg_signature` over `ciphertext` (named `what`: `encrypt` or `echostr`)
+    /// and nothing else, so a route can check the timestamp and replays before it
+    /// decrypts anything; [`decrypt`](Self::decrypt) and [`verify_url`](Self::verify_url)
+    /// check it again themselves.
+    pub fn verify(
+        &self,
+        what: &'static str,
+        msg_signature: &str,
+        timestamp: &str,
+        nonce: &str,
+        ciphertext: &str,
+    ) -> Result<(), CryptoError> {
+        let expected = self.signature(timestamp, nonce, ciphertext);
+        // Constant time, so timing does not tell a forger how much of a guess was right.
+        if !bool::from(expected.as_bytes().ct_eq(msg_signature.as_bytes())) {
+            return Err(CryptoError::BadSignature(what));
+        }
+        Ok(())
+    }
+
     fn verify_and_decrypt(
         &self,
         what: &'static str,
@@ -257,11 +277,7 @@ impl WeComCrypto {
         nonce: &str,
         ciphertext: &str,
     ) -> Result<String, CryptoError> {
-        let expected = self.signature(timestamp, nonce, ciphertext);
-        // Constant time, so timing does not tell a forger how much of a guess was right.
-        if !bool::from(expected.as_bytes().ct_eq(msg_signature.as_bytes())) {
-            return Err(CryptoError::BadSignature(what));
-        }
+        self.verify(what, msg_signature, timestamp, nonce, ciphertext)?;
         let mut plain = self.decrypt_blocks(what, ciphertext)?;
         let opened = open(what, &mut plain)?;
         // An empty configured id is the AI bot's (101033), whose plaintext is not
@@ -951,6 +967,97 @@ mod tests {
                 matches!(extract_json_encrypt(body), Err(CryptoError::BadEnvelope(_))),
                 "{body:?}"
             );
+        }
+    }
+
+    /// No input panics: whatever the query and body, an error or a message; and what is
+    /// sealed opens to itself, for an app and for an AI bot.
+    mod props {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, xml};
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_request_is_refused_or_read(
+                signature in any::<String>(),
+                timestamp in any::<String>(),
+                nonce in any::<String>(),
+                ciphertext in any::<String>(),
+            ) {
+                let crypto = app();
+                let _ = crypto.decrypt(&signature, &timestamp, &nonce, &ciphertext);
+                let _ = crypto.verify_url(&signature, &timestamp, &nonce, &ciphertext);
+                // Signed properly, so what follows the signature check is reached too.
+                let signed = crypto.signature(&timestamp, &nonce, &ciphertext);
+                let _ = crypto.decrypt(&signed, &timestamp, &nonce, &ciphertext);
+            }
+
+            #[test]
+            fn any_signed_bytes_are_refused_or_read(
+                bytes in vec(any::<u8>(), 0..300),
+                msg_len in prop_oneof![0u32..400, any::<u32>()],
+                blocks in 1usize..8,
+            ) {
+                let crypto = app();
+                let ai_bot = WeComCrypto::new(TOKEN, KEY, "").unwrap();
+                let open = |plain: &[u8]| {
+                    let (encrypt, signature) = seal_raw(&crypto, plain);
+                    let _ = crypto.decrypt(&signature, POST_TIMESTAMP, POST_NONCE, &encrypt);
+                    let _ = ai_bot.decrypt(&signature, POST_TIMESTAMP, POST_NONCE, &encrypt);
+                };
+                // Base64 of any length.
+                let encoded = B64.encode(&bytes);
+                let signature = crypto.signature(POST_TIMESTAMP, POST_NONCE, &encoded);
+                let _ = crypto.decrypt(&signature, POST_TIMESTAMP, POST_NONCE, &encoded);
+                // Whole blocks of anything: whatever the padding says.
+                let blocks: Vec<u8> = bytes.iter().copied().cycle().take(32 * blocks).collect();
+                if blocks.len().is_multiple_of(32) && !blocks.is_empty() {
+                    open(&blocks);
+                }
+                // Padded right, so what is read is the header: any msg_len, any message,
+                // any receive id after it.
+                let mut plain = header(msg_len);
+                plain.extend_from_slice(&bytes);
+                let pad = 32 - plain.len() % 32;
+                plain.resize(plain.len() + pad, pad as u8);
+                open(&plain);
+            }
+
+            #[test]
+            fn what_is_sealed_opens_to_itself(
+                plain in any::<String>(),
+                timestamp in any::<u32>(),
+                nonce in any::<u32>(),
+            ) {
+                let (timestamp, nonce) = (timestamp.to_string(), nonce.to_string());
+                for crypto in [app(), WeComCrypto::new(TOKEN, KEY, "").unwrap()] {
+                    let sealed = crypto.encrypt(&plain, &timestamp, &nonce).unwrap();
+                    let from_xml = extract_xml_encrypt(&sealed.xml_envelope()).unwrap();
+                    let from_json = extract_json_encrypt(&sealed.json_envelope()).unwrap();
+                    prop_assert_eq!(&from_xml, &sealed.encrypt);
+                    prop_assert_eq!(&from_json, &sealed.encrypt);
+                    let opened = crypto.decrypt(&sealed.signature, &timestamp, &nonce, &from_xml);
+                    prop_assert_eq!(opened.as_deref(), Ok(plain.as_str()));
+                }
+            }
+
+            #[test]
+            fn any_envelope_or_key_is_refused_or_read(
+                body in xml(&["Encrypt", "ToUserName", "AgentID", "xml"]),
+                text in any::<String>(),
+                key in any::<String>(),
+            ) {
+                let _ = extract_xml_encrypt(&body);
+                let _ = extract_xml_encrypt(&text);
+                let _ = extract_json_encrypt(&text);
+                let _ = extract_json_encrypt(&serde_json::json!({"encrypt": text}).to_string());
+                let _ = WeComCrypto::new(text.as_str(), &key, text.as_str());
+            }
         }
     }
 }

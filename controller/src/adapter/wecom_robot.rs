@@ -34,11 +34,11 @@ use base64::Engine;
 use md5::{Digest, Md5};
 
 use super::call;
-use super::check::{http_url, unexpanded};
+use super::check::{Secret, http_url, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::pace::{Limit, Pace};
 use super::split;
-use super::wecom::{self, MAX_TEXT_BYTES, check_articles};
+use super::wecom::{self, Answer, MAX_TEXT_BYTES, check_articles};
 use super::{Adapter, Delivered, Outgoing, SendError};
 use crate::event::{Article, Attachment, AttachmentKind};
 use crate::format::TextFormat;
@@ -62,7 +62,7 @@ const MIN_FILE_BYTES: usize = 5;
 pub struct WecomRobotConfig {
     /// The robot's webhook address, key included: put the key in the environment,
     /// `url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=${OPS_ROBOT_KEY}"`.
-    pub url: String,
+    pub url: Secret,
     /// Messages per minute; WeCom allows 20.
     #[serde(default = "default_per_minute")]
     pub per_minute: u32,
@@ -154,16 +154,6 @@ impl std::fmt::Debug for WecomRobot {
     }
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
-    /// upload_media's answer.
-    #[serde(default)]
-    media_id: Option<String>,
-}
-
 impl WecomRobot {
     pub fn new(name: &str, config: &WecomRobotConfig) -> Result<WecomRobot, String> {
         config.check()?;
@@ -207,7 +197,7 @@ impl WecomRobot {
     }
 
     async fn post_body(&self, body: serde_json::Value) -> Result<(), SendError> {
-        self.take_turn().await;
+        self.pace.take_turn(&self.name).await;
         let request = self.client.post(self.url.clone()).json(&body);
         self.call(request, "the message").await.map(drop)
     }
@@ -222,7 +212,7 @@ impl WecomRobot {
         let shown = shown_url(&self.url);
         let answered = call::call(request, &shown).await?;
         call::check_status(answered.status, &shown)?;
-        let answer: Answer = wecom::answer(&answered.body, what)?;
+        let answer = wecom::answer(&answered.body, what)?;
         wecom::settle(answer.errcode, &answer.errmsg, what)?;
         Ok(answer)
     }
@@ -287,10 +277,6 @@ impl WecomRobot {
         url.set_path(&format!("{base}/upload_media"));
         url.query_pairs_mut().append_pair("type", "file");
         Ok(url)
-    }
-
-    async fn take_turn(&self) {
-        self.pace.take_turn(&self.name).await;
     }
 }
 
@@ -658,7 +644,7 @@ mod tests {
         let markdown = WecomRobot::new(
             "ops",
             &WecomRobotConfig {
-                url: url.clone(),
+                url: url.clone().into(),
                 msgtype: RobotMsgType::Markdown,
                 ..config()
             },
@@ -698,10 +684,10 @@ mod tests {
         )
         .expect("robot");
         let started = Instant::now();
-        robot.take_turn().await;
-        robot.take_turn().await;
+        robot.pace.take_turn("ops").await;
+        robot.pace.take_turn("ops").await;
         assert!(started.elapsed() < Duration::from_secs(1));
-        robot.take_turn().await;
+        robot.pace.take_turn("ops").await;
         // The third waited (in virtual time) for the first one's minute to pass.
         assert!(
             started.elapsed() >= Duration::from_secs(60),

@@ -1095,7 +1095,7 @@ mod tests {
 
     fn event(key: &str) -> Event {
         Event {
-            id: format!("ev_{}", crate::event::short_hash(key)),
+            id: crate::event::event_id(key),
             event_type: types::MESSAGE_RECEIVED.into(),
             source: "p".into(),
             platform: "wechat".into(),
@@ -1219,7 +1219,7 @@ mod tests {
         let ids: Vec<String> = stored.iter().map(|a| a.id.clone()).collect();
         let own = |key: &str, text: &str| Event {
             idempotency_key: key.into(),
-            id: format!("ev_{}", crate::event::short_hash(key)),
+            id: crate::event::event_id(key),
             ..crate::event::test_message("p", "c", text, true)
         };
         let wm = "{}";

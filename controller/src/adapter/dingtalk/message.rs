@@ -18,7 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339,
+    rfc3339_since_epoch, types,
 };
 
 use super::PLATFORM;
@@ -255,7 +256,7 @@ pub fn read(source: &str, data: &[u8]) -> Result<Incoming, String> {
         .is_some_and(|(sender, bot)| !bot.is_empty() && sender == bot);
     let key = format!("dingtalk:{source}:msg:{msg_id}");
     let event = Event {
-        id: format!("ev_{}", short_hash(&key)),
+        id: event_id(&key),
         event_type: types::MESSAGE_RECEIVED.into(),
         source: source.into(),
         platform: PLATFORM.into(),
@@ -277,7 +278,8 @@ pub fn read(source: &str, data: &[u8]) -> Result<Incoming, String> {
         content,
         platform_message_id: Some(msg_id),
         timestamp: sent_at
-            .map(|t| humantime::format_rfc3339_millis(t).to_string())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .and_then(rfc3339_since_epoch)
             .unwrap_or_else(now_rfc3339),
         raw,
     };
@@ -591,5 +593,91 @@ mod tests {
         assert!(Target::parse("cid1").is_err());
         assert!(Target::parse("chat:1").is_err());
         assert!(Target::parse("group: ").is_err());
+    }
+
+    /// No body panics the reader of robot messages.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, json, mutated};
+
+        const POINTERS: &[&str] = &[
+            "/conversationId",
+            "/conversationType",
+            "/conversationTitle",
+            "/chatbotUserId",
+            "/msgId",
+            "/senderNick",
+            "/senderStaffId",
+            "/senderId",
+            "/isInAtList",
+            "/createAt",
+            "/sessionWebhook",
+            "/sessionWebhookExpiredTime",
+            "/text",
+            "/text/content",
+            "/msgtype",
+            "/robotCode",
+            "/atUsers",
+            "/atUsers/0",
+        ];
+
+        const WORDS: &[&str] = &[
+            "conversationId",
+            "conversationType",
+            "1",
+            "2",
+            "conversationTitle",
+            "chatbotUserId",
+            "msgId",
+            "senderNick",
+            "senderStaffId",
+            "senderId",
+            "isInAtList",
+            "createAt",
+            "sessionWebhook",
+            "sessionWebhookExpiredTime",
+            "text",
+            "content",
+            "msgtype",
+            "richText",
+            "picture",
+            "file",
+            "downloadCode",
+            "fileName",
+            "robotCode",
+            "atUsers",
+            "dingtalkId",
+            "https://oapi.dingtalk.com/robot/sendBySession",
+        ];
+
+        /// What the properties change is read whole before: the changes reach deep.
+        #[test]
+        fn the_genuine_message_is_read() {
+            assert!(read("ding", SDK_GROUP_MESSAGE.as_bytes()).is_ok());
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_body_is_a_robot_message_or_an_error(
+                bytes in proptest::collection::vec(any::<u8>(), 0..300),
+                body in json(WORDS),
+                conversation in any::<String>(),
+            ) {
+                let _ = read("ding", &bytes);
+                let _ = read("ding", body.to_string().as_bytes());
+                let _ = Target::parse(&conversation);
+            }
+
+            #[test]
+            fn a_genuine_message_with_any_field_changed_is_read_or_refused(
+                body in mutated(serde_json::from_str(SDK_GROUP_MESSAGE).unwrap(), POINTERS, WORDS),
+            ) {
+                let _ = read("ding", body.to_string().as_bytes());
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -32,14 +33,17 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::check::{http_url, required, unexpanded};
+use super::check::{Secret, http_url, required, unexpanded};
+use super::door::{self, Door, Reason};
+use super::replay::{Replays, Seen};
 use super::split;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
 use crate::http::shown_url;
 use message::Target;
 use outbound::{Api, Body, HookAnswer, Sessions, post_hook};
-use sign::{SIGN_HEADER, TIMESTAMP_HEADER};
+use sha2::{Digest, Sha256};
+use sign::{SIGN_HEADER, SignError, TIMESTAMP_HEADER};
 
 pub const PLATFORM: &str = "dingtalk";
 /// What an adapter without `markdown = true` shows.
@@ -47,6 +51,10 @@ pub const TEXT_FORMAT: TextFormat = TextFormat::Plain;
 /// A message's text at most: `groupMessages/send` takes a `msgParam` of 15,000 bytes, and
 /// a quote or a line break takes two bytes of JSON.
 pub const MAX_TEXT_BYTES: usize = 6 * 1024;
+/// An HTTP callback's body, at most: one robot message (机器人接收消息), a text or rich
+/// text a person typed in JSON with its ids and session webhook, tens of kilobytes at
+/// the very most; 256 KB leaves room and keeps a flood from filling memory.
+const MAX_CALLBACK_BYTES: usize = 256 * 1024;
 
 const DEFAULT_API_BASE: &str = "https://api.dingtalk.com";
 const DEFAULT_OAPI_BASE: &str = "https://oapi.dingtalk.com";
@@ -67,14 +75,14 @@ pub enum Mode {
 
 /// One `type = "dingtalk"` adapter of `tapwire.toml`. The secret belongs in the
 /// environment: `client_secret = "${DINGTALK_SECRET}"`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DingtalkConfig {
     /// The app's Client ID (AppKey).
     pub client_id: String,
     /// The app's Client Secret (AppSecret): opens the stream, signs the callbacks,
     /// fetches access tokens.
-    pub client_secret: String,
+    pub client_secret: Secret,
     #[serde(default)]
     pub mode: Mode,
     /// The robot's code for the robot API; DingTalk gives an app's robot its Client ID.
@@ -90,19 +98,6 @@ pub struct DingtalkConfig {
     /// Answers go as markdown (`msgtype` markdown, `sampleMarkdown`); otherwise text.
     #[serde(default)]
     pub markdown: bool,
-}
-
-impl std::fmt::Debug for DingtalkConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DingtalkConfig")
-            .field("client_id", &self.client_id)
-            .field("mode", &self.mode)
-            .field("robot_code", &self.robot_code)
-            .field("api_base", &self.api_base)
-            .field("oapi_base", &self.oapi_base)
-            .field("markdown", &self.markdown)
-            .finish_non_exhaustive()
-    }
 }
 
 fn default_api_base() -> String {
@@ -157,6 +152,8 @@ enum NotTaken {
     NotReady,
     /// Not a robot message this adapter can read.
     Unreadable(String),
+    /// A robot message for another robot (its `robotCode`).
+    OtherRobot(String),
     /// The store failed: DingTalk should send it again.
     Store(String),
 }
@@ -165,11 +162,16 @@ enum NotTaken {
 pub(crate) struct Inbound {
     name: String,
     secret: String,
+    /// The `robotCode`s a message to this robot carries: an app robot's is its Client ID
+    /// (机器人接收消息: "robotCode"), or the one configured.
+    robot_codes: [String; 2],
     sessions: Arc<Sessions>,
     /// Session webhooks are posted to only on this origin (scheme, host, port).
     webhook_origin: Url,
     /// Set by `start`.
     ctx: OnceLock<AdapterContext>,
+    door: Door,
+    replays: Replays<()>,
 }
 
 impl Inbound {
@@ -178,6 +180,12 @@ impl Inbound {
     async fn receive(&self, data: &[u8]) -> Result<bool, NotTaken> {
         let ctx = self.ctx.get().ok_or(NotTaken::NotReady)?;
         let incoming = message::read(&self.name, data).map_err(NotTaken::Unreadable)?;
+        if let Some(code) = incoming.event.raw["robotCode"].as_str()
+            && !code.is_empty()
+            && !self.robot_codes.iter().any(|ours| ours == code)
+        {
+            return Err(NotTaken::OtherRobot(code.to_string()));
+        }
         let conversation = incoming.target.to_string();
         if let Some(session) = incoming.session {
             match Url::parse(&session.url) {
@@ -208,6 +216,10 @@ impl Inbound {
             Err(NotTaken::Unreadable(reason)) => {
                 // Sending it again would not make it readable.
                 tracing::warn!(adapter = %self.name, %reason, "a robot message that cannot be read; acknowledged and dropped");
+                Ok(())
+            }
+            Err(NotTaken::OtherRobot(code)) => {
+                tracing::warn!(adapter = %self.name, robot_code = %code, "a robot message for another robot; acknowledged and dropped");
                 Ok(())
             }
             Err(NotTaken::NotReady) => Err("not started".into()),
@@ -279,9 +291,12 @@ impl Dingtalk {
             inbound: Arc::new(Inbound {
                 name: name.to_string(),
                 secret,
+                robot_codes: [config.client_id.trim().to_string(), config.robot_code()],
                 sessions,
                 webhook_origin,
                 ctx: OnceLock::new(),
+                door: Door::new(name),
+                replays: Replays::new(),
             }),
             task: SyncMutex::new(None),
         })
@@ -344,10 +359,15 @@ impl Adapter for Dingtalk {
 
     fn routes(&self) -> Option<axum::Router> {
         (self.mode == Mode::Http).then(|| {
-            axum::Router::new()
+            let router = axum::Router::new()
                 .route("/", post(callback))
-                .with_state(self.inbound.clone())
+                .with_state(self.inbound.clone());
+            door::limited(router, MAX_CALLBACK_BYTES)
         })
+    }
+
+    fn rejections(&self) -> Vec<(Reason, u64)> {
+        self.inbound.door.counts()
     }
 
     async fn start(&self, ctx: AdapterContext) -> Result<(), AdapterError> {
@@ -392,49 +412,117 @@ impl Adapter for Dingtalk {
     }
 }
 
-fn refused(adapter: &str, status: StatusCode, reason: &str) -> Response {
-    tracing::warn!(adapter, %status, reason, "callback refused");
-    (status, reason.to_string()).into_response()
-}
-
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The HTTP callback: `timestamp` and `sign` are checked before the body is read. A body
-/// in the HTTP answer would be a synchronous reply; the answer is `{"msgtype": "empty"}`
-/// at once — what open implementations send to reply later through the session webhook
-/// (DingTalk's document shows only replies) — and the message is answered when ready.
+/// The answer to a message taken: no synchronous reply.
+fn taken() -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"msgtype": "empty"})),
+    )
+        .into_response()
+}
+
+/// The HTTP callback: the size, then `timestamp` and `sign`, then replays, before the
+/// body is read. A body in the HTTP answer would be a synchronous reply; the answer is
+/// `{"msgtype": "empty"}` at once — what open implementations send to reply later
+/// through the session webhook (DingTalk's document shows only replies) — and the
+/// message is answered when ready.
 async fn callback(
     State(inbound): State<Arc<Inbound>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let name = inbound.name.as_str();
-    if let Err(error) = sign::verify(
+    let door = &inbound.door;
+    let body = match door.body(body) {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let now = SystemTime::now();
+    let (timestamp, signature) = (
         header(&headers, TIMESTAMP_HEADER),
         header(&headers, SIGN_HEADER),
-        &inbound.secret,
-        SystemTime::now(),
-    ) {
-        return refused(name, StatusCode::UNAUTHORIZED, &error.to_string());
-    }
+    );
+    let signed_at = match sign::verify(timestamp, signature, &inbound.secret, now) {
+        Ok(at) => at,
+        Err(error) => {
+            let reason = match error {
+                SignError::Stale { .. } => Reason::Stale,
+                SignError::BadTimestamp(_) => Reason::Malformed,
+                _ => Reason::Signature,
+            };
+            let detail = error.to_string();
+            return door.refuse(reason, StatusCode::UNAUTHORIZED, detail.clone(), &detail);
+        }
+    };
+    // DingTalk's sign covers the timestamp only, never the body, so two messages of one
+    // millisecond carry the same sign: the replay key adds the body, and names this very
+    // request (a captured sign put on another body is not caught here; the msgId of the
+    // message inside is still stored once).
+    let key = format!(
+        "{}:{}:{}",
+        timestamp.unwrap_or_default().trim(),
+        signature.unwrap_or_default().trim(),
+        hex::encode(Sha256::digest(&body))
+    );
+    let claim = match inbound.replays.check(&key, signed_at + sign::WINDOW, now) {
+        Seen::New(claim) => claim,
+        Seen::Done(()) => {
+            door.refused(
+                Reason::Replay,
+                StatusCode::OK,
+                "a callback taken before; answered as then",
+            );
+            return taken();
+        }
+        Seen::InFlight => {
+            let detail = "the same callback is being handled; send it again";
+            return door.refuse(
+                Reason::Replay,
+                StatusCode::SERVICE_UNAVAILABLE,
+                detail,
+                detail,
+            );
+        }
+    };
     match inbound.receive(&body).await {
-        Ok(_) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"msgtype": "empty"})),
-        )
-            .into_response(),
-        Err(NotTaken::NotReady) => refused(
-            name,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not started yet; send it again",
-        ),
-        Err(NotTaken::Unreadable(reason)) => refused(
-            name,
-            StatusCode::BAD_REQUEST,
-            &format!("the body is not a robot message: {reason}"),
-        ),
+        Ok(_) => {
+            claim.done(());
+            taken()
+        }
+        Err(NotTaken::OtherRobot(code)) => {
+            // Signed with our secret, yet for another robot: answered, not routed.
+            door.refused(
+                Reason::WrongRecipient,
+                StatusCode::OK,
+                &format!("a robot message for robotCode {code}; ignored"),
+            );
+            claim.done(());
+            taken()
+        }
+        Err(NotTaken::NotReady) => {
+            tracing::warn!(
+                adapter = name,
+                "callback before the adapter started; DingTalk is asked to send it again"
+            );
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not started yet; send it again",
+            )
+                .into_response()
+        }
+        Err(NotTaken::Unreadable(reason)) => {
+            let detail = format!("the body is not a robot message: {reason}");
+            door.refuse(
+                Reason::Malformed,
+                StatusCode::BAD_REQUEST,
+                detail.clone(),
+                &detail,
+            )
+        }
         Err(NotTaken::Store(reason)) => {
             tracing::error!(adapter = name, %reason, "cannot store a robot message");
             (StatusCode::SERVICE_UNAVAILABLE, "cannot store it now").into_response()

@@ -62,12 +62,13 @@ pub fn millis(at: SystemTime) -> u64 {
 
 /// Checks a callback's `timestamp` and `sign` headers against the app secret: the sign
 /// first (constant time), then the hour window, so nothing unsigned is read further.
+/// The signed time, when both hold.
 pub fn verify(
     timestamp: Option<&str>,
     signature: Option<&str>,
     secret: &str,
     now: SystemTime,
-) -> Result<(), SignError> {
+) -> Result<SystemTime, SignError> {
     let timestamp = timestamp
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -91,7 +92,7 @@ pub fn verify(
             off_secs: off / 1000,
         });
     }
-    Ok(())
+    Ok(UNIX_EPOCH + Duration::from_millis(millis_at))
 }
 
 #[cfg(test)]
@@ -124,19 +125,13 @@ mod tests {
         let now = at(1_577_262_236_757 + 5_000);
         assert_eq!(
             verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, now),
-            Ok(())
+            Ok(at(1_577_262_236_757))
         );
         // Either side of the hour, a little inside and a little outside.
         let inside = at(1_577_262_236_757 + 3_600_000);
-        assert_eq!(
-            verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, inside),
-            Ok(())
-        );
+        assert!(verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, inside).is_ok());
         let before = at(1_577_262_236_757 - 3_600_000);
-        assert_eq!(
-            verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, before),
-            Ok(())
-        );
+        assert!(verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, before).is_ok());
         let late = at(1_577_262_236_757 + 3_600_001);
         assert!(matches!(
             verify(Some(DOC_TS), Some(DOC_SIGN), DOC_SECRET, late),
@@ -169,5 +164,51 @@ mod tests {
             verify(Some("soon"), Some(&words), DOC_SECRET, now),
             Err(SignError::BadTimestamp("soon".into()))
         );
+    }
+
+    /// No input panics: any headers are checked or refused; a sign made within the hour
+    /// verifies, one made outside it is stale.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_headers_are_refused_or_taken(
+                timestamp in proptest::option::of(any::<String>()),
+                signature in proptest::option::of(any::<String>()),
+                secret in any::<String>(),
+                now in any::<u64>(),
+            ) {
+                let now = UNIX_EPOCH + Duration::from_millis(now >> 2);
+                let _ = verify(timestamp.as_deref(), signature.as_deref(), &secret, now);
+                if let Some(timestamp) = &timestamp {
+                    let signed = sign(timestamp, &secret);
+                    let _ = verify(Some(timestamp), Some(&signed), &secret, now);
+                }
+            }
+
+            #[test]
+            fn a_sign_verifies_within_the_hour_and_not_after(
+                secret in any::<String>(),
+                sent in 0u64..4_000_000_000_000,
+                off in 0u64..7_200_000,
+            ) {
+                let timestamp = sent.to_string();
+                let signed = sign(&timestamp, &secret);
+                let now = UNIX_EPOCH + Duration::from_millis(sent + off);
+                let result = verify(Some(&timestamp), Some(&signed), &secret, now);
+                if off <= 3_600_000 {
+                    prop_assert_eq!(result, Ok(UNIX_EPOCH + Duration::from_millis(sent)));
+                } else {
+                    let stale = matches!(result, Err(SignError::Stale { .. }));
+                    prop_assert!(stale);
+                }
+            }
+        }
     }
 }

@@ -503,4 +503,45 @@ mod tests {
         let result = tokio_tungstenite::connect_async(url.as_str()).await;
         assert!(result.is_err());
     }
+
+    /// No frame panics the stream's reader.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, json};
+
+        const WORDS: &[&str] = &[
+            "type",
+            "headers",
+            "data",
+            "topic",
+            "messageId",
+            "contentType",
+            "SYSTEM",
+            "CALLBACK",
+            "EVENT",
+            "ping",
+            "disconnect",
+            "/v1.0/im/bot/messages/get",
+            "application/json",
+            "{}",
+        ];
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_frame_is_answered_or_refused(text in any::<String>(), frame in json(WORDS)) {
+                if let Ok(frame) = serde_json::from_str::<Frame>(&text) {
+                    let _ = react(&frame);
+                }
+                if let Ok(frame) = serde_json::from_value::<Frame>(frame) {
+                    let _ = frame.topic();
+                    let _ = frame.message_id();
+                    let _ = react(&frame);
+                }
+            }
+        }
+    }
 }

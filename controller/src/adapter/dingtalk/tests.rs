@@ -83,8 +83,9 @@ async fn callbacks_are_verified_before_they_are_read_and_kept_once() {
     bot.start(context(&kept)).await.expect("start");
 
     // A message and its redelivery: 200 and no synchronous reply both times, one event, its webhook kept.
-    for _ in 0..2 {
-        let answer = signed(message.clone(), now_ms()).await.expect("post");
+    // (Signed a millisecond apart: the same millisecond would be the same request.)
+    for i in 0..2 {
+        let answer = signed(message.clone(), now_ms() + i).await.expect("post");
         assert_eq!(answer.status(), 200);
         assert_eq!(
             answer.json::<serde_json::Value>().await.expect("json"),
@@ -144,6 +145,37 @@ async fn callbacks_are_verified_before_they_are_read_and_kept_once() {
     let garbage = signed("{\"msgId\":".into(), now_ms()).await.expect("post");
     assert_eq!(garbage.status(), 400);
     assert_eq!(kept.0.lock().expect("lock").len(), 1);
+    // The very same request again: answered as taken, not read again. Too large: 413.
+    let at = now_ms();
+    let again = robot_message("msg4", "再来", hook, now_ms() + 3_600_000);
+    for _ in 0..2 {
+        let answer = signed(again.clone(), at).await.expect("post");
+        assert_eq!(answer.status(), 200);
+    }
+    let huge = signed("x".repeat(MAX_CALLBACK_BYTES + 1), now_ms())
+        .await
+        .expect("post");
+    assert_eq!(huge.status(), 413);
+    // Signed with our secret, but for another robot: answered, counted, not kept.
+    let elsewhere = robot_message("msg5", "别人", hook, now_ms() + 3_600_000)
+        .replace(CLIENT_ID, "dingotherrobot");
+    assert_eq!(
+        signed(elsewhere, now_ms()).await.expect("post").status(),
+        200
+    );
+    assert_eq!(kept.0.lock().expect("lock").len(), 2);
+    let door = &bot.inbound.door;
+    assert_eq!(
+        (
+            door.count(Reason::Signature),
+            door.count(Reason::Stale),
+            door.count(Reason::Malformed),
+            door.count(Reason::Replay),
+            door.count(Reason::TooLarge),
+            door.count(Reason::WrongRecipient),
+        ),
+        (3, 2, 1, 1, 1, 1)
+    );
 
     // A webhook on another origin than oapi_base is never posted to.
     let elsewhere = robot_message(

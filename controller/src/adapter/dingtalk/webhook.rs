@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use reqwest::{Client, Url};
 use serde::Deserialize;
 
-use super::super::check::{http_url, unexpanded};
+use super::super::check::{Secret, http_url, unexpanded};
 use super::super::pace::{Limit, Pace};
 use super::super::split;
 use super::super::{Adapter, Delivered, Outgoing, SendError};
@@ -29,28 +29,18 @@ const PER_MINUTE: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One `type = "dingtalk_webhook"` adapter of `tapwire.toml`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DingtalkWebhookConfig {
     /// The robot's webhook; its `access_token` is a credential, so put it in the
     /// environment: `url = "https://oapi.dingtalk.com/robot/send?access_token=${OPS_ROBOT}"`.
-    pub url: String,
+    pub url: Secret,
     /// The 加签 secret (`SEC…`), when the robot's security settings use it.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Post markdown (`msgtype` markdown) instead of text.
     #[serde(default)]
     pub markdown: bool,
-}
-
-impl std::fmt::Debug for DingtalkWebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DingtalkWebhookConfig")
-            .field("url", &crate::http::redact_raw_url(&self.url))
-            .field("signed", &self.secret.is_some())
-            .field("markdown", &self.markdown)
-            .finish()
-    }
 }
 
 impl DingtalkWebhookConfig {
@@ -147,7 +137,7 @@ impl DingtalkWebhook {
 
     /// Posts one message (at most [`MAX_TEXT_BYTES`]), after waiting for its turn.
     pub async fn post(&self, text: &str) -> Result<(), SendError> {
-        self.take_turn().await;
+        self.pace.take_turn(&self.name).await;
         let body = Body::new(text, self.markdown);
         match post_hook(&self.client, &self.signed_url(SystemTime::now()), &body).await {
             HookAnswer::Sent => Ok(()),
@@ -156,11 +146,6 @@ impl DingtalkWebhook {
                 "DingTalk refused the custom robot's message ({reason}): check the url's access_token, the robot's secret and security settings (keywords, IP list), and this machine's clock"
             ))),
         }
-    }
-
-    /// Waits until one more post keeps within 20 a minute.
-    async fn take_turn(&self) {
-        self.pace.take_turn(&self.name).await;
     }
 }
 
@@ -209,7 +194,7 @@ mod tests {
     fn config(url: &str, secret: Option<&str>) -> DingtalkWebhookConfig {
         DingtalkWebhookConfig {
             url: url.into(),
-            secret: secret.map(str::to_string),
+            secret: secret.map(Secret::from),
             markdown: false,
         }
     }

@@ -282,4 +282,52 @@ mod tests {
             webhook_sign(1700000000, "你的密钥")
         );
     }
+
+    /// No input panics: any body is decrypted or refused, any signature checked; what is
+    /// encrypted decrypts to itself and what is signed verifies.
+    mod props {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_ciphertext_is_refused_or_read(
+                text in any::<String>(),
+                bytes in vec(any::<u8>(), 0..300),
+                key in any::<String>(),
+            ) {
+                let crypto = EventCrypto::new(&key);
+                let _ = crypto.decrypt(&text);
+                let _ = crypto.decrypt(&STANDARD.encode(&bytes));
+            }
+
+            #[test]
+            fn what_is_encrypted_decrypts_to_itself(plain in any::<String>(), key in any::<String>()) {
+                let crypto = EventCrypto::new(&key);
+                let sealed = crypto.encrypt(&plain).unwrap();
+                prop_assert_eq!(crypto.decrypt(&sealed), Ok(plain));
+            }
+
+            #[test]
+            fn any_signature_is_checked_and_a_real_one_verifies(
+                timestamp in any::<String>(),
+                nonce in any::<String>(),
+                body in vec(any::<u8>(), 0..200),
+                signature in any::<String>(),
+                secret in any::<String>(),
+                seconds in any::<u64>(),
+            ) {
+                let crypto = EventCrypto::new(&secret);
+                let _ = crypto.verify(&timestamp, &nonce, &body, &signature);
+                let real = crypto.signature(&timestamp, &nonce, &body);
+                prop_assert!(crypto.verify(&timestamp, &nonce, &body, &real));
+                let _ = webhook_sign(seconds, &secret);
+            }
+        }
+    }
 }

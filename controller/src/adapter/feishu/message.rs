@@ -19,13 +19,14 @@
 //!   `emotion`, `code_block`, `hr`, `md`; `image` is `{"image_key"}`; `file` and `media`
 //!   carry `file_name`.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339,
+    rfc3339_since_epoch, types,
 };
 
 use super::PLATFORM;
@@ -225,12 +226,10 @@ pub fn message_event(
         .create_time
         .as_deref()
         .and_then(|ms| ms.parse::<u64>().ok())
-        .map(|ms| {
-            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-        })
+        .and_then(|ms| rfc3339_since_epoch(Duration::from_millis(ms)))
         .unwrap_or_else(now_rfc3339);
     Ok(Event {
-        id: format!("ev_{}", short_hash(&key)),
+        id: event_id(&key),
         event_type: types::MESSAGE_RECEIVED.into(),
         source: source.into(),
         platform: PLATFORM.into(),
@@ -656,5 +655,121 @@ mod tests {
         own["sender"]["sender_id"]["open_id"] = BOT.into();
         let event = message_event("lark", &own, Value::Null, Some(BOT)).expect("event");
         assert!(event.sender.expect("sender").is_self);
+    }
+
+    /// No decrypted callback panics the reader, nor any message event inside one.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, json, mutated};
+
+        const POINTERS: &[&str] = &[
+            "/sender",
+            "/sender/sender_id",
+            "/sender/sender_id/open_id",
+            "/message",
+            "/message/message_id",
+            "/message/create_time",
+            "/message/chat_id",
+            "/message/chat_type",
+            "/message/message_type",
+            "/message/content",
+            "/message/mentions",
+            "/message/mentions/0",
+            "/message/mentions/0/key",
+            "/message/mentions/1/id",
+        ];
+
+        const WORDS: &[&str] = &[
+            "schema",
+            "2.0",
+            "header",
+            "event_id",
+            "event_type",
+            "app_id",
+            "token",
+            "create_time",
+            "event",
+            "type",
+            "url_verification",
+            "challenge",
+            "encrypt",
+            "im.message.receive_v1",
+            "sender",
+            "sender_id",
+            "open_id",
+            "message",
+            "message_id",
+            "chat_id",
+            "chat_type",
+            "p2p",
+            "group",
+            "message_type",
+            "text",
+            "post",
+            "image",
+            "file",
+            "media",
+            "content",
+            "mentions",
+            "key",
+            "id",
+            "name",
+            "title",
+            "tag",
+            "at",
+            "a",
+            "img",
+            "href",
+            "user_id",
+            "@_user_1",
+            "image_key",
+            "file_name",
+            "zh_cn",
+        ];
+
+        /// What the properties change is read whole before: the changes reach deep.
+        #[test]
+        fn the_genuine_messages_are_read() {
+            let text = receive(
+                "group",
+                "text",
+                r#"{"text":"@_user_1 #duty"}"#,
+                bot_and_bob(),
+            );
+            assert!(message_event("lark", &text, Value::Null, Some(BOT)).is_ok());
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_callback_is_read_or_refused(
+                text in any::<String>(),
+                body in json(WORDS),
+                content in json(WORDS),
+                bot in proptest::option::of(proptest::sample::select(WORDS)),
+            ) {
+                let _ = Callback::parse(&text);
+                let _ = Callback::parse(&body.to_string());
+                // A message's content is JSON in a string: put a shaped one where it goes.
+                let mut event = body.clone();
+                if let Some(message) = event.get_mut("message").and_then(|m| m.as_object_mut()) {
+                    message.insert("content".into(), content.to_string().into());
+                }
+                let _ = message_event("lark", &event, body, bot);
+            }
+
+            #[test]
+            fn a_genuine_message_with_any_field_changed_is_read_or_refused(
+                text in mutated(receive("group", "text", r#"{"text":"@_user_1 #duty"}"#, bot_and_bob()), POINTERS, WORDS),
+                post in mutated(receive("p2p", "post", r#"{"title":"t","content":[[{"tag":"at","user_id":"@_user_1"},{"tag":"text","text":"hi"}]]}"#, bot_and_bob()), POINTERS, WORDS),
+            ) {
+                for event in [text, post] {
+                    let _ = message_event("lark", &event, Value::Null, Some(BOT));
+                }
+            }
+        }
     }
 }

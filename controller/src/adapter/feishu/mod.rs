@@ -40,6 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -48,7 +49,9 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::call;
-use super::check::{http_url, required, unexpanded};
+use super::check::{Secret, http_url, required, unexpanded};
+use super::door::{self, Door, Reason};
+use super::replay::{Replays, Seen};
 use super::split;
 use super::token::TokenCache;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, SendError};
@@ -97,6 +100,11 @@ const RATE_LIMIT_WAIT_MAX: Duration = Duration::from_secs(600);
 const MAX_AGE: Duration = Duration::from_secs(8 * 3600);
 /// How far ahead of our clock a timestamp may be: a desktop's clock may be behind.
 const MAX_AHEAD: Duration = Duration::from_secs(15 * 60);
+/// A callback's body, at most. A message's content may hold 150 KB (发送消息: text and
+/// post bodies), which the event carries JSON-escaped inside the event JSON, and an
+/// Encrypt Key wraps all of it in base64 (a third more): a megabyte takes the largest
+/// message Feishu delivers and keeps a flood from filling memory.
+const MAX_CALLBACK_BYTES: usize = 1024 * 1024;
 
 /// Feishu's domestic service or its international one (Lark).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -115,14 +123,14 @@ pub struct FeishuConfig {
     /// The app's App ID (`cli_…`, 凭证与基础信息).
     pub app_id: String,
     /// The app's App Secret.
-    pub app_secret: String,
+    pub app_secret: Secret,
     /// 事件与回调 › 加密策略: the Verification Token every callback carries.
-    pub verification_token: String,
+    pub verification_token: Secret,
     /// 事件与回调 › 加密策略: the Encrypt Key. Set, callbacks are encrypted and each event
     /// push is signed (`X-Lark-Signature`), and unsigned events are refused; unset, only
     /// the Verification Token vouches for a callback.
     #[serde(default)]
-    pub encrypt_key: Option<String>,
+    pub encrypt_key: Option<Secret>,
     /// `feishu` (open.feishu.cn) or `lark` (open.larksuite.com): the default `base_url`.
     #[serde(default)]
     pub brand: Brand,
@@ -461,6 +469,8 @@ struct Inbound {
     bot_open_id: OnceLock<String>,
     /// Set by `start`; events that come earlier are told to retry.
     ctx: OnceLock<AdapterContext>,
+    door: Door,
+    replays: Replays<()>,
 }
 
 pub struct Feishu {
@@ -505,6 +515,8 @@ impl Feishu {
                     .map(|key| EventCrypto::new(key.trim())),
                 bot_open_id: OnceLock::new(),
                 ctx: OnceLock::new(),
+                door: Door::new(name),
+                replays: Replays::new(),
             }),
             identify: std::sync::Mutex::new(None),
         })
@@ -554,11 +566,14 @@ impl Adapter for Feishu {
     }
 
     fn routes(&self) -> Option<axum::Router> {
-        Some(
-            axum::Router::new()
-                .route("/", post(receive))
-                .with_state(self.inbound.clone()),
-        )
+        let router = axum::Router::new()
+            .route("/", post(receive))
+            .with_state(self.inbound.clone());
+        Some(door::limited(router, MAX_CALLBACK_BYTES))
+    }
+
+    fn rejections(&self) -> Vec<(Reason, u64)> {
+        self.inbound.door.counts()
     }
 
     /// Takes the context, and learns the bot's open_id in the background (retried until
@@ -615,14 +630,15 @@ impl Adapter for Feishu {
     }
 }
 
-fn refused(adapter: &str, status: StatusCode, reason: &str) -> Response {
-    tracing::warn!(adapter, %status, reason, "callback refused");
+/// A refusal as Feishu gets it: a status and a word; the reason logged and counted.
+fn refuse(door: &Door, reason: Reason, status: StatusCode, detail: &str) -> Response {
     let body = match status {
         StatusCode::UNAUTHORIZED => "unauthorized",
         StatusCode::BAD_REQUEST => "bad request",
+        StatusCode::PAYLOAD_TOO_LARGE => "too large",
         _ => "try again",
     };
-    (status, body).into_response()
+    door.refuse(reason, status, body, detail)
 }
 
 fn success() -> Response {
@@ -634,24 +650,32 @@ fn same(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
-/// The signature headers of a push, verified: `Ok(true)` signed and valid, `Ok(false)`
+/// A signed push: what names it in the replay cache, and until when.
+#[derive(Debug)]
+struct Push {
+    key: String,
+    expires: SystemTime,
+}
+
+/// The signature headers of a push, verified: `Ok(Some)` signed and valid, `Ok(None)`
 /// not signed at all (only the URL check may be), `Err` a refusal.
 fn verify_push(
     crypto: &EventCrypto,
     headers: &HeaderMap,
     body: &[u8],
     now: SystemTime,
-) -> Result<bool, (StatusCode, String)> {
+) -> Result<Option<Push>, (Reason, StatusCode, String)> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (timestamp, nonce, signature) = match (
         header("x-lark-request-timestamp"),
         header("x-lark-request-nonce"),
         header("x-lark-signature"),
     ) {
-        (None, None, None) => return Ok(false),
+        (None, None, None) => return Ok(None),
         (Some(t), Some(n), Some(s)) => (t, n, s),
         _ => {
             return Err((
+                Reason::Signature,
                 StatusCode::UNAUTHORIZED,
                 "incomplete X-Lark-Request-Timestamp/-Nonce/X-Lark-Signature headers".into(),
             ));
@@ -659,6 +683,7 @@ fn verify_push(
     };
     if !crypto.verify(timestamp, nonce, body, signature) {
         return Err((
+            Reason::Signature,
             StatusCode::UNAUTHORIZED,
             "X-Lark-Signature does not match: not from Feishu, or encrypt_key differs from the app's".into(),
         ));
@@ -666,15 +691,18 @@ fn verify_push(
     let sent = timestamp
         .trim()
         .parse::<u64>()
-        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
-        .map_err(|_| {
+        .ok()
+        .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
+        .ok_or_else(|| {
             (
+                Reason::Malformed,
                 StatusCode::BAD_REQUEST,
                 format!("X-Lark-Request-Timestamp {timestamp:?} is not a number of seconds"),
             )
         })?;
     match now.duration_since(sent) {
         Ok(age) if age > MAX_AGE => Err((
+            Reason::Stale,
             StatusCode::UNAUTHORIZED,
             format!(
                 "stale X-Lark-Request-Timestamp: {} s old (a replay?)",
@@ -682,13 +710,23 @@ fn verify_push(
             ),
         )),
         Err(ahead) if ahead.duration() > MAX_AHEAD => Err((
+            Reason::Stale,
             StatusCode::UNAUTHORIZED,
             format!(
                 "X-Lark-Request-Timestamp is {} s ahead of our clock (is this clock right?)",
                 ahead.duration().as_secs()
             ),
         )),
-        _ => Ok(true),
+        // The signature covers the body, so with the timestamp and nonce it names this
+        // very request.
+        _ => Ok(Some(Push {
+            key: format!(
+                "{}:{nonce}:{}",
+                timestamp.trim(),
+                signature.trim().to_ascii_lowercase()
+            ),
+            expires: sent + MAX_AGE,
+        })),
     }
 }
 
@@ -704,74 +742,132 @@ fn encrypted_field(body: &[u8]) -> Result<String, String> {
         .map_err(|e| format!("expected an encrypted body {{\"encrypt\": …}}: {e}"))
 }
 
-/// A callback: verified (signature and timestamp, when the app has an Encrypt Key),
-/// decrypted, its token checked; the URL check answered, a message stored and
-/// acknowledged at once (no passive reply: the answer goes through the outbox).
-async fn receive(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body: Bytes) -> Response {
-    let name = inbound.name.as_str();
-    let (plain, signed) = match &inbound.crypto {
+/// A callback: through the door (size; signature, timestamp and replays when the app has
+/// an Encrypt Key), decrypted, its token checked; the URL check answered, a message stored
+/// and acknowledged at once (no passive reply: the answer goes through the outbox).
+async fn receive(
+    State(inbound): State<Arc<Inbound>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let door = &inbound.door;
+    let body = match door.body(body) {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let (plain, claim) = match &inbound.crypto {
         Some(crypto) => {
-            let signed = match verify_push(crypto, &headers, &body, SystemTime::now()) {
-                Ok(signed) => signed,
-                Err((status, reason)) => return refused(name, status, &reason),
+            let now = SystemTime::now();
+            let push = match verify_push(crypto, &headers, &body, now) {
+                Ok(push) => push,
+                Err((reason, status, detail)) => return refuse(door, reason, status, &detail),
             };
-            let plain = encrypted_field(&body)
-                .and_then(|encrypt| crypto.decrypt(&encrypt).map_err(|e| e.to_string()));
+            let claim = match push.map(|p| inbound.replays.check(&p.key, p.expires, now)) {
+                None => None,
+                Some(Seen::New(claim)) => Some(claim),
+                Some(Seen::Done(())) => {
+                    // Feishu's own retry of a push we answered late is this too.
+                    door.refused(
+                        Reason::Replay,
+                        StatusCode::OK,
+                        "a push taken before; answered as then",
+                    );
+                    return success();
+                }
+                Some(Seen::InFlight) => {
+                    return refuse(
+                        door,
+                        Reason::Replay,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the same push is being handled; Feishu is asked to send it again",
+                    );
+                }
+            };
+            let plain = match encrypted_field(&body) {
+                Ok(encrypt) => crypto.decrypt(&encrypt),
+                Err(reason) => {
+                    return refuse(door, Reason::Malformed, StatusCode::BAD_REQUEST, &reason);
+                }
+            };
             match plain {
-                Ok(plain) => (plain, signed),
-                Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+                Ok(plain) => (plain, claim),
+                Err(error) => {
+                    return refuse(
+                        door,
+                        Reason::Undecryptable,
+                        StatusCode::BAD_REQUEST,
+                        &error.to_string(),
+                    );
+                }
             }
         }
         None => match String::from_utf8(body.to_vec()) {
-            Ok(plain) => (plain, false),
-            Err(_) => return refused(name, StatusCode::BAD_REQUEST, "body is not UTF-8"),
+            Ok(plain) => (plain, None),
+            Err(_) => {
+                return refuse(
+                    door,
+                    Reason::Malformed,
+                    StatusCode::BAD_REQUEST,
+                    "body is not UTF-8",
+                );
+            }
         },
     };
-    let callback = match Callback::parse(&plain) {
+    let signed = claim.is_some();
+    let response = answer(&inbound, &plain, signed).await;
+    // Only what was taken is remembered: a refusal or a failure lets Feishu's retry in.
+    if let Some(claim) = claim
+        && response.status() == StatusCode::OK
+    {
+        claim.done(());
+    }
+    response
+}
+
+/// A decrypted callback, read and answered.
+async fn answer(inbound: &Inbound, plain: &str, signed: bool) -> Response {
+    let name = inbound.name.as_str();
+    let door = &inbound.door;
+    let callback = match Callback::parse(plain) {
         Ok(callback) => callback,
-        Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+        Err(reason) => return refuse(door, Reason::Malformed, StatusCode::BAD_REQUEST, &reason),
     };
     let bad_token = |token: &str| !same(token, &inbound.verification_token);
+    let unauthorized =
+        |detail: &str| refuse(door, Reason::Signature, StatusCode::UNAUTHORIZED, detail);
     match callback {
         Callback::Challenge { challenge, token } => {
             if bad_token(&token) {
-                return refused(
-                    name,
-                    StatusCode::UNAUTHORIZED,
-                    "url_verification with another Verification Token",
-                );
+                return unauthorized("url_verification with another Verification Token");
             }
             tracing::info!(adapter = name, "callback URL verified");
             axum::Json(serde_json::json!({"challenge": challenge})).into_response()
         }
-        _ if inbound.crypto.is_some() && !signed => refused(
-            name,
-            StatusCode::UNAUTHORIZED,
+        _ if inbound.crypto.is_some() && !signed => unauthorized(
             "an event without X-Lark-Signature (the app has an Encrypt Key, so Feishu signs every event)",
         ),
         Callback::V1 { kind, token } => {
             if bad_token(&token) {
-                return refused(
-                    name,
-                    StatusCode::UNAUTHORIZED,
-                    "a 1.0 event with another Verification Token",
-                );
+                return unauthorized("a 1.0 event with another Verification Token");
             }
             tracing::debug!(adapter = name, kind, "1.0 event; not routed");
             success()
         }
         Callback::Event { header, event, raw } => {
             if bad_token(&header.token) {
-                return refused(
-                    name,
-                    StatusCode::UNAUTHORIZED,
-                    "an event with another Verification Token",
-                );
+                return unauthorized("an event with another Verification Token");
             }
             if !header.app_id.is_empty() && header.app_id != inbound.app_id {
                 // Verified for us, yet for another app: the callback URL was pasted into
                 // the wrong app's settings. Answered, so Feishu does not retry.
-                tracing::warn!(adapter = name, app_id = %header.app_id, expected = %inbound.app_id, "event for another app; ignored");
+                door.refused(
+                    Reason::WrongRecipient,
+                    StatusCode::OK,
+                    &format!(
+                        "event for another app: {}, this one is {}; ignored",
+                        header.app_id, inbound.app_id
+                    ),
+                );
                 return success();
             }
             if header.event_type != MESSAGE_RECEIVE {
@@ -781,14 +877,16 @@ async fn receive(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body: 
             let bot = inbound.bot_open_id.get().map(String::as_str);
             let event = match message::message_event(name, &event, raw, bot) {
                 Ok(event) => event,
-                Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+                Err(reason) => {
+                    return refuse(door, Reason::Malformed, StatusCode::BAD_REQUEST, &reason);
+                }
             };
             let Some(ctx) = inbound.ctx.get() else {
-                return refused(
-                    name,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "event before the adapter started",
+                tracing::warn!(
+                    adapter = name,
+                    "event before the adapter started; Feishu is asked to send it again"
                 );
+                return (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
             };
             match ctx.inbox.accept(event).await {
                 Ok(fresh) => {

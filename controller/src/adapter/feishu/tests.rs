@@ -18,7 +18,7 @@ fn config(base_url: &str, encrypt_key: Option<&str>) -> FeishuConfig {
         app_id: APP_ID.into(),
         app_secret: SECRET.into(),
         verification_token: VTOKEN.into(),
-        encrypt_key: encrypt_key.map(str::to_string),
+        encrypt_key: encrypt_key.map(crate::adapter::check::Secret::from),
         brand: Brand::Feishu,
         base_url: Some(base_url.into()),
     }
@@ -141,7 +141,11 @@ fn a_pushs_timestamp_must_be_within_the_window() {
         );
         headers
     };
-    let check = |headers: &HeaderMap| verify_push(&crypto, headers, body, now).map_err(|e| e.0);
+    let check = |headers: &HeaderMap| {
+        verify_push(&crypto, headers, body, now)
+            .map(|push| push.is_some())
+            .map_err(|e| e.1)
+    };
     assert_eq!(check(&headers_at(1_764_500_000, None)), Ok(true));
     // The last retry, some 7 h late, is still taken; a day-old one is not.
     assert_eq!(
@@ -588,6 +592,15 @@ async fn encrypted_callbacks_are_verified_decrypted_and_accepted_once() {
     assert_eq!(events[0].text().as_deref(), Some("#duty"));
     assert_eq!(events[0].idempotency_key, "feishu:lark:msg:om_1");
     assert!(!events[0].raw.to_string().contains(VTOKEN));
+    // The very same request again (a replay, or Feishu's retry of one it had no answer
+    // to): answered as taken, without being decrypted or read.
+    let (body, headers) = sealed(&message_body("om_r", "#duty", VTOKEN, APP_ID), now_secs());
+    for _ in 0..2 {
+        let (status, text) = post_to(&client, &url, &body, &headers).await;
+        assert_eq!((status, text.as_str()), (200, r#"{"msg":"success"}"#));
+    }
+    assert_eq!(kept.0.lock().expect("lock").len(), 2);
+    assert_eq!(app.inbound.door.count(Reason::Replay), 1);
 
     // Refused, nothing kept: a forged signature, a stale or future timestamp, no
     // signature on an event, another Verification Token, a body that is not encrypted.
@@ -624,16 +637,42 @@ async fn encrypted_callbacks_are_verified_decrypted_and_accepted_once() {
         post_to(&client, &url, &plain_event, &signed_plain).await.0,
         400
     );
-    assert_eq!(kept.0.lock().expect("lock").len(), 1);
+    // Signed, but its ciphertext does not open; and too large for the route.
+    let cut = serde_json::json!({"encrypt": "AAAAAAAAAAAAAAAAAAAAAAAAAAAA"}).to_string();
+    let ts = now_secs().to_string();
+    let signed_cut = [
+        ("X-Lark-Request-Timestamp", ts.clone()),
+        ("X-Lark-Request-Nonce", "n".to_string()),
+        (
+            "X-Lark-Signature",
+            crypto.signature(&ts, "n", cut.as_bytes()),
+        ),
+    ];
+    assert_eq!(post_to(&client, &url, &cut, &signed_cut).await.0, 400);
+    let huge = "x".repeat(MAX_CALLBACK_BYTES + 1);
+    assert_eq!(post_to(&client, &url, &huge, &signed_cut).await.0, 413);
+    assert_eq!(kept.0.lock().expect("lock").len(), 2);
+    let door = &app.inbound.door;
+    assert_eq!(
+        (
+            door.count(Reason::Signature),
+            door.count(Reason::Stale),
+            door.count(Reason::Malformed),
+            door.count(Reason::Undecryptable),
+            door.count(Reason::TooLarge),
+        ),
+        (5, 2, 2, 1, 1)
+    );
 
     // Verified, but for another app or of a kind not routed: acknowledged, ignored.
     let (body, headers) = sealed(&message_body("om_8", "x", VTOKEN, "cli_other"), now_secs());
     assert_eq!(post_to(&client, &url, &body, &headers).await.0, 200);
+    assert_eq!(app.inbound.door.count(Reason::WrongRecipient), 1);
     let read = message_body("om_9", "x", VTOKEN, APP_ID)
         .replace("im.message.receive_v1", "im.message.message_read_v1");
     let (body, headers) = sealed(&read, now_secs());
     assert_eq!(post_to(&client, &url, &body, &headers).await.0, 200);
-    assert_eq!(kept.0.lock().expect("lock").len(), 1);
+    assert_eq!(kept.0.lock().expect("lock").len(), 2);
     app.stop().await.expect("stop");
 }
 

@@ -18,7 +18,7 @@ use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 
 use super::super::call;
-use super::super::check::{http_url, unexpanded};
+use super::super::check::{Secret, http_url, unexpanded};
 use super::super::pace::{Limit, Pace};
 use super::super::split;
 use super::super::{Adapter, Delivered, Outgoing, SendError};
@@ -41,10 +41,10 @@ const ERR_SIGN: i64 = 19021;
 pub struct FeishuWebhookConfig {
     /// The bot's webhook address; its last segment is a credential, so put it in the
     /// environment: `url = "https://open.feishu.cn/open-apis/bot/v2/hook/${OPS_HOOK}"`.
-    pub url: String,
+    pub url: Secret,
     /// The signing secret, when the bot's 签名校验 is on.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
 }
 
 impl FeishuWebhookConfig {
@@ -133,7 +133,7 @@ impl FeishuWebhook {
 
     /// Posts one text (at most [`MAX_TEXT_BYTES`]), after waiting for its turn.
     pub async fn post(&self, text: &str) -> Result<(), SendError> {
-        self.take_turn().await;
+        self.pace.take_turn(&self.name).await;
         let mut body = serde_json::json!({"msg_type": "text", "content": {"text": text}});
         if let Some(secret) = &self.secret {
             let timestamp = SystemTime::now()
@@ -175,11 +175,6 @@ impl FeishuWebhook {
                 "Feishu refused the message (HTTP {status}, code {code}: {message})"
             ))),
         }
-    }
-
-    /// Waits until one more post keeps within 5 a second and 100 a minute.
-    async fn take_turn(&self) {
-        self.pace.take_turn(&self.name).await;
     }
 }
 
@@ -223,7 +218,7 @@ mod tests {
     fn config_wants_a_hook_address_and_a_nonempty_secret() {
         let config = |url: &str, secret: Option<&str>| FeishuWebhookConfig {
             url: url.into(),
-            secret: secret.map(str::to_string),
+            secret: secret.map(Secret::from),
         };
         let hook = "https://open.feishu.cn/open-apis/bot/v2/hook/abc-123";
         assert_eq!(config(hook, None).check(), Ok(()));
@@ -293,7 +288,7 @@ mod tests {
         let bot = FeishuWebhook::new(
             "ops",
             &FeishuWebhookConfig {
-                url: url.clone(),
+                url: url.clone().into(),
                 secret: Some("s3cret".into()),
             },
         )
@@ -332,8 +327,14 @@ mod tests {
         assert!(now.abs_diff(sent_at) < 60);
 
         // Without the secret the stand-in refuses the sign, and that is no retry.
-        let unsigned =
-            FeishuWebhook::new("ops", &FeishuWebhookConfig { url, secret: None }).expect("bot");
+        let unsigned = FeishuWebhook::new(
+            "ops",
+            &FeishuWebhookConfig {
+                url: url.into(),
+                secret: None,
+            },
+        )
+        .expect("bot");
         let refused = unsigned.post("x").await;
         assert!(
             matches!(&refused, Err(SendError::Permanent(m)) if m.contains("19021") && m.contains("secret")),

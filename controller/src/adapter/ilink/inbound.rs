@@ -13,7 +13,10 @@ use super::api::{
     ITEM_FILE, ITEM_IMAGE, ITEM_TEXT, ITEM_VIDEO, ITEM_VOICE, MESSAGE_TYPE_BOT, MessageItem,
     WeixinMessage,
 };
-use crate::event::{Conversation, ConversationKind, Event, Segment, Sender, short_hash, types};
+use crate::event::{
+    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, rfc3339_since_epoch,
+    short_hash, types,
+};
 
 /// A message of a batch, read.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +86,7 @@ pub fn read(
         object.remove("context_token");
     }
     let event = Event {
-        id: format!("ev_{}", short_hash(&idempotency_key)),
+        id: crate::event::event_id(&idempotency_key),
         event_type: types::MESSAGE_RECEIVED.into(),
         source: source.into(),
         platform: platform.into(),
@@ -100,8 +103,7 @@ pub fn read(
         }),
         content: segments(&message.item_list),
         platform_message_id: message.message_id.clone(),
-        timestamp: humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at_ms))
-            .to_string(),
+        timestamp: rfc3339_since_epoch(Duration::from_millis(at_ms)).unwrap_or_else(now_rfc3339),
         raw: shown,
     };
     Ok(Read::Message {
@@ -313,5 +315,45 @@ mod tests {
         };
         assert_eq!(event.idempotency_key, "ilink:wx:seq:s:3");
         assert_eq!(at_ms, 1_775_000_000_000);
+    }
+
+    /// No message of a long poll's batch panics the reader.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, json};
+
+        const WORDS: &[&str] = &[
+            "message_id",
+            "from_user_id",
+            "to_user_id",
+            "create_time_ms",
+            "message_type",
+            "message_state",
+            "context_token",
+            "item_list",
+            "type",
+            "text_item",
+            "text",
+            "voice_item",
+            "file_item",
+            "file_name",
+            "ref_msg",
+            "title",
+            "message_item",
+            "session_id",
+            "group_id",
+        ];
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_message_is_read_skipped_or_refused(body in json(WORDS), now in any::<u32>()) {
+                let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(now));
+                let _ = read("il", "weixin", &body, now);
+            }
+        }
     }
 }

@@ -48,7 +48,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::check::{http_url, unexpanded};
+use super::check::{Secret, http_url, unexpanded};
 use super::split;
 use super::{Adapter, AdapterContext, AdapterError, Delivered, Outgoing, ReplyTiming, SendError};
 use crate::event::{Event, short_hash};
@@ -91,7 +91,7 @@ const TICKET_LIFE: Duration = Duration::from_secs(24 * 60 * 60);
 /// One `type = "ilink"` adapter of `tapwire.toml`. Usually only its name is given and
 /// `tapwire ilink login --adapter NAME` stores the token; `token = "${ILINK_TOKEN}"`
 /// uses one from the environment instead.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IlinkConfig {
     /// Where the QR code comes from, and the API unless the login named another host.
@@ -100,7 +100,7 @@ pub struct IlinkConfig {
     pub base_url: Option<String>,
     /// A bot token to use instead of the stored login.
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// The `bot_type` of the QR login (3, login-qr.ts).
     #[serde(default = "default_bot_type")]
     pub bot_type: u32,
@@ -108,16 +108,6 @@ pub struct IlinkConfig {
 
 fn default_bot_type() -> u32 {
     DEFAULT_BOT_TYPE
-}
-
-impl std::fmt::Debug for IlinkConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IlinkConfig")
-            .field("base_url", &self.base_url)
-            .field("token", &self.token.as_ref().map(|_| "…"))
-            .field("bot_type", &self.bot_type)
-            .finish()
-    }
 }
 
 impl IlinkConfig {

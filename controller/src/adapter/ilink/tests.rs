@@ -176,7 +176,7 @@ fn outgoing(action: &str, user: &str, text: &str) -> Outgoing {
 fn config(base: &str, token: Option<&str>) -> IlinkConfig {
     IlinkConfig {
         base_url: Some(base.into()),
-        token: token.map(str::to_string),
+        token: token.map(crate::adapter::check::Secret::from),
         bot_type: 3,
     }
 }

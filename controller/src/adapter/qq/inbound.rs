@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339, types,
 };
 
 use super::PLATFORM;
@@ -302,7 +302,7 @@ pub fn message(source: &str, payload: &Payload) -> Result<Option<Incoming>, Stri
     // (a private bot subscribed to both) is answered once.
     let key = format!("qq:{source}:msg:{}", data.id);
     let event = Event {
-        id: format!("ev_{}", short_hash(&key)),
+        id: event_id(&key),
         event_type: types::MESSAGE_RECEIVED.into(),
         source: source.into(),
         platform: PLATFORM.into(),
@@ -590,5 +590,118 @@ mod tests {
         assert_eq!(strip_leading_mentions("<@!> x"), "<@!> x");
         assert_eq!(strip_leading_mentions("<@!12 x"), "<@!12 x");
         assert_eq!(strip_leading_mentions("<@a-b> x"), "<@a-b> x");
+    }
+
+    /// No signed body panics the reader of QQ's events.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, json, mutated};
+
+        const POINTERS: &[&str] = &[
+            "/id",
+            "/t",
+            "/d",
+            "/d/id",
+            "/d/content",
+            "/d/group_openid",
+            "/d/author",
+            "/d/author/member_openid",
+            "/d/author/user_openid",
+            "/d/timestamp",
+            "/d/channel_id",
+            "/d/guild_id",
+            "/d/attachments",
+            "/d/attachments/0",
+        ];
+
+        const WORDS: &[&str] = &[
+            "id",
+            "op",
+            "d",
+            "s",
+            "t",
+            "GROUP_AT_MESSAGE_CREATE",
+            "C2C_MESSAGE_CREATE",
+            "AT_MESSAGE_CREATE",
+            "MESSAGE_CREATE",
+            "DIRECT_MESSAGE_CREATE",
+            "content",
+            "group_openid",
+            "author",
+            "member_openid",
+            "user_openid",
+            "timestamp",
+            "channel_id",
+            "guild_id",
+            "attachments",
+            "url",
+            "plain_token",
+            "event_ts",
+            "2026-11-30T10:00:00+08:00",
+            "<@!1234>",
+        ];
+
+        fn group_event() -> serde_json::Value {
+            serde_json::json!({
+                "id": "GROUP_AT_MESSAGE_CREATE:m1", "op": 0, "t": "GROUP_AT_MESSAGE_CREATE",
+                "d": {"id": "m1", "content": " 值班", "group_openid": "G1",
+                      "author": {"member_openid": "M1"},
+                      "timestamp": "2026-11-30T10:00:00+08:00",
+                      "attachments": [{"content_type": "image/png", "url": "https://x/y.png"}]},
+            })
+        }
+
+        fn channel_event() -> serde_json::Value {
+            serde_json::json!({
+                "id": "AT_MESSAGE_CREATE:c1", "op": 0, "t": "AT_MESSAGE_CREATE",
+                "d": {"id": "c1", "content": "<@!1234> 值班", "channel_id": "100",
+                      "guild_id": "200", "author": {"id": "u1", "username": "u"},
+                      "timestamp": "2026-11-30T10:00:00+08:00"},
+            })
+        }
+
+        /// What the properties change is read whole before: the changes reach deep.
+        #[test]
+        fn the_genuine_events_are_read() {
+            for body in [group_event(), channel_event()] {
+                let payload: Payload = serde_json::from_value(body).unwrap();
+                assert!(matches!(message("qq", &payload), Ok(Some(_))));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_payload_is_an_event_or_an_error(
+                body in json(WORDS),
+                op in proptest::sample::select(&[0u64, 1, 12, 13, 99][..]),
+                conversation in any::<String>(),
+            ) {
+                let mut body = body;
+                if let Some(fields) = body.as_object_mut() {
+                    fields.insert("op".into(), op.into());
+                }
+                if let Ok(payload) = serde_json::from_value::<Payload>(body) {
+                    let _ = message("qq", &payload);
+                    let _ = Validation::deserialize(&payload.d);
+                }
+                let _ = Target::parse(&conversation);
+            }
+
+            #[test]
+            fn a_genuine_event_with_any_field_changed_is_read_or_refused(
+                group in mutated(group_event(), POINTERS, WORDS),
+                channel in mutated(channel_event(), POINTERS, WORDS),
+            ) {
+                for body in [group, channel] {
+                    if let Ok(payload) = serde_json::from_value::<Payload>(body) {
+                        let _ = message("qq", &payload);
+                    }
+                }
+            }
+        }
     }
 }

@@ -27,12 +27,15 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 
-use super::check::{http_url, number_or_string, required, unexpanded};
+use super::check::{Secret, http_url, number_or_string, required, unexpanded};
+use super::door::{self, Door, Reason};
+use super::replay::{Replays, Seen};
 use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
 use crate::format::TextFormat;
 use inbound::{
@@ -59,17 +62,24 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const SIGNATURE_WINDOW: Duration = Duration::from_secs(60 * 60);
 /// The longest `plain_token` or `event_ts` an unsigned op 13 may carry.
 const VALIDATION_MAX: usize = 256;
+/// A callback's body, at most: one event (event-emit.md), a message's text with its
+/// author, ids and attachment links in JSON, kilobytes; 256 KB leaves room and keeps a
+/// flood from filling memory.
+const MAX_CALLBACK_BYTES: usize = 256 * 1024;
+/// The header naming the bot a callback is for (QQ sends it beside the signature; the
+/// unsigned op 13 of event-emit.md carries it too).
+const APP_ID_HEADER: &str = "X-Bot-Appid";
 
 /// One `type = "qq"` adapter of `tapwire.toml`. The secret belongs in the environment:
 /// `app_secret = "${QQ_BOT_SECRET}"`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QqConfig {
     /// The bot's AppID (开发设置); a number, written with or without quotes.
     #[serde(deserialize_with = "number_or_string")]
     pub app_id: String,
     /// The bot's AppSecret: it signs the callbacks and fetches access tokens.
-    pub app_secret: String,
+    pub app_secret: Secret,
     /// Send through QQ's sandbox API (for a bot in its sandbox guild or group).
     #[serde(default)]
     pub sandbox: bool,
@@ -84,18 +94,6 @@ pub struct QqConfig {
     /// enabled for it (markdown.md: "目前需要内邀开通"); otherwise plain text.
     #[serde(default)]
     pub markdown: bool,
-}
-
-impl std::fmt::Debug for QqConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QqConfig")
-            .field("app_id", &self.app_id)
-            .field("sandbox", &self.sandbox)
-            .field("api_base", &self.api_base)
-            .field("token_url", &self.token_url)
-            .field("markdown", &self.markdown)
-            .finish_non_exhaustive()
-    }
 }
 
 fn default_token_url() -> String {
@@ -142,10 +140,13 @@ impl QqConfig {
 /// What the callback route shares with the adapter.
 struct Inbound {
     name: String,
+    app_id: String,
     key: BotKey,
     replies: Arc<Replies>,
     /// Set by `start`; callbacks that come earlier are told to come again.
     ctx: OnceLock<AdapterContext>,
+    door: Door,
+    replays: Replays<()>,
 }
 
 pub struct QqBot {
@@ -189,9 +190,12 @@ impl QqBot {
             replies: replies.clone(),
             inbound: Arc::new(Inbound {
                 name: name.to_string(),
+                app_id: config.app_id.trim().to_string(),
                 key,
                 replies,
                 ctx: OnceLock::new(),
+                door: Door::new(name),
+                replays: Replays::new(),
             }),
         })
     }
@@ -269,11 +273,14 @@ impl Adapter for QqBot {
     }
 
     fn routes(&self) -> Option<axum::Router> {
-        Some(
-            axum::Router::new()
-                .route("/", post(callback))
-                .with_state(self.inbound.clone()),
-        )
+        let router = axum::Router::new()
+            .route("/", post(callback))
+            .with_state(self.inbound.clone());
+        Some(door::limited(router, MAX_CALLBACK_BYTES))
+    }
+
+    fn rejections(&self) -> Vec<(Reason, u64)> {
+        self.inbound.door.counts()
     }
 
     async fn start(&self, ctx: AdapterContext) -> Result<(), super::AdapterError> {
@@ -295,22 +302,25 @@ fn ack(status: StatusCode, taken: bool) -> Response {
     )
 }
 
-fn refused(adapter: &str, status: StatusCode, reason: &str) -> Response {
-    tracing::warn!(adapter, %status, reason, "callback refused");
-    (status, reason.to_string()).into_response()
+/// A refusal: its reason logged and counted, and said in the body.
+fn refuse(inbound: &Inbound, reason: Reason, status: StatusCode, detail: &str) -> Response {
+    inbound.door.refuse(reason, status, detail, detail)
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `X-Signature-Timestamp` is Unix seconds (sign.md's example: 1725442341).
-fn within_window(timestamp: &str, now: SystemTime) -> Result<(), String> {
+/// `X-Signature-Timestamp` is Unix seconds (sign.md's example: 1725442341): the signed
+/// time, if it is within the window.
+fn within_window(timestamp: &str, now: SystemTime) -> Result<SystemTime, String> {
     let seconds: u64 = timestamp
         .trim()
         .parse()
         .map_err(|_| format!("{TIMESTAMP_HEADER} {timestamp:?} is not Unix seconds"))?;
-    let signed = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+    let signed = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or_else(|| format!("{TIMESTAMP_HEADER} {seconds} is no time"))?;
     // Either way off: a clock ahead of ours is no better than one behind.
     let off = match now.duration_since(signed) {
         Ok(behind) => behind,
@@ -323,40 +333,91 @@ fn within_window(timestamp: &str, now: SystemTime) -> Result<(), String> {
             SIGNATURE_WINDOW.as_secs()
         ));
     }
-    Ok(())
+    Ok(signed)
 }
 
-/// The callback URL: QQ's signature is checked first, on the raw body, and only a signed
-/// body is read (an unsigned op 13 is the one exception, see [`unsigned`]).
+/// The callback URL: the size, then QQ's signature on the raw body, the clock, the bot it
+/// names and replays; only then is the body read (an unsigned op 13 is the one
+/// exception, see [`unsigned`]).
 async fn callback(
     State(inbound): State<Arc<Inbound>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let name = inbound.name.as_str();
+    let body = match inbound.door.body(body) {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let signature = header(&headers, SIGNATURE_HEADER);
     let timestamp = header(&headers, TIMESTAMP_HEADER);
     if signature.is_none() && timestamp.is_none() {
         return unsigned(&inbound, &body);
     }
     if let Err(error) = inbound.key.verify(timestamp, &body, signature) {
-        return refused(name, StatusCode::UNAUTHORIZED, &error.to_string());
+        return refuse(
+            &inbound,
+            Reason::Signature,
+            StatusCode::UNAUTHORIZED,
+            &error.to_string(),
+        );
     }
-    if let Err(reason) = within_window(timestamp.unwrap_or_default(), SystemTime::now()) {
-        return refused(name, StatusCode::UNAUTHORIZED, &reason);
+    let now = SystemTime::now();
+    let signed_at = match within_window(timestamp.unwrap_or_default(), now) {
+        Ok(at) => at,
+        Err(reason) => return refuse(&inbound, Reason::Stale, StatusCode::UNAUTHORIZED, &reason),
+    };
+    if let Some(app_id) = header(&headers, APP_ID_HEADER)
+        && app_id.trim() != inbound.app_id
+    {
+        return refuse(
+            &inbound,
+            Reason::WrongRecipient,
+            StatusCode::UNAUTHORIZED,
+            &format!("{APP_ID_HEADER} {app_id:?} is not this bot's AppID"),
+        );
     }
+    // QQ signs no nonce, but an Ed25519 signature over the timestamp and the body names
+    // this very request (and the same request always has the same one).
+    let key = signature.unwrap_or_default().trim().to_ascii_lowercase();
+    let claim = match inbound
+        .replays
+        .check(&key, signed_at + SIGNATURE_WINDOW, now)
+    {
+        Seen::New(claim) => claim,
+        Seen::Done(()) => {
+            inbound.door.refused(
+                Reason::Replay,
+                StatusCode::OK,
+                "a callback taken before; acknowledged as then",
+            );
+            return ack(StatusCode::OK, true);
+        }
+        Seen::InFlight => {
+            inbound.door.refused(
+                Reason::Replay,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the same callback is being handled; QQ is asked to send it again",
+            );
+            return ack(StatusCode::SERVICE_UNAVAILABLE, false);
+        }
+    };
     let payload: Payload = match serde_json::from_slice(&body) {
         Ok(payload) => payload,
         Err(e) => {
-            return refused(
-                name,
+            return refuse(
+                &inbound,
+                Reason::Malformed,
                 StatusCode::BAD_REQUEST,
                 &format!("the body is not QQ's payload: {e}"),
             );
         }
     };
-    match payload.op {
-        OP_VALIDATION => validate(&inbound, &payload),
+    let response = match payload.op {
+        OP_VALIDATION => match validation(&inbound, &payload) {
+            Ok(validation) => validate(&inbound, &validation),
+            Err(refused) => refused,
+        },
         OP_DISPATCH => dispatch(&inbound, &payload).await,
         // botgo webhook.go: a heartbeat is answered with op 11 and its own `d`.
         OP_HEARTBEAT => json(
@@ -367,7 +428,12 @@ async fn callback(
             tracing::debug!(adapter = name, op, "callback of an op not handled; ignored");
             StatusCode::OK.into_response()
         }
+    };
+    // Only what was taken is remembered: a refusal or a failure lets QQ's retry in.
+    if response.status() == StatusCode::OK {
+        claim.done(());
     }
+    response
 }
 
 /// An unsigned request may only be op 13, the validation: event-emit.md's example of
@@ -377,45 +443,48 @@ async fn callback(
 /// `{` or `[` is refused: without one, no part of the signed text can be a JSON object or
 /// array, which is what every callback body is.
 fn unsigned(inbound: &Inbound, body: &[u8]) -> Response {
-    let name = inbound.name.as_str();
     let payload = serde_json::from_slice::<Payload>(body).ok();
     let Some(payload) = payload.filter(|p| p.op == OP_VALIDATION) else {
-        return refused(
-            name,
+        return refuse(
+            inbound,
+            Reason::Signature,
             StatusCode::UNAUTHORIZED,
             &SignError::NoSignature.to_string(),
         );
     };
-    let Ok(validation) = Validation::deserialize(&payload.d) else {
-        return refused(
-            name,
-            StatusCode::BAD_REQUEST,
-            "op 13 without plain_token and event_ts",
-        );
+    let validation = match validation(inbound, &payload) {
+        Ok(validation) => validation,
+        Err(refused) => return refused,
     };
     let safe =
         |text: &str| !text.is_empty() && text.len() <= VALIDATION_MAX && !text.contains(['{', '[']);
     if !safe(&validation.plain_token) || !safe(&validation.event_ts) {
-        return refused(
-            name,
+        return refuse(
+            inbound,
+            Reason::Malformed,
             StatusCode::BAD_REQUEST,
             "unsigned op 13 whose plain_token or event_ts could make a callback body",
         );
     }
-    validate(inbound, &payload)
+    validate(inbound, &validation)
+}
+
+/// op 13's `d`, or the refusal of one without it.
+#[allow(clippy::result_large_err)]
+fn validation(inbound: &Inbound, payload: &Payload) -> Result<Validation, Response> {
+    Validation::deserialize(&payload.d).map_err(|_| {
+        refuse(
+            inbound,
+            Reason::Malformed,
+            StatusCode::BAD_REQUEST,
+            "op 13 without plain_token and event_ts",
+        )
+    })
 }
 
 /// event-emit.md 回调地址验证: `{"plain_token", "signature"}`.
-fn validate(inbound: &Inbound, payload: &Payload) -> Response {
-    let name = inbound.name.as_str();
-    let Ok(validation) = Validation::deserialize(&payload.d) else {
-        return refused(
-            name,
-            StatusCode::BAD_REQUEST,
-            "op 13 without plain_token and event_ts",
-        );
-    };
-    tracing::info!(adapter = name, "callback URL validation answered");
+fn validate(inbound: &Inbound, validation: &Validation) -> Response {
+    tracing::info!(adapter = %inbound.name, "callback URL validation answered");
     json(
         StatusCode::OK,
         serde_json::json!({
@@ -434,7 +503,7 @@ async fn dispatch(inbound: &Inbound, payload: &Payload) -> Response {
             tracing::debug!(adapter = name, t = ?payload.t, "event of a kind not routed; acknowledged");
             return ack(StatusCode::OK, true);
         }
-        Err(reason) => return refused(name, StatusCode::BAD_REQUEST, &reason),
+        Err(reason) => return refuse(inbound, Reason::Malformed, StatusCode::BAD_REQUEST, &reason),
     };
     let Some(ctx) = inbound.ctx.get() else {
         tracing::warn!(
@@ -554,9 +623,9 @@ mod tests {
     #[test]
     fn a_signature_timestamp_is_unix_seconds_within_an_hour_either_way() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        assert_eq!(within_window("1800000000", now), Ok(()));
-        assert_eq!(within_window("1799996400", now), Ok(()));
-        assert_eq!(within_window("1800003600", now), Ok(()));
+        assert_eq!(within_window("1800000000", now), Ok(now));
+        assert!(within_window("1799996400", now).is_ok());
+        assert!(within_window("1800003600", now).is_ok());
         assert!(within_window("1799996399", now).is_err());
         assert!(
             within_window("1800003601", now)
@@ -667,6 +736,40 @@ mod tests {
         let events = kept.0.lock().expect("lock").clone();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].text().as_deref(), Some("值班"));
+        // The very same request again (one timestamp, one body, so one signature):
+        // acknowledged as taken, without being read; too large: 413; signed for us but
+        // naming another bot: 401.
+        let again = group_message("m8", "再来");
+        let at = now_secs();
+        for _ in 0..2 {
+            let answer = signed(again.clone(), at).await.expect("post");
+            assert_eq!(
+                answer.json::<serde_json::Value>().await.expect("json"),
+                serde_json::json!({"op": 12, "d": 0})
+            );
+        }
+        let replays_before = bot.inbound.door.count(Reason::Replay);
+        assert!(replays_before >= 1);
+        let huge = signed("x".repeat(MAX_CALLBACK_BYTES + 1), now_secs())
+            .await
+            .expect("post");
+        assert_eq!(huge.status(), 413);
+        let ts = now_secs().to_string();
+        let elsewhere = group_message("m7", "别处");
+        let other_bot = client
+            .post(&url)
+            .header(TIMESTAMP_HEADER, &ts)
+            .header(
+                SIGNATURE_HEADER,
+                key.sign_request(&ts, elsewhere.as_bytes()),
+            )
+            .header(APP_ID_HEADER, "22222222")
+            .body(elsewhere)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(other_bot.status(), 401);
+        assert_eq!(kept.0.lock().expect("lock").len(), 2);
 
         // Unsigned, forged, tampered, stale, malformed: refused, nothing kept.
         let unsigned = client
@@ -713,7 +816,7 @@ mod tests {
         .await
         .expect("post");
         assert_eq!(broken.status(), 400);
-        assert_eq!(kept.0.lock().expect("lock").len(), 1);
+        assert_eq!(kept.0.lock().expect("lock").len(), 2);
 
         // Events that are not messages are acknowledged; a heartbeat is answered.
         let friend = signed(
@@ -733,7 +836,18 @@ mod tests {
             heartbeat.json::<serde_json::Value>().await.expect("json"),
             serde_json::json!({"op": 11, "d": 7})
         );
-        assert_eq!(kept.0.lock().expect("lock").len(), 1);
+        assert_eq!(kept.0.lock().expect("lock").len(), 2);
+        let door = &bot.inbound.door;
+        assert_eq!(
+            (
+                door.count(Reason::Signature),
+                door.count(Reason::Stale),
+                door.count(Reason::Malformed),
+                door.count(Reason::TooLarge),
+                door.count(Reason::WrongRecipient),
+            ),
+            (3, 1, 3, 1, 1)
+        );
     }
 
     /// A stand-in for bots.qq.com and api.sgroup.qq.com: tokens t1, t2, …; sends kept

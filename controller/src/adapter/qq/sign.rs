@@ -265,4 +265,49 @@ mod tests {
             Err(SignError::NoTimestamp)
         );
     }
+
+    /// No input panics: any headers and body are checked or refused (also a signature of
+    /// the right length whose bytes are anything); what the key signs, it verifies.
+    mod props {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_request_is_refused_or_taken(
+                secret in any::<String>(),
+                timestamp in proptest::option::of(any::<String>()),
+                body in vec(any::<u8>(), 0..300),
+                signature in proptest::option::of(any::<String>()),
+                raw in vec(any::<u8>(), 64..65),
+            ) {
+                let Ok(key) = BotKey::from_secret(&secret) else {
+                    prop_assert!(secret.is_empty());
+                    return Ok(());
+                };
+                let _ = key.verify(timestamp.as_deref(), &body, signature.as_deref());
+                let _ = key.verify(timestamp.as_deref(), &body, Some(&hex::encode(&raw)));
+                let _ = key.sign_validation(timestamp.as_deref().unwrap_or_default(), &secret);
+            }
+
+            #[test]
+            fn what_the_key_signs_it_verifies(
+                secret in any::<String>().prop_filter("a secret", |s| !s.is_empty()),
+                timestamp in any::<String>().prop_filter("a timestamp", |t| !t.is_empty()),
+                body in vec(any::<u8>(), 0..300),
+            ) {
+                let key = BotKey::from_secret(&secret).unwrap();
+                let signature = key.sign_request(&timestamp, &body);
+                prop_assert_eq!(key.verify(Some(&timestamp), &body, Some(&signature)), Ok(()));
+                let mut tampered = body.clone();
+                tampered.push(b' ');
+                prop_assert!(key.verify(Some(&timestamp), &tampered, Some(&signature)).is_err());
+            }
+        }
+    }
 }

@@ -11,13 +11,14 @@
 //!   the bot's chat for the first time that day) or `template_card_event`
 //!   (`event_key`, `task_id`; with a `response_url`), among others; `create_time`.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::{
-    Conversation, ConversationKind, Event, Segment, Sender, now_rfc3339, short_hash, types,
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339,
+    rfc3339_since_epoch, types,
 };
 
 use super::PLATFORM;
@@ -326,15 +327,13 @@ fn incoming(
         .create_time
         .as_ref()
         .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
-        .map(|secs| {
-            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
-        })
+        .and_then(|secs| rfc3339_since_epoch(Duration::from_secs(secs)))
         .unwrap_or_else(now_rfc3339);
     let response_url = Some(wire.response_url.trim().to_string()).filter(|u| !u.is_empty());
     Ok(Incoming {
         msgid: msgid.to_string(),
         event: Event {
-            id: format!("ev_{}", short_hash(&key)),
+            id: event_id(&key),
             event_type: event_type.into(),
             source: source.into(),
             platform: PLATFORM.into(),
@@ -661,6 +660,98 @@ mod tests {
             let value: Value = serde_json::from_str(json).expect("json");
             let error = parse(&value, "bot").expect_err(json);
             assert!(error.contains(why), "{json}: {error}");
+        }
+    }
+
+    /// No decrypted callback panics the reader.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::adapter::testing::props::{config, json, mutated};
+
+        const POINTERS: &[&str] = &[
+            "/msgid",
+            "/chattype",
+            "/chatid",
+            "/from",
+            "/from/userid",
+            "/msgtype",
+            "/text",
+            "/text/content",
+            "/mixed",
+            "/mixed/msg_item",
+            "/mixed/msg_item/0",
+            "/mixed/msg_item/0/msgtype",
+            "/mixed/msg_item/1/image",
+            "/response_url",
+            "/event",
+            "/event/eventtype",
+            "/event/template_card_event",
+            "/create_time",
+        ];
+
+        const WORDS: &[&str] = &[
+            "msgid",
+            "aibotid",
+            "chatid",
+            "chattype",
+            "single",
+            "group",
+            "from",
+            "userid",
+            "response_url",
+            "msgtype",
+            "text",
+            "content",
+            "image",
+            "url",
+            "mixed",
+            "msg_item",
+            "voice",
+            "file",
+            "stream",
+            "id",
+            "event",
+            "eventtype",
+            "enter_chat",
+            "template_card_event",
+            "event_key",
+            "create_time",
+            "@bot hi",
+        ];
+
+        /// What the properties change is read whole before: the changes reach deep.
+        #[test]
+        fn the_genuine_callbacks_are_read() {
+            for body in [TEXT, MIXED, CARD] {
+                let json: Value = serde_json::from_str(body).unwrap();
+                assert!(!matches!(
+                    parse(&json, "bot"),
+                    Err(_) | Ok(Callback::Other(_))
+                ));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_decrypted_json_is_a_callback_or_an_error(body in json(WORDS)) {
+                let _ = aibot_id(&body);
+                let _ = parse(&body, "bot");
+            }
+
+            #[test]
+            fn a_genuine_callback_with_any_field_changed_is_read_or_refused(
+                text in mutated(serde_json::from_str(TEXT).unwrap(), POINTERS, WORDS),
+                mixed in mutated(serde_json::from_str(MIXED).unwrap(), POINTERS, WORDS),
+                card in mutated(serde_json::from_str(CARD).unwrap(), POINTERS, WORDS),
+            ) {
+                for body in [text, mixed, card] {
+                    let _ = parse(&body, "bot");
+                }
+            }
         }
     }
 }
