@@ -255,6 +255,8 @@ secret = "${{{SECRET_VAR}}}"
 token = "{TOKEN}"
 encoding_aes_key = "{KEY}"
 base_url = "{api}"
+# Every answer through message/send, where this test counts them.
+passive_reply_ms = 0
 [adapters.ops]
 type = "wecom_robot"
 url = "{api}/cgi-bin/webhook/send?key=robot-key"

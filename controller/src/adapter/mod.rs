@@ -23,6 +23,7 @@ pub mod feishu;
 pub mod ilink;
 pub mod media;
 pub mod pace;
+pub mod passive;
 pub mod phone;
 pub mod qq;
 pub mod replay;

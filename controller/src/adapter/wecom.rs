@@ -36,6 +36,16 @@ pub const ERR_RATE_LIMITED: i64 = 45009;
 /// least that can help.
 pub const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
+/// What a robot or an app posts text as: `text`, shown as it is, or `markdown`, which the
+/// WeCom client renders (and WeChat's WeCom plugin does not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextMsgType {
+    #[default]
+    Text,
+    Markdown,
+}
+
 /// WeCom's JSON answers (90313): `errcode` 0 is success, whatever the HTTP status said;
 /// the rest is what some APIs add.
 #[derive(Debug, Deserialize)]

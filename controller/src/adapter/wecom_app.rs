@@ -1,6 +1,7 @@
 //! WeCom self-built app (企业微信自建应用, DESIGN.md §6): members write to the app, WeCom
-//! posts each message to our callback URL, and answers go back through the app's
-//! message API ("active send"), never as the callback's passive reply.
+//! posts each message to our callback URL, and an answer ready within WeCom's 5 seconds
+//! goes back in the callback's response (被动回复, [`super::passive`]); a later one, and
+//! whatever a response cannot hold, goes through the app's message API ("active send").
 //!
 //! WeCom documents followed (developer.work.weixin.qq.com/document/path/…):
 //! - 90930 接收消息与事件 · 概述 (also published as api/doc/10514): the callback URL is
@@ -9,13 +10,18 @@
 //!   POSTs of an encrypted XML envelope. A callback not answered within 5 seconds is sent
 //!   again (the same rule as WeChat official accounts: "五秒内收不到响应…重新发起请求，
 //!   总共重试三次", where an empty answer means "no passive reply"), so a POST is stored
-//!   and acknowledged at once with an empty body, and the reply goes through the outbox.
+//!   first and answered within [`PASSIVE_BUDGET_DEFAULT`]: with the reply if one is ready,
+//!   else with an empty body, and the reply goes through the outbox.
+//! - 90241 被动回复消息格式: a text reply is `<xml>` with `ToUserName` (the member),
+//!   `FromUserName` (the corp id), `CreateTime`, `MsgType` text and `Content`, encrypted as
+//!   any reply (91144) with the callback's nonce. There is no markdown passive reply.
 //! - 91144 加解密方案说明: signature and AES, in [`super::wecom_crypto`].
 //! - 90239 消息格式 and 90240 事件格式: the decrypted XML's fields. A retry repeats the
 //!   same `MsgId`, so it keys the event for dedup.
 //! - 91039 获取access_token: `GET /cgi-bin/gettoken?corpid&corpsecret`, valid `expires_in`
 //!   seconds (7200), to be cached rather than fetched per call (it is rate limited).
-//! - 90236 发送应用消息: `POST /cgi-bin/message/send?access_token=…`, text up to 2048 bytes;
+//! - 90236 发送应用消息: `POST /cgi-bin/message/send?access_token=…`, text up to 2048 bytes,
+//!   markdown (`{"content"}`, up to 2048 bytes, rendered by the WeCom client only);
 //!   `image` and `file` messages name a `media_id`, `news` carries 1 to 8 articles.
 //! - 90253 上传临时素材: `POST /cgi-bin/media/upload?access_token=…&type=image|file`,
 //!   multipart/form-data with the file as "media" and its filename the name shown; images
@@ -31,7 +37,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -47,20 +53,21 @@ use super::call;
 use super::check::{Secret, http_url, number_or_string, required, unexpanded};
 use super::door::{self, Door, Reason};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
+use super::passive::Passive;
 use super::replay::Replays;
 use super::split;
 use super::token::TokenCache;
-use super::wecom::{self, Admitted, Answer, MAX_TEXT_BYTES, check_articles};
+use super::wecom::{self, Admitted, Answer, MAX_TEXT_BYTES, Signed, TextMsgType, check_articles};
 use super::wecom_crypto::{CryptoError, ENCODING_AES_KEY_LEN, WeComCrypto, extract_xml_encrypt};
-use super::{Adapter, AdapterContext, Delivered, Outgoing, SendError};
+use super::{Adapter, AdapterContext, Answering, Delivered, Outgoing, ReplyTiming, SendError};
 use crate::event::{
     Attachment, AttachmentKind, Conversation, ConversationKind, Event, Segment, Sender, event_id,
     now_rfc3339, rfc3339_since_epoch, types,
 };
 use crate::format::TextFormat;
 
-/// Answers go out as `msgtype: text`, which WeCom shows as it is (90236); markdown is a
-/// message type of its own, for later.
+/// Answers go out as `msgtype: text` by default, which WeCom shows as it is (90236);
+/// `msgtype = "markdown"` sends markdown instead.
 pub const TEXT_FORMAT: TextFormat = TextFormat::Plain;
 pub const PLATFORM: &str = "wecom";
 /// A member opened the app (90240 进入应用, `Event` = `enter_agent`).
@@ -86,6 +93,13 @@ const MIN_MEDIA_BYTES: usize = 5;
 /// How long a callback may spend downloading its image: WeCom waits 5 seconds for the
 /// answer (90930), and the rest is decrypting and storing.
 const MEDIA_BUDGET: Duration = Duration::from_secs(3);
+/// How long a callback waits for its answer to carry it back, by default. WeCom waits 5
+/// seconds (90930); the rest is the way back through a tunnel.
+pub const PASSIVE_BUDGET_DEFAULT: Duration = Duration::from_millis(4_000);
+const PASSIVE_BUDGET_MAX: Duration = Duration::from_millis(4_500);
+/// A slow answer is acknowledged after this long, so the acknowledgement still fits in
+/// the callback's response.
+const ACK_AFTER: Duration = Duration::from_millis(3_000);
 /// Where images members send are saved when the config says nowhere (`tapwire run` puts
 /// them beside its database instead).
 const DEFAULT_MEDIA_DIR: &str = "media";
@@ -112,6 +126,14 @@ pub struct WecomAppConfig {
     /// Where images members send are saved; by default `media/` beside the database.
     #[serde(default)]
     pub media_dir: Option<PathBuf>,
+    /// `text` (default) or `markdown`: what answers are sent as. Markdown has no passive
+    /// reply, so every markdown answer goes through the message API.
+    #[serde(default)]
+    pub msgtype: TextMsgType,
+    /// How long a callback waits for its answer to go back in its response; 0 sends every
+    /// answer through the message API.
+    #[serde(default)]
+    pub passive_reply_ms: Option<u64>,
 }
 
 fn default_base_url() -> String {
@@ -144,7 +166,24 @@ impl WecomAppConfig {
         if !unexpanded(&self.base_url) {
             self.parsed_base_url()?;
         }
+        if let Some(ms) = self.passive_reply_ms
+            && Duration::from_millis(ms) > PASSIVE_BUDGET_MAX
+        {
+            return Err(format!(
+                "passive_reply_ms = {ms} is past WeCom's 5 s: it would answer after WeCom had sent the callback again; at most {}",
+                PASSIVE_BUDGET_MAX.as_millis()
+            ));
+        }
         Ok(())
+    }
+
+    /// How long a callback waits for a passive reply; zero when answers are markdown.
+    fn passive_budget(&self) -> Duration {
+        if self.msgtype == TextMsgType::Markdown {
+            return Duration::ZERO;
+        }
+        self.passive_reply_ms
+            .map_or(PASSIVE_BUDGET_DEFAULT, Duration::from_millis)
     }
 
     fn parsed_agent_id(&self) -> Result<i64, String> {
@@ -192,11 +231,16 @@ struct Inbound {
     /// Set by `start`; callbacks that come earlier are told to retry.
     ctx: OnceLock<AdapterContext>,
     door: Door,
-    replays: Replays<()>,
+    /// What a repeat of a handled callback is answered with: its passive reply, if any.
+    replays: Replays<Option<String>>,
+    passive: Passive,
+    /// How long a callback waits for its passive reply, from its arrival; zero for none.
+    passive_budget: Duration,
 }
 
 pub struct WecomApp {
     name: String,
+    msgtype: TextMsgType,
     api: Arc<Api>,
     inbound: Arc<Inbound>,
 }
@@ -236,6 +280,7 @@ impl WecomApp {
         });
         Ok(WecomApp {
             name: name.to_string(),
+            msgtype: config.msgtype,
             api: api.clone(),
             inbound: Arc::new(Inbound {
                 name: name.to_string(),
@@ -246,14 +291,21 @@ impl WecomApp {
                 ctx: OnceLock::new(),
                 door: Door::new(name),
                 replays: Replays::new(),
+                passive: Passive::new(),
+                passive_budget: config.passive_budget(),
             }),
         })
     }
 
-    /// Sends one text (at most [`MAX_TEXT_BYTES`]) to member `to`.
+    /// Sends one text (at most [`MAX_TEXT_BYTES`]) to member `to`, as the configured
+    /// `msgtype`.
     pub async fn send_text(&self, to: &str, content: &str) -> Result<(), SendError> {
+        let msgtype = match self.msgtype {
+            TextMsgType::Text => "text",
+            TextMsgType::Markdown => "markdown",
+        };
         self.api
-            .send(to, "text", serde_json::json!({"content": content}))
+            .send(to, msgtype, serde_json::json!({"content": content}))
             .await
     }
 
@@ -574,10 +626,13 @@ impl Adapter for WecomApp {
     }
 
     fn text_format(&self) -> TextFormat {
-        TEXT_FORMAT
+        match self.msgtype {
+            TextMsgType::Text => TEXT_FORMAT,
+            TextMsgType::Markdown => TextFormat::Markdown,
+        }
     }
 
-    /// 90236: a text message holds at most 2048 bytes.
+    /// 90236: a text or markdown message holds at most 2048 bytes.
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
         split::bytes(text, MAX_TEXT_BYTES)
     }
@@ -596,11 +651,33 @@ impl Adapter for WecomApp {
                     .await?
             }
             None => {
+                // Only an answer to a callback still waiting finds a taker here.
+                let passed = self
+                    .inbound
+                    .passive
+                    .hand(&outgoing.action_id, outgoing.text.clone());
+                if passed.is_ok() {
+                    tracing::debug!(adapter = %self.name, action = %outgoing.action_id, "answered in the callback's response");
+                    return Ok(Delivered::Sent);
+                }
                 self.send_text(&outgoing.conversation, &outgoing.text)
                     .await?
             }
         }
         Ok(Delivered::Sent)
+    }
+
+    /// Acknowledges slow work soon enough for the acknowledgement to go back passively.
+    fn reply_timing(&self) -> ReplyTiming {
+        let mut timing = ReplyTiming::default();
+        if !self.inbound.passive_budget.is_zero() {
+            timing.ack_after_ms = u64::try_from(ACK_AFTER.as_millis()).unwrap_or(u64::MAX);
+        }
+        timing
+    }
+
+    fn answering(&self, event: &Event, progress: Answering<'_>) {
+        self.inbound.passive.answering(&event.id, progress);
     }
 
     fn routes(&self) -> Option<axum::Router> {
@@ -632,13 +709,14 @@ async fn verify_url(State(inbound): State<Arc<Inbound>>, RawQuery(raw): RawQuery
 }
 
 /// 90930 接收数据: through the door (signature, clock, replays, then AES), read, store
-/// the event, answer at once with an empty body (no passive reply; the answer goes out
-/// through the message API).
+/// the event, and answer within the passive budget: with the answer if it came (90241),
+/// else with an empty body (the answer then goes out through the message API).
 async fn receive(
     State(inbound): State<Arc<Inbound>>,
     RawQuery(raw): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let arrived = Instant::now();
     let name = inbound.name.as_str();
     let door = &inbound.door;
     let body = match door.body(body) {
@@ -654,10 +732,15 @@ async fn receive(
         extract_xml_encrypt,
         SystemTime::now(),
     );
-    let (plain, claim) = match admitted {
-        Ok(Admitted::Fresh { plain, claim, .. }) => (plain, claim),
-        // Taken before (WeCom's retry of a callback we answered late): taken.
-        Ok(Admitted::Again { .. }) => return StatusCode::OK.into_response(),
+    let (plain, signed, claim) = match admitted {
+        Ok(Admitted::Fresh {
+            plain,
+            signed,
+            claim,
+        }) => (plain, signed, claim),
+        // Taken before (WeCom's retry of a callback whose answer it did not get): the same
+        // answer again.
+        Ok(Admitted::Again { answer, .. }) => return passive_response(answer),
         Err(refused) => return refused,
     };
     let message = match CallbackMessage::parse(&plain) {
@@ -679,12 +762,12 @@ async fn receive(
                 inbound.agent_id
             ),
         );
-        claim.done(());
+        claim.done(None);
         return StatusCode::OK.into_response();
     }
     let Some(event) = message.event(name) else {
         tracing::debug!(adapter = name, msg_type = %message.get("MsgType"), event = %message.get("Event"), "callback of a kind not routed; ignored");
-        claim.done(());
+        claim.done(None);
         return StatusCode::OK.into_response();
     };
     let event = inbound.with_media(event, &message).await;
@@ -695,16 +778,23 @@ async fn receive(
         );
         return (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
     };
+    let wait = (!inbound.passive_budget.is_zero()).then(|| inbound.passive.wait(&event.id));
     match ctx.inbox.accept(event).await {
         Ok(fresh) => {
+            let mut answer = None;
             if !fresh {
                 tracing::debug!(
                     adapter = name,
                     "callback seen before (WeCom's retry); not routed again"
                 );
+            } else if let Some(wait) = wait {
+                let budget = inbound.passive_budget.saturating_sub(arrived.elapsed());
+                if let Some(text) = wait.answer(budget).await {
+                    answer = inbound.sealed_reply(&message, &text, &signed);
+                }
             }
-            claim.done(());
-            StatusCode::OK.into_response()
+            claim.done(answer.clone());
+            passive_response(answer)
         }
         Err(error) => {
             // Not stored: a 5xx makes WeCom send it again (and the claim, dropped, lets
@@ -713,6 +803,61 @@ async fn receive(
             (StatusCode::INTERNAL_SERVER_ERROR, "try again").into_response()
         }
     }
+}
+
+/// A callback's answer: its passive reply, or 200 with nothing.
+fn passive_response(reply: Option<String>) -> Response {
+    match reply {
+        Some(xml) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/xml")],
+            xml,
+        )
+            .into_response(),
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+impl Inbound {
+    /// 90241's text reply to the member who wrote `message`, sealed with the callback's
+    /// own timestamp and nonce (as the SDKs' samples do). None if it cannot be sealed;
+    /// the callback is then answered empty and the text is lost to the response only:
+    /// nothing else sends it, so it is logged.
+    fn sealed_reply(
+        &self,
+        message: &CallbackMessage,
+        text: &str,
+        signed: &Signed,
+    ) -> Option<String> {
+        let xml = passive_text_xml(
+            message.get("FromUserName"),
+            self.api.corp_id.as_str(),
+            SystemTime::now(),
+            text,
+        );
+        match self.crypto.encrypt(&xml, &signed.timestamp, &signed.nonce) {
+            Ok(sealed) => Some(sealed.xml_envelope()),
+            Err(error) => {
+                tracing::error!(adapter = %self.name, %error, "could not seal a passive reply; the answer is lost");
+                None
+            }
+        }
+    }
+}
+
+/// 90241's text message: CDATA sections as the document shows them, the content's own
+/// `]]>` split across two sections so it cannot end its section early.
+fn passive_text_xml(to_user: &str, from_corp: &str, now: SystemTime, content: &str) -> String {
+    let created = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let cdata = |value: &str| value.replace("]]>", "]]]]><![CDATA[>");
+    format!(
+        "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[{}]]></FromUserName><CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{}]]></Content></xml>",
+        cdata(to_user),
+        cdata(from_corp),
+        cdata(content)
+    )
 }
 
 /// The decrypted XML's fields (90239/90240): the root's children, by name.
@@ -911,6 +1056,9 @@ mod tests {
             encoding_aes_key: KEY.into(),
             base_url: base_url.into(),
             media_dir: None,
+            msgtype: TextMsgType::Text,
+            // These tests' inboxes route nothing: nobody would answer a wait.
+            passive_reply_ms: Some(0),
         }
     }
 
@@ -1553,6 +1701,150 @@ mod tests {
                 sealed.encrypt
             ),
         )
+    }
+
+    /// The runtime's part, as the tests here play it: the event is handed in, its answer
+    /// announced, then delivered through the outbox.
+    async fn answer_when_kept(app: &WecomApp, kept: &Kept, action: &str, text: &str) -> Delivered {
+        let event = loop {
+            if let Some(event) = kept.0.lock().expect("lock").last().cloned() {
+                break event;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        app.answering(&event, Answering::Answer { action, last: true });
+        let outgoing = Outgoing {
+            action_id: action.into(),
+            conversation: event.conversation.expect("conversation").id,
+            text: text.into(),
+            attachments: Vec::new(),
+            resumed: false,
+        };
+        app.deliver(&outgoing).await.expect("delivered")
+    }
+
+    /// The reply in a callback's response, opened as WeCom opens it: its signature checked
+    /// with the callback's own timestamp and nonce, then decrypted.
+    fn opened_reply(body: &str, timestamp: u64, nonce: &str) -> CallbackMessage {
+        let crypto = WeComCrypto::new(TOKEN, KEY, CORP_ID).expect("crypto");
+        let encrypt = extract_xml_encrypt(body).expect("an <Encrypt>");
+        let field = |tag: &str| {
+            let open = format!("<{tag}><![CDATA[");
+            let start = body.find(&open).map(|i| i + open.len());
+            start.and_then(|s| body[s..].find("]]>").map(|e| body[s..s + e].to_string()))
+        };
+        assert!(
+            body.contains(&format!("<TimeStamp>{timestamp}</TimeStamp>")),
+            "{body}"
+        );
+        assert_eq!(field("Nonce").as_deref(), Some(nonce));
+        let signature = field("MsgSignature").expect("MsgSignature");
+        let plain = crypto
+            .decrypt(&signature, &timestamp.to_string(), nonce, &encrypt)
+            .expect("a reply WeCom can open");
+        CallbackMessage::parse(&plain).expect("reply XML")
+    }
+
+    #[tokio::test]
+    async fn an_answer_ready_in_time_goes_back_in_the_callbacks_response_and_a_late_one_by_api() {
+        let qyapi = Qyapi::default();
+        let base = serve(qyapi.clone()).await;
+        let app = WecomApp::new(
+            "app",
+            &WecomAppConfig {
+                passive_reply_ms: Some(1_500),
+                ..config(&base)
+            },
+        )
+        .expect("app");
+        assert_eq!(app.reply_timing().ack_after_ms, 3_000);
+        let url = callbacks(&app, "app").await;
+        let kept = Arc::new(Kept::default());
+        app.start(context(&kept)).await.expect("start");
+        let client = Client::new();
+        let post = |query: String, body: String| {
+            let request = client.post(format!("{url}?{query}")).body(body);
+            async move {
+                let response = request.send().await.expect("post");
+                assert_eq!(response.status(), 200);
+                response.text().await.expect("body")
+            }
+        };
+
+        // Answered while the callback waits: the text (with CDATA's terminator in it)
+        // goes back in the response, and message/send gets nothing.
+        let timestamp = now_secs();
+        let (query, body) = sealed(POST_PLAIN, timestamp, "1372623149");
+        let text = "你好 ]]> <b>&";
+        let (response, delivered) = tokio::join!(
+            post(query.clone(), body.clone()),
+            answer_when_kept(&app, &kept, "a1", text)
+        );
+        assert_eq!(delivered, Delivered::Sent);
+        let reply = opened_reply(&response, timestamp, "1372623149");
+        assert_eq!(reply.get("MsgType"), "text");
+        assert_eq!(reply.get("Content"), text);
+        assert_eq!(reply.get("ToUserName"), "mycreate");
+        assert_eq!(reply.get("FromUserName"), CORP_ID);
+        assert!(qyapi.received.lock().expect("lock").is_empty());
+        // WeCom's retry of it (it did not get the response) is answered the same.
+        assert_eq!(post(query, body).await, response);
+        assert_eq!(kept.0.lock().expect("lock").len(), 1);
+
+        // Nothing ready within the budget: an empty answer, and the answer that comes
+        // after goes through message/send.
+        let late = POST_PLAIN.replace("4561255354251345929", "4561255354251345930");
+        let (query, body) = sealed(&late, now_secs(), "77");
+        assert_eq!(post(query, body).await, "");
+        assert_eq!(
+            answer_when_kept(&app, &kept, "a2", "迟到的回答").await,
+            Delivered::Sent
+        );
+        let received = qyapi.received.lock().expect("lock").clone();
+        assert_eq!(received.len(), 1, "{received:?}");
+        assert_eq!(received[0].1["text"]["content"], "迟到的回答");
+    }
+
+    #[tokio::test]
+    async fn markdown_answers_go_through_the_api_as_markdown_and_callbacks_do_not_wait() {
+        let qyapi = Qyapi::default();
+        let base = serve(qyapi.clone()).await;
+        let app = WecomApp::new(
+            "app",
+            &WecomAppConfig {
+                msgtype: TextMsgType::Markdown,
+                passive_reply_ms: None,
+                ..config(&base)
+            },
+        )
+        .expect("app");
+        assert_eq!(app.text_format(), TextFormat::Markdown);
+        assert_eq!(app.reply_timing(), ReplyTiming::default());
+        let url = callbacks(&app, "app").await;
+        let kept = Arc::new(Kept::default());
+        app.start(context(&kept)).await.expect("start");
+        let (query, body) = sealed(POST_PLAIN, now_secs(), "5");
+        let response = Client::new()
+            .post(format!("{url}?{query}"))
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.text().await.expect("body"), "");
+        answer_when_kept(&app, &kept, "a1", "**值班**: 李雷").await;
+        let received = qyapi.received.lock().expect("lock").clone();
+        assert_eq!(received.len(), 1, "{received:?}");
+        assert_eq!(received[0].1["msgtype"], "markdown");
+        assert_eq!(received[0].1["markdown"]["content"], "**值班**: 李雷");
+    }
+
+    #[test]
+    fn a_passive_budget_past_wecoms_five_seconds_is_refused() {
+        let config = WecomAppConfig {
+            passive_reply_ms: Some(5_000),
+            ..config(DEFAULT_BASE_URL)
+        };
+        assert!(config.check().unwrap_err().contains("passive_reply_ms"));
     }
 
     #[tokio::test]

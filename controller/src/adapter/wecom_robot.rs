@@ -38,7 +38,7 @@ use super::check::{Secret, http_url, unexpanded};
 use super::media::{self, MAX_MEDIA_BYTES, Media};
 use super::pace::{Limit, Pace};
 use super::split;
-use super::wecom::{self, Answer, MAX_TEXT_BYTES, check_articles};
+use super::wecom::{self, Answer, MAX_TEXT_BYTES, TextMsgType, check_articles};
 use super::{Adapter, Delivered, Outgoing, SendError};
 use crate::event::{Article, Attachment, AttachmentKind};
 use crate::format::TextFormat;
@@ -68,22 +68,13 @@ pub struct WecomRobotConfig {
     pub per_minute: u32,
     /// `text` (the default) or `markdown`, which WeCom renders.
     #[serde(default)]
-    pub msgtype: RobotMsgType,
+    pub msgtype: TextMsgType,
     /// Members reminded (@) by each text message: userids, or "@all".
     #[serde(default)]
     pub mentioned_list: Vec<String>,
     /// Members reminded by mobile number, for those whose userid is not known.
     #[serde(default)]
     pub mentioned_mobile_list: Vec<String>,
-}
-
-/// What a robot posts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RobotMsgType {
-    #[default]
-    Text,
-    Markdown,
 }
 
 fn default_per_minute() -> u32 {
@@ -94,7 +85,7 @@ impl WecomRobotConfig {
     /// What is wrong with the section, if anything. A url still holding `${…}` is left
     /// alone: the missing variable is reported on its own line.
     pub fn check(&self) -> Result<(), String> {
-        if self.msgtype == RobotMsgType::Markdown
+        if self.msgtype == TextMsgType::Markdown
             && !(self.mentioned_list.is_empty() && self.mentioned_mobile_list.is_empty())
         {
             return Err(
@@ -111,8 +102,8 @@ impl WecomRobotConfig {
     /// What the robot's messages show of markdown.
     pub fn text_format(&self) -> TextFormat {
         match self.msgtype {
-            RobotMsgType::Text => TEXT_FORMAT,
-            RobotMsgType::Markdown => TextFormat::Markdown,
+            TextMsgType::Text => TEXT_FORMAT,
+            TextMsgType::Markdown => TextFormat::Markdown,
         }
     }
 
@@ -137,7 +128,7 @@ pub struct WecomRobot {
     url: Url,
     client: Client,
     pace: Pace,
-    msgtype: RobotMsgType,
+    msgtype: TextMsgType,
     mentioned_list: Vec<String>,
     mentioned_mobile_list: Vec<String>,
     /// The last action whose first message carried the mentions: the pieces after it
@@ -174,10 +165,10 @@ impl WecomRobot {
     /// The body of one message; `mention` adds the configured reminders (text only).
     fn body(&self, content: &str, mention: bool) -> serde_json::Value {
         match self.msgtype {
-            RobotMsgType::Markdown => {
+            TextMsgType::Markdown => {
                 serde_json::json!({"msgtype": "markdown", "markdown": {"content": content}})
             }
-            RobotMsgType::Text => {
+            TextMsgType::Text => {
                 let mut text = serde_json::json!({"content": content});
                 if mention && !self.mentioned_list.is_empty() {
                     text["mentioned_list"] = self.mentioned_list.clone().into();
@@ -292,15 +283,15 @@ impl Adapter for WecomRobot {
 
     fn text_format(&self) -> TextFormat {
         match self.msgtype {
-            RobotMsgType::Text => TEXT_FORMAT,
-            RobotMsgType::Markdown => TextFormat::Markdown,
+            TextMsgType::Text => TEXT_FORMAT,
+            TextMsgType::Markdown => TextFormat::Markdown,
         }
     }
 
     fn split<'t>(&self, text: &'t str) -> Vec<&'t str> {
         match self.msgtype {
-            RobotMsgType::Text => split::bytes(text, MAX_TEXT_BYTES),
-            RobotMsgType::Markdown => split::bytes(text, MAX_MARKDOWN_BYTES),
+            TextMsgType::Text => split::bytes(text, MAX_TEXT_BYTES),
+            TextMsgType::Markdown => split::bytes(text, MAX_MARKDOWN_BYTES),
         }
     }
 
@@ -372,7 +363,7 @@ mod tests {
         WecomRobotConfig {
             url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc".into(),
             per_minute: 20,
-            msgtype: RobotMsgType::Text,
+            msgtype: TextMsgType::Text,
             mentioned_list: Vec::new(),
             mentioned_mobile_list: Vec::new(),
         }
@@ -645,7 +636,7 @@ mod tests {
             "ops",
             &WecomRobotConfig {
                 url: url.clone().into(),
-                msgtype: RobotMsgType::Markdown,
+                msgtype: TextMsgType::Markdown,
                 ..config()
             },
         )
@@ -661,7 +652,7 @@ mod tests {
             serde_json::json!({"msgtype": "markdown", "markdown": {"content": "**<@zhangwei>** 今天值班"}})
         );
         let both = WecomRobotConfig {
-            msgtype: RobotMsgType::Markdown,
+            msgtype: TextMsgType::Markdown,
             mentioned_list: vec!["@all".into()],
             ..config()
         };

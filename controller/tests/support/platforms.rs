@@ -63,9 +63,12 @@ pub fn secrets() -> Vec<(&'static str, &'static str)> {
 }
 
 /// `[adapters.NAME]` of a WeCom self-built app whose API is the stand-in at `api`.
+///
+/// Its answers all go through the stand-in's message/send (`passive_reply_ms = 0`), where
+/// these tests count them; answers in the callback's response are `tests/wecom_app.rs`'s.
 pub fn wecom_app_section(name: &str, api: &str) -> String {
     format!(
-        "[adapters.{name}]\ntype = \"wecom_app\"\ncorp_id = \"{WECOM_CORP_ID}\"\nagent_id = {WECOM_AGENT_ID}\nsecret = \"${{{WECOM_SECRET_VAR}}}\"\ntoken = \"{WECOM_TOKEN}\"\nencoding_aes_key = \"{WECOM_KEY}\"\nbase_url = \"{api}\"\n"
+        "[adapters.{name}]\ntype = \"wecom_app\"\ncorp_id = \"{WECOM_CORP_ID}\"\nagent_id = {WECOM_AGENT_ID}\nsecret = \"${{{WECOM_SECRET_VAR}}}\"\ntoken = \"{WECOM_TOKEN}\"\nencoding_aes_key = \"{WECOM_KEY}\"\nbase_url = \"{api}\"\npassive_reply_ms = 0\n"
     )
 }
 
