@@ -343,24 +343,10 @@ fn robot_message(m: &Msg<'_>) -> serde_json::Value {
 
 /// `tapwire run` on `config`, the secrets in its environment only.
 fn run(config: &Path) -> Tapwire {
-    let stderr_path = config.with_extension("log");
-    let stderr = std::fs::File::create(&stderr_path).expect("log file");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
-        .args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            &config.to_string_lossy(),
-        ])
-        .env(SECRET_VAR, SECRET)
-        .env(ROBOT_SECRET_VAR, ROBOT_SECRET)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("tapwire starts");
-    Tapwire { child, stderr_path }
+    support::tapwire_config(
+        config,
+        &[(SECRET_VAR, SECRET), (ROBOT_SECRET_VAR, ROBOT_SECRET)],
+    )
 }
 
 fn write_config(dir: &Path, body: &str) -> PathBuf {

@@ -17,7 +17,6 @@ use axum::routing::get;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use support::Tapwire;
 use tapwire::adapter::feishu::crypto::EventCrypto;
 
 const APP_ID: &str = "cli_e2e0123456789";
@@ -265,10 +264,6 @@ async fn wait_for(count: impl Fn() -> usize, want: usize, timeout: Duration) -> 
 async fn feishu_messages_are_verified_answered_once_and_forwarded_to_a_signed_custom_bot() {
     let dir = tempfile::tempdir().expect("tempdir");
     let api = OpenFeishu::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let api_url = format!("http://{}", listener.local_addr().expect("addr"));
     let stand_in = axum::Router::new()
         .route(
             "/open-apis/auth/v3/tenant_access_token/internal",
@@ -278,26 +273,17 @@ async fn feishu_messages_are_verified_answered_once_and_forwarded_to_a_signed_cu
         .route("/open-apis/im/v1/messages", post_route(messages))
         .route("/open-apis/bot/v2/hook/e2e-hook-token", post_route(hook))
         .with_state(api.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, stand_in).await });
+    let (api_url, server) = support::serve(stand_in).await;
     let config = write_config(dir.path(), &api_url);
-    let config_arg = config.to_string_lossy().to_string();
     // Secrets reach the child through its environment only (`${VAR}` in the config).
-    let tapwire = {
-        let stderr_path = config.with_extension("log");
-        let stderr = std::fs::File::create(&stderr_path).expect("log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
-            .args(["run", "--listen", "127.0.0.1:0", "--config", &config_arg])
-            .env("TAPWIRE_UI_MAPS", support::repo_root().join("ui-maps"))
-            .env(SECRET_VAR, SECRET)
-            .env(KEY_VAR, KEY)
-            .env(HOOK_SECRET_VAR, HOOK_SECRET)
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("tapwire starts");
-        Tapwire { child, stderr_path }
-    };
+    let tapwire = support::tapwire_config(
+        &config,
+        &[
+            (SECRET_VAR, SECRET),
+            (KEY_VAR, KEY),
+            (HOOK_SECRET_VAR, HOOK_SECRET),
+        ],
+    );
     let addr = tapwire.listen_addr();
     let callback = format!("http://{addr}/callback/lark");
     let health = format!("http://{addr}/healthz");

@@ -217,23 +217,7 @@ api_key = "app-test"
 
 /// `tapwire run` on `config`, with the API key in its environment only (as secrets are).
 fn run(config: &Path) -> Tapwire {
-    let stderr_path = config.with_extension("log");
-    let stderr = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(&stderr_path)
-        .expect("log file");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
-        .args(["run", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .env("TAPWIRE_UI_MAPS", support::repo_root().join("ui-maps"))
-        .env("TAPWIRE_TEST_LLM_KEY", "sk-test")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("tapwire starts");
-    Tapwire { child, stderr_path }
+    support::tapwire_config(config, &[("TAPWIRE_TEST_LLM_KEY", "sk-test")])
 }
 
 async fn wait_for_chat(control: &SimControl, chat: &str, count: usize) -> Vec<String> {
@@ -268,11 +252,7 @@ async fn streamed_answers_arrive_whole_remember_the_conversation_and_survive_bre
         .route("/{kind}/v1/chat/completions", post(chat))
         .route("/dify/v1/chat-messages", post(dify))
         .with_state(stand.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (base, server) = support::serve(app).await;
 
     let adb = AdbServer::start();
     let phone = phone(&adb, SimConfig::default()).await;

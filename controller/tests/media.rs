@@ -270,21 +270,7 @@ handler = "hook"
         db = dir.join("t.db").to_string_lossy(),
     );
     std::fs::write(&config, text).expect("write config");
-    let log = dir.join("tapwire.log");
-    let stderr = std::fs::File::create(&log).expect("log file");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
-        .args(["run", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env(SECRET_VAR, "app-secret")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("tapwire starts");
-    Tapwire {
-        child,
-        stderr_path: log,
-    }
+    support::tapwire_config(&config, &[(SECRET_VAR, "app-secret")])
 }
 
 /// A member's message as WeCom posts it to the app's callback: query and body.

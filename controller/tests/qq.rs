@@ -17,7 +17,6 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
-use support::Tapwire;
 
 const APP_ID: &str = "11111111";
 const SECRET: &str = "DG5g3B4j9X2KOErG";
@@ -207,32 +206,15 @@ async fn json(response: reqwest::Response) -> serde_json::Value {
 async fn a_qq_bot_validates_acks_and_answers_groups_and_c2c_with_passive_replies() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stand_in = StandIn::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let api = format!("http://{}", listener.local_addr().expect("addr"));
     let router = axum::Router::new()
         .route("/app/getAppAccessToken", post(token))
         .route("/v2/{kind}/{id}/messages", post(send))
         .route("/hook", post(slow_hook))
         .with_state(stand_in.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let (api, server) = support::serve(router).await;
     let config = write_config(dir.path(), &api);
-    let config_arg = config.to_string_lossy().to_string();
     // The secret reaches the child through its environment only (`${VAR}` in the config).
-    let tapwire = {
-        let stderr_path = config.with_extension("log");
-        let stderr = std::fs::File::create(&stderr_path).expect("log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
-            .args(["run", "--listen", "127.0.0.1:0", "--config", &config_arg])
-            .env(SECRET_VAR, SECRET)
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("tapwire starts");
-        Tapwire { child, stderr_path }
-    };
+    let tapwire = support::tapwire_config(&config, &[(SECRET_VAR, SECRET)]);
     let qq = Qq {
         client: reqwest::Client::new(),
         url: format!("http://{}/callback/qq", tapwire.listen_addr()),

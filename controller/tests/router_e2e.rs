@@ -346,11 +346,7 @@ async fn webhooks_retry_then_dead_letter_and_replay_and_slow_answers_are_acknowl
         .route("/slow", post(slow))
         .route("/stuck", post(stuck))
         .with_state(hooks.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (base, server) = support::serve(app).await;
 
     let adb = AdbServer::start();
     let phone = phone(&adb, SimConfig::default()).await;

@@ -14,7 +14,6 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::routing::post;
 use serde_json::{Value, json};
-use support::Tapwire;
 use tapwire::adapter::wecom_crypto::WeComCrypto;
 
 const TOKEN: &str = "aibot-token";
@@ -219,34 +218,16 @@ async fn handled(client: &reqwest::Client, health: &str) -> u64 {
 async fn an_ai_bot_streams_its_answer_and_sends_a_late_one_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let posts = ResponseUrls::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let stand_in = format!("http://{}", listener.local_addr().expect("addr"));
     let app = axum::Router::new()
         .route("/cgi-bin/aibot/response", post(respond))
         .with_state(posts.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (stand_in, server) = support::serve(app).await;
     let response_url =
         |code: &str| format!("{stand_in}/cgi-bin/aibot/response?response_code={code}");
 
     let config = write_config(dir.path());
-    let config_arg = config.to_string_lossy().to_string();
     // The key reaches the child through its environment only (`${VAR}` in the config).
-    let tapwire = {
-        let stderr_path = config.with_extension("log");
-        let stderr = std::fs::File::create(&stderr_path).expect("log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
-            .args(["run", "--listen", "127.0.0.1:0", "--config", &config_arg])
-            .env("TAPWIRE_UI_MAPS", support::repo_root().join("ui-maps"))
-            .env(KEY_VAR, KEY)
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("tapwire starts");
-        Tapwire { child, stderr_path }
-    };
+    let tapwire = support::tapwire_config(&config, &[(KEY_VAR, KEY)]);
     let addr = tapwire.listen_addr();
     let bot = format!("http://{addr}/callback/bot");
     let late = format!("http://{addr}/callback/late");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
-use support::{AdbServer, Tapwire, phone};
+use support::{AdbServer, phone};
 use tapwire::adapter::wecom_crypto::WeComCrypto;
 use tapwire_phone_sim::SimConfig;
 
@@ -182,32 +182,14 @@ async fn a_wecom_app_member_is_verified_echoed_once_and_forgeries_are_refused() 
     let phone = phone(&adb, SimConfig::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let qyapi = Qyapi::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let api = format!("http://{}", listener.local_addr().expect("addr"));
     let stand_in = axum::Router::new()
         .route("/cgi-bin/gettoken", get(gettoken))
         .route("/cgi-bin/message/send", post(message_send))
         .with_state(qyapi.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, stand_in).await });
+    let (api, server) = support::serve(stand_in).await;
     let config = write_config(dir.path(), &adb, &phone.serial, &api);
-    let config_arg = config.to_string_lossy().to_string();
     // The secret reaches the child through its environment only (`${VAR}` in the config).
-    let tapwire = {
-        let stderr_path = config.with_extension("log");
-        let stderr = std::fs::File::create(&stderr_path).expect("log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tapwire"))
-            .args(["run", "--listen", "127.0.0.1:0", "--config", &config_arg])
-            .env("TAPWIRE_UI_MAPS", support::repo_root().join("ui-maps"))
-            .env(SECRET_VAR, "app-secret")
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("tapwire starts");
-        Tapwire { child, stderr_path }
-    };
+    let tapwire = support::tapwire_config(&config, &[(SECRET_VAR, "app-secret")]);
     let base = format!("http://{}/callback/app", tapwire.listen_addr());
     let client = reqwest::Client::new();
     let crypto = WeComCrypto::new(TOKEN, KEY, CORP_ID).expect("crypto");

@@ -203,6 +203,14 @@ pub trait Adapter: Send + Sync {
         )))
     }
 
+    /// How many conversations' actions it may carry out at once (each conversation's
+    /// still in order). One by default: a platform paced per bot, or one that takes
+    /// messages one by one, keeps it. More lets a busy bot answer many members at once; a
+    /// crash may then repeat up to that many sends that were in flight.
+    fn parallel_sends(&self) -> usize {
+        1
+    }
+
     /// How long a sender here waits for an answer before it is acknowledged.
     fn reply_timing(&self) -> ReplyTiming {
         ReplyTiming::default()

@@ -100,6 +100,8 @@ const PASSIVE_BUDGET_MAX: Duration = Duration::from_millis(4_500);
 /// A slow answer is acknowledged after this long, so the acknowledgement still fits in
 /// the callback's response.
 const ACK_AFTER: Duration = Duration::from_millis(3_000);
+/// Members answered at once (see [`WecomApp::parallel_sends`]).
+const PARALLEL_SENDS: usize = 16;
 /// Where images members send are saved when the config says nowhere (`tapwire run` puts
 /// them beside its database instead).
 const DEFAULT_MEDIA_DIR: &str = "media";
@@ -665,6 +667,13 @@ impl Adapter for WecomApp {
             }
         }
         Ok(Delivered::Sent)
+    }
+
+    /// WeCom limits an app's sends per member (its message frequency limits: 30 a minute
+    /// to one member) and per day, not to one at a time; and a passive reply must reach its waiting callback
+    /// within its budget, not after every other member's send.
+    fn parallel_sends(&self) -> usize {
+        PARALLEL_SENDS
     }
 
     /// Acknowledges slow work soon enough for the acknowledgement to go back passively.

@@ -32,8 +32,10 @@ impl Default for LocalConfig {
     }
 }
 
+/// Lanes are tasks, not threads, and a lane waiting on a slow handler (an LLM) holds its
+/// permit: a few dozen keep a busy bot's other conversations moving.
 fn default_concurrency() -> usize {
-    16
+    64
 }
 
 pub struct LocalQueue {

@@ -149,6 +149,28 @@ pub fn tapwire_run(adb: &AdbServer, serial: &str, db: &Path, extra: &[&str]) -> 
     tapwire_command(&args, db)
 }
 
+/// Serves `router` (a platform's stand-in) on a free loopback port: its base URL, and the
+/// task to abort when the test is done.
+pub async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, server)
+}
+
+/// `tapwire run` on the config file `config`, listening on a free loopback port, with `env`
+/// added to its environment (the secrets the config names as `${VAR}`); killed on drop.
+pub fn tapwire_config(config: &Path, env: &[(&str, &str)]) -> Tapwire {
+    let config_arg = config.to_string_lossy();
+    tapwire_command_env(
+        &["run", "--listen", "127.0.0.1:0", "--config", &config_arg],
+        config,
+        env,
+    )
+}
+
 /// The real `tapwire` with `args`, its log appended to a file beside `near`; killed on drop.
 pub fn tapwire_command(args: &[&str], near: &Path) -> Tapwire {
     tapwire_command_env(args, near, &[])
