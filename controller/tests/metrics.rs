@@ -11,6 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use support::platforms::{self, Platforms};
 use support::{AdbServer, phone, repo_root, tapwire_run, wait_for_sent};
 use tapwire_phone_sim::{IncomingMessage, SimConfig};
 
@@ -325,6 +326,185 @@ async fn a_scrape_after_answering_shows_what_the_test_saw() {
     }
     drop(tapwire);
     phone.sim.shutdown().await;
+}
+
+/// Scrapes until `done` holds for a scrape (or 20 s passed); the last scrape.
+async fn scrape_until(addr: &str, done: impl Fn(&BTreeMap<Series, f64>) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = scrape(addr).await;
+        if done(&parse(&text)) || Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A platform's side: callbacks that pass the door become events, forged and replayed
+/// ones are counted by reason at scrape time, the answers are counted as sent when the
+/// platform took them, and an answer the platform is slow to take waits in the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scrape_shows_a_platforms_callbacks_refusals_answers_and_outbox() {
+    let api = Platforms::default();
+    let (api_url, server) = platforms::serve(api.router()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("tapwire.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = {db:?}\n{app}[[routes]]\nevent = \"message.received\"\nhandler = \"echo\"\n",
+            db = dir.path().join("t.db").to_string_lossy(),
+            app = platforms::wecom_app_section("app", &api_url),
+        ),
+    )
+    .expect("config");
+    let tapwire = support::tapwire_command_env(
+        &[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &config.to_string_lossy(),
+        ],
+        &config,
+        &platforms::secrets(),
+    );
+    let addr = tapwire.listen_addr();
+    let base = format!("http://{addr}/callback/app");
+    let client = reqwest::Client::new();
+    let context = |text: &str| format!("scrape:\n{text}\nlog: {}", tapwire.log());
+
+    let first = platforms::wecom_text("lisi", "一", 9101);
+    for (n, text) in [(9102, "二"), (9103, "三")] {
+        let status =
+            platforms::post_wecom(&client, &base, &platforms::wecom_text("lisi", text, n)).await;
+        assert_eq!(status, 200);
+    }
+    // The first twice: WeCom's retry of the same request, taken once.
+    for _ in 0..2 {
+        assert_eq!(platforms::post_wecom(&client, &base, &first).await, 200);
+    }
+    // And again a second later, signed anew (WeCom's retry after a timeout): it passes
+    // the door and is no new event (the same MsgId).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = platforms::wecom_text("lisi", "一", 9101);
+    assert_ne!(again, first, "signed at another second");
+    assert_eq!(platforms::post_wecom(&client, &base, &again).await, 200);
+    // Two forgeries.
+    for n in [9104, 9105] {
+        let (query, body) = platforms::wecom_text("lisi", "假", n);
+        let forged = (query.replacen("msg_signature=", "msg_signature=0", 1), body);
+        assert_eq!(platforms::post_wecom(&client, &base, &forged).await, 403);
+    }
+    let text = scrape_until(&addr, |s| {
+        sum(
+            s,
+            "tapwire_actions_total",
+            &[("adapter", "app"), ("outcome", "sent")],
+        ) >= 3.0
+    })
+    .await;
+    let samples = parse(&text);
+    let value = |name: &str, labels: &[(&str, &str)]| sum(&samples, name, labels);
+    assert_eq!(api.wecom_sent_to("lisi").len(), 3, "{}", context(&text));
+    assert_eq!(
+        value(
+            "tapwire_events_total",
+            &[("source", "app"), ("type", "message.received")]
+        ),
+        3.0,
+        "{}",
+        context(&text)
+    );
+    assert_eq!(
+        value(
+            "tapwire_actions_total",
+            &[("adapter", "app"), ("outcome", "sent")]
+        ),
+        api.wecom_sent_to("lisi").len() as f64,
+        "{}",
+        context(&text)
+    );
+    assert_eq!(
+        value(
+            "tapwire_handler_duration_seconds_count",
+            &[("handler", "echo")]
+        ),
+        3.0
+    );
+    for (reason, count) in [
+        ("signature", 2.0),
+        ("replay", 1.0),
+        ("stale", 0.0),
+        ("malformed", 0.0),
+    ] {
+        assert_eq!(
+            value(
+                "tapwire_callback_rejections_total",
+                &[("adapter", "app"), ("reason", reason)]
+            ),
+            count,
+            "{reason}: {}",
+            context(&text)
+        );
+    }
+    assert_eq!(
+        value("tapwire_outbox_depth", &[("adapter", "app")]),
+        0.0,
+        "{}",
+        context(&text)
+    );
+
+    // An answer WeCom takes two seconds to acknowledge waits in the outbox meanwhile.
+    api.answer_after(Duration::from_secs(2));
+    let status =
+        platforms::post_wecom(&client, &base, &platforms::wecom_text("lisi", "四", 9106)).await;
+    assert_eq!(status, 200);
+    let text = scrape_until(&addr, |s| {
+        sum(
+            s,
+            "tapwire_outbox_oldest_age_seconds",
+            &[("adapter", "app")],
+        ) > 0.5
+    })
+    .await;
+    let samples = parse(&text);
+    assert_eq!(
+        sum(&samples, "tapwire_outbox_depth", &[("adapter", "app")]),
+        1.0,
+        "{}",
+        context(&text)
+    );
+    let text = scrape_until(&addr, |s| {
+        sum(s, "tapwire_outbox_depth", &[("adapter", "app")]) == 0.0
+    })
+    .await;
+    let samples = parse(&text);
+    assert_eq!(
+        sum(
+            &samples,
+            "tapwire_outbox_oldest_age_seconds",
+            &[("adapter", "app")]
+        ),
+        0.0,
+        "{}",
+        context(&text)
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "tapwire_actions_total",
+            &[("adapter", "app"), ("outcome", "sent")]
+        ),
+        4.0,
+        "{}",
+        context(&text)
+    );
+    if let Err(problems) = promtool(&["check", "metrics"], dir.path(), Some(&text)) {
+        panic!("promtool check metrics: {problems}\n{}", context(&text));
+    }
+    drop(tapwire);
+    server.abort();
 }
 
 /// The alert rules load, and each fires when it should and not before
