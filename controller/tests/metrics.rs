@@ -348,12 +348,21 @@ async fn a_scrape_shows_a_platforms_callbacks_refusals_answers_and_outbox() {
     let api = Platforms::default();
     let (api_url, server) = platforms::serve(api.router()).await;
     let dir = tempfile::tempdir().expect("tempdir");
+    // One plugin, which exits when asked to `crash`.
+    let plugins = dir.path().join("plugins");
+    let crashy = plugins.join("crashy");
+    std::fs::create_dir_all(&crashy).expect("plugins dir");
+    let fixture = repo_root().join("controller/tests/fixtures/plugins/crashy");
+    for file in ["plugin.toml", "crashy.sh"] {
+        std::fs::copy(fixture.join(file), crashy.join(file)).expect("copy the plugin");
+    }
     let config = dir.path().join("tapwire.toml");
     std::fs::write(
         &config,
         format!(
-            "[storage]\npath = {db:?}\n{app}[[routes]]\nevent = \"message.received\"\nhandler = \"echo\"\n",
+            "[storage]\npath = {db:?}\n[plugins]\ndir = {plugins:?}\n[permissions]\nadmins = [\"wecom:ops\"]\n{app}[[routes]]\nevent = \"message.received\"\nhandler = \"echo\"\n",
             db = dir.path().join("t.db").to_string_lossy(),
+            plugins = plugins.to_string_lossy(),
             app = platforms::wecom_app_section("app", &api_url),
         ),
     )
@@ -497,6 +506,41 @@ async fn a_scrape_shows_a_platforms_callbacks_refusals_answers_and_outbox() {
             &[("adapter", "app"), ("outcome", "sent")]
         ),
         4.0,
+        "{}",
+        context(&text)
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "tapwire_plugin_restarts_total",
+            &[("plugin", "crashy")]
+        ),
+        0.0,
+        "{}",
+        context(&text)
+    );
+
+    // An admin crashes the plugin: it is started again once.
+    api.answer_after(Duration::ZERO);
+    let status = platforms::post_wecom(
+        &client,
+        &base,
+        &platforms::wecom_text("ops", "crashy crash", 9107),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let text = scrape_until(&addr, |s| {
+        sum(s, "tapwire_plugin_restarts_total", &[("plugin", "crashy")]) >= 1.0
+    })
+    .await;
+    let samples = parse(&text);
+    assert_eq!(
+        sum(
+            &samples,
+            "tapwire_plugin_restarts_total",
+            &[("plugin", "crashy")]
+        ),
+        1.0,
         "{}",
         context(&text)
     );
