@@ -360,7 +360,7 @@ async fn a_scrape_shows_a_platforms_callbacks_refusals_answers_and_outbox() {
     std::fs::write(
         &config,
         format!(
-            "[storage]\npath = {db:?}\n[plugins]\ndir = {plugins:?}\n[permissions]\nadmins = [\"wecom:ops\"]\n{app}[[routes]]\nevent = \"message.received\"\nhandler = \"echo\"\n",
+            "[storage]\npath = {db:?}\n[plugins]\ndir = {plugins:?}\n[permissions]\nadmins = [\"wecom:ops\"]\n{app}[[routes]]\nevent = \"message.received\"\nhandler = \"echo\"\n[handlers.hook]\ntype = \"webhook\"\nurl = \"{api_url}/no-such-hook\"\nattempts = 2\nbackoff_ms = 10\n[[routes]]\nevent = \"message.received\"\nconversation = \"wangwu\"\npriority = 10\nhandler = \"hook\"\n",
             db = dir.path().join("t.db").to_string_lossy(),
             plugins = plugins.to_string_lossy(),
             app = platforms::wecom_app_section("app", &api_url),
@@ -539,6 +539,34 @@ async fn a_scrape_shows_a_platforms_callbacks_refusals_answers_and_outbox() {
             &samples,
             "tapwire_plugin_restarts_total",
             &[("plugin", "crashy")]
+        ),
+        1.0,
+        "{}",
+        context(&text)
+    );
+
+    // wangwu's messages go to a webhook that is not there: after its two tries the
+    // event is a dead letter, and waits.
+    let status = platforms::post_wecom(
+        &client,
+        &base,
+        &platforms::wecom_text("wangwu", "在吗", 9108),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let text = scrape_until(&addr, |s| sum(s, "tapwire_dlq_depth", &[]) >= 1.0).await;
+    let samples = parse(&text);
+    assert_eq!(
+        sum(&samples, "tapwire_dlq_depth", &[]),
+        1.0,
+        "{}",
+        context(&text)
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "tapwire_dead_letters_total",
+            &[("handler", "hook")]
         ),
         1.0,
         "{}",
