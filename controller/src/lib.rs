@@ -12,7 +12,8 @@
 //!   asks and who may ask it; `plugin/`: external plugin processes; `schedule`: cron;
 //!   `format`: text formats; `http`: what HTTP clients share;
 //! - `runtime/`: accept → store → queue → handle → outbox, with reply deadlines;
-//! - `server/`: the HTTP server; `app`: all of it wired from a config.
+//! - `server/`: the HTTP server (`/metrics` in `server/metrics.rs`); `telemetry`: what is
+//!   counted for it; `app`: all of it wired from a config.
 
 pub mod activity;
 pub mod adapter;
@@ -31,3 +32,4 @@ pub mod runtime;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod telemetry;

@@ -20,6 +20,8 @@
 //! - [`pacing`]: when a reply may go out, at a person's pace (typing time, gaps, an
 //!   hourly cap per chat, quiet hours);
 //! - [`input`]: typing text into the focused field (ADB keyboard, clipboard, `input text`);
+//! - [`telemetry`]: what the device side counts for `/metrics` (ADB calls and their
+//!   latency, dumps, screenshots, failed send checks), through the `metrics` facade;
 //! - [`agent`]: the actor, one per phone, that owns the transport and puts the rest
 //!   together. `agent/mod.rs` holds what the controller sees (configuration, errors, the
 //!   `Sink` that stores readings, stats, `spawn`) and the run loop; `agent/scan.rs` finds
@@ -40,6 +42,7 @@ pub mod prepare;
 pub mod reader;
 pub mod screen;
 pub mod tail;
+pub mod telemetry;
 pub mod transport;
 pub mod uimap;
 

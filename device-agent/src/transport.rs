@@ -2,15 +2,20 @@
 //! shell` does) or straight to the device's adbd over TCP.
 //!
 //! adb_client is blocking, so a transport belongs to one phone's actor thread.
+//!
+//! Every call to a phone goes out here, so this is where each is counted and timed
+//! ([`crate::telemetry`]: by phone and kind of command).
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use adb_client::server::ADBServer;
 use adb_client::server_device::ADBServerDevice;
 use adb_client::tcp::ADBTcpDevice;
 use adb_client::{ADBDeviceExt, RustADBError};
+
+use crate::telemetry;
 
 /// adb's own default, used when neither `--adb-server` nor `ANDROID_ADB_SERVER_PORT` says
 /// otherwise.
@@ -189,11 +194,13 @@ impl AdbServerTransport {
 
 impl Transport for AdbServerTransport {
     fn shell(&mut self, command: &str) -> Result<ShellOutput, TransportError> {
+        let started = Instant::now();
         // A fresh device handle per command: the server closes the connection after each
         // service, and a new handle re-selects the transport by serial.
         let mut device = ADBServerDevice::new(self.serial.clone(), Some(self.server));
         let mut out = ShellOutput::default();
         let result = device.shell_command(&command, Some(&mut out.stdout), Some(&mut out.stderr));
+        telemetry::adb_call(&self.serial, command, started.elapsed(), result.is_ok());
         match result {
             Ok(code) => {
                 out.exit_code = code;
@@ -258,17 +265,25 @@ impl DirectTcpTransport {
 
 impl Transport for DirectTcpTransport {
     fn shell(&mut self, command: &str) -> Result<ShellOutput, TransportError> {
+        let started = Instant::now();
         let mut out = ShellOutput::default();
-        let code = self
-            .device
-            .shell_command(&command, Some(&mut out.stdout), Some(&mut out.stderr))
-            .map_err(|e| match e {
-                RustADBError::IOError(source) => TransportError::Unreachable {
-                    addr: self.addr,
-                    source,
-                },
-                other => adb_error(&self.addr.to_string(), other),
-            })?;
+        let result =
+            self.device
+                .shell_command(&command, Some(&mut out.stdout), Some(&mut out.stderr));
+        // The address is what names a phone reached this way (its config's serial).
+        telemetry::adb_call(
+            &self.addr.to_string(),
+            command,
+            started.elapsed(),
+            result.is_ok(),
+        );
+        let code = result.map_err(|e| match e {
+            RustADBError::IOError(source) => TransportError::Unreachable {
+                addr: self.addr,
+                source,
+            },
+            other => adb_error(&self.addr.to_string(), other),
+        })?;
         out.exit_code = code;
         Ok(out)
     }

@@ -49,6 +49,7 @@ use crate::event::{Attachment, AttachmentKind, Event};
 use crate::format::TextFormat;
 use crate::http::backoff_delay;
 use crate::store::{SharedStore, StoreError};
+use crate::telemetry;
 use dingtalk::webhook::{DingtalkWebhook, DingtalkWebhookConfig};
 use dingtalk::{Dingtalk, DingtalkConfig};
 use feishu::webhook::{FeishuWebhook, FeishuWebhookConfig};
@@ -389,6 +390,7 @@ pub async fn deliver_all(adapter: &dyn Adapter, outgoing: &Outgoing) -> Result<D
                         backoff_delay(BACKOFF, BACKOFF_MAX, attempt, fastrand::f64())
                     });
                     tracing::warn!(adapter = adapter.name(), conversation = %outgoing.conversation, %reason, attempt, retry_in = ?wait, "send failed; retrying");
+                    telemetry::action_retried(adapter.name());
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

@@ -32,6 +32,7 @@ use crate::event::{
 };
 use crate::format::TextFormat;
 use crate::store::{ActionStatus, ReadBatch};
+use crate::telemetry;
 
 /// The platform of every phone's events.
 pub const PLATFORM: &str = "wechat";
@@ -213,6 +214,8 @@ impl Adapter for PhoneAdapter {
 
     async fn start(&self, ctx: AdapterContext) -> Result<(), AdapterError> {
         let serial = self.config.serial.clone();
+        // Shown from the start: a phone that never comes up is a disconnected one.
+        telemetry::phone_connected(&serial, false);
         let failed = |e: String| AdapterError::Start(format!("phone {serial}: {e}"));
         let outbound = lock(&self.inbound_end)
             .take()
@@ -238,6 +241,7 @@ impl Adapter for PhoneAdapter {
             ctx,
             shared: self.shared.clone(),
             handle: tokio::runtime::Handle::current(),
+            read_any: false,
         };
         let mut agent_config = AgentConfig::new(serial.clone());
         agent_config.poll_interval = self.poll;
@@ -268,6 +272,7 @@ impl Adapter for PhoneAdapter {
 
     async fn stop(&self) -> Result<(), AdapterError> {
         self.stop.store(true, Ordering::Relaxed);
+        telemetry::phone_connected(&self.config.serial, false);
         lock(&self.outbound).take();
         let Some(actor) = lock(&self.actor).take() else {
             return Ok(());
@@ -367,11 +372,15 @@ struct PhoneSink {
     ctx: AdapterContext,
     shared: Arc<Shared>,
     handle: tokio::runtime::Handle,
+    /// Whether a new message was read in this run: until one is, the last-read time shown
+    /// is the connection's, so that "nothing read for an hour" has a start.
+    read_any: bool,
 }
 
 impl PhoneSink {
     /// Reports a reply's end (stored already) to whoever watches the activity.
     fn finished(&self, action_id: &str, outcome: SendOutcome) {
+        telemetry::action_finished(&self.device, !matches!(outcome, SendOutcome::Failed { .. }));
         lock(&self.shared.unconfirmed).remove(action_id);
         let Some(outgoing) = lock(&self.shared.in_flight).remove(action_id) else {
             return;
@@ -478,6 +487,10 @@ impl Sink for PhoneSink {
         for id in &recorded.settled {
             self.finished(id, SendOutcome::AlreadySent);
         }
+        if !recorded.fresh.is_empty() {
+            self.read_any = true;
+            telemetry::phone_read(&self.device, std::time::SystemTime::now());
+        }
         for event in recorded.fresh {
             let Some(message) = batch
                 .messages
@@ -518,6 +531,16 @@ impl Sink for PhoneSink {
 
     fn status(&mut self, device: &str, status: DeviceStatus) {
         tracing::info!(device, ?status, "device status");
+        match status {
+            DeviceStatus::Connected { .. } => {
+                telemetry::phone_connected(device, true);
+                if !self.read_any {
+                    telemetry::phone_read(device, std::time::SystemTime::now());
+                }
+            }
+            DeviceStatus::Disconnected { .. } => telemetry::phone_connected(device, false),
+            DeviceStatus::ScreenUnrecognized { .. } | DeviceStatus::DialogDismissed { .. } => {}
+        }
         let event_type = match status {
             DeviceStatus::Connected { .. } => types::DEVICE_CONNECTED,
             DeviceStatus::Disconnected { .. } => types::DEVICE_DISCONNECTED,

@@ -208,6 +208,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
     on_activity: Option<fn(&Activity)>,
 ) -> anyhow::Result<ExitCode> {
+    // Before anything runs: what is counted before the recorder is there is lost.
+    let metrics = tapwire::server::metrics::install().map_err(anyhow::Error::msg)?;
+    tapwire::server::metrics::spawn_upkeep(metrics);
     let store = store::open(&config.storage)
         .await
         .context("cannot open the database")?;

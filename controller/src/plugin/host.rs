@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::wire::{self, Line};
 use super::{FaultKind, Manifest, PluginError, PluginFault, PluginRequest};
 use crate::event::HandlerAction;
+use crate::telemetry;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -399,6 +400,7 @@ async fn supervise(slot: Arc<Slot>, mut stop: watch::Receiver<bool>) {
         }
         if !first {
             slot.restarts.fetch_add(1, Ordering::Relaxed);
+            telemetry::plugin_restarted(slot.name());
         }
         first = false;
         slot.state.send_replace(State::Starting);

@@ -21,6 +21,7 @@ use crate::handler::{HandlerError, Handlers, Outcome};
 use crate::queue::{Queue, QueueConfig, Worker};
 use crate::router::Router;
 use crate::store::{ActionStatus, SharedStore, StoreError, StoredAction};
+use crate::telemetry;
 use outbox::Outbox;
 
 pub struct Runtime {
@@ -159,6 +160,7 @@ impl Runtime {
                 };
                 let mut all = Outcome::default();
                 for name in &routes {
+                    let _timer = telemetry::HandlerTimer::start(name);
                     let outcome = handlers.handle_reporting(name, &event, &partial).await?;
                     all.actions.extend(outcome.actions);
                     if all.dead.is_none() {
@@ -183,11 +185,15 @@ impl Runtime {
             }
         };
         tracing::debug!(event = %event.id, r#type = %event.event_type, actions = outcome.actions.len(), dead = outcome.dead.is_some(), "handled");
+        let dead_handler = outcome.dead.as_ref().map(|dead| dead.handler.clone());
         let stored = self
             .store
             .complete_event(&event, &outcome.actions, outcome.dead.as_ref())
             .await?;
         self.handled.fetch_add(1, Ordering::Relaxed);
+        if let Some(handler) = dead_handler {
+            telemetry::dead_lettered(&handler);
+        }
         if let Some(adapter) = &source {
             // A cancelled answer's last word, the timeout notice, was announced already.
             announce(adapter.as_ref(), &event, &stored, cancelled);
@@ -229,12 +235,15 @@ impl Inbox for Runtime {
     async fn accept(&self, event: Event) -> Result<bool, StoreError> {
         let fresh = self.store.insert_event(&event).await?;
         if fresh {
+            telemetry::event_accepted(&event.source, &event.event_type);
             self.queue.push(event);
         }
         Ok(fresh)
     }
 
+    /// Counted here as [`Inbox::accept`] counts: the adapter stored it fresh.
     fn submit(&self, event: Event) {
+        telemetry::event_accepted(&event.source, &event.event_type);
         self.queue.push(event);
     }
 }

@@ -9,10 +9,9 @@
 //! so a crash can repeat at most one send per conversation in flight.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
@@ -20,6 +19,7 @@ use crate::activity::Activity;
 use crate::adapter::{Adapter, Delivered, Outgoing, ReplyTiming, deliver_all};
 use crate::event::Action;
 use crate::store::{ActionStatus, SharedStore, StoreError, StoredAction};
+use crate::telemetry;
 
 /// How often the outbox is checked for actions nobody is carrying out (a dead letter
 /// replayed by `tapwire dlq replay`, a reply kept while its phone was away).
@@ -195,10 +195,12 @@ async fn carry_out(
     let name = adapter.name();
     let result = deliver_all(adapter, &job).await;
     let (status, error) = match &result {
+        // The phone counts its own when it knows how the send ended.
         Ok(Delivered::Handed) => return,
         Ok(Delivered::Sent) => (ActionStatus::Done, None),
         Err(reason) => (ActionStatus::Failed, Some(reason.as_str())),
     };
+    telemetry::action_finished(name, status == ActionStatus::Done);
     if let Err(store_error) = store.set_action_status(&job.action_id, status, error).await {
         // Left dispatched: the next run sends it again.
         tracing::error!(adapter = %name, action = %job.action_id, error = %store_error, "cannot record how a send ended");

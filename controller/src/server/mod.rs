@@ -1,7 +1,9 @@
-//! The one HTTP server of `tapwire run`: `/healthz`, and each adapter's inbound routes
-//! at `/callback/<adapter-name>`. The REST API, `/metrics` and the dashboard mount here
-//! too. [`run`] takes a bound listener and a shutdown future, so tests start the real
+//! The one HTTP server of `tapwire run`: `/healthz`, `/metrics` ([`metrics`]: Prometheus
+//! text), and each adapter's inbound routes at `/callback/<adapter-name>`. The REST API
+//! and the dashboard mount here too. [`run`] takes a bound listener and a shutdown future, so tests start the real
 //! server on port 0.
+
+pub mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +42,7 @@ fn default_listen() -> SocketAddr {
 pub fn app(runtime: Arc<Runtime>) -> axum::Router {
     let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::scrape))
         .with_state(runtime.clone());
     for adapter in runtime.adapters() {
         if let Some(routes) = adapter.routes() {
@@ -131,6 +134,10 @@ mod tests {
         fn routes(&self) -> Option<axum::Router> {
             Some(axum::Router::new().route("/ping", get(|| async { "pong" })))
         }
+        fn rejections(&self) -> Vec<(crate::adapter::door::Reason, u64)> {
+            use crate::adapter::door::Reason;
+            vec![(Reason::Signature, 3), (Reason::Replay, 0)]
+        }
     }
 
     #[tokio::test]
@@ -177,6 +184,34 @@ mod tests {
             .await
             .expect("404");
         assert_eq!(missing.status(), 404);
+
+        metrics::install().expect("the recorder installs");
+        {
+            let scraped = reqwest::get(format!("http://{addr}/metrics"))
+                .await
+                .expect("metrics");
+            assert_eq!(scraped.status(), 200);
+            assert!(
+                scraped.headers()["content-type"]
+                    .to_str()
+                    .expect("ascii")
+                    .starts_with("text/plain; version=0.0.4"),
+            );
+            let text = scraped.text().await.expect("text");
+            // Read from the adapter at scrape time, zeros included (rate() needs them).
+            for line in [
+                "tapwire_callback_rejections_total{adapter=\"hooks\",reason=\"signature\"} 3",
+                "tapwire_callback_rejections_total{adapter=\"hooks\",reason=\"replay\"} 0",
+                "tapwire_outbox_depth{adapter=\"hooks\"} 0",
+                "tapwire_dlq_depth 0",
+            ] {
+                assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+            }
+            assert!(
+                text.contains("# HELP tapwire_callback_rejections_total "),
+                "{text}"
+            );
+        }
 
         let _ = stop.send(());
         server.await.expect("joined").expect("served");

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    ActionStatus, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError, StoredAction,
-    Turn, action_id, action_key, dead_letter_id, replay_key,
+    ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError,
+    StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id, replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;
@@ -25,6 +25,8 @@ struct State {
     event_ids: HashMap<String, usize>,
     /// In insertion order: (id, action, status).
     actions: Vec<(String, Action, ActionStatus)>,
+    /// When each action was stored, by its index in `actions`.
+    created: Vec<String>,
     action_ids: HashMap<String, usize>,
     watermarks: HashMap<(String, String), String>,
     dead: Vec<(DeadLetter, &'static str)>,
@@ -50,6 +52,7 @@ impl State {
         self.action_ids.insert(id.clone(), self.actions.len());
         self.actions
             .push((id.clone(), action.clone(), ActionStatus::Pending));
+        self.created.push(now_rfc3339());
         Some(StoredAction {
             id,
             action: action.clone(),
@@ -310,6 +313,31 @@ impl Store for MemoryStore {
 
     async fn open_actions(&self) -> Result<Vec<StoredAction>, StoreError> {
         Ok(self.state().actions_where(ActionStatus::is_open))
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        let state = self.state();
+        let mut outbox: BTreeMap<String, TargetBacklog> = BTreeMap::new();
+        for ((_, action, status), created) in state.actions.iter().zip(&state.created) {
+            if !status.is_open() {
+                continue;
+            }
+            let target = action.target().to_string();
+            let entry = outbox.entry(target.clone()).or_insert(TargetBacklog {
+                target,
+                open: 0,
+                oldest: created.clone(),
+            });
+            entry.open += 1;
+            if *created < entry.oldest {
+                entry.oldest = created.clone();
+            }
+        }
+        let dead_letters = state.dead.iter().filter(|(_, s)| *s == "dead").count();
+        Ok(Backlog {
+            outbox: outbox.into_values().collect(),
+            dead_letters: u64::try_from(dead_letters).unwrap_or(u64::MAX),
+        })
     }
 
     async fn pending_actions(&self) -> Result<Vec<StoredAction>, StoreError> {

@@ -152,6 +152,24 @@ pub struct Recorded {
     pub settled: Vec<String>,
 }
 
+/// What waits in the store, for `/metrics`: counted by the store, never listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Open actions (pending or dispatched) per target, targets in name order.
+    pub outbox: Vec<TargetBacklog>,
+    /// Dead letters waiting for `tapwire dlq replay` or `drop`.
+    pub dead_letters: u64,
+}
+
+/// One target's open actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetBacklog {
+    pub target: String,
+    pub open: u64,
+    /// When the oldest of them was stored (RFC 3339, as the store writes times).
+    pub oldest: String,
+}
+
 /// The durable state of a controller. Every method is one atomic step: a crash leaves
 /// either all of it or none.
 #[async_trait]
@@ -252,6 +270,10 @@ pub trait Store: Send + Sync {
         status: ActionStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// How much waits in the outbox and the dead-letter queue; one cheap aggregate read,
+    /// asked at every scrape of `/metrics`.
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
 
     /// The last `limit` turns kept under `key` (an LLM handler's conversation), oldest
     /// first.

@@ -15,8 +15,8 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
-    ActionStatus, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError, StoredAction,
-    Turn, action_id, action_key, dead_letter_id, replay_key,
+    ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError,
+    StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id, replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;
@@ -429,6 +429,34 @@ impl Store for SqliteStore {
     }
 
     /// Actions nobody has taken yet, oldest first.
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        // Both read through the (status, created_at) indexes.
+        let rows = sqlx::query(
+            "SELECT target, COUNT(*), MIN(created_at) FROM actions \
+             WHERE status IN ('pending', 'dispatched') GROUP BY target ORDER BY target",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let outbox = rows
+            .iter()
+            .map(|row| {
+                Ok(TargetBacklog {
+                    target: row.try_get(0)?,
+                    open: u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
+                    oldest: row.try_get(2)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let dead: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE status = 'dead'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Backlog {
+            outbox,
+            dead_letters: u64::try_from(dead).unwrap_or(0),
+        })
+    }
+
     async fn pending_actions(&self) -> Result<Vec<StoredAction>, StoreError> {
         self.actions_where(
             "SELECT id, body, status FROM actions WHERE status = 'pending' ORDER BY created_at, rowid",
@@ -1144,6 +1172,69 @@ mod tests {
         let kept = reopened.llm_turns("a", 10).await.expect("read");
         assert_eq!(kept.len(), 4, "{kept:?}");
         assert_eq!(kept[3].text, "a2");
+    }
+
+    /// What `/metrics` shows of the store, the same on both backends: open actions per
+    /// target with the oldest one's time (done and failed ones gone from it), and dead
+    /// letters until they are dropped.
+    #[tokio::test]
+    async fn the_backlog_counts_open_actions_per_target_and_waiting_dead_letters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let memory = crate::store::MemoryStore::default();
+        let stores: [&dyn Store; 2] = [&sqlite, &memory];
+        for store in stores {
+            assert_eq!(store.backlog().await.expect("backlog"), Backlog::default());
+            let before = now_rfc3339();
+            let q = event("q");
+            store.insert_event(&q).await.expect("insert");
+            let actions = [
+                Action::send("p", "c", "1"),
+                Action::send("p", "c", "2"),
+                Action::send("bot", "c", "3"),
+                Action::send("p", "c", "4"),
+            ];
+            let stored = store
+                .complete_event(&q, &actions, None)
+                .await
+                .expect("complete");
+            assert!(store.claim_action(&stored[0].id).await.expect("claim"));
+            store
+                .set_action_status(&stored[3].id, ActionStatus::Done, None)
+                .await
+                .expect("done");
+            let dl = event("dl");
+            store.insert_event(&dl).await.expect("insert");
+            let letter = store
+                .dead_letter(&dl, &dead(&dl, "HTTP 500", 4))
+                .await
+                .expect("dead");
+            let backlog = store.backlog().await.expect("backlog");
+            let open: Vec<(&str, u64)> = backlog
+                .outbox
+                .iter()
+                .map(|t| (t.target.as_str(), t.open))
+                .collect();
+            assert_eq!(open, [("bot", 1), ("p", 2)]);
+            for target in &backlog.outbox {
+                assert!(target.oldest >= before, "{target:?} is older than {before}");
+                assert!(
+                    humantime::parse_rfc3339(&target.oldest).is_ok(),
+                    "{target:?}"
+                );
+            }
+            assert_eq!(backlog.dead_letters, 1);
+            store.drop_dead_letter(&letter).await.expect("drop");
+            for action in &stored[..3] {
+                store
+                    .set_action_status(&action.id, ActionStatus::Failed, Some("gone"))
+                    .await
+                    .expect("failed");
+            }
+            assert_eq!(store.backlog().await.expect("backlog"), Backlog::default());
+        }
     }
 
     #[tokio::test]

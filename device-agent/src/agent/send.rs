@@ -8,6 +8,7 @@ use crate::dump::Rect;
 use crate::input::{InputMethod, delete_command};
 use crate::screen::{ChatView, ScreenKind};
 use crate::tail::{self, TailItem, TailKind};
+use crate::telemetry::{self, Check};
 
 use super::chat::{is_group, whole_messages};
 use super::navigate::OpenOutcome;
@@ -235,12 +236,14 @@ impl PhoneAgent {
             };
             let shown = typed.input.as_ref().map(|i| i.text.as_str()).unwrap_or("");
             let Some(send) = typed.send_button else {
+                telemetry::verification_failed(&self.config.device, Check::Typed, 1);
                 last_problem = format!(
                     "after {method:?} the send button did not appear (input shows {shown:?})"
                 );
                 continue;
             };
             if shown != out.text {
+                telemetry::verification_failed(&self.config.device, Check::Typed, 1);
                 last_problem = format!("after {method:?} the input shows {shown:?}");
                 self.shell(&delete_command(shown.chars().count()))?;
                 continue;
@@ -320,6 +323,7 @@ impl PhoneAgent {
             }
         }
         if shown < outs.len() {
+            telemetry::verification_failed(&self.config.device, Check::Sent, outs.len() - shown);
             // Pressed blind or not, nothing is left to press: the next reply checks again.
             self.proven_send = None;
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{ReadError, ScreenReader};
 use crate::dump::{Dump, DumpError};
 use crate::screen::{ScreenKind, ScreenReading, read_screen};
+use crate::telemetry;
 use crate::transport::Transport;
 use crate::uimap::UiMap;
 
@@ -44,6 +45,7 @@ impl ScreenReader for UiTreeReader {
         let mut last = None;
         for attempt in 0..ATTEMPTS {
             let out = phone.shell(DUMP_COMMAND)?;
+            telemetry::dump_taken(&self.device);
             let raw = out.stdout_text();
             match Dump::parse(&raw) {
                 Ok(dump) => {

@@ -33,6 +33,7 @@ use crate::screen::{
     ChatItem, ChatView, ConversationList, ConversationRow, InputBox, ItemKind, ScreenKind,
     ScreenReading, Side, Unread,
 };
+use crate::telemetry;
 use crate::transport::Transport;
 
 /// A directory to save every crop handed to the engine into (`crop-NNN.png`), to see what
@@ -547,6 +548,7 @@ impl ScreenReader for VisionReader {
         for attempt in 0..ATTEMPTS {
             let started = Instant::now();
             let out = phone.shell(self.capture.command())?;
+            telemetry::screenshot_taken(&self.device);
             let taken = started.elapsed();
             match read_screenshot_cached(&out.stdout, self.engine.as_mut(), Some(&mut self.cache)) {
                 Ok(mut reading) => {
