@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::screen::{ChatItem, ItemKind, Side};
 
@@ -47,6 +48,49 @@ impl TailItem {
             text: item.text.clone(),
         })
     }
+
+    /// Whether `other` is this item as a screen may show it again: the same kind, and
+    /// sender and text equal once [`fold`]ed. A screenshot's OCR is not the tree's exact
+    /// text (emoji are blanked, widths and spaces vary), and a phone switches readers while
+    /// its watermarks stay, so both readings of one bubble must be the same item.
+    pub fn same_as(&self, other: &TailItem) -> bool {
+        let folded = |t: &Option<String>| t.as_deref().map(fold);
+        self.kind == other.kind
+            && folded(&self.sender) == folded(&other.sender)
+            && folded(&self.text) == folded(&other.text)
+    }
+}
+
+/// A text reduced to what every reader sees of it alike: Unicode NFKC (full-width `，`
+/// and `Ａ` are `,` and `A`), without whitespace (line breaks depend on the bubble's
+/// width; OCR puts spaces between CJK glyphs) and without emoji (no OCR engine reads
+/// them; the vision reader blanks them, `reader::vision::crop`). Nothing else is folded:
+/// two texts that differ in a letter, a digit or a punctuation mark stay different, so a
+/// different message is never taken for this one.
+pub fn fold(text: &str) -> String {
+    text.nfkc()
+        .filter(|c| !c.is_whitespace() && !is_emoji_part(*c))
+        .collect()
+}
+
+/// Whether two texts are the same message as readers see it ([`fold`]).
+pub fn same_text(a: &str, b: &str) -> bool {
+    fold(a) == fold(b)
+}
+
+/// Pictographs, symbols drawn as emoji, and the joiners and selectors that build emoji
+/// sequences (Unicode's emoji-data ranges, rounded to whole blocks).
+fn is_emoji_part(c: char) -> bool {
+    matches!(u32::from(c),
+        0x1F000..=0x1FAFF // mahjong, cards, flags, pictographs, emoticons, transport, supplemental
+        | 0x2600..=0x27BF // miscellaneous symbols, dingbats (☀ ✅ ❤)
+        | 0x2300..=0x23FF // technical symbols drawn as emoji (⌚ ⏰)
+        | 0x2B00..=0x2BFF // arrows and stars (⬆ ⭐)
+        | 0xFE00..=0xFE0F // variation selectors
+        | 0x200D          // zero-width joiner
+        | 0x20E3          // combining keycap
+        | 0xE0020..=0xE007F // tags (subdivision flags)
+    )
 }
 
 pub fn tail_items(items: &[ChatItem]) -> Vec<(usize, TailItem)> {
@@ -89,7 +133,10 @@ pub fn alignments(tail: &[TailItem], visible: &[TailItem]) -> Vec<usize> {
         .rev()
         .filter(|&split| {
             let overlap = split.min(tail.len());
-            visible[split - overlap..split] == tail[tail.len() - overlap..]
+            visible[split - overlap..split]
+                .iter()
+                .zip(&tail[tail.len() - overlap..])
+                .all(|(v, t)| v.same_as(t))
                 && (overlap == tail.len() || split == overlap)
         })
         .collect()
@@ -233,13 +280,13 @@ pub fn preview_matches(preview: &str, last: &TailItem) -> bool {
         .or_else(|| shown.strip_suffix("..."))
         .map(str::trim_end);
     let with_sender = last.sender.as_deref().map(|s| format!("{s}: {text}"));
-    // Previews fold line breaks into spaces.
-    let flat = |s: &str| s.replace('\n', " ");
-    let candidates = std::iter::once(flat(text)).chain(with_sender.map(|s| flat(&s)));
+    // Previews fold line breaks into spaces; a screenshot's reading of either may differ
+    // in spaces, widths and emoji ([`fold`]).
+    let candidates = std::iter::once(fold(text)).chain(with_sender.map(|s| fold(&s)));
     for candidate in candidates {
         let fits = match cut {
-            Some(prefix) => candidate.starts_with(prefix),
-            None => candidate == flat(shown),
+            Some(prefix) => candidate.starts_with(&fold(prefix)),
+            None => candidate == fold(shown),
         };
         if fits {
             return true;
@@ -269,6 +316,33 @@ pub fn idempotency_key(device: &str, conversation: &str, seq: u64, item: &TailIt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_keeps_every_letter_and_drops_what_readers_see_differently() {
+        assert_eq!(fold("好的，收到👍\n明天 见 ❤️"), "好的,收到明天见");
+        assert_eq!(fold("ＯＫ 👨‍👩‍👧"), "OK");
+        assert!(same_text("周五之前 发我！", "周五之前发我!"));
+        for (a, b) in [
+            ("好的", "好"),
+            ("OK", "0K"),
+            ("明天10点", "明天1O点"),
+            ("收到。", "收到"),
+            ("你好", "你奸"),
+        ] {
+            assert!(!same_text(a, b), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn a_tail_read_by_the_tree_aligns_with_its_screenshot_reading() {
+        let tree = [other("在吗😀"), own("好的，马上看")];
+        let vision = [other("在吗"), own("好的,马上看"), other("新消息")];
+        assert_eq!(alignments(&tree, &vision), [2]);
+        assert_eq!(alignments(&vision[..2], &tree), [2]);
+        // A letter differs: not the same tail.
+        let misread = [other("在马"), own("好的,马上看")];
+        assert!(alignments(&tree, &misread).is_empty());
+    }
 
     fn other(text: &str) -> TailItem {
         TailItem {
