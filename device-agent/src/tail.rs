@@ -54,10 +54,14 @@ impl TailItem {
     /// text (emoji are blanked, widths and spaces vary), and a phone switches readers while
     /// its watermarks stay, so both readings of one bubble must be the same item.
     pub fn same_as(&self, other: &TailItem) -> bool {
-        let folded = |t: &Option<String>| t.as_deref().map(fold);
+        let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => same_text(a, b),
+            (None, None) => true,
+            _ => false,
+        };
         self.kind == other.kind
-            && folded(&self.sender) == folded(&other.sender)
-            && folded(&self.text) == folded(&other.text)
+            && same(&self.sender, &other.sender)
+            && same(&self.text, &other.text)
     }
 }
 
@@ -73,9 +77,60 @@ pub fn fold(text: &str) -> String {
         .collect()
 }
 
-/// Whether two texts are the same message as readers see it ([`fold`]).
+/// Whether two texts are the same message as readers see it: equal once [`fold`]ed, or
+/// one a reading of the other ([`shows_text`]).
 pub fn same_text(a: &str, b: &str) -> bool {
-    fold(a) == fold(b)
+    fold(a) == fold(b) || shows_text(a, b) || shows_text(b, a)
+}
+
+/// How many stray marks OCR may read where an emoji was blanked (its outline, a shadow).
+const EMOJI_STRAY: usize = 2;
+
+/// Whether `shown`, a reading of the screen, can be the text `meant` (typed by us, or
+/// read exactly from the tree). Both are [`fold`]ed; where `meant` has emoji, `shown` may
+/// hold nothing or up to [`EMOJI_STRAY`] marks that are neither letters nor digits (OCR
+/// reads an emoji's remains as `“` or `'`). Everywhere else every character must be
+/// there: a reading that differs in a letter, a digit or a punctuation mark outside an
+/// emoji's place is another text.
+pub fn shows_text(shown: &str, meant: &str) -> bool {
+    let shown: Vec<char> = fold(shown).chars().collect();
+    let mut pieces: Vec<Piece> = Vec::new();
+    for c in meant.nfkc().filter(|c| !c.is_whitespace()) {
+        match (is_emoji_part(c), pieces.last()) {
+            (true, Some(Piece::Emoji)) => {}
+            (true, _) => pieces.push(Piece::Emoji),
+            (false, _) => pieces.push(Piece::Char(c)),
+        }
+    }
+    shows_pieces(&shown, &pieces)
+}
+
+enum Piece {
+    Char(char),
+    Emoji,
+}
+
+fn shows_pieces(mut shown: &[char], mut pieces: &[Piece]) -> bool {
+    loop {
+        match pieces.split_first() {
+            None => return shown.is_empty(),
+            Some((Piece::Char(c), rest)) => {
+                if shown.first() != Some(c) {
+                    return false;
+                }
+                shown = &shown[1..];
+                pieces = rest;
+            }
+            Some((Piece::Emoji, rest)) => {
+                let strays = shown
+                    .iter()
+                    .take(EMOJI_STRAY)
+                    .take_while(|c| !c.is_alphanumeric())
+                    .count();
+                return (0..=strays).any(|n| shows_pieces(&shown[n..], rest));
+            }
+        }
+    }
 }
 
 /// Pictographs, symbols drawn as emoji, and the joiners and selectors that build emoji
@@ -322,6 +377,15 @@ mod tests {
         assert_eq!(fold("好的，收到👍\n明天 见 ❤️"), "好的,收到明天见");
         assert_eq!(fold("ＯＫ 👨‍👩‍👧"), "OK");
         assert!(same_text("周五之前 发我！", "周五之前发我!"));
+        // Where an emoji was, OCR may read a stray mark or two, never a letter.
+        assert!(shows_text("好的“，马上到", "好的👍，马上到"));
+        assert!(shows_text("好的，马上到", "好的👍，马上到"));
+        assert!(same_text("好的👍，马上到", "好的“，马上到"));
+        assert!(shows_text("在吗'", "在吗😀"));
+        for shown in ["好的“，马上", "好的了，马上到", "好的“”“，马上到", "好的“，马上到了"] {
+            assert!(!shows_text(shown, "好的👍，马上到"), "{shown}");
+        }
+        assert!(!shows_text("好的“，马上到", "好的，马上到"), "no emoji meant, no stray");
         for (a, b) in [
             ("好的", "好"),
             ("OK", "0K"),
