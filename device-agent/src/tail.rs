@@ -54,13 +54,20 @@ impl TailItem {
     /// text (emoji are blanked, widths and spaces vary), and a phone switches readers while
     /// its watermarks stay, so both readings of one bubble must be the same item.
     pub fn same_as(&self, other: &TailItem) -> bool {
+        // A sender one reader names and the other cannot see (a screenshot has no
+        // avatar names; the tree names a private chat's partner by its avatar) is unknown,
+        // not different. Texts must both be there or both be missing.
+        let same_sender = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => same_text(a, b),
+            _ => true,
+        };
         let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
             (Some(a), Some(b)) => same_text(a, b),
             (None, None) => true,
             _ => false,
         };
         self.kind == other.kind
-            && same(&self.sender, &other.sender)
+            && same_sender(&self.sender, &other.sender)
             && same(&self.text, &other.text)
     }
 }
@@ -86,14 +93,27 @@ pub fn same_text(a: &str, b: &str) -> bool {
 /// How many stray marks OCR may read where an emoji was blanked (its outline, a shadow).
 const EMOJI_STRAY: usize = 2;
 
+/// Marks tesseract now and then adds at the end of a short line it reads (the vision
+/// reader trims them off sender names for the same reason).
+const TRAILING_STRAY: [char; 5] = [',', '，', '.', '。', '、'];
+
 /// Whether `shown`, a reading of the screen, can be the text `meant` (typed by us, or
 /// read exactly from the tree). Both are [`fold`]ed; where `meant` has emoji, `shown` may
 /// hold nothing or up to [`EMOJI_STRAY`] marks that are neither letters nor digits (OCR
-/// reads an emoji's remains as `“` or `'`). Everywhere else every character must be
-/// there: a reading that differs in a letter, a digit or a punctuation mark outside an
-/// emoji's place is another text.
+/// reads an emoji's remains as `“` or `'`), and it may end in one [`TRAILING_STRAY`]
+/// mark that `meant` does not end in. Everywhere else every character must be there: a
+/// reading that differs in a letter, a digit or a punctuation mark inside the text is
+/// another text.
 pub fn shows_text(shown: &str, meant: &str) -> bool {
-    let shown: Vec<char> = fold(shown).chars().collect();
+    let mut shown: Vec<char> = fold(shown).chars().collect();
+    let meant_ends = fold(meant).chars().last();
+    if let Some(&last) = shown.last()
+        && TRAILING_STRAY.contains(&last)
+        && meant_ends != Some(last)
+        && !meant_ends.is_some_and(|c| TRAILING_STRAY.contains(&c))
+    {
+        shown.pop();
+    }
     let mut pieces: Vec<Piece> = Vec::new();
     for c in meant.nfkc().filter(|c| !c.is_whitespace()) {
         match (is_emoji_part(c), pieces.last()) {
@@ -386,11 +406,16 @@ mod tests {
             assert!(!shows_text(shown, "好的👍，马上到"), "{shown}");
         }
         assert!(!shows_text("好的“，马上到", "好的，马上到"), "no emoji meant, no stray");
+        // A mark tesseract adds at a short line's end; never one inside, never a letter.
+        assert!(shows_text("第二条，", "第二条"));
+        assert!(same_text("收到。", "收到"), "so a full stop at the end is no difference");
+        assert!(!shows_text("第二，条", "第二条"));
+        assert!(!shows_text("第二条了", "第二条"));
+        assert!(!shows_text("第二条。", "第二条，"));
         for (a, b) in [
             ("好的", "好"),
             ("OK", "0K"),
             ("明天10点", "明天1O点"),
-            ("收到。", "收到"),
             ("你好", "你奸"),
         ] {
             assert!(!same_text(a, b), "{a} / {b}");
@@ -404,6 +429,21 @@ mod tests {
         assert_eq!(alignments(&tree, &vision), [2]);
         assert_eq!(alignments(&vision[..2], &tree), [2]);
         // A letter differs: not the same tail.
+        // The tree names a private chat's partner (by the avatar); a screenshot cannot.
+        let named = [TailItem {
+            sender: Some("李雷".into()),
+            ..other("在吗😀")
+        }];
+        let unnamed: Vec<TailItem> = vision
+            .iter()
+            .map(|i| TailItem {
+                sender: None,
+                ..i.clone()
+            })
+            .collect();
+        assert_eq!(alignments(&named, &unnamed), [1]);
+        // Two names that differ are two people.
+        assert!(alignments(&named, &vision).is_empty());
         let misread = [other("在马"), own("好的,马上看")];
         assert!(alignments(&tree, &misread).is_empty());
     }
