@@ -217,7 +217,13 @@ async fn problems_the_user_must_fix_are_explained() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
         listener.local_addr().expect("addr").to_string()
     };
-    run_fails_saying(&nothing, "x", &db, "auto", &["no adb server", "adb start-server"]);
+    run_fails_saying(
+        &nothing,
+        "x",
+        &db,
+        "auto",
+        &["no adb server", "adb start-server"],
+    );
 
     hidden.sim.shutdown().await;
     unknown.sim.shutdown().await;

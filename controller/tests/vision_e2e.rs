@@ -167,13 +167,21 @@ async fn vision_mode_answers_each_message_once_and_idles_without_screenshots() {
         started.elapsed().as_secs_f64()
     );
     assert_echoed_once(&phone, &expected, || tapwire.log());
-    assert_eq!(sent_to(&c.sent(), "张伟"), [THUMBS, THUMBS], "typed exactly");
+    assert_eq!(
+        sent_to(&c.sent(), "张伟"),
+        [THUMBS, THUMBS],
+        "typed exactly"
+    );
     assert!(
         tapwire.log().contains("mode = vision"),
         "log: {}",
         tapwire.log()
     );
-    assert_eq!(command_count(&phone, "uiautomator"), 0, "vision never dumps");
+    assert_eq!(
+        command_count(&phone, "uiautomator"),
+        0,
+        "vision never dumps"
+    );
 
     // Idle: the change signal is polled, and no screenshot is taken while nothing changes.
     let (shots, checks) = (screencaps(&phone), command_count(&phone, "dumpsys"));
@@ -229,7 +237,12 @@ async fn auto_mode_follows_the_tree_away_and_back_losing_and_repeating_nothing()
     )
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &adb, &phone.serial, "probe_secs = 2\nhot_secs = 2");
+    let config = write_config(
+        dir.path(),
+        &adb,
+        &phone.serial,
+        "probe_secs = 2\nhot_secs = 2",
+    );
     let tapwire = run_with_config(&config);
     let c = &phone.control;
     let mut expected = vec![("李雷", "第一条"), ("项目群", "大家好")];

@@ -402,13 +402,24 @@ mod tests {
         assert!(shows_text("好的，马上到", "好的👍，马上到"));
         assert!(same_text("好的👍，马上到", "好的“，马上到"));
         assert!(shows_text("在吗'", "在吗😀"));
-        for shown in ["好的“，马上", "好的了，马上到", "好的“”“，马上到", "好的“，马上到了"] {
+        for shown in [
+            "好的“，马上",
+            "好的了，马上到",
+            "好的“”“，马上到",
+            "好的“，马上到了",
+        ] {
             assert!(!shows_text(shown, "好的👍，马上到"), "{shown}");
         }
-        assert!(!shows_text("好的“，马上到", "好的，马上到"), "no emoji meant, no stray");
+        assert!(
+            !shows_text("好的“，马上到", "好的，马上到"),
+            "no emoji meant, no stray"
+        );
         // A mark tesseract adds at a short line's end; never one inside, never a letter.
         assert!(shows_text("第二条，", "第二条"));
-        assert!(same_text("收到。", "收到"), "so a full stop at the end is no difference");
+        assert!(
+            same_text("收到。", "收到"),
+            "so a full stop at the end is no difference"
+        );
         assert!(!shows_text("第二，条", "第二条"));
         assert!(!shows_text("第二条了", "第二条"));
         assert!(!shows_text("第二条。", "第二条，"));

@@ -18,8 +18,8 @@ use tapwire_device_agent::agent::{
     self, AgentConfig, AgentError, AgentStats, Batch, DeviceStatus, Orphan, Outbound, PhoneAgent,
     PhoneMessage, SendOutcome, Sink,
 };
-use tapwire_device_agent::pacing::PacingConfig;
 use tapwire_device_agent::ocr;
+use tapwire_device_agent::pacing::PacingConfig;
 use tapwire_device_agent::prepare::{self, PrepareReport, Prepared};
 use tapwire_device_agent::reader::vision::Capture;
 use tapwire_device_agent::reader::{self, AutoReader, ScreenReader, UiTreeReader, VisionReader};
@@ -396,7 +396,8 @@ fn connect_ready(
         report.prepared,
         Prepared::StillHidden { .. } | Prepared::NoTrustedService
     );
-    if !report.prepared.ready() && !(vision_can && config.mode == ReadMode::Auto) {
+    let readable = report.prepared.ready() || (vision_can && config.mode == ReadMode::Auto);
+    if !readable {
         return Err(AdapterError::Start(report.prepared.advice(&config.serial)));
     }
     if !report.prepared.ready() {

@@ -151,13 +151,27 @@ pub enum SendOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum DeviceStatus {
-    Connected { wechat: String, map: String },
-    Disconnected { reason: String },
-    ScreenUnrecognized { kind: ScreenKind, hint: String },
-    DialogDismissed { texts: Vec<String>, button: String },
+    Connected {
+        wechat: String,
+        map: String,
+    },
+    Disconnected {
+        reason: String,
+    },
+    ScreenUnrecognized {
+        kind: ScreenKind,
+        hint: String,
+    },
+    DialogDismissed {
+        texts: Vec<String>,
+        button: String,
+    },
     /// The screen is read another way from now on (`mode = "auto"`: screenshots while
     /// WeChat hides its tree, the tree again once it shows it), and why.
-    ReaderChanged { reader: String, reason: String },
+    ReaderChanged {
+        reader: String,
+        reason: String,
+    },
 }
 
 /// A reply to type into a conversation.

@@ -532,7 +532,12 @@ mod tests {
         let outs = [out("好的，收到👍 明天见")];
         let items = [own("好的,收到明天见")];
         assert_eq!(replies_in_order(&items, &outs), (1, Some(0)));
-        for other in ["好的,收到明天兄", "好的,收到明天见!", "好的收到明天见", "好的,收到"] {
+        for other in [
+            "好的,收到明天兄",
+            "好的,收到明天见!",
+            "好的收到明天见",
+            "好的,收到",
+        ] {
             assert_eq!(
                 replies_in_order(&[own(other)], &outs),
                 (0, None),

@@ -359,7 +359,11 @@ mod tests {
             Err(ReadError::Transport(e)) => assert!(e.is_transient()),
             other => panic!("expected the transport's error, got {other:?}"),
         }
-        assert_eq!(phone.commands.len(), 1, "no screenshot after the phone went");
+        assert_eq!(
+            phone.commands.len(),
+            1,
+            "no screenshot after the phone went"
+        );
         assert!(reader.on_vision());
     }
 }
