@@ -107,7 +107,7 @@ impl PhoneAgent {
             tracing::debug!(device = %self.config.device, row = ?row.title, preview = ?row.preview, "opened the row tapped");
             return Ok(Opened::Row(chat));
         }
-        tracing::warn!(device = %self.config.device, row = ?row.title, preview = ?row.preview, "the chat that opened is not the row tapped (the list moved)");
+        tracing::warn!(device = %self.config.device, row = ?row.title, preview = ?row.preview, opened = ?chat.title, "the chat that opened is not the row tapped (the list moved)");
         Ok(Opened::Other(chat))
     }
 
