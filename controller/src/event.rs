@@ -10,6 +10,8 @@ pub mod types {
     pub const DEVICE_CONNECTED: &str = "device.connected";
     pub const DEVICE_DISCONNECTED: &str = "device.disconnected";
     pub const DEVICE_SCREEN_UNRECOGNIZED: &str = "device.screen_unrecognized";
+    /// A phone's screen is read another way (tree or screenshots) from now on, and why.
+    pub const DEVICE_READER_CHANGED: &str = "device.reader_changed";
     pub const SCHEDULE_FIRED: &str = "schedule.fired";
     /// An external plugin crashed, hung or wrote garbage.
     pub const PLUGIN_FAULT: &str = "plugin.fault";

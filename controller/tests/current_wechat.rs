@@ -285,10 +285,12 @@ async fn doctor_names_each_problem_and_its_fix() {
     locked_out.shutdown().await;
 }
 
-fn run_once(adb: &AdbServer, serial: &str, db: &str) -> (bool, String) {
+fn run_once(adb: &AdbServer, serial: &str, db: &str, mode: &str) -> (bool, String) {
     tapwire_once(
         &[
             "run",
+            "--mode",
+            mode,
             "--listen",
             "127.0.0.1:0",
             "--no-pacing",
@@ -309,8 +311,10 @@ async fn without_a_trusted_service_or_with_talkback_run_says_why_and_taps_nothin
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("t.db").to_string_lossy().to_string();
 
+    // In `tree` mode; `auto` (the default) reads such a phone from screenshots
+    // (vision_e2e.rs).
     let bare = phone(&adb, current(|c| c.accessibility_suite = false)).await;
-    let (ok, out) = run_once(&adb, &bare.serial, &db);
+    let (ok, out) = run_once(&adb, &bare.serial, &db, "tree");
     assert!(!ok, "{out}");
     for needle in ["Accessibility Suite", "点明", "vision mode"] {
         assert!(out.contains(needle), "missing {needle:?} in {out}");
@@ -329,7 +333,7 @@ async fn without_a_trusted_service_or_with_talkback_run_says_why_and_taps_nothin
     .await;
     talkback.control.incoming(&incoming("李雷", "在吗"));
     let before = talkback.control.settings();
-    let (ok, out) = run_once(&adb, &talkback.serial, &db);
+    let (ok, out) = run_once(&adb, &talkback.serial, &db, "auto");
     assert!(!ok, "{out}");
     assert!(out.contains("TalkBack is on"), "{out}");
     let stats = talkback.control.stats();

@@ -144,11 +144,13 @@ async fn a_popup_is_dismissed_without_a_tap_on_anything_behind_it() {
     phone.sim.shutdown().await;
 }
 
-/// `tapwire run` against `serial` must fail and say all of `needles`.
-fn run_fails_saying(adb_server: &str, serial: &str, db: &str, needles: &[&str]) {
+/// `tapwire run --mode MODE` against `serial` must fail and say all of `needles`.
+fn run_fails_saying(adb_server: &str, serial: &str, db: &str, mode: &str, needles: &[&str]) {
     let (ok, out) = tapwire_once(
         &[
             "run",
+            "--mode",
+            mode,
             "--listen",
             "127.0.0.1:0",
             "--device",
@@ -176,7 +178,8 @@ async fn problems_the_user_must_fix_are_explained() {
         ..SimConfig::default()
     };
 
-    // Hidden, and no accessibility service WeChat trusts to bring it back.
+    // Hidden, and no accessibility service WeChat trusts to bring it back: in `tree` mode
+    // (`auto` reads it from screenshots, vision_e2e.rs).
     let hidden = phone(
         &adb,
         SimConfig {
@@ -189,6 +192,7 @@ async fn problems_the_user_must_fix_are_explained() {
         &adb.addr(),
         &hidden.serial,
         &db,
+        "tree",
         &["hides its screen", "Accessibility Suite", "vision mode"],
     );
 
@@ -197,6 +201,7 @@ async fn problems_the_user_must_fix_are_explained() {
         &adb.addr(),
         &unknown.serial,
         &db,
+        "auto",
         &["9.1.0", "tapwire dump", "tapwire map draft"],
     );
 
@@ -205,14 +210,20 @@ async fn problems_the_user_must_fix_are_explained() {
     let serial = gone.serial.clone();
     gone.sim.shutdown().await;
     adb.wait_for_state(&serial, "offline");
-    run_fails_saying(&adb.addr(), &serial, &db, &["offline", "cable"]);
+    run_fails_saying(&adb.addr(), &serial, &db, "auto", &["offline", "cable"]);
 
     // No adb server at all: a port nobody listens on.
     let nothing = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
         listener.local_addr().expect("addr").to_string()
     };
-    run_fails_saying(&nothing, "x", &db, &["no adb server", "adb start-server"]);
+    run_fails_saying(
+        &nothing,
+        "x",
+        &db,
+        "auto",
+        &["no adb server", "adb start-server"],
+    );
 
     hidden.sim.shutdown().await;
     unknown.sim.shutdown().await;

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::screen::{ChatItem, ItemKind, Side};
 
@@ -47,6 +48,124 @@ impl TailItem {
             text: item.text.clone(),
         })
     }
+
+    /// Whether `other` is this item as a screen may show it again: the same kind, and
+    /// sender and text equal once [`fold`]ed. A screenshot's OCR is not the tree's exact
+    /// text (emoji are blanked, widths and spaces vary), and a phone switches readers while
+    /// its watermarks stay, so both readings of one bubble must be the same item.
+    pub fn same_as(&self, other: &TailItem) -> bool {
+        // A sender one reader names and the other cannot see (a screenshot has no
+        // avatar names; the tree names a private chat's partner by its avatar) is unknown,
+        // not different. Texts must both be there or both be missing.
+        let same_sender = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => same_text(a, b),
+            _ => true,
+        };
+        let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => same_text(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        self.kind == other.kind
+            && same_sender(&self.sender, &other.sender)
+            && same(&self.text, &other.text)
+    }
+}
+
+/// A text reduced to what every reader sees of it alike: Unicode NFKC (full-width `，`
+/// and `Ａ` are `,` and `A`), without whitespace (line breaks depend on the bubble's
+/// width; OCR puts spaces between CJK glyphs) and without emoji (no OCR engine reads
+/// them; the vision reader blanks them, `reader::vision::crop`). Nothing else is folded:
+/// two texts that differ in a letter, a digit or a punctuation mark stay different, so a
+/// different message is never taken for this one.
+pub fn fold(text: &str) -> String {
+    text.nfkc()
+        .filter(|c| !c.is_whitespace() && !is_emoji_part(*c))
+        .collect()
+}
+
+/// Whether two texts are the same message as readers see it: equal once [`fold`]ed, or
+/// one a reading of the other ([`shows_text`]).
+pub fn same_text(a: &str, b: &str) -> bool {
+    fold(a) == fold(b) || shows_text(a, b) || shows_text(b, a)
+}
+
+/// How many stray marks OCR may read where an emoji was blanked (its outline, a shadow).
+const EMOJI_STRAY: usize = 2;
+
+/// Marks tesseract now and then adds at the end of a short line it reads (the vision
+/// reader trims them off sender names for the same reason).
+const TRAILING_STRAY: [char; 5] = [',', '，', '.', '。', '、'];
+
+/// Whether `shown`, a reading of the screen, can be the text `meant` (typed by us, or
+/// read exactly from the tree). Both are [`fold`]ed; where `meant` has emoji, `shown` may
+/// hold nothing or up to [`EMOJI_STRAY`] marks that are neither letters nor digits (OCR
+/// reads an emoji's remains as `“` or `'`), and it may end in one [`TRAILING_STRAY`]
+/// mark that `meant` does not end in. Everywhere else every character must be there: a
+/// reading that differs in a letter, a digit or a punctuation mark inside the text is
+/// another text.
+pub fn shows_text(shown: &str, meant: &str) -> bool {
+    let mut shown: Vec<char> = fold(shown).chars().collect();
+    let meant_ends = fold(meant).chars().last();
+    if let Some(&last) = shown.last()
+        && TRAILING_STRAY.contains(&last)
+        && meant_ends != Some(last)
+        && !meant_ends.is_some_and(|c| TRAILING_STRAY.contains(&c))
+    {
+        shown.pop();
+    }
+    let mut pieces: Vec<Piece> = Vec::new();
+    for c in meant.nfkc().filter(|c| !c.is_whitespace()) {
+        match (is_emoji_part(c), pieces.last()) {
+            (true, Some(Piece::Emoji)) => {}
+            (true, _) => pieces.push(Piece::Emoji),
+            (false, _) => pieces.push(Piece::Char(c)),
+        }
+    }
+    shows_pieces(&shown, &pieces)
+}
+
+enum Piece {
+    Char(char),
+    Emoji,
+}
+
+fn shows_pieces(mut shown: &[char], mut pieces: &[Piece]) -> bool {
+    loop {
+        match pieces.split_first() {
+            None => return shown.is_empty(),
+            Some((Piece::Char(c), rest)) => {
+                if shown.first() != Some(c) {
+                    return false;
+                }
+                shown = &shown[1..];
+                pieces = rest;
+            }
+            Some((Piece::Emoji, rest)) => {
+                let strays = shown
+                    .iter()
+                    .take(EMOJI_STRAY)
+                    .take_while(|c| !c.is_alphanumeric())
+                    .count();
+                return (0..=strays).any(|n| shows_pieces(&shown[n..], rest));
+            }
+        }
+    }
+}
+
+/// Pictographs, symbols drawn as emoji, and the joiners and selectors that build emoji
+/// sequences (Unicode's emoji-data ranges, rounded to whole blocks).
+fn is_emoji_part(c: char) -> bool {
+    matches!(u32::from(c),
+        0x1F000..=0x1FAFF // mahjong, cards, flags, pictographs, emoticons, transport, supplemental
+        | 0x2600..=0x27BF // miscellaneous symbols, dingbats (☀ ✅ ❤)
+        | 0x2300..=0x23FF // technical symbols drawn as emoji (⌚ ⏰)
+        | 0x2B00..=0x2BFF // arrows and stars (⬆ ⭐)
+        | 0xFE00..=0xFE0F // variation selectors
+        | 0x200D          // zero-width joiner
+        | 0x20E3          // combining keycap
+        | 0xE0020..=0xE007F // tags (subdivision flags)
+    )
 }
 
 pub fn tail_items(items: &[ChatItem]) -> Vec<(usize, TailItem)> {
@@ -89,7 +208,10 @@ pub fn alignments(tail: &[TailItem], visible: &[TailItem]) -> Vec<usize> {
         .rev()
         .filter(|&split| {
             let overlap = split.min(tail.len());
-            visible[split - overlap..split] == tail[tail.len() - overlap..]
+            visible[split - overlap..split]
+                .iter()
+                .zip(&tail[tail.len() - overlap..])
+                .all(|(v, t)| v.same_as(t))
                 && (overlap == tail.len() || split == overlap)
         })
         .collect()
@@ -233,13 +355,13 @@ pub fn preview_matches(preview: &str, last: &TailItem) -> bool {
         .or_else(|| shown.strip_suffix("..."))
         .map(str::trim_end);
     let with_sender = last.sender.as_deref().map(|s| format!("{s}: {text}"));
-    // Previews fold line breaks into spaces.
-    let flat = |s: &str| s.replace('\n', " ");
-    let candidates = std::iter::once(flat(text)).chain(with_sender.map(|s| flat(&s)));
+    // Previews fold line breaks into spaces; a screenshot's reading of either may differ
+    // in spaces, widths and emoji ([`fold`]).
+    let candidates = std::iter::once(fold(text)).chain(with_sender.map(|s| fold(&s)));
     for candidate in candidates {
         let fits = match cut {
-            Some(prefix) => candidate.starts_with(prefix),
-            None => candidate == flat(shown),
+            Some(prefix) => candidate.starts_with(&fold(prefix)),
+            None => candidate == fold(shown),
         };
         if fits {
             return true;
@@ -269,6 +391,73 @@ pub fn idempotency_key(device: &str, conversation: &str, seq: u64, item: &TailIt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_keeps_every_letter_and_drops_what_readers_see_differently() {
+        assert_eq!(fold("好的，收到👍\n明天 见 ❤️"), "好的,收到明天见");
+        assert_eq!(fold("ＯＫ 👨‍👩‍👧"), "OK");
+        assert!(same_text("周五之前 发我！", "周五之前发我!"));
+        // Where an emoji was, OCR may read a stray mark or two, never a letter.
+        assert!(shows_text("好的“，马上到", "好的👍，马上到"));
+        assert!(shows_text("好的，马上到", "好的👍，马上到"));
+        assert!(same_text("好的👍，马上到", "好的“，马上到"));
+        assert!(shows_text("在吗'", "在吗😀"));
+        for shown in [
+            "好的“，马上",
+            "好的了，马上到",
+            "好的“”“，马上到",
+            "好的“，马上到了",
+        ] {
+            assert!(!shows_text(shown, "好的👍，马上到"), "{shown}");
+        }
+        assert!(
+            !shows_text("好的“，马上到", "好的，马上到"),
+            "no emoji meant, no stray"
+        );
+        // A mark tesseract adds at a short line's end; never one inside, never a letter.
+        assert!(shows_text("第二条，", "第二条"));
+        assert!(
+            same_text("收到。", "收到"),
+            "so a full stop at the end is no difference"
+        );
+        assert!(!shows_text("第二，条", "第二条"));
+        assert!(!shows_text("第二条了", "第二条"));
+        assert!(!shows_text("第二条。", "第二条，"));
+        for (a, b) in [
+            ("好的", "好"),
+            ("OK", "0K"),
+            ("明天10点", "明天1O点"),
+            ("你好", "你奸"),
+        ] {
+            assert!(!same_text(a, b), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn a_tail_read_by_the_tree_aligns_with_its_screenshot_reading() {
+        let tree = [other("在吗😀"), own("好的，马上看")];
+        let vision = [other("在吗"), own("好的,马上看"), other("新消息")];
+        assert_eq!(alignments(&tree, &vision), [2]);
+        assert_eq!(alignments(&vision[..2], &tree), [2]);
+        // A letter differs: not the same tail.
+        // The tree names a private chat's partner (by the avatar); a screenshot cannot.
+        let named = [TailItem {
+            sender: Some("李雷".into()),
+            ..other("在吗😀")
+        }];
+        let unnamed: Vec<TailItem> = vision
+            .iter()
+            .map(|i| TailItem {
+                sender: None,
+                ..i.clone()
+            })
+            .collect();
+        assert_eq!(alignments(&named, &unnamed), [1]);
+        // Two names that differ are two people.
+        assert!(alignments(&named, &vision).is_empty());
+        let misread = [other("在马"), own("好的,马上看")];
+        assert!(alignments(&tree, &misread).is_empty());
+    }
 
     fn other(text: &str) -> TailItem {
         TailItem {

@@ -18,8 +18,11 @@ use tapwire_device_agent::agent::{
     self, AgentConfig, AgentError, AgentStats, Batch, DeviceStatus, Orphan, Outbound, PhoneAgent,
     PhoneMessage, SendOutcome, Sink,
 };
+use tapwire_device_agent::ocr;
 use tapwire_device_agent::pacing::PacingConfig;
 use tapwire_device_agent::prepare::{self, PrepareReport, Prepared};
+use tapwire_device_agent::reader::vision::Capture;
+use tapwire_device_agent::reader::{self, AutoReader, ScreenReader, UiTreeReader, VisionReader};
 use tapwire_device_agent::screen::ItemKind;
 use tapwire_device_agent::transport::{
     self, AdbServerTransport, DirectTcpTransport, Transport, TransportError,
@@ -67,10 +70,31 @@ pub struct PhoneConfig {
     /// When replies go out: at a person's pace unless `enabled = false`.
     #[serde(default)]
     pub pacing: PacingConfig,
+    /// How the screen is read: `auto` (the tree while WeChat shows it, screenshots while
+    /// it hides it), `tree` or `vision`.
+    #[serde(default)]
+    pub mode: ReadMode,
+    /// In `auto` mode, while screenshots are read, how often one dump looks whether the
+    /// tree is back (seconds; 30 by default).
+    pub probe_secs: Option<u64>,
 }
 
 fn prepare_by_default() -> bool {
     true
+}
+
+/// How a phone's screen is read (`mode` of `[[phones]]`, `--mode` of `tapwire run`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadMode {
+    /// The UI tree while WeChat shows it; screenshots (vision) while it hides it and
+    /// `prepare` cannot bring it back; the tree again once it returns.
+    #[default]
+    Auto,
+    /// The UI tree only: a phone whose WeChat hides it is refused with what to do.
+    Tree,
+    /// Screenshots only, read with OCR (`tesseract`, `chi_sim+eng`).
+    Vision,
 }
 
 impl PhoneConfig {
@@ -88,6 +112,8 @@ impl PhoneConfig {
             timeout_text: None,
             prepare: true,
             pacing: PacingConfig::default(),
+            mode: ReadMode::default(),
+            probe_secs: None,
         }
     }
 
@@ -250,9 +276,24 @@ impl Adapter for PhoneAdapter {
         }
         agent_config.pacing = self.config.pacing.clone();
         let (maps, stop) = (self.maps.clone(), self.stop.clone());
-        // Building the agent asks the phone for its WeChat version: blocking work.
+        let (mode, probe) = (
+            self.config.mode,
+            self.config
+                .probe_secs
+                .map_or(reader::auto::DEFAULT_PROBE_EVERY, Duration::from_secs),
+        );
+        // Building the agent asks the phone for its WeChat version and loads the OCR
+        // engine: blocking work, done once per connection.
         let actor = tokio::task::spawn_blocking(move || {
-            let agent = PhoneAgent::new(agent_config, transport, &maps, Box::new(sink), outbound)?;
+            let agent = build_agent(
+                mode,
+                probe,
+                agent_config,
+                transport,
+                &maps,
+                Box::new(sink),
+                outbound,
+            )?;
             agent::spawn(agent, stop)
                 .map_err(|e| AgentError::Sink(format!("cannot start the phone's thread: {e}")))
         })
@@ -295,19 +336,58 @@ impl Adapter for PhoneAdapter {
     }
 }
 
+/// The phone's actor, reading the screen as `mode` says. The OCR engine is loaded here,
+/// when the phone connects, so that no screen waits for it.
+fn build_agent(
+    mode: ReadMode,
+    probe: Duration,
+    config: AgentConfig,
+    mut transport: Box<dyn Transport>,
+    maps: &UiMaps,
+    sink: Box<dyn Sink>,
+    outbound: std::sync::mpsc::Receiver<Outbound>,
+) -> Result<PhoneAgent, AgentError> {
+    let vision = |device: &str| {
+        ocr::default_engine().map(|engine| VisionReader::new(device, engine, Capture::Raw))
+    };
+    match mode {
+        ReadMode::Tree => PhoneAgent::new(config, transport, maps, sink, outbound),
+        ReadMode::Vision => {
+            let reader = vision(&config.device).map_err(|e| AgentError::Vision(e.to_string()))?;
+            tracing::info!(device = %config.device, reader = %reader.name(), "reading the screen from screenshots (mode = vision)");
+            PhoneAgent::with_reader(config, transport, Box::new(reader), sink, outbound)
+        }
+        ReadMode::Auto => {
+            let (version, map) = agent::detect_map(transport.as_mut(), maps, &config.device)?;
+            let tree = UiTreeReader::new(config.device.clone(), map, version);
+            let vision = vision(&config.device).map_err(|e| e.to_string());
+            if let Err(why) = &vision {
+                tracing::warn!(device = %config.device, %why, "no vision reader: if WeChat hides its tree, this phone cannot be read");
+            }
+            let reader = AutoReader::new(config.device.clone(), tree, vision).probe_every(probe);
+            PhoneAgent::with_reader(config, transport, Box::new(reader), sink, outbound)
+        }
+    }
+}
+
 /// Connects to the phone and, unless the config says not to, prepares it (see
-/// `tapwire_device_agent::prepare`). A phone that cannot be read through its tree, or
-/// must not be tapped, is refused here with what the user can do about it.
+/// `tapwire_device_agent::prepare`). A phone that cannot be read at all, or must not be
+/// tapped, is refused here with what the user can do about it. In `auto` mode a tree that
+/// `prepare` cannot bring back is no refusal: screenshots are read instead; in `vision`
+/// mode the tree is not touched.
 fn connect_ready(
     config: &PhoneConfig,
     maps: &UiMaps,
 ) -> Result<(Box<dyn Transport>, Option<PrepareReport>), AdapterError> {
     let failed = |e: String| AdapterError::Start(format!("phone {}: {e}", config.serial));
     let mut transport = config.connect().map_err(|e| failed(e.to_string()))?;
-    // A build without a map cannot be read however it is prepared: say that first.
-    agent::detect_map(transport.as_mut(), maps, &config.serial)
-        .map_err(|e| failed(e.to_string()))?;
-    if !config.prepare {
+    // A build without a map cannot be read through its tree however it is prepared: say
+    // that first. Screenshots need no map.
+    if config.mode != ReadMode::Vision {
+        agent::detect_map(transport.as_mut(), maps, &config.serial)
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    if !config.prepare || config.mode == ReadMode::Vision {
         // Even unprepared, a phone whose taps only move TalkBack's focus is not driven.
         if prepare::talkback_on(transport.as_mut()).map_err(|e| failed(e.to_string()))? {
             return Err(AdapterError::Start(
@@ -317,8 +397,16 @@ fn connect_ready(
         return Ok((transport, None));
     }
     let report = prepare::prepare(transport.as_mut()).map_err(|e| failed(e.to_string()))?;
-    if !report.prepared.ready() {
+    let vision_can = matches!(
+        report.prepared,
+        Prepared::StillHidden { .. } | Prepared::NoTrustedService
+    );
+    let readable = report.prepared.ready() || (vision_can && config.mode == ReadMode::Auto);
+    if !readable {
         return Err(AdapterError::Start(report.prepared.advice(&config.serial)));
+    }
+    if !report.prepared.ready() {
+        tracing::warn!(phone = %config.serial, advice = %report.prepared.advice(&config.serial), "the tree stays hidden; mode = auto reads screenshots");
     }
     Ok((transport, Some(report)))
 }
@@ -547,6 +635,7 @@ impl Sink for PhoneSink {
             DeviceStatus::ScreenUnrecognized { .. } | DeviceStatus::DialogDismissed { .. } => {
                 types::DEVICE_SCREEN_UNRECOGNIZED
             }
+            DeviceStatus::ReaderChanged { .. } => types::DEVICE_READER_CHANGED,
         };
         let key = format!("{device}:{event_type}:{}", now_rfc3339());
         let event = Event::notice(

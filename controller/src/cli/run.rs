@@ -14,7 +14,7 @@ use tapwire_device_agent::transport;
 
 use tapwire::activity::Activity;
 use tapwire::adapter::Adapter;
-use tapwire::adapter::phone::{PhoneAdapter, PhoneConfig};
+use tapwire::adapter::phone::{PhoneAdapter, PhoneConfig, ReadMode};
 use tapwire::app::App;
 use tapwire::config::Config;
 use tapwire::store::{self, StorageConfig, sqlite::SqliteConfig};
@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// Do not prepare the phones (their tree, animations), whatever their `prepare` says.
     #[arg(long)]
     pub no_prepare: bool,
+    /// How every phone's screen is read, whatever its `mode` says: `auto` (the tree while
+    /// WeChat shows it, screenshots while it hides it), `tree` or `vision`.
+    #[arg(long, value_enum)]
+    pub mode: Option<ReadMode>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -123,6 +127,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         if args.no_prepare {
             phone.prepare = false;
+        }
+        if let Some(mode) = args.mode {
+            phone.mode = mode;
         }
     }
     let maps = UiMaps::load_dir(&super::ui_maps_dir(args.ui_maps.clone()))?;

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use tapwire_device_agent::tail::same_text;
 
 use async_trait::async_trait;
 
@@ -145,7 +146,7 @@ impl Store for MemoryStore {
             let matching = waiting.iter().position(|id| {
                 state.action_ids.get(id).is_some_and(|&i| {
                     let (_, Action::Send { text: sent, .. }, status) = &state.actions[i];
-                    sent == &text && status.is_open()
+                    same_text(sent, &text) && status.is_open()
                 })
             });
             if let Some(position) = matching {

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use tapwire_device_agent::tail::same_text;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -886,7 +887,7 @@ async fn run(conn: &mut SqliteConnection, writes: &[Write]) -> Result<Vec<Writte
 }
 
 /// Marks done, for each own message stored now, the oldest unconfirmed reply of the same
-/// text to that conversation. Returns their ids.
+/// text (`tail::same_text`) to that conversation. Returns their ids.
 async fn settle_sent_replies(
     conn: &mut SqliteConnection,
     row: &SettleRow,
@@ -911,7 +912,9 @@ async fn settle_sent_replies(
     let now = now_rfc3339();
     let mut settled = Vec::new();
     for (_, text) in row.own.iter().filter(|(key, _)| fresh.contains(key)) {
-        let Some(at) = in_flight.iter().position(|(_, t)| t == text) else {
+        // The own message may be read from a screenshot: the phone's own comparison of
+        // a reply with its reading (OCR noise folded, every letter kept).
+        let Some(at) = in_flight.iter().position(|(_, t)| same_text(t, text)) else {
             continue;
         };
         let (id, _) = in_flight.remove(at);

@@ -151,10 +151,27 @@ pub enum SendOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum DeviceStatus {
-    Connected { wechat: String, map: String },
-    Disconnected { reason: String },
-    ScreenUnrecognized { kind: ScreenKind, hint: String },
-    DialogDismissed { texts: Vec<String>, button: String },
+    Connected {
+        wechat: String,
+        map: String,
+    },
+    Disconnected {
+        reason: String,
+    },
+    ScreenUnrecognized {
+        kind: ScreenKind,
+        hint: String,
+    },
+    DialogDismissed {
+        texts: Vec<String>,
+        button: String,
+    },
+    /// The screen is read another way from now on (`mode = "auto"`: screenshots while
+    /// WeChat hides its tree, the tree again once it shows it), and why.
+    ReaderChanged {
+        reader: String,
+        reason: String,
+    },
 }
 
 /// A reply to type into a conversation.
@@ -556,6 +573,15 @@ impl PhoneAgent {
         let reading = self.reader.read(&mut phone);
         self.stats.shell_calls += phone.calls;
         self.stats.dumps += phone.calls;
+        if let Some(change) = self.reader.changed() {
+            self.sink.status(
+                &self.config.device,
+                DeviceStatus::ReaderChanged {
+                    reader: change.reader,
+                    reason: change.reason,
+                },
+            );
+        }
         Ok(reading?)
     }
 

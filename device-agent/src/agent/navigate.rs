@@ -107,7 +107,7 @@ impl PhoneAgent {
             tracing::debug!(device = %self.config.device, row = ?row.title, preview = ?row.preview, "opened the row tapped");
             return Ok(Opened::Row(chat));
         }
-        tracing::warn!(device = %self.config.device, row = ?row.title, preview = ?row.preview, "the chat that opened is not the row tapped (the list moved)");
+        tracing::warn!(device = %self.config.device, row = ?row.title, preview = ?row.preview, opened = ?chat.title, "the chat that opened is not the row tapped (the list moved)");
         Ok(Opened::Other(chat))
     }
 
@@ -238,7 +238,7 @@ impl PhoneAgent {
 pub(super) fn chat_fits_row(chat: &ChatView, row: &ConversationRow) -> bool {
     if let (Some(title), Some(shown)) = (&row.title, &chat.title) {
         // Older builds (and some phones) do name the chat; a group's bar adds its size.
-        return shown.starts_with(title.trim_end_matches('…'));
+        return tail::fold(shown).starts_with(&tail::fold(title.trim_end_matches('…')));
     }
     match row.preview.as_deref().map(str::trim) {
         // Nothing to compare, or a draft of ours rather than a message.

@@ -226,6 +226,14 @@ impl PhoneAgent {
             if title == tapped || candidates.iter().any(|c| c.title == row.title) {
                 continue;
             }
+            // A chat whose title bar is read (screenshots, older builds) names itself:
+            // that is the evidence, whatever the badges and previews did meanwhile.
+            if let Some(shown) = &orphan.title {
+                if tail::fold(shown).starts_with(&tail::fold(title.trim_end_matches('…'))) {
+                    candidates.push(row);
+                }
+                continue;
+            }
             let cleared = !row.unread.is_unread() && chat_fits_row(&orphan, row);
             let dropped = earlier(title).is_some_and(|e| unread_count(e) > unread_count(row));
             if cleared || dropped || partner == Some(title) {

@@ -242,7 +242,9 @@ impl PhoneAgent {
                 );
                 continue;
             };
-            if shown != out.text {
+            // The input as read may differ from what was typed in what readers cannot
+            // tell (a screenshot: spaces, widths, emoji), never in a letter.
+            if !tail::same_text(shown, &out.text) {
                 telemetry::verification_failed(&self.config.device, Check::Typed, 1);
                 last_problem = format!("after {method:?} the input shows {shown:?}");
                 self.shell(&delete_command(shown.chars().count()))?;
@@ -385,9 +387,12 @@ impl PhoneAgent {
                     .take(outs.len())
                     .map(|m| m.text.as_deref())
                     .collect();
-                let sent: Vec<Option<&str>> =
-                    outs.iter().rev().map(|o| Some(o.text.as_str())).collect();
-                if newest_own == sent {
+                let all_shown = newest_own.len() == outs.len()
+                    && newest_own
+                        .iter()
+                        .zip(outs.iter().rev())
+                        .all(|(shown, o)| shown.is_some_and(|t| tail::same_text(t, &o.text)));
+                if all_shown {
                     self.fresh_chat = Some(chat);
                     return Ok((Verified::Seen, outs.len()));
                 }
@@ -444,7 +449,11 @@ fn replies_in_order(items: &[TailItem], outs: &[Outbound]) -> (usize, Option<usi
         let mut last = None;
         let all = outs[..shown].iter().rev().all(|out| {
             let at = items[..before].iter().rposition(|item| {
-                item.kind == TailKind::Own && item.text.as_deref() == Some(out.text.as_str())
+                item.kind == TailKind::Own
+                    && item
+                        .text
+                        .as_deref()
+                        .is_some_and(|t| tail::same_text(t, &out.text))
             });
             if let Some(at) = at {
                 last.get_or_insert(at);
@@ -509,5 +518,35 @@ mod tests {
         // Out of order is not the order sent: only what fits counts.
         let items = [own("收到"), other("一")];
         assert_eq!(replies_in_order(&items, &outs), (0, None));
+    }
+
+    #[test]
+    fn a_reply_read_from_a_screenshot_is_found_but_never_a_different_one() {
+        let own = |t: &str| TailItem {
+            kind: TailKind::Own,
+            sender: None,
+            text: Some(t.into()),
+        };
+        let out = |t: &str| Outbound {
+            action_id: t.into(),
+            conversation: "李雷".into(),
+            text: t.into(),
+        };
+        // OCR: emoji blanked, a half-width comma, a space between CJK glyphs.
+        let outs = [out("好的，收到👍 明天见")];
+        let items = [own("好的,收到明天见")];
+        assert_eq!(replies_in_order(&items, &outs), (1, Some(0)));
+        for other in [
+            "好的,收到明天兄",
+            "好的,收到明天见!",
+            "好的收到明天见",
+            "好的,收到",
+        ] {
+            assert_eq!(
+                replies_in_order(&[own(other)], &outs),
+                (0, None),
+                "{other} is another message"
+            );
+        }
     }
 }

@@ -5,13 +5,17 @@
 //!   WeChat version. Exact texts and bounds, as long as WeChat shows its tree.
 //! - [`vision`]: a screenshot (`screencap`, raw or PNG) segmented by colours and read with
 //!   OCR, for WeChat builds that hide their tree (DESIGN.md §4).
+//! - [`auto`]: the tree while WeChat shows it, screenshots while it hides it, switching
+//!   both ways and saying so (`mode = "auto"`, the default).
 //!
 //! A new reader is one new file here; the actor is built with it by
 //! `PhoneAgent::with_reader`.
 
+pub mod auto;
 pub mod uitree;
 pub mod vision;
 
+pub use auto::AutoReader;
 pub use uitree::UiTreeReader;
 pub use vision::VisionReader;
 
@@ -51,6 +55,21 @@ pub trait ScreenReader: Send {
     /// What the screen is read with, for status and logs: the UI map's name
     /// (`wechat-8.0`) for the tree reader.
     fn name(&self) -> &str;
+
+    /// A change in how the screen is read since the last call, said once: a reader that
+    /// switches between sources ([`AutoReader`]) reports here, and the actor tells the
+    /// user. Readers that never switch keep the default.
+    fn changed(&mut self) -> Option<ReaderChange> {
+        None
+    }
+}
+
+/// The reader in use changed, and why (for a status line the user sees).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderChange {
+    /// What the screen is read with from now on ([`ScreenReader::name`] of that reader).
+    pub reader: String,
+    pub reason: String,
 }
 
 /// Why a reader could not say what is on screen, by what the caller can do about it.

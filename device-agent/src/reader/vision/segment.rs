@@ -767,7 +767,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
                 && l.y1 <= b.y0 + 1
                 && l.y1 >= b.y0 - 12
                 && l.y0 >= above
-                && l.y0 > area.y0 + 4
+                && l.y0 > area.y0 + NAME_CUT_DP
                 && (l.x0 - b.x0).abs() <= 12
                 && l.h() <= 24
         }) {
@@ -784,7 +784,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
     let cut_names: Vec<usize> = lines
         .iter()
         .enumerate()
-        .filter(|(j, l)| !used[*j] && l.y0 <= area.y0 + 4)
+        .filter(|(j, l)| !used[*j] && l.y0 <= area.y0 + NAME_CUT_DP)
         .map(|(j, _)| j)
         .collect();
     blocks.retain(|b| {
@@ -926,6 +926,12 @@ fn contains(c: &Cells, x: i32, y: i32) -> bool {
 fn overlaps(a: &Cells, b: &Cells) -> bool {
     a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1
 }
+
+/// A group sender's name line that starts this close (dp) under the list's estimated top
+/// may have lost the top of its glyphs: OCR then reads another name (陈静 as `PALA` in
+/// the vision end-to-end burst), and the chat's watermark no longer aligns. Its message is
+/// left out as a cut bubble is; the next read, scrolled or not, shows it whole.
+const NAME_CUT_DP: i32 = 10;
 
 /// Whether `c` reaches the top or bottom edge of `area`: cut off by the list's edge.
 fn touches(c: &Cells, area: &Cells) -> bool {
