@@ -209,17 +209,24 @@ struct Shared {
     callbacks: Vec<Callback>,
     next: AtomicUsize,
     errors: AtomicU64,
+    /// Callbacks answered with a passive reply the first time they were sent: their
+    /// answers will not reach the stand-in's message/send.
+    passive: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
 
 impl Shared {
-    fn next(&self) -> &Callback {
+    /// The next callback, and whether it is sent for the first time.
+    fn next(&self) -> (&Callback, bool) {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.callbacks[i % self.callbacks.len()]
+        (
+            &self.callbacks[i % self.callbacks.len()],
+            i < self.callbacks.len(),
+        )
     }
 
     /// Sends one callback; true if answered 2xx and read to the end.
-    async fn send(&self, callback: &Callback) -> bool {
+    async fn send(&self, (callback, first): (&Callback, bool)) -> bool {
         let result = async {
             let response = self
                 .client
@@ -234,7 +241,12 @@ impl Shared {
         }
         .await;
         let problem = match result {
-            Ok((status, _)) if status.is_success() => return true,
+            Ok((status, body)) if status.is_success() => {
+                if first && !body.is_empty() {
+                    self.passive.fetch_add(1, Ordering::Relaxed);
+                }
+                return true;
+            }
             Ok((status, body)) => format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
             Err(error) => tapwire::http::error_chain(error),
         };
@@ -293,12 +305,14 @@ async fn drive(plan: Plan, count: usize) -> anyhow::Result<()> {
         )
     };
     eprintln!("{}: first answer: HTTP {status}, {reply}", plan.label);
+    let first_was_passive = !body.is_empty();
 
     let shared = Arc::new(Shared {
         client,
         callbacks,
         next: AtomicUsize::new(1),
         errors: AtomicU64::new(0),
+        passive: AtomicU64::new(u64::from(first_was_passive)),
         first_error: Mutex::new(None),
     });
     let (histogram, seconds, sent, errors) = if plan.rate == 0 {
@@ -316,8 +330,9 @@ async fn drive(plan: Plan, count: usize) -> anyhow::Result<()> {
     let repeated = taken.saturating_sub(shared.callbacks.len());
     let unique = taken.min(shared.callbacks.len());
     println!(
-        "{label}: {mode}: {sent} requests in {seconds:.1} s = {rps:.0} req/s; p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms; errors {errors}; repeated callbacks {repeated}; unique callbacks {unique} (warm-up included)",
+        "{label}: {mode}: {sent} requests in {seconds:.1} s = {rps:.0} req/s; p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms; errors {errors}; repeated callbacks {repeated}; unique callbacks {unique} (warm-up included); passive replies {passive}",
         label = plan.label,
+        passive = shared.passive.load(Ordering::Relaxed),
         rps = sent as f64 / seconds,
         p50 = ms(0.50),
         p90 = ms(0.90),
