@@ -627,7 +627,9 @@ impl Sink for PhoneSink {
                 }
             }
             DeviceStatus::Disconnected { .. } => telemetry::phone_connected(device, false),
-            DeviceStatus::ScreenUnrecognized { .. } | DeviceStatus::DialogDismissed { .. } => {}
+            DeviceStatus::ScreenUnrecognized { .. }
+            | DeviceStatus::DialogDismissed { .. }
+            | DeviceStatus::ReaderChanged { .. } => {}
         }
         let event_type = match status {
             DeviceStatus::Connected { .. } => types::DEVICE_CONNECTED,
