@@ -318,3 +318,62 @@ fn the_reader_takes_raw_screenshots_and_retries_one_cut_short() {
         other => panic!("expected a screenshot error, got {other:?}"),
     }
 }
+
+/// Every badge count a list can show is read exactly, at each resolution and theme: a
+/// count read short makes the first read of a never-opened chat take too few messages as
+/// news, and the rest are never answered.
+#[test]
+fn badge_counts_are_read_exactly() {
+    let counts: [u32; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 17, 27, 48, 99];
+    let mut misread = Vec::new();
+    for screen in [Screen::HD, Screen::FHD, Screen::QHD] {
+        for theme in [Theme::Light, Theme::Dark] {
+            for chunk in counts.chunks(7) {
+                let d = build_device(&SimConfig {
+                    scenario: Scenario::default(),
+                    screen,
+                    theme,
+                    ..SimConfig::default()
+                })
+                .expect("device");
+                d.with(|st| {
+                    let ts = st.clock.now();
+                    for (i, &count) in chunk.iter().enumerate() {
+                        let chat = format!("客户{count}");
+                        for n in 0..count {
+                            let at = ts - 1_000 + i as i64 * 10;
+                            st.wechat.incoming(
+                                &chat,
+                                false,
+                                None,
+                                &format!("消息{n}"),
+                                MsgKind::Text,
+                                at,
+                            );
+                        }
+                    }
+                });
+                let want = truth(&d).list.expect("list");
+                let seen = vision::read_image(&shot(&d), engine().as_mut())
+                    .expect("read")
+                    .reading
+                    .list
+                    .expect("list");
+                for w in &want.rows {
+                    let s = seen
+                        .rows
+                        .iter()
+                        .find(|s| fold(s.title.as_deref()) == fold(w.title.as_deref()));
+                    let s = s.map(|s| s.unread.clone());
+                    if s.as_ref() != Some(&w.unread) {
+                        misread.push(format!(
+                            "{}x{} {theme:?} {:?}: {:?} read as {s:?}",
+                            screen.width, screen.height, w.title, w.unread
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(misread.is_empty(), "{misread:#?}");
+}

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use image::GrayImage;
 use tesseract::PageSegMode;
 use tesseract::plumbing::TessBaseApi;
-use tesseract::plumbing::tesseract_sys::TessOcrEngineMode_OEM_LSTM_ONLY;
+use tesseract::plumbing::tesseract_sys::{TessOcrEngineMode_OEM_LSTM_ONLY, TessPageSegMode};
 
 use super::{OcrEngine, OcrError, Recognised, TextLayout};
 
@@ -42,7 +42,9 @@ pub struct TesseractEngine {
 struct Api {
     api: TessBaseApi,
     /// The page segmentation mode set last, so it is set again only when it changes.
-    psm: Option<TextLayout>,
+    psm: Option<TessPageSegMode>,
+    /// Whether only digits are read now (badges).
+    digits: bool,
 }
 
 /// Below this confidence (of a line's least sure word) a line is read again by the first
@@ -62,7 +64,11 @@ impl TesseractEngine {
         let load = |langs: &CString| {
             let mut api = TessBaseApi::create();
             match api.init_4(None, Some(langs), TessOcrEngineMode_OEM_LSTM_ONLY) {
-                Ok(()) => Ok(Api { api, psm: None }),
+                Ok(()) => Ok(Api {
+                    api,
+                    psm: None,
+                    digits: false,
+                }),
                 Err(_) => Err(unavailable(missing_data_hint(languages))),
             }
         };
@@ -137,17 +143,57 @@ impl OcrEngine for TesseractEngine {
 
 impl Api {
     fn read(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError> {
-        let (w, h) = (crop.width() as i32, crop.height() as i32);
-        if self.psm != Some(layout) {
+        if layout != TextLayout::Word {
             let mode = match layout {
                 // Raw line: one line without tesseract's page heuristics, which now and then
                 // throw a whole short line away as noise in mode 7.
                 TextLayout::Line => PageSegMode::PsmRawLine,
-                TextLayout::Block => PageSegMode::PsmSingleBlock,
-                TextLayout::Word => PageSegMode::PsmSingleWord,
+                _ => PageSegMode::PsmSingleBlock,
             };
-            self.api.set_page_seg_mode(mode.as_tess_page_seg_mode());
-            self.psm = Some(layout);
+            return self.read_in(crop, mode, false);
+        }
+        // A badge's count. A lone digit is read as nothing by one mode and fine by another,
+        // which one depending on the digit and its size (a 7 at 1080 px wide, a 4 at 1440),
+        // and a count read as nothing is taken for a dot: the chat's first read then takes
+        // one message as news and loses the rest. So: digits only, on a margin of paper,
+        // and the next mode while none was found (badge_counts_are_read_exactly).
+        let padded = with_margin(crop, BADGE_MARGIN_PX);
+        let mut read = Recognised {
+            text: String::new(),
+            confidence: 0.0,
+        };
+        for mode in [
+            PageSegMode::PsmSingleWord,
+            PageSegMode::PsmSingleLine,
+            PageSegMode::PsmSingleChar,
+        ] {
+            read = self.read_in(&padded, mode, true)?;
+            if read.text.chars().any(|c| c.is_ascii_digit()) {
+                break;
+            }
+        }
+        Ok(read)
+    }
+
+    fn read_in(
+        &mut self,
+        crop: &GrayImage,
+        mode: PageSegMode,
+        digits: bool,
+    ) -> Result<Recognised, OcrError> {
+        let (w, h) = (crop.width() as i32, crop.height() as i32);
+        let mode = mode.as_tess_page_seg_mode();
+        if self.psm != Some(mode) {
+            self.api.set_page_seg_mode(mode);
+            self.psm = Some(mode);
+        }
+        if self.digits != digits {
+            // WeChat writes `99+` past 99.
+            let whitelist = if digits { c"0123456789+" } else { c"" };
+            self.api
+                .set_variable(c"tessedit_char_whitelist", whitelist)
+                .map_err(|_| TesseractEngine::failed("tessedit_char_whitelist was refused"))?;
+            self.digits = digits;
         }
         self.api
             .set_image(crop.as_raw(), w, h, 1, w)
@@ -172,6 +218,20 @@ impl Api {
             / 100.0;
         Ok(Recognised { text, confidence })
     }
+}
+
+/// White paper around a badge's digits, in pixels of the prepared crop.
+const BADGE_MARGIN_PX: u32 = 12;
+
+/// `crop` in the middle of white paper `margin` pixels wide (crops are dark text on white).
+fn with_margin(crop: &GrayImage, margin: u32) -> GrayImage {
+    let mut paper = GrayImage::from_pixel(
+        crop.width() + 2 * margin,
+        crop.height() + 2 * margin,
+        image::Luma([255]),
+    );
+    image::imageops::replace(&mut paper, crop, i64::from(margin), i64::from(margin));
+    paper
 }
 
 /// Letters outside ASCII: CJK glyphs, for `chi_sim`.

@@ -52,16 +52,43 @@ pub fn prepare(
     let (w, h) = (right - left, bottom - top);
     let mut source = imageops::crop_imm(img, left, top, w, h).to_image();
     if shape == Shape::Pill {
+        // What can be reached from the crop's edge without crossing the fill lies outside
+        // the badge; the digits inside are ringed by fill. (Keeping each row's span between
+        // its first and last fill pixel instead cut the strokes that come near the round
+        // ends: a lone 7's bar, the 2 of 219.)
+        let is_fill = |p: &image::Rgb<u8>| p.0.iter().zip(fill).all(|(a, b)| a.abs_diff(b) <= 40);
+        let mut outside = vec![false; (w * h) as usize];
+        let mut todo: Vec<(u32, u32)> = Vec::new();
+        for x in 0..w {
+            todo.push((x, 0));
+            todo.push((x, h - 1));
+        }
         for y in 0..h {
-            let is_fill = |x: u32| {
-                let p = source.get_pixel(x, y).0;
-                p.iter().zip(fill).all(|(a, b)| a.abs_diff(b) <= 40)
-            };
-            let first = (0..w).find(|&x| is_fill(x));
-            let last = (0..w).rev().find(|&x| is_fill(x));
+            todo.push((0, y));
+            todo.push((w - 1, y));
+        }
+        while let Some((x, y)) = todo.pop() {
+            let at = (y * w + x) as usize;
+            if outside[at] || is_fill(source.get_pixel(x, y)) {
+                continue;
+            }
+            outside[at] = true;
+            if x > 0 {
+                todo.push((x - 1, y));
+            }
+            if x + 1 < w {
+                todo.push((x + 1, y));
+            }
+            if y > 0 {
+                todo.push((x, y - 1));
+            }
+            if y + 1 < h {
+                todo.push((x, y + 1));
+            }
+        }
+        for y in 0..h {
             for x in 0..w {
-                let inside = matches!((first, last), (Some(a), Some(b)) if x > a && x < b);
-                if !inside {
+                if outside[(y * w + x) as usize] {
                     source.put_pixel(x, y, image::Rgb(fill));
                 }
             }
