@@ -651,19 +651,6 @@ timeout_ms = 20000
     phone.sim.shutdown().await;
 }
 
-/// A tiny deterministic generator, so a failing run can be repeated from its seed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// How many times each of `texts` occurs in `got`, and what `got` holds besides.
 fn tally(got: &[String], texts: &[String]) -> (Vec<usize>, Vec<String>) {
     let counts = texts
@@ -691,12 +678,7 @@ fn first_occurrences(got: &[String]) -> Vec<String> {
 /// kill caught in flight, which the log owns up to (docs/events.md, "Delivery").
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_burst_across_platforms_loses_nothing_and_repeats_only_where_allowed() {
-    let seed = std::env::var("TAPWIRE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    eprintln!("seed {seed} (TAPWIRE_TEST_SEED={seed} repeats this run's choices)");
-    let mut rng = Lcg(seed);
+    let (seed, mut rng) = support::seeded_rng();
     let api = Platforms::default();
     // Each send answered a while after the platform took it: kills land in that window.
     api.answer_after(Duration::from_millis(250));
@@ -783,10 +765,10 @@ template = "{{sender}}: {{text}}"
     }
     let mut logs = String::new();
     let mut kills = 0;
-    let kill_after = [12 + rng.below(6) as usize, 28 + rng.below(6) as usize];
+    let kill_after = [12 + rng.usize(..6), 28 + rng.usize(..6)];
     for i in 0..44 {
         if i % 2 == 0 {
-            let chat = chats[rng.below(chats.len() as u64) as usize];
+            let chat = chats[rng.usize(..chats.len())];
             let text = format!("{chat} 消息 {i}");
             if chat == "项目群" {
                 let member = members[i % members.len()];
@@ -797,14 +779,14 @@ template = "{{sender}}: {{text}}"
             }
             phone_expected.push((chat, text));
         } else {
-            let user = users[rng.below(users.len() as u64) as usize];
+            let user = users[rng.usize(..users.len())];
             let text = format!("{user} 消息 {i}");
             wecom_expected.push((user, text.clone()));
             queues[user]
                 .send(platforms::wecom_text(user, &text, 70_000 + i as u64))
                 .expect("queue");
         }
-        tokio::time::sleep(Duration::from_millis(40 + rng.below(120))).await;
+        tokio::time::sleep(Duration::from_millis(40 + rng.u64(..120))).await;
         if let Some(k) = kill_after.iter().position(|&at| at == i) {
             // A group message, then the kill while its copy is with Feishu (the first
             // time) or with the WeCom robot (the second): taken there, not yet answered.

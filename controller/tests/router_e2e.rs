@@ -71,19 +71,6 @@ async fn wait_for_chat(
     }
 }
 
-/// A tiny deterministic generator, so a failing run can be repeated from its seed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// Three SIGKILLs at seeded random points of a 100-message burst over 5 chats, each
 /// followed by a restart on the same database: every message is answered exactly once,
 /// in order per chat. The seed is printed; `TAPWIRE_TEST_SEED=N` repeats a run's choices
@@ -132,16 +119,7 @@ async fn kill_9_during_a_burst_at_a_real_phones_pace_with_groups() {
 
 /// `chats` ending in 群 are groups.
 async fn kill_9_during_a_burst(chats: &[&str], latency: Option<tapwire_phone_sim::Latency>) {
-    let seed = std::env::var("TAPWIRE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    eprintln!("seed {seed} (TAPWIRE_TEST_SEED={seed} repeats this run)");
-    let mut rng = Lcg(seed);
+    let (seed, mut rng) = support::seeded_rng();
     let adb = AdbServer::start();
     let phone = phone(&adb, SimConfig::default()).await;
     if let Some(latency) = latency {
@@ -152,9 +130,7 @@ async fn kill_9_during_a_burst(chats: &[&str], latency: Option<tapwire_phone_sim
     let members = ["王芳", "陈静", "赵强"];
     // Three kills, each once this many answers went out, then after a random pause so
     // that they land in different phases (reading, storing, typing, verifying).
-    let mut kill_at: Vec<usize> = (0..3)
-        .map(|i| 10 + i * 28 + rng.below(20) as usize)
-        .collect();
+    let mut kill_at: Vec<usize> = (0..3).map(|i| 10 + i * 28 + rng.usize(..20)).collect();
     kill_at.sort_unstable();
     let mut tapwire = tapwire_run(&adb, &phone.serial, &db, &[]);
     // SIGKILL, keep its log, start again on the same database.
@@ -167,7 +143,7 @@ async fn kill_9_during_a_burst(chats: &[&str], latency: Option<tapwire_phone_sim
     let mut kills = 0;
     let mut logs = String::new();
     for i in 0..100 {
-        let chat = chats[rng.below(chats.len() as u64) as usize];
+        let chat = chats[rng.usize(..chats.len())];
         let text = format!("{chat} 消息 {i}");
         phone.control.incoming(&if chat.ends_with('群') {
             IncomingMessage {
@@ -179,13 +155,13 @@ async fn kill_9_during_a_burst(chats: &[&str], latency: Option<tapwire_phone_sim
             incoming(chat, &text)
         });
         expected.push((chat, text));
-        tokio::time::sleep(Duration::from_millis(20 + rng.below(100))).await;
+        tokio::time::sleep(Duration::from_millis(20 + rng.u64(..100))).await;
         if kill_at
             .first()
             .is_some_and(|&at| phone.control.sent().len() >= at)
         {
             kill_at.remove(0);
-            tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(..400))).await;
             kills += 1;
             tapwire = kill_and_restart(tapwire, &mut logs);
         }
@@ -195,7 +171,7 @@ async fn kill_9_during_a_burst(chats: &[&str], latency: Option<tapwire_phone_sim
     while let Some(&at) = kill_at.first() {
         if phone.control.sent().len() >= at.min(expected.len() - 5) {
             kill_at.remove(0);
-            tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(..400))).await;
             kills += 1;
             tapwire = kill_and_restart(tapwire, &mut logs);
         }

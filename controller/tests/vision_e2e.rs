@@ -301,39 +301,16 @@ async fn auto_mode_follows_the_tree_away_and_back_losing_and_repeating_nothing()
     phone.sim.shutdown().await;
 }
 
-/// A tiny deterministic generator, so a failing run can be repeated from its seed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// Two SIGKILLs at seeded random points of a 30-message burst over two private chats and
 /// a group, read from screenshots, each followed by a restart on the same database:
 /// every message is answered exactly once, in order per chat. `TAPWIRE_TEST_SEED=N`
 /// repeats a run's choices.
 ///
-/// It once lost six of 韩梅梅's seven messages (seed 1796071926599127790, on a loaded
-/// machine): her badge's 7 was read as nothing, so as a dot, and the chat's first read took
+/// It once lost six of 韩梅梅's seven messages (on a loaded machine): her badge's 7 was read as nothing, so as a dot, and the chat's first read took
 /// one message as news. `badge_counts_are_read_exactly` (device-agent) holds the fix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vision_mode_kill_9_mid_burst_answers_each_once_in_order() {
-    let seed = std::env::var("TAPWIRE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    eprintln!("seed {seed} (TAPWIRE_TEST_SEED={seed} repeats this run)");
-    let mut rng = Lcg(seed);
+    let (seed, mut rng) = support::seeded_rng();
     let adb = AdbServer::start();
     let phone = phone(
         &adb,
@@ -348,25 +325,25 @@ async fn vision_mode_kill_9_mid_burst_answers_each_once_in_order() {
     let config = write_config(dir.path(), &adb, &phone.serial, "mode = \"vision\"");
     let chats = ["李雷", "韩梅梅", "项目群"];
     let members = ["王芳", "陈静"];
-    let mut kill_at: Vec<usize> = vec![5 + rng.below(6) as usize, 16 + rng.below(6) as usize];
+    let mut kill_at: Vec<usize> = vec![5 + rng.usize(..6), 16 + rng.usize(..6)];
     let started = Instant::now();
     let mut tapwire = run_with_config(&config);
     let mut logs = String::new();
     let mut kills = 0;
     let mut texts = Vec::new();
     for i in 0..30 {
-        let chat = chats[rng.below(chats.len() as u64) as usize];
+        let chat = chats[rng.usize(..chats.len())];
         let text = format!("{chat} 消息 {i}");
         let sender = chat.ends_with('群').then(|| members[i % members.len()]);
         phone.control.incoming(&incoming(chat, sender, &text));
         texts.push((chat, text));
-        tokio::time::sleep(Duration::from_millis(50 + rng.below(300))).await;
+        tokio::time::sleep(Duration::from_millis(50 + rng.u64(..300))).await;
         if kill_at
             .first()
             .is_some_and(|&at| phone.control.sent().len() >= at)
         {
             kill_at.remove(0);
-            tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(..400))).await;
             tapwire.kill();
             logs.push_str(&tapwire.log());
             kills += 1;
@@ -378,7 +355,7 @@ async fn vision_mode_kill_9_mid_burst_answers_each_once_in_order() {
     while let Some(&at) = kill_at.first() {
         if phone.control.sent().len() >= at.min(texts.len() - 3) {
             kill_at.remove(0);
-            tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(..400))).await;
             tapwire.kill();
             logs.push_str(&tapwire.log());
             kills += 1;

@@ -315,3 +315,15 @@ pub fn assert_answered_in_order(
         assert_eq!(sent_to(sent, chat), want, "chat {chat}; {}", context());
     }
 }
+
+/// The generator of a test's random choices (kill points, pauses), seeded from
+/// `TAPWIRE_TEST_SEED` when it is set; the seed is printed, so a failing run's choices can
+/// be made again. The seed comes back too, for the test's own messages.
+pub fn seeded_rng() -> (u64, fastrand::Rng) {
+    let seed = std::env::var("TAPWIRE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("seed {seed} (TAPWIRE_TEST_SEED={seed} repeats this run's choices)");
+    (seed, fastrand::Rng::with_seed(seed))
+}
