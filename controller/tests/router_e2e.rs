@@ -41,19 +41,6 @@ fn write_config(dir: &Path, adb: &AdbServer, serial: &str, plugins: &Path, body:
     path
 }
 
-fn run_with_config(config: &Path) -> Tapwire {
-    support::tapwire_command(
-        &[
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            &config.to_string_lossy(),
-        ],
-        config,
-    )
-}
-
 /// Texts sent to `chat` once at least `count` arrived there (or the timeout passed).
 async fn wait_for_chat(
     control: &SimControl,
@@ -219,7 +206,7 @@ pieces = ["稍等", "好了"]
 interval_ms = 1500
 "#;
     let config = write_config(dir.path(), &adb, &phone.serial, &plugins, body);
-    let tapwire = run_with_config(&config);
+    let tapwire = support::tapwire_config(&config, &[]);
     phone.control.incoming(&incoming("李雷", "在吗"));
     // Once 李雷 has been read, the next tap on the list meets the arrival.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -370,7 +357,7 @@ timeout_ms = 60000
         &dir.path().join("no-plugins"),
         &body,
     );
-    let tapwire = run_with_config(&config);
+    let tapwire = support::tapwire_config(&config, &[]);
     let c = &phone.control;
 
     c.incoming(&incoming("李雷", "#天气"));
@@ -479,7 +466,7 @@ fallback = "echo"
 admins = ["wechat:李雷", "wechat:韩梅梅", "wechat:王芳"]
 "#;
     let config = write_config(dir.path(), &adb, &phone.serial, &plugins, body);
-    let tapwire = run_with_config(&config);
+    let tapwire = support::tapwire_config(&config, &[]);
     let c = &phone.control;
     c.incoming(&incoming("李雷", "crashy crash"));
     c.incoming(&incoming("韩梅梅", "hangy hang"));
@@ -588,7 +575,7 @@ conversation = "产品讨论群"
         &repo_root().join("plugins"),
         &body,
     );
-    let tapwire = run_with_config(&config);
+    let tapwire = support::tapwire_config(&config, &[]);
     let reminders = wait_for_chat(&phone.control, "产品讨论群", 1, Duration::from_secs(60)).await;
     assert!(
         reminders
@@ -672,7 +659,7 @@ template = "[{{conversation}}] {{sender}}: {{text}}"
         &repo_root().join("plugins"),
         &body,
     );
-    let tapwire = run_with_config(&config);
+    let tapwire = support::tapwire_config(&config, &[]);
     phone.control.incoming(&IncomingMessage {
         chat: "项目群".into(),
         group: true,

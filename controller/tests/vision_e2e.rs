@@ -59,19 +59,6 @@ fn write_config(dir: &Path, adb: &AdbServer, serial: &str, phone_extra: &str) ->
     path
 }
 
-fn run_with_config(config: &Path) -> Tapwire {
-    support::tapwire_command(
-        &[
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            &config.to_string_lossy(),
-        ],
-        config,
-    )
-}
-
 /// Each chat got one answer per message, in order, each the message as read (folded).
 fn assert_echoed_once(phone: &Phone, expected: &[(&str, &str)], log: impl Fn() -> String) {
     let sent = phone.control.sent();
@@ -137,7 +124,7 @@ async fn vision_mode_answers_each_message_once_and_idles_without_screenshots() {
         "mode = \"vision\"\nhot_secs = 1",
     );
     let started = Instant::now();
-    let tapwire = run_with_config(&config);
+    let tapwire = support::tapwire_config(&config, &[]);
     let c = &phone.control;
     // The owner writes first on the phone: never answered.
     c.outgoing_by_owner(&OwnerMessage {
@@ -243,7 +230,7 @@ async fn auto_mode_follows_the_tree_away_and_back_losing_and_repeating_nothing()
         &phone.serial,
         "probe_secs = 2\nhot_secs = 2",
     );
-    let tapwire = run_with_config(&config);
+    let tapwire = support::tapwire_config(&config, &[]);
     let c = &phone.control;
     let mut expected = vec![("李雷", "第一条"), ("项目群", "大家好")];
     c.incoming(&incoming("李雷", None, "第一条"));
@@ -327,7 +314,7 @@ async fn vision_mode_kill_9_mid_burst_answers_each_once_in_order() {
     let members = ["王芳", "陈静"];
     let mut kill_at: Vec<usize> = vec![5 + rng.usize(..6), 16 + rng.usize(..6)];
     let started = Instant::now();
-    let mut tapwire = run_with_config(&config);
+    let mut tapwire = support::tapwire_config(&config, &[]);
     let mut logs = String::new();
     let mut kills = 0;
     let mut texts = Vec::new();
@@ -347,7 +334,7 @@ async fn vision_mode_kill_9_mid_burst_answers_each_once_in_order() {
             tapwire.kill();
             logs.push_str(&tapwire.log());
             kills += 1;
-            tapwire = run_with_config(&config);
+            tapwire = support::tapwire_config(&config, &[]);
         }
     }
     // Kills still due once the burst is in: made while the backlog is answered.
@@ -359,7 +346,7 @@ async fn vision_mode_kill_9_mid_burst_answers_each_once_in_order() {
             tapwire.kill();
             logs.push_str(&tapwire.log());
             kills += 1;
-            tapwire = run_with_config(&config);
+            tapwire = support::tapwire_config(&config, &[]);
         }
         assert!(
             Instant::now() < deadline,
