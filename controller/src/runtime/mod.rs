@@ -109,6 +109,29 @@ impl Runtime {
         adapter.start(self.adapter_context()).await
     }
 
+    /// The phone or adapter connected as `name`.
+    pub fn adapter(&self, name: &str) -> Option<Arc<dyn Adapter>> {
+        self.outbox.adapter(name)
+    }
+
+    /// Stores an action asked for from outside (the REST API) under the idempotency
+    /// `key` and hands it to the outbox, like any handler's. The same key again stores
+    /// and sends nothing: the id comes back with `false`.
+    pub async fn submit(
+        &self,
+        key: &str,
+        action: crate::event::Action,
+    ) -> Result<(String, bool), StoreError> {
+        match self.store.submit_action(key, &action).await? {
+            Some(stored) => {
+                let id = stored.id.clone();
+                self.outbox.dispatch(stored).await?;
+                Ok((id, true))
+            }
+            None => Ok((crate::store::action_id(key), false)),
+        }
+    }
+
     /// The adapters connected, phones and platforms.
     pub fn adapters(&self) -> Vec<Arc<dyn Adapter>> {
         self.outbox.adapters()
