@@ -1189,6 +1189,45 @@ mod tests {
     /// The window of turns, the same on both backends: newest kept, oldest first, keys
     /// apart; and SQLite's outlive a reopen (a restart).
     #[tokio::test]
+    async fn a_submitted_action_is_stored_once_per_key_without_an_event_on_both_backends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let memory = crate::store::MemoryStore::default();
+        let stores: [&dyn Store; 2] = [&sqlite, &memory];
+        for store in stores {
+            let action = Action::send("robot", "room", "hello");
+            let first = store
+                .submit_action("api:k1", &action)
+                .await
+                .expect("stored")
+                .expect("fresh");
+            assert_eq!(first.id, action_id("api:k1"));
+            assert!(
+                store
+                    .submit_action("api:k1", &action)
+                    .await
+                    .expect("stored")
+                    .is_none(),
+                "the same key stores nothing new"
+            );
+            assert_eq!(store.pending_actions().await.expect("pending").len(), 1);
+            let record = store.action(&first.id).await.expect("read").expect("found");
+            assert_eq!(record.action.action, action);
+            assert_eq!(record.action.status, ActionStatus::Pending);
+            store
+                .set_action_status(&first.id, ActionStatus::Failed, Some("refused"))
+                .await
+                .expect("status");
+            let record = store.action(&first.id).await.expect("read").expect("found");
+            assert_eq!(record.action.status, ActionStatus::Failed);
+            assert_eq!(record.error.as_deref(), Some("refused"));
+            assert!(store.action("act_none").await.expect("read").is_none());
+        }
+    }
+
+    #[tokio::test]
     async fn llm_turns_keep_a_window_per_key_on_both_backends_and_survive_a_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");

@@ -213,18 +213,17 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(&mut json).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        // A missing or unknown field is reported one level up, its name only in the
-        // message.
+        // A missing field is reported one level up, its name only in the message (an
+        // unknown one is in the path already).
         let text = inner.to_string();
-        let missing = ["missing field `", "unknown field `"]
-            .iter()
-            .find_map(|prefix| text.strip_prefix(prefix))
+        let missing = text
+            .strip_prefix("missing field `")
             .and_then(|rest| rest.split('`').next())
             .map(str::to_string);
         let field = match (missing, path.as_str()) {
-            (Some(name), "." | "") => name,
+            (Some(name), "." | "" | "?") => name,
             (Some(name), parent) => format!("{parent}.{name}"),
-            (None, "." | "") => "body".to_string(),
+            (None, "." | "" | "?") => "body".to_string(),
             (None, path) => path.to_string(),
         };
         ApiError::invalid(field, inner.to_string())
