@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::platforms::{self, Platforms, wecom_robot_section};
 use support::{Tapwire, tapwire_config};
+use tapwire::event::{
+    Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339,
+};
+use tapwire::store::{DeadLetterInfo, SqliteStore, Store};
 
 const TOKEN: &str = "x-api-token-0123456789";
 const TOKENS_ENV: &str = "TAPWIRE_TEST_X_API_TOKENS";
@@ -211,9 +215,12 @@ async fn refuses_without_the_token_and_sends_a_retried_request_once() {
     assert_eq!(
         listed,
         [
+            ("delete", "/api/v1/dlq/{id}"),
             ("get", "/api/v1/actions/{id}"),
+            ("get", "/api/v1/dlq"),
             ("get", "/api/v1/openapi.json"),
             ("get", "/api/v1/sources"),
+            ("post", "/api/v1/dlq/{id}/replay"),
             ("post", "/api/v1/messages"),
         ]
         .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -250,4 +257,123 @@ async fn without_a_token_the_api_is_off_and_says_so() {
         "log: {}",
         tapwire.log()
     );
+}
+
+/// A message the robot's group sent, as the `echo` handler would have received it.
+fn robot_message(text: &str) -> Event {
+    let key = format!("robot:{text}");
+    Event {
+        id: event_id(&key),
+        event_type: "message.received".into(),
+        source: "robot".into(),
+        platform: "wecom".into(),
+        idempotency_key: key,
+        conversation: Some(Conversation {
+            id: "room".into(),
+            title: None,
+            kind: ConversationKind::Group,
+        }),
+        sender: Some(Sender {
+            id: "u1".into(),
+            display_name: None,
+            is_self: false,
+        }),
+        content: vec![Segment::Text { text: text.into() }],
+        platform_message_id: None,
+        timestamp: now_rfc3339(),
+        raw: Value::Null,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_listed_replayed_once_and_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        // Two letters waiting before the start, as a failed handler leaves them.
+        let store = SqliteStore::open(&dir.path().join("tapwire.db"))
+            .await
+            .expect("open");
+        for text in ["replay me", "drop me"] {
+            let event = robot_message(text);
+            store.insert_event(&event).await.expect("event");
+            store
+                .dead_letter(
+                    &event,
+                    &DeadLetterInfo {
+                        handler: "echo".into(),
+                        delivered: event.clone(),
+                        error: "upstream said 502".into(),
+                        attempts: 3,
+                    },
+                )
+                .await
+                .expect("dead letter");
+        }
+    }
+    let (platforms, tapwire, base) = start(dir.path(), &[(TOKENS_ENV, TOKEN)]).await;
+    let client = reqwest::Client::new();
+    let list = || async {
+        client
+            .get(format!("{base}/dlq"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("answered")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    let letters = list().await;
+    let letters = letters.as_array().expect("a list");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert_eq!(letters[0]["handler"], "echo");
+    assert_eq!(letters[0]["attempts"], 3);
+    let id_of = |text: &str| {
+        letters
+            .iter()
+            .find(|l| l["event"]["content"][0]["text"] == text)
+            .and_then(|l| l["id"].as_str())
+            .expect("letter")
+            .to_string()
+    };
+    let (replayed, dropped) = (id_of("replay me"), id_of("drop me"));
+
+    for expected in [204, 404] {
+        let response = client
+            .delete(format!("{base}/dlq/{dropped}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), expected);
+    }
+    let response = client
+        .post(format!("{base}/dlq/{replayed}/replay"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 200);
+    let result: Value = response.json().await.expect("json");
+    assert_eq!(result["delivered"], true, "{result}");
+    assert_eq!(result["actions"].as_array().expect("actions").len(), 1);
+    // Closed: a second replay finds nothing, so nothing goes twice.
+    let response = client
+        .post(format!("{base}/dlq/{replayed}/replay"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 404);
+    assert_eq!(list().await, json!([]));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while platforms.robot_posts().is_empty() {
+        assert!(Instant::now() < deadline, "echo never sent; log: {}", tapwire.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let posts = platforms.robot_posts();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(posts[0].contains("replay me"), "{posts:?}");
 }

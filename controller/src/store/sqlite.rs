@@ -1186,8 +1186,8 @@ mod tests {
         }
     }
 
-    /// The window of turns, the same on both backends: newest kept, oldest first, keys
-    /// apart; and SQLite's outlive a reopen (a restart).
+    /// An API send: no event behind it (a NULL foreign key), one row per key, read back
+    /// by id with its outcome.
     #[tokio::test]
     async fn a_submitted_action_is_stored_once_per_key_without_an_event_on_both_backends() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1227,6 +1227,8 @@ mod tests {
         }
     }
 
+    /// The window of turns, the same on both backends: newest kept, oldest first, keys
+    /// apart; and SQLite's outlive a reopen (a restart).
     #[tokio::test]
     async fn llm_turns_keep_a_window_per_key_on_both_backends_and_survive_a_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -35,6 +35,7 @@ pub struct ActionView {
 #[utoipa::path(
     get,
     path = "/actions/{id}",
+    operation_id = "get_action",
     tag = "actions",
     params(("id" = String, Path, description = "The action's id, as a send answered it")),
     responses(

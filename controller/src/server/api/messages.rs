@@ -50,6 +50,7 @@ pub struct Accepted {
 #[utoipa::path(
     post,
     path = "/messages",
+    operation_id = "send_message",
     tag = "messages",
     request_body = SendRequest,
     params(

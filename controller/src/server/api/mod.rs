@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`: send through any phone or adapter (through the outbox,
-//! once per idempotency key), read an action's status, list the sources. Every route
+//! once per idempotency key), read an action's status, list the sources, list, replay
+//! and drop dead letters. Every route
 //! needs `Authorization: Bearer <token>`, the tokens read from the environment variable
 //! `[server.api] tokens_env` names (comma separated); with none set the API is not
 //! mounted at all.
@@ -10,6 +11,7 @@
 //! and the document holds nothing an install could not read from the source anyway.
 
 pub mod actions;
+pub mod dlq;
 pub mod messages;
 pub mod sources;
 
@@ -285,6 +287,7 @@ type Document = Arc<serde_json::Value>;
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "openapi_document",
     tag = "meta",
     responses(
         (status = 200, description = "The OpenAPI 3.1 document of this API", body = Object),
@@ -301,6 +304,9 @@ fn parts() -> (axum::Router<Arc<Runtime>>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::send))
         .routes(routes!(actions::get))
         .routes(routes!(sources::list))
+        .routes(routes!(dlq::list))
+        .routes(routes!(dlq::replay))
+        .routes(routes!(dlq::drop))
         .routes(routes!(openapi));
     OpenApiRouter::new().nest(PREFIX, api).split_for_parts()
 }
@@ -377,10 +383,24 @@ mod tests {
             "/api/v1/messages",
             "/api/v1/actions/{id}",
             "/api/v1/sources",
+            "/api/v1/dlq",
+            "/api/v1/dlq/{id}/replay",
+            "/api/v1/dlq/{id}",
             "/api/v1/openapi.json",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {paths:?}");
         }
+        // Generators name functions after operation ids: each must be unique (the
+        // default, the Rust function's name, is not: two `list`s).
+        let mut ids: Vec<&str> = paths
+            .values()
+            .flat_map(|item| item.as_object().expect("item").values())
+            .map(|op| op["operationId"].as_str().expect("an operation id"))
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "operation ids repeat: {ids:?}");
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"

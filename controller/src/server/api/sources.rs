@@ -35,6 +35,7 @@ pub struct Rejection {
 #[utoipa::path(
     get,
     path = "/sources",
+    operation_id = "list_sources",
     tag = "sources",
     responses(
         (status = 200, description = "Every phone and adapter, by name", body = Vec<Source>),
