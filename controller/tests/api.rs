@@ -51,8 +51,11 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn refuses_without_the_token_and_sends_a_retried_request_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (platforms, tapwire, base) =
-        start(dir.path(), &[(TOKENS_ENV, &format!("someone-else, {TOKEN}"))]).await;
+    let (platforms, tapwire, base) = start(
+        dir.path(),
+        &[(TOKENS_ENV, &format!("someone-else, {TOKEN}"))],
+    )
+    .await;
     let client = reqwest::Client::new();
     let message = json!({"target": "robot", "conversation": "room", "text": "deploy done"});
 
@@ -87,7 +90,11 @@ async fn refuses_without_the_token_and_sends_a_retried_request_once() {
         .await
         .expect("answered");
     let (status, error) = error_of(response).await;
-    assert_eq!((status, &error["field"]), (400, &json!("conversation")), "{error}");
+    assert_eq!(
+        (status, &error["field"]),
+        (400, &json!("conversation")),
+        "{error}"
+    );
     let response = client
         .post(format!("{base}/messages"))
         .bearer_auth(TOKEN)
@@ -134,7 +141,11 @@ async fn refuses_without_the_token_and_sends_a_retried_request_once() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let done = loop {
         let action: Value = client
-            .get(format!("{}{}", base.trim_end_matches("/api/v1"), status_url))
+            .get(format!(
+                "{}{}",
+                base.trim_end_matches("/api/v1"),
+                status_url
+            ))
             .bearer_auth(TOKEN)
             .send()
             .await
@@ -168,7 +179,10 @@ async fn refuses_without_the_token_and_sends_a_retried_request_once() {
         .await
         .expect("answered");
     let (status, error) = error_of(response).await;
-    assert_eq!((status, &error["code"]), (409, &json!("idempotency_conflict")));
+    assert_eq!(
+        (status, &error["code"]),
+        (409, &json!("idempotency_conflict"))
+    );
 
     let response = client
         .get(format!("{base}/actions/act_nothing"))
@@ -369,7 +383,11 @@ async fn dead_letters_are_listed_replayed_once_and_dropped() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while platforms.robot_posts().is_empty() {
-        assert!(Instant::now() < deadline, "echo never sent; log: {}", tapwire.log());
+        assert!(
+            Instant::now() < deadline,
+            "echo never sent; log: {}",
+            tapwire.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;

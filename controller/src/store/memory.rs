@@ -8,8 +8,9 @@ use tapwire_device_agent::tail::same_text;
 use async_trait::async_trait;
 
 use super::{
-    ActionRecord, ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError,
-    StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id, replay_key,
+    ActionRecord, ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store,
+    StoreError, StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id,
+    replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;

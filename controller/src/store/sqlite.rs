@@ -16,8 +16,9 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
-    ActionRecord, ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError,
-    StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id, replay_key,
+    ActionRecord, ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store,
+    StoreError, StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id,
+    replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;

@@ -91,7 +91,9 @@ pub async fn replay(
 ) -> Result<Json<ReplayResult>, ApiError> {
     let letters = runtime.store().dead_letters().await?;
     let Some(letter) = letters.into_iter().find(|l| l.id == id) else {
-        return Err(ApiError::not_found(format!("no dead letter {id:?} waiting")));
+        return Err(ApiError::not_found(format!(
+            "no dead letter {id:?} waiting"
+        )));
     };
     let replayed = runtime.replay(&letter).await.map_err(|error| match error {
         HandlerError::Store(e) => ApiError::from(e),
@@ -144,6 +146,8 @@ pub async fn drop(
         tracing::info!(letter = %id, "dead letter dropped through the API");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("no dead letter {id:?} waiting")))
+        Err(ApiError::not_found(format!(
+            "no dead letter {id:?} waiting"
+        )))
     }
 }

@@ -72,13 +72,22 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let key = idempotency_key(&headers)?;
     if request.target.is_empty() {
-        return Err(ApiError::invalid("target", "target must name a phone or adapter"));
+        return Err(ApiError::invalid(
+            "target",
+            "target must name a phone or adapter",
+        ));
     }
     if request.conversation.is_empty() {
-        return Err(ApiError::invalid("conversation", "conversation must not be empty"));
+        return Err(ApiError::invalid(
+            "conversation",
+            "conversation must not be empty",
+        ));
     }
     if request.text.is_empty() && request.attachments.is_empty() {
-        return Err(ApiError::invalid("text", "nothing to send: give text or attachments"));
+        return Err(ApiError::invalid(
+            "text",
+            "nothing to send: give text or attachments",
+        ));
     }
     if runtime.adapter(&request.target).is_none() {
         return Err(ApiError::new(
@@ -94,7 +103,9 @@ pub async fn send(
         attachments: request.attachments,
     };
     // Namespaced so that no caller's key can meet a handler's event-derived key.
-    let (id, fresh) = runtime.submit(&format!("api:{key}"), action.clone()).await?;
+    let (id, fresh) = runtime
+        .submit(&format!("api:{key}"), action.clone())
+        .await?;
     if !fresh {
         let stored = runtime.store().action(&id).await?;
         if stored.is_some_and(|record| record.action.action != action) {

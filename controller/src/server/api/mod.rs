@@ -248,7 +248,8 @@ async fn authorize(State(tokens): State<Tokens>, request: Request, next: Next) -
         Some(_) => "wrong bearer token",
     };
     tracing::warn!(path = %request.uri().path(), reason, "API request refused");
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason).into_response();
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer realm=\"tapwire\""),
