@@ -230,11 +230,14 @@ async fn refuses_without_the_token_and_sends_a_retried_request_once() {
         listed,
         [
             ("delete", "/api/v1/dlq/{id}"),
+            ("delete", "/api/v1/grants"),
             ("get", "/api/v1/actions/{id}"),
             ("get", "/api/v1/dlq"),
+            ("get", "/api/v1/grants"),
             ("get", "/api/v1/openapi.json"),
             ("get", "/api/v1/sources"),
             ("post", "/api/v1/dlq/{id}/replay"),
+            ("post", "/api/v1/grants"),
             ("post", "/api/v1/messages"),
         ]
         .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -394,4 +397,72 @@ async fn dead_letters_are_listed_replayed_once_and_dropped() {
     let posts = platforms.robot_posts();
     assert_eq!(posts.len(), 1, "{posts:?}");
     assert!(posts[0].contains("replay me"), "{posts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grants_are_given_listed_and_revoked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_platforms, _tapwire, base) = start(dir.path(), &[(TOKENS_ENV, TOKEN)]).await;
+    let client = reqwest::Client::new();
+    let grants = |user: &'static str| {
+        let client = client.clone();
+        let url = format!("{base}/grants?user={user}");
+        async move {
+            client
+                .get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("answered")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let response = client
+        .post(format!("{base}/grants"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"user": "wechat:amy", "scene": "weather", "expires_at": "2099-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 201);
+    let response = client
+        .post(format!("{base}/grants"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"user": "wechat:amy", "scene": "x", "expires_at": "tomorrow"}))
+        .send()
+        .await
+        .expect("answered");
+    let (status, error) = error_of(response).await;
+    assert_eq!(
+        (status, &error["field"]),
+        (400, &json!("expires_at")),
+        "{error}"
+    );
+    assert_eq!(
+        grants("wechat:amy").await,
+        json!([{"user": "wechat:amy", "scene": "weather", "expires_at": "2099-01-01T00:00:00.000Z", "granted_by": "api"}])
+    );
+    assert_eq!(grants("wechat:bob").await, json!([]));
+
+    let response = client
+        .delete(format!("{base}/grants?scene=weather"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered");
+    let (status, error) = error_of(response).await;
+    assert_eq!((status, &error["field"]), (400, &json!("user")), "{error}");
+    let revoked: Value = client
+        .delete(format!("{base}/grants?user=wechat:amy&scene=weather"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(revoked, json!({"revoked": 1}));
+    assert_eq!(grants("wechat:amy").await, json!([]));
 }

@@ -118,6 +118,11 @@ impl Runtime {
         adapter.start(self.adapter_context()).await
     }
 
+    /// The handlers, for what reaches them from outside (grants given through the API).
+    pub fn handlers(&self) -> &Arc<Handlers> {
+        &self.handlers
+    }
+
     /// The phone or adapter connected as `name`.
     pub fn adapter(&self, name: &str) -> Option<Arc<dyn Adapter>> {
         self.outbox.adapter(name)

@@ -1,6 +1,6 @@
 //! The REST API under `/api/v1`: send through any phone or adapter (through the outbox,
 //! once per idempotency key), read an action's status, list the sources, list, replay
-//! and drop dead letters. Every route
+//! and drop dead letters, list, give and revoke grants. Every route
 //! needs `Authorization: Bearer <token>`, the tokens read from the environment variable
 //! `[server.api] tokens_env` names (comma separated); with none set the API is not
 //! mounted at all.
@@ -12,6 +12,7 @@
 
 pub mod actions;
 pub mod dlq;
+pub mod grants;
 pub mod messages;
 pub mod sources;
 
@@ -208,6 +209,35 @@ where
     }
 }
 
+/// A query string whose errors are API errors naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(query)) => Ok(ApiQuery(query)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let field = text
+                    .split("missing field `")
+                    .nth(1)
+                    .and_then(|rest| rest.split('`').next())
+                    .unwrap_or("query");
+                Err(ApiError::invalid(field, text.clone()))
+            }
+        }
+    }
+}
+
 /// Parses a request body; an error names the field (its path, `attachments[0].kind`) or
 /// `body` when the JSON itself is broken.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -308,6 +338,7 @@ fn parts() -> (axum::Router<Arc<Runtime>>, utoipa::openapi::OpenApi) {
         .routes(routes!(dlq::list))
         .routes(routes!(dlq::replay))
         .routes(routes!(dlq::drop))
+        .routes(routes!(grants::list, grants::grant, grants::revoke))
         .routes(routes!(openapi));
     OpenApiRouter::new().nest(PREFIX, api).split_for_parts()
 }
@@ -387,6 +418,7 @@ mod tests {
             "/api/v1/dlq",
             "/api/v1/dlq/{id}/replay",
             "/api/v1/dlq/{id}",
+            "/api/v1/grants",
             "/api/v1/openapi.json",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {paths:?}");
