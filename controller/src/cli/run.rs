@@ -233,6 +233,7 @@ pub async fn serve(
         .into_iter()
         .map(|phone| Arc::new(PhoneAdapter::new(phone, poll, maps.clone())) as Arc<dyn Adapter>)
         .collect();
+    let api_config = config.server.api.clone();
     let app = App::start(config, handler.name(), store, phones).await?;
     let runtime = app.runtime.clone();
     if let Some(print) = on_activity {
@@ -243,10 +244,11 @@ pub async fn serve(
             }
         });
     }
+    let api_tokens = tapwire::server::api::Tokens::from_env(&api_config);
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(tapwire::server::run(
         listener,
-        tapwire::server::app(runtime.clone()),
+        tapwire::server::app(runtime.clone(), api_tokens),
         async move {
             let _ = server_stopped.await;
         },

@@ -24,6 +24,15 @@ use crate::store::{ActionStatus, SharedStore, StoreError, StoredAction};
 use crate::telemetry;
 use outbox::Outbox;
 
+/// What [`Runtime::replay`] did with a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// The handler took it: the letter is closed and these actions are in the outbox.
+    Delivered { actions: Vec<String> },
+    /// The handler failed again; the letter waits.
+    FailedAgain { error: String },
+}
+
 pub struct Runtime {
     store: SharedStore,
     router: Router,
@@ -107,6 +116,58 @@ impl Runtime {
         // at once.
         self.outbox.connect(adapter.clone());
         adapter.start(self.adapter_context()).await
+    }
+
+    /// The handlers, for what reaches them from outside (grants given through the API).
+    pub fn handlers(&self) -> &Arc<Handlers> {
+        &self.handlers
+    }
+
+    /// The phone or adapter connected as `name`.
+    pub fn adapter(&self, name: &str) -> Option<Arc<dyn Adapter>> {
+        self.outbox.adapter(name)
+    }
+
+    /// Stores an action asked for from outside (the REST API) under the idempotency
+    /// `key` and hands it to the outbox, like any handler's. The same key again stores
+    /// and sends nothing: the id comes back with `false`.
+    pub async fn submit(
+        &self,
+        key: &str,
+        action: crate::event::Action,
+    ) -> Result<(String, bool), StoreError> {
+        match self.store.submit_action(key, &action).await? {
+            Some(stored) => {
+                let id = stored.id.clone();
+                self.outbox.dispatch(stored).await?;
+                Ok((id, true))
+            }
+            None => Ok((crate::store::action_id(key), false)),
+        }
+    }
+
+    /// Delivers a dead letter to its handler again, now: its answers join the outbox and
+    /// go out; a handler that fails again leaves the letter waiting with the new error.
+    pub async fn replay(
+        &self,
+        letter: &crate::store::DeadLetter,
+    ) -> Result<Replayed, HandlerError> {
+        let outcome = self.handlers.handle(&letter.handler, &letter.event).await?;
+        if let Some(dead) = outcome.dead {
+            self.store
+                .retry_failed(letter, &dead.error, dead.attempts)
+                .await?;
+            return Ok(Replayed::FailedAgain { error: dead.error });
+        }
+        let stored = self
+            .store
+            .resolve_dead_letter(letter, &outcome.actions)
+            .await?;
+        let actions = stored.iter().map(|a| a.id.clone()).collect();
+        for action in stored {
+            self.outbox.dispatch(action).await?;
+        }
+        Ok(Replayed::Delivered { actions })
     }
 
     /// The adapters connected, phones and platforms.

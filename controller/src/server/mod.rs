@@ -1,8 +1,9 @@
 //! The one HTTP server of `tapwire run`: `/healthz`, `/metrics` ([`metrics`]: Prometheus
 //! text), and each adapter's inbound routes at `/callback/<adapter-name>`. The REST API
-//! and the dashboard mount here too. [`run`] takes a bound listener and a shutdown future, so tests start the real
+//! ([`api`], under `/api/v1`, when a token is configured) and the dashboard mount here too. [`run`] takes a bound listener and a shutdown future, so tests start the real
 //! server on port 0.
 
+pub mod api;
 pub mod metrics;
 
 use std::future::Future;
@@ -24,12 +25,16 @@ pub struct ServerConfig {
     /// Where to listen; loopback by default (a platform reaches it through a tunnel).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// `[server.api]`: where the REST API's tokens come from.
+    #[serde(default)]
+    pub api: api::ApiConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: default_listen(),
+            api: api::ApiConfig::default(),
         }
     }
 }
@@ -38,12 +43,16 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8787))
 }
 
-/// Every route of the server, for `runtime`'s adapters.
-pub fn app(runtime: Arc<Runtime>) -> axum::Router {
+/// Every route of the server, for `runtime`'s adapters; the REST API when there are
+/// `api_tokens`.
+pub fn app(runtime: Arc<Runtime>, api_tokens: Option<api::Tokens>) -> axum::Router {
     let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
         .with_state(runtime.clone());
+    if let Some(tokens) = api_tokens {
+        app = app.merge(api::router(runtime.clone(), tokens));
+    }
     for adapter in runtime.adapters() {
         if let Some(routes) = adapter.routes() {
             app = app.nest(&format!("/callback/{}", adapter.name()), routes);
@@ -165,7 +174,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(run(listener, app(runtime), async move {
+        let server = tokio::spawn(run(listener, app(runtime, None), async move {
             let _ = stopped.await;
         }));
 

@@ -8,8 +8,9 @@ use tapwire_device_agent::tail::same_text;
 use async_trait::async_trait;
 
 use super::{
-    ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError,
-    StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id, replay_key,
+    ActionRecord, ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store,
+    StoreError, StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id,
+    replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;
@@ -28,6 +29,8 @@ struct State {
     actions: Vec<(String, Action, ActionStatus)>,
     /// When each action was stored, by its index in `actions`.
     created: Vec<String>,
+    /// Each action's last error and status change, by its id.
+    outcomes: HashMap<String, (Option<String>, String)>,
     action_ids: HashMap<String, usize>,
     watermarks: HashMap<(String, String), String>,
     dead: Vec<(DeadLetter, &'static str)>,
@@ -364,10 +367,43 @@ impl Store for MemoryStore {
         &self,
         id: &str,
         status: ActionStatus,
-        _error: Option<&str>,
+        error: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.state().set_status(id, status);
+        let mut state = self.state();
+        state.set_status(id, status);
+        state
+            .outcomes
+            .insert(id.to_string(), (error.map(str::to_string), now_rfc3339()));
         Ok(())
+    }
+
+    async fn submit_action(
+        &self,
+        key: &str,
+        action: &Action,
+    ) -> Result<Option<StoredAction>, StoreError> {
+        Ok(self.state().insert_action(key, action))
+    }
+
+    async fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError> {
+        let state = self.state();
+        let Some(&index) = state.action_ids.get(id) else {
+            return Ok(None);
+        };
+        let (id, action, status) = state.actions[index].clone();
+        let created_at = state.created.get(index).cloned().unwrap_or_default();
+        let (error, updated_at) = state
+            .outcomes
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| (None, created_at.clone()));
+        Ok(Some(ActionRecord {
+            action: StoredAction { id, action, status },
+            error,
+            attempts: 0,
+            created_at,
+            updated_at,
+        }))
     }
 
     async fn llm_turns(&self, key: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {

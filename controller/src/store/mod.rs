@@ -87,6 +87,18 @@ pub struct StoredAction {
     pub status: ActionStatus,
 }
 
+/// An action with how it has fared so far: what `GET /api/v1/actions/{id}` shows.
+#[derive(Debug, Clone)]
+pub struct ActionRecord {
+    pub action: StoredAction,
+    /// The last failure, if any (kept after a retry succeeds only until the next change).
+    pub error: Option<String>,
+    /// Times it was handed to its adapter (the memory store does not count them).
+    pub attempts: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 /// A handler gave up on the event (a webhook past its retries): it goes to the
 /// dead-letter queue, from which `tapwire dlq replay` can deliver it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,6 +275,17 @@ pub trait Store: Send + Sync {
 
     /// Takes a pending action for execution. Only one caller wins.
     async fn claim_action(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Stores an action asked for from outside (the REST API), under the caller's
+    /// idempotency `key`: None if an action with that key was stored before.
+    async fn submit_action(
+        &self,
+        key: &str,
+        action: &Action,
+    ) -> Result<Option<StoredAction>, StoreError>;
+
+    /// One action by id, with its status, last error and times.
+    async fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError>;
 
     async fn set_action_status(
         &self,

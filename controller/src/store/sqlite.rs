@@ -16,8 +16,9 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
-    ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store, StoreError,
-    StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id, replay_key,
+    ActionRecord, ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store,
+    StoreError, StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id,
+    replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;
@@ -477,6 +478,51 @@ impl Store for SqliteStore {
         Ok(written.claimed)
     }
 
+    async fn submit_action(
+        &self,
+        key: &str,
+        action: &Action,
+    ) -> Result<Option<StoredAction>, StoreError> {
+        let mut row = ActionRow::new(key.to_string(), "", action, &now_rfc3339())?;
+        row.event_id = None;
+        let ids = vec![row.id.clone()];
+        let written = self
+            .write(Write {
+                actions: vec![row],
+                ..Write::default()
+            })
+            .await?;
+        Ok(stored_actions(std::slice::from_ref(action), ids, written.stored).pop())
+    }
+
+    async fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT body, status, last_error, attempts, created_at, updated_at FROM actions WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let status: String = row.try_get(1)?;
+        Ok(Some(ActionRecord {
+            action: StoredAction {
+                id: id.to_string(),
+                action: decode("action", id.to_string(), &row.try_get::<String, _>(0)?)?,
+                status: ActionStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                    what: "action status",
+                    id: id.to_string(),
+                    source: serde::de::Error::custom(format!("unknown status {status:?}")),
+                })?,
+            },
+            error: row.try_get(2)?,
+            attempts: row.try_get(3)?,
+            created_at: row.try_get(4)?,
+            updated_at: row.try_get(5)?,
+        }))
+    }
+
     async fn set_action_status(
         &self,
         id: &str,
@@ -631,7 +677,8 @@ impl EventRow {
 struct ActionRow {
     id: String,
     key: String,
-    event_id: String,
+    /// None for an action asked for from outside (the REST API), not decided on an event.
+    event_id: Option<String>,
     target: String,
     conversation: String,
     body: String,
@@ -644,7 +691,7 @@ impl ActionRow {
         Ok(ActionRow {
             id: action_id(&key),
             key,
-            event_id: event_id.to_string(),
+            event_id: Some(event_id.to_string()),
             target: action.target().to_string(),
             conversation: action.conversation().to_string(),
             body: serde_json::to_string(action)?,
@@ -995,7 +1042,7 @@ async fn insert_actions(
             values
                 .push_bind(row.id.as_str())
                 .push_bind(row.key.as_str())
-                .push_bind(row.event_id.as_str())
+                .push_bind(row.event_id.as_deref())
                 .push_bind(row.target.as_str())
                 .push_bind(row.conversation.as_str())
                 .push_bind(row.body.as_str())
@@ -1137,6 +1184,47 @@ mod tests {
             platform_message_id: None,
             timestamp: now_rfc3339(),
             raw: serde_json::Value::Null,
+        }
+    }
+
+    /// An API send: no event behind it (a NULL foreign key), one row per key, read back
+    /// by id with its outcome.
+    #[tokio::test]
+    async fn a_submitted_action_is_stored_once_per_key_without_an_event_on_both_backends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let memory = crate::store::MemoryStore::default();
+        let stores: [&dyn Store; 2] = [&sqlite, &memory];
+        for store in stores {
+            let action = Action::send("robot", "room", "hello");
+            let first = store
+                .submit_action("api:k1", &action)
+                .await
+                .expect("stored")
+                .expect("fresh");
+            assert_eq!(first.id, action_id("api:k1"));
+            assert!(
+                store
+                    .submit_action("api:k1", &action)
+                    .await
+                    .expect("stored")
+                    .is_none(),
+                "the same key stores nothing new"
+            );
+            assert_eq!(store.pending_actions().await.expect("pending").len(), 1);
+            let record = store.action(&first.id).await.expect("read").expect("found");
+            assert_eq!(record.action.action, action);
+            assert_eq!(record.action.status, ActionStatus::Pending);
+            store
+                .set_action_status(&first.id, ActionStatus::Failed, Some("refused"))
+                .await
+                .expect("status");
+            let record = store.action(&first.id).await.expect("read").expect("found");
+            assert_eq!(record.action.status, ActionStatus::Failed);
+            assert_eq!(record.error.as_deref(), Some("refused"));
+            assert!(store.action("act_none").await.expect("read").is_none());
         }
     }
 
