@@ -15,6 +15,8 @@ use crate::permission::{Grant, Until};
 use crate::plugin::{self, PluginFault, PluginHost};
 use crate::runtime::Runtime;
 use crate::store::{SharedStore, StorageConfig, StoreError};
+use crate::subscription::sender::SubscriptionSender;
+use crate::subscription::{SubscriptionKey, Subscriptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -99,7 +101,13 @@ impl App {
             admins,
             formats,
         ));
-        let runtime = Runtime::start(store, config.router(fallback), handlers, &config.queue);
+        let runtime = Runtime::start(
+            store.clone(),
+            config.router(fallback),
+            handlers,
+            &config.queue,
+        );
+        start_subscriptions(&runtime, store, &config.server.api.subscription_key_env).await?;
         // A phone that cannot be driven (hidden tree, TalkBack, unplugged) must not keep
         // the others and the platforms from running; it is said why, and `run` goes on.
         let mut refused = Vec::new();
@@ -166,6 +174,31 @@ impl App {
         self.plugins.shutdown().await;
         errors
     }
+}
+
+/// Outbound subscriptions, when the environment holds their signing key: loaded, their
+/// sender connected before anything stored is resumed, so deliveries a crash left open
+/// go out. Without the key, stored ones wait (said once) and none can be made.
+async fn start_subscriptions(
+    runtime: &Arc<Runtime>,
+    store: SharedStore,
+    key_env: &str,
+) -> Result<(), AppError> {
+    let Some(key) = SubscriptionKey::from_env(key_env) else {
+        let waiting = store.subscriptions().await?.len();
+        if waiting > 0 {
+            tracing::warn!(env = %key_env, subscriptions = waiting, "outbound subscriptions paused: their signing key is not in the environment");
+        } else {
+            tracing::info!(env = %key_env, "outbound subscriptions off: no signing key in the environment");
+        }
+        return Ok(());
+    };
+    let subscriptions = Arc::new(Subscriptions::load(store, key).await?);
+    let sender = SubscriptionSender::new(subscriptions.clone())
+        .map_err(|e| unbuildable(format!("subscriptions: {e}")))?;
+    runtime.set_subscriptions(subscriptions);
+    runtime.start_adapter(Arc::new(sender)).await?;
+    Ok(())
 }
 
 /// A section that downloads media and was told nowhere to put it keeps it in `media/`

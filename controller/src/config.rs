@@ -376,6 +376,12 @@ impl Config {
                     format!("adapter {name:?} has a phone's serial as its name; actions could not tell them apart"),
                 ));
             }
+            if name == crate::subscription::TARGET {
+                errors.push(self.invalid_at(
+                    at,
+                    format!("adapter name {name:?} is reserved for outbound subscriptions; choose another name"),
+                ));
+            }
             if let Err(error) = adapter.check() {
                 errors.push(self.invalid_at(at, format!("adapter {name:?}: {error}")));
             }

@@ -32,4 +32,5 @@ pub mod runtime;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod subscription;
 pub mod telemetry;

@@ -231,22 +231,28 @@ async fn refuses_without_the_token_and_sends_a_retried_request_once() {
         [
             ("delete", "/api/v1/dlq/{id}"),
             ("delete", "/api/v1/grants"),
+            ("delete", "/api/v1/subscriptions/{id}"),
             ("get", "/api/v1/actions/{id}"),
             ("get", "/api/v1/dlq"),
             ("get", "/api/v1/grants"),
             ("get", "/api/v1/openapi.json"),
             ("get", "/api/v1/sources"),
+            ("get", "/api/v1/subscriptions"),
+            ("get", "/api/v1/subscriptions/{id}"),
+            ("get", "/api/v1/subscriptions/{id}/failures"),
+            ("post", "/api/v1/actions/{id}/retry"),
             ("post", "/api/v1/dlq/{id}/replay"),
             ("post", "/api/v1/grants"),
             ("post", "/api/v1/messages"),
+            ("post", "/api/v1/subscriptions"),
         ]
         .map(|(m, p)| (m.to_string(), p.to_string()))
     );
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, document.to_string()).expect("write document");
     // scripts/setup installs PyPI's openapi-spec-validator into the project's own venv.
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/tools-venv/bin/python");
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools-venv/bin/python");
     let validated = std::process::Command::new(&python)
         .args(["-m", "openapi_spec_validator"])
         .arg(&file)

@@ -21,6 +21,7 @@ use crate::handler::{HandlerError, Handlers, Outcome};
 use crate::queue::{Queue, QueueConfig, Worker};
 use crate::router::Router;
 use crate::store::{ActionStatus, SharedStore, StoreError, StoredAction};
+use crate::subscription::Subscriptions;
 use crate::telemetry;
 use outbox::Outbox;
 
@@ -41,6 +42,8 @@ pub struct Runtime {
     outbox: Arc<Outbox>,
     activity: broadcast::Sender<Activity>,
     handled: AtomicU64,
+    /// Outbound subscriptions, once a signing key makes them possible.
+    subscriptions: std::sync::OnceLock<Arc<Subscriptions>>,
 }
 
 impl Runtime {
@@ -76,6 +79,7 @@ impl Runtime {
                 outbox,
                 activity,
                 handled: AtomicU64::new(0),
+                subscriptions: std::sync::OnceLock::new(),
             }
         })
     }
@@ -92,6 +96,17 @@ impl Runtime {
     /// Events handled to the end since the start.
     pub fn handled_events(&self) -> u64 {
         self.handled.load(Ordering::Relaxed)
+    }
+
+    /// From now on every handled event is also posted to the subscriptions it matches
+    /// (their sender must be started as an adapter). Set once; a second call is ignored.
+    pub fn set_subscriptions(&self, subscriptions: Arc<Subscriptions>) {
+        let _ = self.subscriptions.set(subscriptions);
+    }
+
+    /// The subscriptions in force, when a signing key was configured.
+    pub fn subscriptions(&self) -> Option<&Arc<Subscriptions>> {
+        self.subscriptions.get()
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -235,7 +250,7 @@ impl Runtime {
         let finished = self.within_deadlines(&event, &timing, work).await?;
         let cancelled = finished.is_none();
         let outcome = finished.unwrap_or_else(|| Ok(Outcome::default()));
-        let outcome = match outcome {
+        let mut outcome = match outcome {
             Ok(outcome) => outcome,
             Err(HandlerError::Store(error)) => return Err(error),
             Err(error) => {
@@ -245,6 +260,11 @@ impl Runtime {
                 Outcome::default()
             }
         };
+        // Stored in the same step as the answers: a handled event is posted to its
+        // subscribers however the process ends afterwards.
+        if let Some(subscriptions) = self.subscriptions.get() {
+            outcome.actions.extend(subscriptions.deliveries(&event)?);
+        }
         tracing::debug!(event = %event.id, r#type = %event.event_type, actions = outcome.actions.len(), dead = outcome.dead.is_some(), "handled");
         let dead_handler = outcome.dead.as_ref().map(|dead| dead.handler.clone());
         let stored = self

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use super::{
     ActionRecord, ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store,
-    StoreError, StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id,
-    replay_key,
+    StoreError, StoredAction, StoredSubscription, TargetBacklog, Turn, action_id, action_key,
+    dead_letter_id, replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;
@@ -36,6 +36,7 @@ struct State {
     dead: Vec<(DeadLetter, &'static str)>,
     grants: BTreeMap<(String, String, String), Grant>,
     llm_turns: HashMap<String, Vec<Turn>>,
+    subscriptions: Vec<StoredSubscription>,
 }
 
 impl State {
@@ -67,6 +68,24 @@ impl State {
     fn set_status(&mut self, id: &str, status: ActionStatus) {
         if let Some(&index) = self.action_ids.get(id) {
             self.actions[index].2 = status;
+        }
+    }
+
+    /// The action at `index` with how it ended, as [`Store::action`] tells it.
+    fn record(&self, index: usize) -> ActionRecord {
+        let (id, action, status) = self.actions[index].clone();
+        let created_at = self.created.get(index).cloned().unwrap_or_default();
+        let (error, updated_at) = self
+            .outcomes
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| (None, created_at.clone()));
+        ActionRecord {
+            action: StoredAction { id, action, status },
+            error,
+            attempts: 0,
+            created_at,
+            updated_at,
         }
     }
 
@@ -387,23 +406,58 @@ impl Store for MemoryStore {
 
     async fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError> {
         let state = self.state();
+        Ok(state.action_ids.get(id).map(|&index| state.record(index)))
+    }
+
+    async fn failed_actions(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ActionRecord>, StoreError> {
+        let state = self.state();
+        let mut failed: Vec<ActionRecord> = (0..state.actions.len())
+            .filter(|&i| {
+                let (_, action, status) = &state.actions[i];
+                *status == ActionStatus::Failed && target.is_none_or(|t| action.target() == t)
+            })
+            .map(|i| state.record(i))
+            .collect();
+        failed.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        failed.truncate(limit);
+        Ok(failed)
+    }
+
+    async fn retry_action(&self, id: &str) -> Result<bool, StoreError> {
+        let mut state = self.state();
         let Some(&index) = state.action_ids.get(id) else {
-            return Ok(None);
+            return Ok(false);
         };
-        let (id, action, status) = state.actions[index].clone();
-        let created_at = state.created.get(index).cloned().unwrap_or_default();
-        let (error, updated_at) = state
-            .outcomes
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| (None, created_at.clone()));
-        Ok(Some(ActionRecord {
-            action: StoredAction { id, action, status },
-            error,
-            attempts: 0,
-            created_at,
-            updated_at,
-        }))
+        if state.actions[index].2 != ActionStatus::Failed {
+            return Ok(false);
+        }
+        state.actions[index].2 = ActionStatus::Pending;
+        if let Some(outcome) = state.outcomes.get_mut(id) {
+            outcome.1 = now_rfc3339();
+        }
+        Ok(true)
+    }
+
+    async fn add_subscription(&self, subscription: &StoredSubscription) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.subscriptions.retain(|s| s.id != subscription.id);
+        state.subscriptions.push(subscription.clone());
+        Ok(())
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError> {
+        Ok(self.state().subscriptions.clone())
+    }
+
+    async fn remove_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let before = state.subscriptions.len();
+        state.subscriptions.retain(|s| s.id != id);
+        Ok(state.subscriptions.len() < before)
     }
 
     async fn llm_turns(&self, key: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {

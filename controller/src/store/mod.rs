@@ -182,6 +182,16 @@ pub struct TargetBacklog {
     pub oldest: String,
 }
 
+/// An outbound subscription as stored: where to POST, and which event types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubscription {
+    pub id: String,
+    pub url: String,
+    /// Event-type patterns as written (`message.*`), checked when it was made.
+    pub events: Vec<String>,
+    pub created_at: String,
+}
+
 /// The durable state of a controller. Every method is one atomic step: a crash leaves
 /// either all of it or none.
 #[async_trait]
@@ -293,6 +303,27 @@ pub trait Store: Send + Sync {
         status: ActionStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// Actions that failed for good (retries used up, or refused), newest first; only
+    /// those to `target` when given. The outbox's dead letters.
+    async fn failed_actions(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ActionRecord>, StoreError>;
+
+    /// Puts a failed action back in the outbox (the sweep sends it within a second).
+    /// False when no failed action has that id.
+    async fn retry_action(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Stores a new subscription (ids are unique; a second with the same id replaces it).
+    async fn add_subscription(&self, subscription: &StoredSubscription) -> Result<(), StoreError>;
+
+    /// Every subscription, oldest first.
+    async fn subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError>;
+
+    /// False when there was none with that id.
+    async fn remove_subscription(&self, id: &str) -> Result<bool, StoreError>;
 
     /// How much waits in the outbox and the dead-letter queue; one cheap aggregate read,
     /// asked at every scrape of `/metrics`.

@@ -17,8 +17,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     ActionRecord, ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store,
-    StoreError, StoredAction, TargetBacklog, Turn, action_id, action_key, dead_letter_id,
-    replay_key,
+    StoreError, StoredAction, StoredSubscription, TargetBacklog, Turn, action_id, action_key,
+    dead_letter_id, replay_key,
 };
 use crate::event::{Action, Event, now_rfc3339};
 use crate::permission::Grant;
@@ -496,31 +496,92 @@ impl Store for SqliteStore {
     }
 
     async fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT body, status, last_error, attempts, created_at, updated_at FROM actions WHERE id = ?",
+        let row = sqlx::query(
+            "SELECT id, body, status, last_error, attempts, created_at, updated_at FROM actions WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let status: String = row.try_get(1)?;
-        Ok(Some(ActionRecord {
-            action: StoredAction {
-                id: id.to_string(),
-                action: decode("action", id.to_string(), &row.try_get::<String, _>(0)?)?,
-                status: ActionStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
-                    what: "action status",
-                    id: id.to_string(),
-                    source: serde::de::Error::custom(format!("unknown status {status:?}")),
-                })?,
-            },
-            error: row.try_get(2)?,
-            attempts: row.try_get(3)?,
-            created_at: row.try_get(4)?,
-            updated_at: row.try_get(5)?,
-        }))
+        .await?;
+        row.map(|row| action_record(&row)).transpose()
+    }
+
+    async fn failed_actions(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ActionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, body, status, last_error, attempts, created_at, updated_at FROM actions \
+             WHERE status = 'failed' AND (?1 IS NULL OR target = ?1) ORDER BY updated_at DESC, id LIMIT ?2",
+        )
+        .bind(target)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(action_record).collect()
+    }
+
+    /// A rare write (a person asking), so it takes the writer's lock itself as grants do.
+    async fn retry_action(&self, id: &str) -> Result<bool, StoreError> {
+        let mut writer = self.writer.lock().await;
+        let done = sqlx::query(
+            "UPDATE actions SET status = 'pending', updated_at = ? WHERE id = ? AND status = 'failed'",
+        )
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&mut *writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn add_subscription(&self, subscription: &StoredSubscription) -> Result<(), StoreError> {
+        let events = serde_json::to_string(&subscription.events)?;
+        let mut writer = self.writer.lock().await;
+        sqlx::query(
+            "INSERT OR REPLACE INTO subscriptions (id, url, events, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&subscription.id)
+        .bind(&subscription.url)
+        .bind(events)
+        .bind(&subscription.created_at)
+        .execute(&mut *writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, url, events, created_at FROM subscriptions ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let id: String = row.try_get(0)?;
+                let events: String = row.try_get(2)?;
+                Ok(StoredSubscription {
+                    events: serde_json::from_str(&events).map_err(|source| {
+                        StoreError::Corrupt {
+                            what: "subscription",
+                            id: id.clone(),
+                            source,
+                        }
+                    })?,
+                    id,
+                    url: row.try_get(1)?,
+                    created_at: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let mut writer = self.writer.lock().await;
+        let done = sqlx::query("DELETE FROM subscriptions WHERE id = ?")
+            .bind(id)
+            .execute(&mut *writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn set_action_status(
@@ -590,6 +651,27 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// An action's row (`id, body, status, last_error, attempts, created_at, updated_at`).
+fn action_record(row: &sqlx::sqlite::SqliteRow) -> Result<ActionRecord, StoreError> {
+    let id: String = row.try_get(0)?;
+    let status: String = row.try_get(2)?;
+    Ok(ActionRecord {
+        action: StoredAction {
+            action: decode("action", id.clone(), &row.try_get::<String, _>(1)?)?,
+            status: ActionStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                what: "action status",
+                id: id.clone(),
+                source: serde::de::Error::custom(format!("unknown status {status:?}")),
+            })?,
+            id,
+        },
+        error: row.try_get(3)?,
+        attempts: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+        updated_at: row.try_get(6)?,
+    })
 }
 
 fn connect_options(path: &Path) -> Result<SqliteConnectOptions, StoreError> {
@@ -1230,6 +1312,73 @@ mod tests {
 
     /// The window of turns, the same on both backends: newest kept, oldest first, keys
     /// apart; and SQLite's outlive a reopen (a restart).
+    #[tokio::test]
+    async fn failed_actions_are_listed_and_retried_once_and_subscriptions_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let sqlite = SqliteStore::open(&path).await.expect("open");
+        let memory = crate::store::MemoryStore::default();
+        let stores: [&dyn Store; 2] = [&sqlite, &memory];
+        for store in stores {
+            let a = store
+                .submit_action("k1", &Action::send("subscriptions", "sub_1", "{}"))
+                .await
+                .expect("submit")
+                .expect("new");
+            let b = store
+                .submit_action("k2", &Action::send("bot", "chat", "hi"))
+                .await
+                .expect("submit")
+                .expect("new");
+            for id in [&a.id, &b.id] {
+                store.claim_action(id).await.expect("claim");
+                store
+                    .set_action_status(id, ActionStatus::Failed, Some("HTTP 500"))
+                    .await
+                    .expect("fail");
+            }
+            let failed = store.failed_actions(None, 10).await.expect("failed");
+            assert_eq!(failed.len(), 2);
+            let to_subs = store
+                .failed_actions(Some("subscriptions"), 10)
+                .await
+                .expect("failed");
+            assert_eq!(to_subs.len(), 1);
+            assert_eq!(to_subs[0].action.id, a.id);
+            assert_eq!(to_subs[0].error.as_deref(), Some("HTTP 500"));
+            assert!(store.retry_action(&a.id).await.expect("retry"));
+            // Only a failed one goes back, and only once.
+            assert!(!store.retry_action(&a.id).await.expect("retry"));
+            assert!(!store.retry_action("act_none").await.expect("retry"));
+            let pending = store.pending_actions().await.expect("pending");
+            assert_eq!(
+                pending.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+                [a.id.as_str()]
+            );
+            assert_eq!(
+                store.failed_actions(None, 10).await.expect("failed").len(),
+                1
+            );
+
+            let sub = StoredSubscription {
+                id: "sub_1".into(),
+                url: "http://127.0.0.1:9/hook".into(),
+                events: vec!["message.*".into()],
+                created_at: now_rfc3339(),
+            };
+            store.add_subscription(&sub).await.expect("add");
+            assert_eq!(store.subscriptions().await.expect("list"), std::slice::from_ref(&sub));
+        }
+        drop(sqlite);
+        let reopened = SqliteStore::open(&path).await.expect("reopen");
+        let kept = reopened.subscriptions().await.expect("list");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].events, ["message.*"]);
+        assert!(reopened.remove_subscription("sub_1").await.expect("remove"));
+        assert!(!reopened.remove_subscription("sub_1").await.expect("remove"));
+        assert!(reopened.subscriptions().await.expect("list").is_empty());
+    }
+
     #[tokio::test]
     async fn llm_turns_keep_a_window_per_key_on_both_backends_and_survive_a_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -15,6 +15,7 @@ pub mod dlq;
 pub mod grants;
 pub mod messages;
 pub mod sources;
+pub mod subscriptions;
 
 use std::sync::Arc;
 
@@ -44,14 +45,23 @@ pub struct ApiConfig {
     /// only from the environment, never from the config file.
     #[serde(default = "default_tokens_env")]
     pub tokens_env: String,
+    /// The environment variable holding the key subscription secrets derive from
+    /// ([`crate::subscription`]); unset = no outbound subscriptions.
+    #[serde(default = "default_subscription_key_env")]
+    pub subscription_key_env: String,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             tokens_env: default_tokens_env(),
+            subscription_key_env: default_subscription_key_env(),
         }
     }
+}
+
+fn default_subscription_key_env() -> String {
+    "TAPWIRE_SUBSCRIPTION_KEY".to_string()
 }
 
 fn default_tokens_env() -> String {
@@ -334,6 +344,10 @@ fn parts() -> (axum::Router<Arc<Runtime>>, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(messages::send))
         .routes(routes!(actions::get))
+        .routes(routes!(actions::retry))
+        .routes(routes!(subscriptions::list, subscriptions::create))
+        .routes(routes!(subscriptions::get, subscriptions::delete))
+        .routes(routes!(subscriptions::failures))
         .routes(routes!(sources::list))
         .routes(routes!(dlq::list))
         .routes(routes!(dlq::replay))
