@@ -3,6 +3,8 @@
 //! retried with the same `Idempotency-Key` reaches the robot once; bad requests name
 //! their field; the OpenAPI document lists every route and passes
 //! `openapi-spec-validator` (PyPI). Without a token in the environment the API is off.
+//! Through a phone (phone-sim behind a real adb server), a send retried with its key is
+//! typed once.
 
 mod support;
 
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::platforms::{self, Platforms, wecom_robot_section};
-use support::{Tapwire, tapwire_config};
+use support::{AdbServer, Tapwire, tapwire_config, tapwire_run_env};
 use tapwire::event::{
     Conversation, ConversationKind, Event, Segment, Sender, event_id, now_rfc3339,
 };
@@ -474,4 +476,61 @@ async fn grants_are_given_listed_and_revoked() {
         .expect("json");
     assert_eq!(revoked, json!({"revoked": 1}));
     assert_eq!(grants("wechat:amy").await, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_through_the_phone_retried_with_its_key_is_typed_once() {
+    let adb = AdbServer::start();
+    let phone = support::phone(&adb, tapwire_phone_sim::SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tapwire = tapwire_run_env(
+        &adb,
+        &phone.serial,
+        &dir.path().join("t.db"),
+        &[],
+        &[("TAPWIRE_API_TOKENS", TOKEN)],
+    );
+    let base = format!("http://{}/api/v1", tapwire.listen_addr());
+    let client = reqwest::Client::new();
+    let message =
+        json!({"target": phone.serial, "conversation": "文件传输助手", "text": "备份完成"});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let response = client
+            .post(format!("{base}/messages"))
+            .bearer_auth(TOKEN)
+            .header("Idempotency-Key", "backup-7")
+            .json(&message)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), 202);
+        let answer: Value = response.json().await.expect("json");
+        ids.push(answer["id"].clone());
+        // The retries come while the first is being typed, and after.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let sent = support::wait_for_sent(&phone.control, 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        support::sent_to(&sent, "文件传输助手"),
+        ["备份完成"],
+        "log: {}",
+        tapwire.log()
+    );
+    // Past the outbox's sweep and the phone's check of its send: nothing more is typed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(phone.control.sent().len(), 1, "{:?}", phone.control.sent());
+    let action: Value = client
+        .get(format!("{base}/actions/{}", ids[0].as_str().expect("id")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(action["status"], "done", "{action}");
+    drop(tapwire);
+    phone.sim.shutdown().await;
 }

@@ -1367,7 +1367,10 @@ mod tests {
                 created_at: now_rfc3339(),
             };
             store.add_subscription(&sub).await.expect("add");
-            assert_eq!(store.subscriptions().await.expect("list"), std::slice::from_ref(&sub));
+            assert_eq!(
+                store.subscriptions().await.expect("list"),
+                std::slice::from_ref(&sub)
+            );
         }
         drop(sqlite);
         let reopened = SqliteStore::open(&path).await.expect("reopen");
