@@ -294,14 +294,16 @@ impl Config {
                 HandlerConfig::Webhook(_)
                 | HandlerConfig::Forward(_)
                 | HandlerConfig::Pieces(_)
-                | HandlerConfig::Llm(_) => {}
+                | HandlerConfig::Llm(_)
+                | HandlerConfig::Digest(_) => {}
             }
         }
         for grant in &self.permissions.grants {
             let (at, grant) = (grant.span().start, grant.get_ref());
-            // `llm` is the scene of the LLM handlers' tools (send, forward).
+            // `llm` (the LLM handlers' tools) and `digest` are scenes of built-in handlers.
             if grant.scene != "*"
                 && grant.scene != crate::handler::llm::TOOL_SCENE
+                && grant.scene != crate::handler::digest::SCENE
                 && !plugins.contains(grant.scene.as_str())
             {
                 errors.push(self.invalid_at(
@@ -359,6 +361,20 @@ impl Config {
                 errors.push(self.invalid_at(
                     at,
                     format!("handler name {name:?} is built in; choose another name"),
+                ));
+            }
+            if let HandlerConfig::Digest(digest) = handler
+                && self
+                    .handlers
+                    .get(&digest.llm)
+                    .is_some_and(|h| !matches!(h, HandlerConfig::Llm(_)))
+            {
+                errors.push(self.invalid_at(
+                    key("llm"),
+                    format!(
+                        "handler {name:?}: llm {:?} must be a handler of type \"llm\"",
+                        digest.llm
+                    ),
                 ));
             }
             for problem in handler.check(name, self) {

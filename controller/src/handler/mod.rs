@@ -8,6 +8,7 @@
 //! A new kind is one file implementing [`Handler`], a variant in [`HandlerConfig`] and
 //! its line in [`build`].
 
+pub mod digest;
 pub mod forward;
 pub mod llm;
 pub mod pieces;
@@ -66,6 +67,8 @@ pub enum HandlerConfig {
     Pieces(PiecesConfig),
     /// Asks a chat model (OpenAI-compatible or Dify), streaming, with memory.
     Llm(LlmConfig),
+    /// Summarises a conversation's stored messages through an `llm` handler.
+    Digest(digest::DigestConfig),
 }
 
 /// What a handler's section may ask of the rest of the config while it is checked.
@@ -110,6 +113,7 @@ impl HandlerConfig {
             HandlerConfig::Forward(f) => f.check(scope),
             HandlerConfig::Pieces(p) => p.check(),
             HandlerConfig::Llm(l) => l.check(name),
+            HandlerConfig::Digest(d) => d.check(scope),
         }
     }
 }
@@ -125,6 +129,7 @@ pub fn build(name: &str, config: &HandlerConfig) -> Result<Box<dyn Handler>, Str
         HandlerConfig::Forward(f) => Box::new(Forward::new(f)?),
         HandlerConfig::Pieces(p) => Box::new(Pieces::new(p)),
         HandlerConfig::Llm(l) => Box::new(Llm::new(name, l)?),
+        HandlerConfig::Digest(d) => Box::new(digest::Digest::new(name, d)),
     })
 }
 
@@ -220,6 +225,22 @@ impl HandlerContext<'_> {
 
     pub fn plugins(&self) -> &PluginHost {
         &self.handlers.plugins
+    }
+
+    /// A conversation's stored messages (see [`Store::messages_in`]).
+    ///
+    /// [`Store::messages_in`]: crate::store::Store::messages_in
+    pub async fn messages_in(
+        &self,
+        source: &str,
+        conversation: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.handlers
+            .store
+            .messages_in(source, conversation, since, limit)
+            .await
     }
 
     /// The last `limit` turns of a conversation's memory (see [`Store::llm_turns`]).

@@ -409,6 +409,35 @@ impl Store for MemoryStore {
         Ok(state.action_ids.get(id).map(|&index| state.record(index)))
     }
 
+    async fn messages_in(
+        &self,
+        source: &str,
+        conversation: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let state = self.state();
+        let mut found: Vec<Event> = state
+            .events
+            .iter()
+            .map(|(event, _)| event)
+            .filter(|e| {
+                e.source == source
+                    && e.event_type.starts_with("message.")
+                    && e.conversation
+                        .as_ref()
+                        .is_some_and(|c| c.id == conversation)
+                    && since.is_none_or(|since| e.timestamp.as_str() >= since)
+            })
+            .cloned()
+            .collect();
+        // Stable: events stamped alike stay in the order they came.
+        found.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+        let excess = found.len().saturating_sub(limit);
+        found.drain(..excess);
+        Ok(found)
+    }
+
     async fn failed_actions(
         &self,
         target: Option<&str>,

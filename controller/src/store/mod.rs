@@ -304,6 +304,16 @@ pub trait Store: Send + Sync {
         error: Option<&str>,
     ) -> Result<(), StoreError>;
 
+    /// Message events (`message.*`) of one conversation of a source, oldest first: the
+    /// newest `limit` of them, only those stamped at or after `since` (RFC 3339) if given.
+    async fn messages_in(
+        &self,
+        source: &str,
+        conversation: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
     /// Actions that failed for good (retries used up, or refused), newest first; only
     /// those to `target` when given. The outbox's dead letters.
     async fn failed_actions(

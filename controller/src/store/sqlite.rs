@@ -505,6 +505,33 @@ impl Store for SqliteStore {
         row.map(|row| action_record(&row)).transpose()
     }
 
+    async fn messages_in(
+        &self,
+        source: &str,
+        conversation: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, body FROM (SELECT id, body, created_at, rowid AS r FROM events \
+             WHERE source = ?1 AND conversation = ?2 AND event_type LIKE 'message.%' \
+             AND (?3 IS NULL OR created_at >= ?3) ORDER BY created_at DESC, r DESC LIMIT ?4) \
+             ORDER BY created_at, r",
+        )
+        .bind(source)
+        .bind(conversation)
+        .bind(since)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get(0)?;
+                decode("event", id, &row.try_get::<String, _>(1)?)
+            })
+            .collect()
+    }
+
     async fn failed_actions(
         &self,
         target: Option<&str>,
@@ -1312,6 +1339,66 @@ mod tests {
 
     /// The window of turns, the same on both backends: newest kept, oldest first, keys
     /// apart; and SQLite's outlive a reopen (a restart).
+    #[tokio::test]
+    async fn a_conversations_messages_are_read_back_newest_kept_oldest_first_on_both_backends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let memory = crate::store::MemoryStore::default();
+        let stores: [&dyn Store; 2] = [&sqlite, &memory];
+        let message = |n: u32, chat: &str, minute: u32| {
+            let mut event = crate::event::test_message("phone", chat, &format!("m{n}"), false);
+            event.id = format!("ev_{n}");
+            event.idempotency_key = format!("k{n}");
+            event.timestamp = format!("2026-11-30T10:{minute:02}:00.000Z");
+            event
+        };
+        for store in stores {
+            // Stored out of time order, as a phone's reads and a restart can.
+            for (n, chat, minute) in [
+                (1, "群", 1),
+                (3, "群", 3),
+                (2, "群", 2),
+                (4, "别的", 4),
+                (5, "群", 5),
+            ] {
+                store
+                    .insert_event(&message(n, chat, minute))
+                    .await
+                    .expect("insert");
+            }
+            let mut notice = message(6, "群", 6);
+            notice.event_type = "device.connected".into();
+            store.insert_event(&notice).await.expect("insert");
+            let texts = |events: Vec<Event>| -> Vec<String> {
+                events.iter().filter_map(Event::text).collect()
+            };
+            let all = store
+                .messages_in("phone", "群", None, 10)
+                .await
+                .expect("read");
+            assert_eq!(texts(all), ["m1", "m2", "m3", "m5"]);
+            let newest = store
+                .messages_in("phone", "群", None, 2)
+                .await
+                .expect("read");
+            assert_eq!(texts(newest), ["m3", "m5"]);
+            let since = store
+                .messages_in("phone", "群", Some("2026-11-30T10:02:00.000Z"), 10)
+                .await
+                .expect("read");
+            assert_eq!(texts(since), ["m2", "m3", "m5"]);
+            assert!(
+                store
+                    .messages_in("other", "群", None, 10)
+                    .await
+                    .expect("read")
+                    .is_empty()
+            );
+        }
+    }
+
     #[tokio::test]
     async fn failed_actions_are_listed_and_retried_once_and_subscriptions_survive_a_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
