@@ -105,8 +105,11 @@ impl<'a> Grid<'a> {
                     row[w as usize - 3],
                     row[w as usize - 2],
                 ];
+                // On a tie the left edge wins: a scroll bar or a floating button (`N条新消息`)
+                // takes the right edge on some rows, the left holds only background there.
                 *samples
                     .iter()
+                    .rev()
                     .max_by_key(|a| samples.iter().filter(|b| near(**a, **b, 4)).count())
                     .unwrap_or(&samples[1])
             })
@@ -263,14 +266,24 @@ pub struct Bar {
 /// navigation bar below it (three buttons, a gesture strip) is skipped, whatever its colour.
 fn find_bar(grid: &Grid<'_>) -> Option<Bar> {
     let runs = edge_runs(grid);
-    for run in runs.iter().rev() {
+    for (i, run) in runs.iter().enumerate().rev() {
         let h = run.y1 - run.y0;
         if !(30..=160).contains(&h) || run.y0 < grid.h / 2 {
             continue;
         }
+        // Some builds draw a soft shadow above the bar: a few rows stepping from the bar's
+        // colour towards the chat's (vivo's 8.0: 249, 248 over a 247 bar). They belong to
+        // the bar, or the chat's background would be read off a shadow row.
+        let mut top = run.y0;
+        for prev in runs[..i].iter().rev() {
+            if prev.y1 - prev.y0 > 6 || (lum(prev.colour) - lum(run.colour)).abs() > 12.0 {
+                break;
+            }
+            top = prev.y0;
+        }
         let cells = Cells {
             x0: 0,
-            y0: run.y0,
+            y0: top,
             x1: grid.w,
             y1: run.y1,
         };
@@ -484,19 +497,28 @@ fn clusters(band: Cells, ink: impl Fn(i32, i32) -> bool, gap: i32) -> Vec<Cells>
     out
 }
 
-/// The contrast of the strongest ink in `cells` against `bg`.
+/// The contrast of the line's ink against `bg`: the 80th percentile over its ink pixels,
+/// not the strongest one, so that an emoji or a dark icon inside a grey system line
+/// (`"📷名字"邀请…加入了群聊`) does not make the line look like black text.
 fn contrast(grid: &Grid<'_>, cells: Cells, bg: Rgb) -> f32 {
     let r = grid.to_rect(&cells);
     let lb = lum(bg);
-    let mut best = 0.0f32;
+    let mut ink: Vec<f32> = Vec::new();
     for y in r.top..r.bottom {
         for x in r.left..r.right {
             if let Some(p) = grid.pixel(x, y) {
-                best = best.max((lum(p) - lb).abs());
+                let d = (lum(p) - lb).abs();
+                if d > 20.0 {
+                    ink.push(d);
+                }
             }
         }
     }
-    best
+    if ink.is_empty() {
+        return 0.0;
+    }
+    ink.sort_by(f32::total_cmp);
+    ink[(ink.len() * 4 / 5).min(ink.len() - 1)]
 }
 
 fn text_line(grid: &Grid<'_>, cells: Cells, bg: Rgb) -> TextLine {
@@ -525,13 +547,45 @@ fn title_band(grid: &Grid<'_>, limit: i32) -> Option<Cells> {
     };
     let bands = ink_bands(top, |x, y| grid.is_ink(x, y), 1);
     let centre = grid.w / 2;
+    // A band holding a wide run of bubble colour is a bubble, not the title: on a
+    // screenshot cropped under the title bar the first band is a message.
+    let bubble_row = |y: i32| {
+        let mut run = 0;
+        (0..grid.w).any(|x| {
+            let c = grid.at(x, y);
+            let fill = OWN_GREENS.iter().any(|g| near(c, *g, 10))
+                || (!near(c, grid.edge(y), 6)
+                    && (near(c, OTHERS_LIGHT, 5) || near(c, OTHERS_DARK, 5)));
+            run = if fill { run + 1 } else { 0 };
+            run >= BUBBLE_RUN_DP
+        })
+    };
     bands.into_iter().find(|b| {
-        b.h() >= 6 && (b.y0..b.y1).any(|y| (centre - 30..centre + 30).any(|x| grid.is_ink(x, y)))
+        b.h() >= 6
+            && (b.y0..b.y1).any(|y| (centre - 30..centre + 30).any(|x| grid.is_ink(x, y)))
+            && !(b.y0..b.y1).any(bubble_row)
     })
 }
 
+/// The colour most rows between `y0` and `y1` show at their edges: the chat's background,
+/// whatever a shadow, a floating button or a scroll bar puts on a few rows.
+fn dominant_edge(grid: &Grid<'_>, y0: i32, y1: i32) -> Rgb {
+    let mut tally: Vec<(Rgb, i32)> = Vec::new();
+    for y in y0.max(0)..y1.min(grid.h) {
+        let c = grid.edge(y);
+        match tally.iter_mut().find(|(t, _)| near(*t, c, 4)) {
+            Some((_, n)) => *n += 1,
+            None => tally.push((c, 1)),
+        }
+    }
+    tally
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or_else(|| grid.edge((y1 - 1).clamp(0, grid.h - 1)), |(c, _)| c)
+}
+
 fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
-    let bg = grid.edge(bar.cells.y0 - 1);
+    let bg = dominant_edge(grid, bar.cells.y0 / 3, bar.cells.y0);
     let dark = lum(bg) < 100.0;
     let others = if dark { OTHERS_DARK } else { OTHERS_LIGHT };
     // The title bar: within the top 130 dp (status bar + action bar on any phone); the
@@ -647,22 +701,31 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
             {
                 continue;
             }
-            let Some((body, fill)) = bubble_body(grid, &c) else {
+            // WeChat puts own bubbles at the right and others' at the left, each starting
+            // beside its avatar column. A patch of bubble colour anywhere else is something
+            // else: a white avatar, a floating `N条新消息` pill at the edge, the green or
+            // white of a screenshot shown as a picture.
+            let right_of_avatar = (AVATAR_COLUMN_DP..=BUBBLE_REACH_DP).contains(&c.x0);
+            let left_of_avatar =
+                (grid.w - BUBBLE_REACH_DP..=grid.w - AVATAR_COLUMN_DP).contains(&c.x1);
+            let own = match want {
+                Class::Own if left_of_avatar => true,
+                Class::Others if right_of_avatar && left_of_avatar => side_is_right(grid, &c),
+                Class::Others if right_of_avatar || left_of_avatar => left_of_avatar,
+                _ => continue,
+            };
+            let Some((body, fill)) = bubble_body(grid, &c, bg) else {
                 continue;
             };
             let cut = body.top <= grid.to_rect(&area).top + 1
                 || body.bottom >= grid.to_rect(&area).bottom - 1
-                || square_corners(grid, &body, fill);
+                || square_corners(grid, &body, fill, fill_tol(fill, bg));
             taken.push(c);
             if cut {
                 continue;
             }
             blocks.push(ChatBlock {
-                block: Block::Bubble {
-                    own: side_is_right(grid, &c),
-                    fill,
-                    body,
-                },
+                block: Block::Bubble { own, fill, body },
                 bounds: body,
                 cells: c,
                 sender: None,
@@ -673,8 +736,20 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
     // Avatars: what stands in the strips at either edge. A name or a picture may touch an
     // avatar (nothing between them but the edge), so the avatar column ends where others'
     // bubbles begin: at their tails' tips.
-    let not_taken =
-        |x: i32, y: i32| class(x, y) != Class::Bg && !taken.iter().any(|t| contains(t, x, y));
+    // A bubble's edge is a ring of cells neither background nor fill (anti-aliasing, and
+    // JPEG noise on screenshots saved as JPEG): it belongs to the bubble, not to a picture.
+    let not_taken = |x: i32, y: i32| {
+        class(x, y) != Class::Bg
+            && !taken.iter().any(|t| {
+                let ringed = Cells {
+                    x0: t.x0 - 1,
+                    y0: t.y0 - 1,
+                    x1: t.x1 + 1,
+                    y1: t.y1 + 1,
+                };
+                contains(&ringed, x, y)
+            })
+    };
     let strip = 56;
     let left_tips: Vec<i32> = blocks
         .iter()
@@ -683,7 +758,7 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
                 own: false,
                 fill,
                 body,
-            } => Some(tail_tip(grid, &body, fill, false)),
+            } => Some(tail_tip(grid, &body, fill, fill_tol(fill, bg), false)),
             _ => None,
         })
         .collect();
@@ -819,7 +894,9 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
             continue;
         }
         let line = text_line(grid, *l, bg);
-        if !line.is_grey() {
+        // Grey text, not the faint ring of a bubble's edge (contrast ~9 on a JPEG) nor a
+        // vertical sliver: a line of text is wider than high.
+        if !line.is_grey() || line.contrast < 40.0 || l.w() < l.h() {
             continue;
         }
         match centred.last_mut() {
@@ -933,6 +1010,16 @@ fn overlaps(a: &Cells, b: &Cells) -> bool {
 /// left out as a cut bubble is; the next read, scrolled or not, shows it whole.
 const NAME_CUT_DP: i32 = 10;
 
+/// A run of bubble colour this wide (dp) is a bubble's body: no title bar holds one.
+const BUBBLE_RUN_DP: i32 = 30;
+
+/// The avatar column at either edge (dp): a bubble never reaches into it.
+const AVATAR_COLUMN_DP: i32 = 48;
+
+/// How far (dp) from the screen's edge a bubble begins: the avatar (40 dp) and its margins
+/// (WeChat 8.0: 52 dp; phone-sim: 52.5 dp), with room for other builds' spacing.
+const BUBBLE_REACH_DP: i32 = 70;
+
 /// Whether `c` reaches the top or bottom edge of `area`: cut off by the list's edge.
 fn touches(c: &Cells, area: &Cells) -> bool {
     c.y0 <= area.y0 || c.y1 >= area.y1
@@ -953,14 +1040,29 @@ fn side_is_right(grid: &Grid<'_>, c: &Cells) -> bool {
     grid.w - c.x1 < c.x0
 }
 
-/// The bubble's body (without its tail) at full resolution, and its exact fill colour.
-fn bubble_body(grid: &Grid<'_>, c: &Cells) -> Option<(Rect, Rgb)> {
+/// How far a pixel may be from a fill colour and still be the fill: half the way to the
+/// background, so that the edge between them is found where it is, and wide enough for the
+/// noise a JPEG-compressed screenshot leaves in flat colour (±9 per channel seen on a
+/// uiautomator2 JPEG of a green bubble) when the fill stands far from the background.
+fn fill_tol(fill: Rgb, bg: Rgb) -> u8 {
+    let apart = fill
+        .iter()
+        .zip(bg)
+        .map(|(a, b)| a.abs_diff(b))
+        .max()
+        .unwrap_or(0);
+    (apart / 2).clamp(8, 24)
+}
+
+/// The bubble's body (without its tail) at full resolution, and its fill colour.
+fn bubble_body(grid: &Grid<'_>, c: &Cells, bg: Rgb) -> Option<(Rect, Rgb)> {
     let approx = grid.to_rect(c);
     // A row 3 dp under the top: the body's full width, above any text and the tail.
     let cx = (approx.left + approx.right) / 2;
     let probe_y = approx.top + grid.px(3.0) + 1;
     let fill = grid.pixel(cx, probe_y)?;
-    let same = |x: i32, y: i32| grid.pixel(x, y).is_some_and(|p| near(p, fill, 8));
+    let tol = fill_tol(fill, bg);
+    let same = |x: i32, y: i32| grid.pixel(x, y).is_some_and(|p| near(p, fill, tol));
     // Exact top and bottom along the centre column (padding there holds no text).
     let mut top = probe_y;
     while top > 0 && same(cx, top - 1) {
@@ -992,8 +1094,8 @@ fn bubble_body(grid: &Grid<'_>, c: &Cells) -> Option<(Rect, Rgb)> {
 }
 
 /// The x of a bubble's tail tip (its outer edge at the tail's height), at full resolution.
-fn tail_tip(grid: &Grid<'_>, body: &Rect, fill: Rgb, right: bool) -> i32 {
-    let same = |x: i32, y: i32| grid.pixel(x, y).is_some_and(|p| near(p, fill, 8));
+fn tail_tip(grid: &Grid<'_>, body: &Rect, fill: Rgb, tol: u8, right: bool) -> i32 {
+    let same = |x: i32, y: i32| grid.pixel(x, y).is_some_and(|p| near(p, fill, tol));
     let mut tip = if right { body.right } else { body.left };
     // The tail sits level with the first line; scan a few rows there for its furthest point.
     let (from, to) = (body.top + grid.px(10.0), body.top + grid.px(24.0));
@@ -1016,8 +1118,8 @@ fn tail_tip(grid: &Grid<'_>, body: &Rect, fill: Rgb, right: bool) -> i32 {
 
 /// A bubble whose top or bottom corners are square was cut by the list's edge: WeChat
 /// rounds every corner of a whole bubble.
-fn square_corners(grid: &Grid<'_>, body: &Rect, fill: Rgb) -> bool {
-    let same = |x: i32, y: i32| grid.pixel(x, y).is_some_and(|p| near(p, fill, 8));
+fn square_corners(grid: &Grid<'_>, body: &Rect, fill: Rgb, tol: u8) -> bool {
+    let same = |x: i32, y: i32| grid.pixel(x, y).is_some_and(|p| near(p, fill, tol));
     let (l, r) = (body.left + 1, body.right - 2);
     (same(l, body.top) && same(r, body.top))
         || (same(l, body.bottom - 1) && same(r, body.bottom - 1))
@@ -1059,6 +1161,15 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
     .collect();
     avatars.sort_by_key(|a| a.y0);
 
+    // Every row's avatar stands in one column. A group's avatar is a mosaic of members'
+    // pictures with light gaps, which may be found narrower than it is; the text starts
+    // right of the column, whatever one avatar's box says.
+    let column_x1 = avatars
+        .iter()
+        .filter(|a| a.h() as f32 >= 0.85 * a.w() as f32)
+        .map(|a| a.x1)
+        .max()
+        .unwrap_or(0);
     let mut rows = Vec::new();
     for (i, a) in avatars.iter().enumerate() {
         // Cut at the list's edge: not a whole row.
@@ -1095,7 +1206,7 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
             None => (None, false),
         };
         let text = Cells {
-            x0: (a.x1 + 4).max(badge.map_or(0, |b| b.x1 + 2)),
+            x0: (a.x1.max(column_x1) + 4).max(badge.map_or(0, |b| b.x1 + 2)),
             x1: grid.w - 2,
             ..cells
         };
