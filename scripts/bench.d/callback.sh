@@ -7,7 +7,7 @@
 # the controller's RSS idle and under load, and how fast its active replies went out.
 # Run from the repository root: `BENCH=callback scripts/bench`. Knobs: CB_SECONDS (10),
 # CB_RATE (5000), CB_CONCURRENCY (64), CB_PY_WORKERS (2); CB_NO_BUILD=1 uses the release
-# binaries already in CARGO_TARGET_DIR (or target/).
+# binaries already in CARGO_TARGET_DIR (or target/); CB_ONLY_TAPWIRE=1 skips Python.
 set -euo pipefail
 
 seconds=${CB_SECONDS:-10}
@@ -76,13 +76,21 @@ cpu_secs() { # PID: user+system CPU seconds so far
 sends() { curl -s "$api/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["sends"])'; }
 # Waits until the stand-in has had WANT sends (the echo of every unique callback), up to
 # 300 s; prints how long that took after the load stopped.
+# Gives up early when nothing more arrives for 15 s (requests the generator could not send
+# have no reply to wait for).
 drain() { # WANT LABEL
-    local start now got
+    local start now got last=-1 moved
     start=$(date +%s.%N)
+    moved=$start
     while true; do
         got=$(sends)
         now=$(date +%s.%N)
-        if [ "$got" -ge "$1" ] || awk -v a="$start" -v b="$now" 'BEGIN { exit !(b - a > 300) }'; then
+        if [ "$got" != "$last" ]; then
+            last=$got
+            moved=$now
+        fi
+        if [ "$got" -ge "$1" ] || awk -v a="$start" -v b="$now" 'BEGIN { exit !(b - a > 300) }' \
+            || awk -v a="$moved" -v b="$now" 'BEGIN { exit !(b - a > 15) }'; then
             break
         fi
         sleep 0.2
@@ -234,6 +242,8 @@ if grep -qE 'callback refused|adapter=app' "$work/tapwire.log"; then
     grep -E 'callback refused|adapter=app' "$work/tapwire.log" | head -5
 fi
 stop_all
+# CB_ONLY_TAPWIRE=1: Tapwire's runs alone (comparing two builds of it).
+[ -n "${CB_ONLY_TAPWIRE:-}" ] && exit 0
 
 # --- Python ------------------------------------------------------------------------------
 py_port=$(free_port)

@@ -267,9 +267,16 @@ impl Runtime {
         }
         tracing::debug!(event = %event.id, r#type = %event.event_type, actions = outcome.actions.len(), dead = outcome.dead.is_some(), "handled");
         let dead_handler = outcome.dead.as_ref().map(|dead| dead.handler.clone());
+        // Actions for a connected adapter are stored claimed: the outbox hands them over
+        // at once, so a separate write to claim each would only add a commit to wait for.
+        let claim: Vec<bool> = outcome
+            .actions
+            .iter()
+            .map(|a| self.outbox.is_connected(a.target()))
+            .collect();
         let stored = self
             .store
-            .complete_event(&event, &outcome.actions, outcome.dead.as_ref())
+            .complete_and_claim(&event, &outcome.actions, outcome.dead.as_ref(), &claim)
             .await?;
         self.handled.fetch_add(1, Ordering::Relaxed);
         if let Some(handler) = dead_handler {
@@ -280,8 +287,11 @@ impl Runtime {
             announce(adapter.as_ref(), &event, &stored, cancelled);
         }
         for action in stored {
-            debug_assert_eq!(action.status, ActionStatus::Pending);
-            self.outbox.dispatch(action).await?;
+            if action.status == ActionStatus::Dispatched {
+                self.outbox.hand_claimed(action);
+            } else {
+                self.outbox.dispatch(action).await?;
+            }
         }
         Ok(())
     }

@@ -82,15 +82,15 @@ impl Outbox {
             .unwrap_or_default()
     }
 
+    /// Whether actions naming `target` can go out now (its adapter is connected).
+    pub fn is_connected(&self, target: &str) -> bool {
+        lock(&self.lanes).contains_key(target)
+    }
+
     /// Hands a stored action to its adapter. A dispatched one (from a previous run) is
     /// ours already; a pending one must be claimed first, so that nothing else sends it.
     pub async fn dispatch(&self, stored: StoredAction) -> Result<(), StoreError> {
-        let Action::Send {
-            target,
-            conversation,
-            text,
-            attachments,
-        } = &stored.action;
+        let target = stored.action.target();
         let jobs = lock(&self.lanes).get(target).map(|lane| lane.jobs.clone());
         let Some(jobs) = jobs else {
             // Not connected now: kept open, so the sweep or the next run delivers it.
@@ -101,17 +101,44 @@ impl Outbox {
         if !resumed && !self.store.claim_action(&stored.id).await? {
             return Ok(());
         }
-        let outgoing = Outgoing {
-            action_id: stored.id.clone(),
-            conversation: conversation.clone(),
-            text: text.clone(),
-            attachments: attachments.clone(),
-            resumed,
-        };
-        if jobs.send(outgoing).is_err() {
-            tracing::warn!(action = %stored.id, %target, "adapter stopped; the action stays for the next run");
-        }
+        hand(&jobs, stored, resumed);
         Ok(())
+    }
+
+    /// Hands an action this process stored already claimed ([`Store::complete_and_claim`],
+    /// for a target [`Outbox::is_connected`] named) to its adapter: no claim to write, and
+    /// not resumed, since nothing can have sent it yet.
+    ///
+    /// [`Store::complete_and_claim`]: crate::store::Store::complete_and_claim
+    pub fn hand_claimed(&self, stored: StoredAction) {
+        let target = stored.action.target();
+        match lock(&self.lanes).get(target) {
+            Some(lane) => hand(&lane.jobs, stored, false),
+            // Lanes are never taken away while running; should one be, the action stays
+            // dispatched and the next run resumes it.
+            None => {
+                tracing::warn!(action = %stored.id, %target, "claimed for an adapter that is gone; left for the next run")
+            }
+        }
+    }
+}
+
+fn hand(jobs: &mpsc::UnboundedSender<Outgoing>, stored: StoredAction, resumed: bool) {
+    let Action::Send {
+        target,
+        conversation,
+        text,
+        attachments,
+    } = stored.action;
+    let outgoing = Outgoing {
+        action_id: stored.id.clone(),
+        conversation,
+        text,
+        attachments,
+        resumed,
+    };
+    if jobs.send(outgoing).is_err() {
+        tracing::warn!(action = %stored.id, %target, "adapter stopped; the action stays for the next run");
     }
 }
 

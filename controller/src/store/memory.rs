@@ -201,18 +201,25 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn complete_event(
+    async fn complete_and_claim(
         &self,
         event: &Event,
         actions: &[Action],
         dead: Option<&DeadLetterInfo>,
+        claim: &[bool],
     ) -> Result<Vec<StoredAction>, StoreError> {
         let mut state = self.state();
-        let stored = actions
-            .iter()
-            .enumerate()
-            .filter_map(|(index, action)| state.insert_action(&action_key(event, index), action))
-            .collect();
+        let mut stored = Vec::new();
+        for (index, action) in actions.iter().enumerate() {
+            let Some(mut new) = state.insert_action(&action_key(event, index), action) else {
+                continue;
+            };
+            if claim.get(index).copied().unwrap_or(false) {
+                state.set_status(&new.id, ActionStatus::Dispatched);
+                new.status = ActionStatus::Dispatched;
+            }
+            stored.push(new);
+        }
         match dead {
             Some(dead) => {
                 state.add_dead(event, dead);

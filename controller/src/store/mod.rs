@@ -223,6 +223,19 @@ pub trait Store: Send + Sync {
         event: &Event,
         actions: &[Action],
         dead: Option<&DeadLetterInfo>,
+    ) -> Result<Vec<StoredAction>, StoreError> {
+        self.complete_and_claim(event, actions, dead, &[]).await
+    }
+
+    /// [`Store::complete_event`], with the actions whose `claim` entry is true stored
+    /// already claimed (dispatched, as [`Store::claim_action`] leaves them): what the
+    /// outbox hands to a connected adapter at once needs no second write to claim it.
+    async fn complete_and_claim(
+        &self,
+        event: &Event,
+        actions: &[Action],
+        dead: Option<&DeadLetterInfo>,
+        claim: &[bool],
     ) -> Result<Vec<StoredAction>, StoreError>;
 
     /// Stores one action decided before the event is finished (an acknowledgement sent

@@ -211,16 +211,24 @@ impl Store for SqliteStore {
 
     /// Stores a handled event's actions and marks it handled, in one transaction; with
     /// `dead`, the event also goes to the dead-letter queue in that same transaction.
-    async fn complete_event(
+    async fn complete_and_claim(
         &self,
         event: &Event,
         actions: &[Action],
         dead: Option<&DeadLetterInfo>,
+        claim: &[bool],
     ) -> Result<Vec<StoredAction>, StoreError> {
-        let write = completion(event, actions, dead)?;
-        let ids = write.actions.iter().map(|row| row.id.clone()).collect();
+        let mut write = completion(event, actions, dead)?;
+        for (row, claimed) in write.actions.iter_mut().zip(claim) {
+            row.claimed = *claimed;
+        }
+        let rows: Vec<(String, bool)> = write
+            .actions
+            .iter()
+            .map(|row| (row.id.clone(), row.claimed))
+            .collect();
         let written = self.write(write).await?;
-        Ok(stored_actions(actions, ids, written.stored))
+        Ok(stored_actions(actions, rows, written.stored))
     }
 
     /// Stores one action decided before the event is finished (an acknowledgement sent
@@ -233,7 +241,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<StoredAction>, StoreError> {
         let key = format!("{}:{tag}", event.idempotency_key);
         let row = ActionRow::new(key, &event.id, action, &now_rfc3339())?;
-        let ids = vec![row.id.clone()];
+        let ids = vec![(row.id.clone(), false)];
         let written = self
             .write(Write {
                 actions: vec![row],
@@ -322,7 +330,7 @@ impl Store for SqliteStore {
             .await?;
         set_handled(&mut tx, &[letter.event.id.as_str()]).await?;
         tx.commit().await?;
-        let ids = rows.iter().map(|row| row.id.clone()).collect();
+        let ids = rows.iter().map(|row| (row.id.clone(), false)).collect();
         let stored = rows.iter().map(|row| inserted.remove(&row.key)).collect();
         Ok(stored_actions(actions, ids, stored))
     }
@@ -485,7 +493,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<StoredAction>, StoreError> {
         let mut row = ActionRow::new(key.to_string(), "", action, &now_rfc3339())?;
         row.event_id = None;
-        let ids = vec![row.id.clone()];
+        let ids = vec![(row.id.clone(), false)];
         let written = self
             .write(Write {
                 actions: vec![row],
@@ -792,6 +800,8 @@ struct ActionRow {
     conversation: String,
     body: String,
     now: String,
+    /// Stored dispatched (claimed by the one storing it), not pending.
+    claimed: bool,
 }
 
 impl ActionRow {
@@ -805,6 +815,7 @@ impl ActionRow {
             conversation: action.conversation().to_string(),
             body: serde_json::to_string(action)?,
             now: now.to_string(),
+            claimed: false,
         })
     }
 }
@@ -873,17 +884,26 @@ fn completion(
     })
 }
 
-/// The actions a write stored now (not before), as the outbox holds them.
-fn stored_actions(actions: &[Action], ids: Vec<String>, stored: Vec<bool>) -> Vec<StoredAction> {
+/// The actions a write stored now (not before), as the outbox holds them; `rows` are
+/// their ids and whether each was stored claimed.
+fn stored_actions(
+    actions: &[Action],
+    rows: Vec<(String, bool)>,
+    stored: Vec<bool>,
+) -> Vec<StoredAction> {
     actions
         .iter()
-        .zip(ids)
+        .zip(rows)
         .zip(stored)
         .filter(|(_, stored)| *stored)
-        .map(|((action, id), _)| StoredAction {
+        .map(|((action, (id, claimed)), _)| StoredAction {
             id,
             action: action.clone(),
-            status: ActionStatus::Pending,
+            status: if claimed {
+                ActionStatus::Dispatched
+            } else {
+                ActionStatus::Pending
+            },
         })
         .collect()
 }
@@ -1145,7 +1165,7 @@ async fn insert_actions(
     let mut inserted = HashSet::new();
     for chunk in rows.chunks(MAX_ROWS) {
         let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO actions (id, idempotency_key, event_id, target, conversation, body, status, created_at, updated_at) ",
+            "INSERT INTO actions (id, idempotency_key, event_id, target, conversation, body, status, attempts, created_at, updated_at) ",
         );
         query.push_values(chunk.iter().copied(), |mut values, row| {
             values
@@ -1155,7 +1175,12 @@ async fn insert_actions(
                 .push_bind(row.target.as_str())
                 .push_bind(row.conversation.as_str())
                 .push_bind(row.body.as_str())
-                .push("'pending'")
+                // A claimed row is handed out now: counted as one attempt, as a claim is.
+                .push(if row.claimed {
+                    "'dispatched', 1"
+                } else {
+                    "'pending', 0"
+                })
                 .push_bind(row.now.as_str())
                 .push_bind(row.now.as_str());
         });
@@ -1339,6 +1364,58 @@ mod tests {
 
     /// The window of turns, the same on both backends: newest kept, oldest first, keys
     /// apart; and SQLite's outlive a reopen (a restart).
+    #[tokio::test]
+    async fn actions_stored_claimed_are_handed_out_by_no_one_else_on_both_backends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let memory = crate::store::MemoryStore::default();
+        let stores: [&dyn Store; 2] = [&sqlite, &memory];
+        for store in stores {
+            let mut event = crate::event::test_message("phone", "chat", "hi", false);
+            event.id = "ev_claim".into();
+            event.idempotency_key = "k_claim".into();
+            store.insert_event(&event).await.expect("insert");
+            let actions = [
+                Action::send("bot", "chat", "now"),
+                Action::send("away", "chat", "later"),
+            ];
+            let stored = store
+                .complete_and_claim(&event, &actions, None, &[true, false])
+                .await
+                .expect("complete");
+            let statuses: Vec<ActionStatus> = stored.iter().map(|a| a.status).collect();
+            assert_eq!(statuses, [ActionStatus::Dispatched, ActionStatus::Pending]);
+            // The sweep sees only the unclaimed one; a claim of the other finds it taken.
+            let pending = store.pending_actions().await.expect("pending");
+            assert_eq!(pending.len(), 1);
+            assert_eq!(pending[0].id, stored[1].id);
+            assert!(!store.claim_action(&stored[0].id).await.expect("claim"));
+            // A restart resumes both.
+            assert_eq!(store.open_actions().await.expect("open").len(), 2);
+            // Completed again (handled twice): nothing new, nothing returned.
+            let again = store
+                .complete_and_claim(&event, &actions, None, &[true, true])
+                .await
+                .expect("complete");
+            assert!(again.is_empty());
+        }
+        let record = sqlite
+            .action(&action_id(&action_key(
+                &{
+                    let mut e = crate::event::test_message("phone", "chat", "hi", false);
+                    e.idempotency_key = "k_claim".into();
+                    e
+                },
+                0,
+            )))
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(record.attempts, 1, "a claim counts as an attempt");
+    }
+
     #[tokio::test]
     async fn a_conversations_messages_are_read_back_newest_kept_oldest_first_on_both_backends() {
         let dir = tempfile::tempdir().expect("tempdir");
