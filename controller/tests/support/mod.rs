@@ -128,6 +128,17 @@ pub struct Tapwire {
 }
 
 pub fn tapwire_run(adb: &AdbServer, serial: &str, db: &Path, extra: &[&str]) -> Tapwire {
+    tapwire_run_env(adb, serial, db, extra, &[])
+}
+
+/// [`tapwire_run`] with `env` added to its environment (the API's tokens).
+pub fn tapwire_run_env(
+    adb: &AdbServer,
+    serial: &str,
+    db: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Tapwire {
     let db_arg = db.to_string_lossy().to_string();
     let adb_addr = adb.addr();
     let mut args = vec![
@@ -146,7 +157,7 @@ pub fn tapwire_run(adb: &AdbServer, serial: &str, db: &Path, extra: &[&str]) -> 
         "--no-pacing",
     ];
     args.extend_from_slice(extra);
-    tapwire_command(&args, db)
+    tapwire_command_env(&args, db, env)
 }
 
 /// Serves `router` (a platform's stand-in) on a free loopback port: its base URL, and the
