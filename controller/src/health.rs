@@ -79,7 +79,8 @@ impl SourceHealth {
     pub fn snapshot(&self) -> Health {
         let reader = lock(&self.reader).clone();
         let mode = reader.as_deref().map(|r| {
-            if r.starts_with("vision") {
+            // `vision:…`, or `auto:vision:…` while auto mode reads screenshots.
+            if r.strip_prefix("auto:").unwrap_or(r).starts_with("vision") {
                 "vision".to_string()
             } else {
                 "tree".to_string()
@@ -176,7 +177,9 @@ mod tests {
         let phone = of("health-test-phone");
         assert_eq!(phone.snapshot(), Health::default());
         phone.connected(true);
-        phone.reader("vision:tesseract");
+        phone.reader("auto:wechat-8.0");
+        assert_eq!(phone.snapshot().reader_mode.as_deref(), Some("tree"));
+        phone.reader("auto:vision:tesseract");
         phone.screen_read();
         let seen = phone.snapshot();
         assert_eq!(seen.connected, Some(true));

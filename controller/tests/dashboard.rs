@@ -303,6 +303,40 @@ async fn a_message_shows_live_and_its_answer_in_the_conversation() {
     .await;
     keep_screenshot(&client, "conversation").await;
 
+    // The phone's health as the API (and the sources page) shows it.
+    let sources: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/sources"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    let health = &sources[0]["health"];
+    assert_eq!(sources[0]["name"], phone.serial.as_str(), "{sources}");
+    assert_eq!(health["connected"], true, "{sources}");
+    assert_eq!(health["reader_mode"], "tree", "{sources}");
+    for field in ["last_screen_read", "last_message_read", "last_success"] {
+        assert!(health[field].is_string(), "no {field}: {sources}");
+    }
+    client
+        .find(Locator::Css("#tab-sources"))
+        .await
+        .expect("tab")
+        .click()
+        .await
+        .expect("clicked");
+    wait_for_text(
+        &client,
+        &format!("#sources-rows tr[data-source=\"{}\"]", phone.serial),
+        "tree (auto:wechat-",
+        Duration::from_secs(5),
+        &tapwire,
+    )
+    .await;
+    keep_screenshot(&client, "sources").await;
+
     client.close().await.expect("closed");
     drop(driver);
 }
