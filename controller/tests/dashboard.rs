@@ -110,6 +110,20 @@ async fn wait_for_text(
     }
 }
 
+/// Screenshots the phone's actor took, from `/metrics`.
+async fn screenshots(base: &str, serial: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = format!("tapwire_screenshots_total{{phone=\"{serial}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
 /// The controller's resident memory (Linux), for the numbers the test prints.
 fn rss(tapwire: &Tapwire) -> String {
     std::fs::read_to_string(format!("/proc/{}/status", tapwire.child.id()))
@@ -172,9 +186,12 @@ async fn a_message_shows_live_and_its_answer_in_the_conversation() {
         "the run logs the dashboard: {}",
         tapwire.log()
     );
-    // Once the phone is read, before any page watches it.
+    // Once the phone is read, before any page watches it: no screenshot is taken (the
+    // tree is read), which is what an unwatched live view must cost.
     wait_for_log(&tapwire, "phone ready");
     eprintln!("controller with one phone, no dashboard: {}", rss(&tapwire));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(screenshots(&base, &phone.serial).await, 0);
     let driver = Driver::start();
     let client = browser(&driver).await;
 
@@ -261,6 +278,7 @@ async fn a_message_shows_live_and_its_answer_in_the_conversation() {
         .expect("boxes");
     assert!(!boxes.is_empty(), "no role boxed on the screenshot");
     keep_screenshot(&client, "live").await;
+    assert!(screenshots(&base, &phone.serial).await > 0);
     eprintln!(
         "controller with one phone and one open dashboard: {}",
         rss(&tapwire)
