@@ -355,6 +355,32 @@ async fn a_message_shows_live_and_its_answer_in_the_conversation() {
     .await;
     keep_screenshot(&client, "sources").await;
 
+    // 中文: the switch changes every text, and stays chosen.
+    client
+        .find(Locator::Css("#lang-zh"))
+        .await
+        .expect("the language switch")
+        .click()
+        .await
+        .expect("clicked");
+    wait_for_text(
+        &client,
+        "#tab-conversations",
+        "会话",
+        Duration::from_secs(2),
+        &tapwire,
+    )
+    .await;
+    wait_for_text(
+        &client,
+        "#sources-rows",
+        "是",
+        Duration::from_secs(5),
+        &tapwire,
+    )
+    .await;
+    keep_screenshot(&client, "zh").await;
+
     client.close().await.expect("closed");
     drop(driver);
 }
