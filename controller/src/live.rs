@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tapwire_device_agent::agent::{Observation, Observer};
+use tapwire_device_agent::reader::Frame;
 use tokio::sync::broadcast;
 
 use crate::health::{self, SourceHealth};
@@ -27,6 +28,9 @@ pub struct PhoneLive {
     /// The last observation that came with a screenshot: a read without one (nobody
     /// watched, or the screen had not changed) keeps the picture that is still true.
     last_shot: Mutex<Option<Arc<Observation>>>,
+    /// The last raw frame encoded as PNG, by its observation's time: encoded once however
+    /// many pages ask.
+    png: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
     health: Arc<SourceHealth>,
 }
 
@@ -46,6 +50,7 @@ impl PhoneLive {
             refresh: AtomicBool::new(false),
             last: Mutex::new(None),
             last_shot: Mutex::new(None),
+            png: Mutex::new(None),
             health: health::of(name),
         }
     }
@@ -75,6 +80,30 @@ impl PhoneLive {
     /// The last screen read with a screenshot.
     pub fn last_screenshot(&self) -> Option<Arc<Observation>> {
         lock(&self.last_shot).clone()
+    }
+
+    /// The last screenshot as PNG, and when its screen was read. A raw frame (the vision
+    /// reader's) is encoded here, off the async threads, once.
+    pub async fn last_png(&self) -> Option<Result<(u64, Arc<Vec<u8>>), String>> {
+        let shot = self.last_screenshot()?;
+        let frame = shot.screenshot.clone()?;
+        if let Frame::Png(png) = frame.as_ref() {
+            return Some(Ok((shot.at_ms, Arc::new(png.clone()))));
+        }
+        if let Some((at, png)) = lock(&self.png).clone()
+            && at == shot.at_ms
+        {
+            return Some(Ok((at, png)));
+        }
+        let encoded = tokio::task::spawn_blocking(move || frame.to_png())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|png| png);
+        Some(encoded.map(|png| {
+            let png = Arc::new(png);
+            *lock(&self.png) = Some((shot.at_ms, png.clone()));
+            (shot.at_ms, png)
+        }))
     }
 }
 
@@ -146,7 +175,7 @@ mod tests {
             messages: Vec::new(),
             boxes: Vec::new(),
             size: shot.then_some((10, 20)),
-            screenshot: shot.then(|| Arc::new(vec![1, 2, 3])),
+            screenshot: shot.then(|| Arc::new(Frame::Png(vec![1, 2, 3]))),
         }
     }
 

@@ -33,7 +33,7 @@ use crate::tail::Watermark;
 use crate::transport::{ShellOutput, Transport, TransportError};
 use crate::uimap::{UiMap, UiMapError, UiMaps, Version};
 
-pub use observe::{MessageSeen, Observation, Observer, RoleBox, RowSeen};
+pub use observe::{MessageSeen, Observation, Observer, RoleBox, RowSeen, png_size};
 pub use scan::Orphan;
 use scan::{KnownChat, RowHint};
 
@@ -571,6 +571,7 @@ impl PhoneAgent {
     /// Asks the screen reader what is in front. It looks through the actor's own
     /// transport, so its shell calls are counted and logged with the actor's.
     pub fn read(&mut self) -> Result<ScreenReading, AgentError> {
+        self.before_read();
         let mut phone = CountedShell {
             transport: self.transport.as_mut(),
             device: &self.config.device,

@@ -5,7 +5,11 @@
 //! The [`Observer`] says whether anyone watches; while nobody does a read costs one
 //! comparison more than before and no screenshot is taken. A screenshot is taken when the
 //! reading changed (or a new watcher asked for one), so a chat read on every poll of the
-//! hot window does not make the phone render a PNG each time.
+//! hot window does not make the phone render a PNG each time. A reader that reads
+//! screenshots (vision) hands over the one it read ([`ScreenReader::take_frame`]), so
+//! watching it costs no second capture.
+//!
+//! [`ScreenReader::take_frame`]: crate::reader::ScreenReader::take_frame
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,6 +18,7 @@ use serde::Serialize;
 
 use super::PhoneAgent;
 use crate::dump::Rect;
+use crate::reader::Frame;
 use crate::screen::{ItemKind, ScreenKind, ScreenReading, Side};
 
 /// Who looks at a phone's screens.
@@ -50,9 +55,10 @@ pub struct Observation {
     pub boxes: Vec<RoleBox>,
     /// The screenshot's width and height, when one was taken.
     pub size: Option<(u32, u32)>,
-    /// `screencap -p` of this screen (PNG), taken only while watched.
+    /// This screen as captured (the vision reader's own frame, or `screencap -p`), taken
+    /// only while watched.
     #[serde(skip)]
-    pub screenshot: Option<Arc<Vec<u8>>>,
+    pub screenshot: Option<Arc<Frame>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -167,6 +173,38 @@ impl PhoneAgent {
         self.observing.observer = Some(observer);
     }
 
+    /// Before a read: a reader that takes screenshots keeps this one if someone watches.
+    pub(super) fn before_read(&mut self) {
+        let watching = self
+            .observing
+            .observer
+            .as_ref()
+            .is_some_and(|o| o.watching());
+        self.reader.keep_frames(watching);
+    }
+
+    /// The screen as the reader captured it for this read, else a `screencap -p`; None
+    /// when neither gives an image (the read itself went well, so it is not an error).
+    fn screenshot(&mut self) -> Option<Arc<Frame>> {
+        if let Some(frame) = self.reader.take_frame().filter(|f| f.size().is_some()) {
+            return Some(Arc::new(frame));
+        }
+        match self.shell("screencap -p") {
+            Ok(out) => {
+                crate::telemetry::screenshot_taken(&self.config.device);
+                if png_size(&out.stdout).is_some() {
+                    return Some(Arc::new(Frame::Png(out.stdout)));
+                }
+                tracing::debug!(device = %self.config.device, stderr = %out.stderr_text().trim(), "screencap -p printed no PNG");
+                None
+            }
+            Err(error) => {
+                tracing::debug!(device = %self.config.device, %error, "no screenshot for the live view");
+                None
+            }
+        }
+    }
+
     /// Reads the screen if the observer asks for it (someone started watching).
     pub(super) fn refresh_if_wanted(&mut self) -> Result<(), super::AgentError> {
         let wanted = self
@@ -200,20 +238,7 @@ impl PhoneAgent {
         }
         let screenshot = if watching {
             self.observing.last_shot = Some(Instant::now());
-            match self.shell("screencap -p") {
-                Ok(out) if png_size(&out.stdout).is_some() => {
-                    crate::telemetry::screenshot_taken(&self.config.device);
-                    Some(Arc::new(out.stdout))
-                }
-                Ok(out) => {
-                    tracing::debug!(device = %self.config.device, stderr = %out.stderr_text().trim(), "screencap -p printed no PNG");
-                    None
-                }
-                Err(error) => {
-                    tracing::debug!(device = %self.config.device, %error, "no screenshot for the live view");
-                    None
-                }
-            }
+            self.screenshot()
         } else {
             None
         };
@@ -255,7 +280,7 @@ impl PhoneAgent {
             rows,
             messages,
             boxes: boxes(reading),
-            size: screenshot.as_deref().and_then(|png| png_size(png)),
+            size: screenshot.as_deref().and_then(Frame::size),
             screenshot,
         });
         self.observing.last = Some(reading.clone());
@@ -264,7 +289,203 @@ impl PhoneAgent {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
+    use crate::agent::{AgentConfig, Batch, DeviceStatus, SendOutcome, Sink};
+    use crate::reader::{ReadError, ScreenReader};
+    use crate::screen::{ConversationList, ConversationRow, Unread};
+    use crate::tail::Watermark;
+    use crate::transport::{ShellOutput, Transport, TransportError};
+
+    /// A phone that answers the version question and a PNG for `screencap -p`, and keeps
+    /// every command.
+    struct Phone(Arc<Mutex<Vec<String>>>);
+
+    impl Transport for Phone {
+        fn shell(&mut self, command: &str) -> Result<ShellOutput, TransportError> {
+            self.0.lock().expect("lock").push(command.to_string());
+            let stdout = match command {
+                "dumpsys package com.tencent.mm" => b"versionName=8.0.50\n".to_vec(),
+                "screencap -p" => png(4, 8),
+                _ => Vec::new(),
+            };
+            Ok(ShellOutput {
+                stdout,
+                stderr: Vec::new(),
+                exit_code: Some(0),
+            })
+        }
+        fn describe(&self) -> String {
+            "test phone".into()
+        }
+    }
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend_from_slice(&width.to_be_bytes());
+        png.extend_from_slice(&height.to_be_bytes());
+        png
+    }
+
+    /// Shows a list whose title is the number of reads so far divided by `every`: the
+    /// screen changes every `every` reads. Keeps a raw frame when asked, if `frames`.
+    struct Reader {
+        reads: u32,
+        every: u32,
+        frames: bool,
+        keep: bool,
+        frame: Option<Frame>,
+    }
+
+    impl ScreenReader for Reader {
+        fn read(&mut self, _phone: &mut dyn Transport) -> Result<ScreenReading, ReadError> {
+            self.reads += 1;
+            if self.frames && self.keep {
+                let mut raw = Vec::new();
+                for word in [2u32, 3, 1] {
+                    raw.extend_from_slice(&word.to_le_bytes());
+                }
+                raw.extend_from_slice(&[0; 24]);
+                self.frame = Some(Frame::Raw(raw));
+            }
+            Ok(ScreenReading {
+                kind: ScreenKind::ConversationList,
+                map: "test".into(),
+                list: Some(ConversationList {
+                    title: Some(format!("{}", self.reads / self.every)),
+                    tab_unread: None,
+                    rows: vec![ConversationRow {
+                        title: Some("amy".into()),
+                        preview: None,
+                        time: None,
+                        unread: Unread::None,
+                        muted: None,
+                        bounds: Rect {
+                            left: 0,
+                            top: 10,
+                            right: 4,
+                            bottom: 20,
+                        },
+                    }],
+                }),
+                chat: None,
+                dialog: None,
+            })
+        }
+        fn name(&self) -> &str {
+            "test"
+        }
+        fn keep_frames(&mut self, keep: bool) {
+            self.keep = keep;
+        }
+        fn take_frame(&mut self) -> Option<Frame> {
+            self.frame.take()
+        }
+    }
+
+    struct NoSink;
+
+    impl Sink for NoSink {
+        fn watermark(&mut self, _: &str, _: &str) -> Result<Option<Watermark>, String> {
+            Ok(None)
+        }
+        fn record(&mut self, _: Batch) -> Result<Vec<String>, String> {
+            Ok(Vec::new())
+        }
+        fn sent(&mut self, _: &str, _: SendOutcome) -> Result<(), String> {
+            Ok(())
+        }
+        fn status(&mut self, _: &str, _: DeviceStatus) {}
+    }
+
+    #[derive(Default)]
+    struct Watcher {
+        watching: AtomicBool,
+        seen: Mutex<Vec<Observation>>,
+    }
+
+    impl Observer for Watcher {
+        fn watching(&self) -> bool {
+            self.watching.load(Ordering::SeqCst)
+        }
+        fn observe(&self, observation: Observation) {
+            self.seen.lock().expect("lock").push(observation);
+        }
+    }
+
+    fn agent(frames: bool) -> (PhoneAgent, Arc<Mutex<Vec<String>>>, Arc<Watcher>) {
+        let commands = Arc::new(Mutex::new(Vec::new()));
+        let (_tx, rx) = std::sync::mpsc::channel();
+        let reader = Reader {
+            reads: 0,
+            every: 2,
+            frames,
+            keep: false,
+            frame: None,
+        };
+        let mut agent = PhoneAgent::with_reader(
+            AgentConfig::new("p"),
+            Box::new(Phone(commands.clone())),
+            Box::new(reader),
+            Box::new(NoSink),
+            rx,
+        )
+        .expect("agent");
+        let watcher = Arc::new(Watcher::default());
+        agent.observe_with(watcher.clone());
+        (agent, commands, watcher)
+    }
+
+    fn screencaps(commands: &Mutex<Vec<String>>) -> usize {
+        commands
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|c| c.starts_with("screencap"))
+            .count()
+    }
+
+    #[test]
+    fn screenshots_only_while_watched_and_only_of_a_changed_screen() {
+        let (mut agent, commands, watcher) = agent(false);
+        for _ in 0..4 {
+            agent.read().expect("read");
+        }
+        assert_eq!(screencaps(&commands), 0, "nobody watches");
+        let seen = watcher.seen.lock().expect("lock").len();
+        assert_eq!(seen, 3, "each change is still observed (0, 1, 2)");
+
+        watcher.watching.store(true, Ordering::SeqCst);
+        for _ in 0..4 {
+            agent.read().expect("read");
+        }
+        // Reads 5..8 show 2, 3, 3, 4: the first is shot (there is no picture yet though
+        // the screen is as before), then each of the two changes; the repeat is not.
+        assert_eq!(screencaps(&commands), 3);
+        let seen = watcher.seen.lock().expect("lock");
+        let last = seen.last().expect("observed");
+        assert_eq!(last.size, Some((4, 8)));
+        assert!(matches!(last.screenshot.as_deref(), Some(Frame::Png(_))));
+        assert_eq!(last.boxes[0].role, "conversation_row");
+        assert_eq!(last.boxes[0].bounds, [0, 10, 4, 20]);
+    }
+
+    #[test]
+    fn a_reader_s_own_frame_is_shown_without_another_capture() {
+        let (mut agent, commands, watcher) = agent(true);
+        watcher.watching.store(true, Ordering::SeqCst);
+        agent.read().expect("read");
+        assert_eq!(screencaps(&commands), 0);
+        let seen = watcher.seen.lock().expect("lock");
+        let last = seen.last().expect("observed");
+        assert_eq!(last.size, Some((2, 3)));
+        let frame = last.screenshot.as_deref().expect("a frame");
+        assert!(matches!(frame, Frame::Raw(_)));
+        let png = frame.to_png().expect("encoded");
+        assert_eq!(png_size(&png), Some((2, 3)));
+    }
 
     #[test]
     fn png_size_reads_the_header_and_refuses_what_is_not_png() {

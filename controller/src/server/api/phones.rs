@@ -188,11 +188,19 @@ pub async fn live(
 )]
 pub async fn screenshot(Path(name): Path<String>) -> Result<Response, ApiError> {
     let phone = live::find(&name).ok_or_else(|| unknown_phone(&name))?;
-    let Some(png) = phone.last_screenshot().and_then(|o| o.screenshot.clone()) else {
+    let Some(png) = phone.last_png().await else {
         return Err(ApiError::not_found(format!(
             "no screenshot of {name:?} yet: one is taken while a live view is open"
         )));
     };
+    let (_, png) = png.map_err(|error| {
+        tracing::warn!(phone = %name, %error, "the phone's frame could not be encoded as PNG");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the screenshot could not be encoded; see the controller's log",
+        )
+    })?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),
