@@ -278,6 +278,20 @@ async fn a_message_shows_live_and_its_answer_in_the_conversation() {
         .expect("boxes");
     assert!(!boxes.is_empty(), "no role boxed on the screenshot");
     keep_screenshot(&client, "live").await;
+    let delays = client
+        .execute("return window.liveDelays || [];", Vec::new())
+        .await
+        .expect("delays");
+    let mut delays: Vec<i64> = serde_json::from_value(delays).expect("numbers");
+    // The first is the screen read before the page opened, which the stream starts with.
+    delays.remove(0);
+    delays.sort_unstable();
+    eprintln!(
+        "live view: read → page {} ms median, {} ms max, over {} screens",
+        delays.get(delays.len() / 2).copied().unwrap_or(-1),
+        delays.last().copied().unwrap_or(-1),
+        delays.len()
+    );
     assert!(screenshots(&base, &phone.serial).await > 0);
     eprintln!(
         "controller with one phone and one open dashboard: {}",

@@ -236,15 +236,16 @@ impl PhoneAgent {
             observer.unchanged();
             return;
         }
+        // The read's time, before the screenshot: what a live view's delay counts from.
+        let at_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let screenshot = if watching {
             self.observing.last_shot = Some(Instant::now());
             self.screenshot()
         } else {
             None
         };
-        let at_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let title = reading
             .chat
             .as_ref()

@@ -98,6 +98,8 @@ function ensurePhones() {
 }
 
 function drawScreen(screen, { state, img, svg, read }) {
+  // From the phone's read to this page, for the benchmarks (same clock on one machine).
+  (window.liveDelays ||= []).push(Date.now() - screen.at_ms);
   state.textContent = `${t("screen." + screen.kind)} · ${new Date(screen.at_ms).toLocaleTimeString()}`;
   state.dataset.at = screen.at_ms;
   if (screen.screenshot) img.src = screen.screenshot;
