@@ -398,3 +398,87 @@ async fn a_message_shows_live_and_its_answer_in_the_conversation() {
     client.close().await.expect("closed");
     drop(driver);
 }
+
+/// In vision mode the live view shows the frame the reader read (raw `screencap`, encoded
+/// as PNG when asked for), through the stream a page subscribes to; a wrong cookie is
+/// refused like a wrong token.
+#[tokio::test(flavor = "multi_thread")]
+async fn vision_frames_are_streamed_and_served_as_png() {
+    let adb = AdbServer::start();
+    let phone = phone(&adb, SimConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tapwire = tapwire_run_env(
+        &adb,
+        &phone.serial,
+        &dir.path().join("t.db"),
+        &["--mode", "vision"],
+        &[("TAPWIRE_API_TOKENS", TOKEN)],
+    );
+    let base = format!("http://{}/api/v1", tapwire.listen_addr());
+    let client = reqwest::Client::new();
+    let live = format!("{base}/phones/{}/live", phone.serial);
+    let refused = client
+        .get(&live)
+        .header("Cookie", "tapwire_session=0123")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(refused.status(), 401);
+
+    let mut stream = client
+        .get(&live)
+        .header(
+            "Cookie",
+            format!(
+                "tapwire_session={}",
+                tapwire::server::api::cookie_value(TOKEN.as_bytes())
+            ),
+        )
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut text = String::new();
+    let screen = loop {
+        let chunk = tokio::time::timeout_at(deadline.into(), stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no screen with a screenshot: {text}\n{}", tapwire.log()))
+            .expect("stream")
+            .expect("open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        let found = text
+            .split("\n\n")
+            .filter(|event| event.starts_with("event: screen"))
+            .filter_map(|event| event.split("data: ").nth(1))
+            .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+            .find(|screen| screen["screenshot"].is_string());
+        if let Some(screen) = found {
+            break screen;
+        }
+    };
+    assert!(
+        screen["reader"]
+            .as_str()
+            .expect("reader")
+            .starts_with("vision"),
+        "{screen}"
+    );
+    let url = screen["screenshot"].as_str().expect("url");
+    let png = client
+        .get(format!("http://{}{url}", tapwire.listen_addr()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let png = png.bytes().await.expect("bytes");
+    let size = tapwire_device_agent::agent::png_size(&png).expect("a PNG");
+    assert_eq!(
+        serde_json::json!([size.0, size.1]),
+        screen["size"],
+        "{screen}"
+    );
+    drop(stream);
+}

@@ -165,6 +165,9 @@ pub(super) struct Observing {
     pub observer: Option<Arc<dyn Observer>>,
     last: Option<ScreenReading>,
     last_shot: Option<Instant>,
+    /// Whether someone watched when the current read began: the read's screenshot is
+    /// taken only then, so a reader that keeps its frame has kept this one.
+    watched: bool,
 }
 
 impl PhoneAgent {
@@ -180,6 +183,7 @@ impl PhoneAgent {
             .observer
             .as_ref()
             .is_some_and(|o| o.watching());
+        self.observing.watched = watching;
         self.reader.keep_frames(watching);
     }
 
@@ -226,7 +230,7 @@ impl PhoneAgent {
             return;
         };
         let changed = self.observing.last.as_ref() != Some(reading);
-        let watching = observer.watching();
+        let watching = self.observing.watched;
         let stale = self
             .observing
             .last_shot
