@@ -1,7 +1,8 @@
 //! The one HTTP server of `tapwire run`: `/healthz`, `/metrics` ([`metrics`]: Prometheus
 //! text), and each adapter's inbound routes at `/callback/<adapter-name>`. The REST API
-//! ([`api`], under `/api/v1`, when a token is configured) and the dashboard mount here too. [`run`] takes a bound listener and a shutdown future, so tests start the real
-//! server on port 0.
+//! ([`api`], under `/api/v1`) and the dashboard ([`dashboard`], at `/dashboard`) mount here
+//! too when a token is configured. [`run`] takes a bound listener and a shutdown future, so
+//! tests start the real server on port 0.
 
 pub mod api;
 pub mod dashboard;

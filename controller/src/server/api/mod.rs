@@ -342,7 +342,7 @@ async fn authorize(State(tokens): State<Tokens>, request: Request, next: Next) -
 #[openapi(
     info(
         title = "Tapwire REST API",
-        description = "Send through any phone or adapter, follow actions, list sources."
+        description = "Send through any phone or adapter, follow actions and events, list sources with their health and conversations with their messages, manage dead letters and grants, watch a phone live."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
