@@ -167,6 +167,46 @@ async fn refuses_without_the_token_and_sends_a_retried_request_once() {
     };
     assert_eq!(done["target"], "robot");
     assert_eq!(done["text"], "deploy done");
+
+    // The send shows in its conversation, and the robot's health has a last success.
+    let conversations: Value = client
+        .get(format!("{base}/conversations?source=robot"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(conversations[0]["source"], "robot", "{conversations}");
+    assert_eq!(conversations[0]["id"], "room", "{conversations}");
+    let messages: Value = client
+        .get(format!("{base}/conversations/robot/room/messages?limit=5"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(messages[0]["direction"], "out", "{messages}");
+    assert_eq!(messages[0]["text"], "deploy done", "{messages}");
+    assert_eq!(messages[0]["status"], "done", "{messages}");
+    let response = client
+        .get(format!("{base}/conversations/robot/room/messages?limit=0"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered");
+    let (status, error) = error_of(response).await;
+    assert_eq!((status, &error["field"]), (400, &json!("limit")), "{error}");
+    let response = client
+        .get(format!("{base}/events/evt_nothing"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(error_of(response).await.0, 404);
     // Past the outbox's one-second sweep: a second send would have gone by now.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(platforms.robot_posts(), vec!["deploy done".to_string()]);
@@ -206,6 +246,10 @@ async fn refuses_without_the_token_and_sends_a_retried_request_once() {
     assert_eq!(sources[0]["name"], "robot", "{sources}");
     assert_eq!(sources[0]["platform"], "wecom", "{sources}");
     assert_eq!(sources[0]["running"], true, "{sources}");
+    assert!(
+        sources[0]["health"]["last_success"].is_string(),
+        "{sources}"
+    );
 
     // The document lists every route the server answers, and validates.
     let document: Value = client
@@ -235,9 +279,14 @@ async fn refuses_without_the_token_and_sends_a_retried_request_once() {
             ("delete", "/api/v1/grants"),
             ("delete", "/api/v1/subscriptions/{id}"),
             ("get", "/api/v1/actions/{id}"),
+            ("get", "/api/v1/conversations"),
+            ("get", "/api/v1/conversations/{source}/{id}/messages"),
             ("get", "/api/v1/dlq"),
+            ("get", "/api/v1/events/{id}"),
             ("get", "/api/v1/grants"),
             ("get", "/api/v1/openapi.json"),
+            ("get", "/api/v1/phones/{name}/live"),
+            ("get", "/api/v1/phones/{name}/screen.png"),
             ("get", "/api/v1/sources"),
             ("get", "/api/v1/subscriptions"),
             ("get", "/api/v1/subscriptions/{id}"),
@@ -365,6 +414,19 @@ async fn dead_letters_are_listed_replayed_once_and_dropped() {
             .to_string()
     };
     let (replayed, dropped) = (id_of("replay me"), id_of("drop me"));
+    let event = robot_message("drop me");
+    let found: Value = client
+        .get(format!("{base}/events/{}", event.id))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(found["id"], event.id.as_str(), "{found}");
+    assert_eq!(found["status"], "dead", "{found}");
+    assert_eq!(found["event"]["source"], "robot", "{found}");
 
     for expected in [204, 404] {
         let response = client

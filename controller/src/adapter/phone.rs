@@ -284,8 +284,9 @@ impl Adapter for PhoneAdapter {
         );
         // Building the agent asks the phone for its WeChat version and loads the OCR
         // engine: blocking work, done once per connection.
+        let live = crate::live::phone(&serial);
         let actor = tokio::task::spawn_blocking(move || {
-            let agent = build_agent(
+            let mut agent = build_agent(
                 mode,
                 probe,
                 agent_config,
@@ -294,6 +295,7 @@ impl Adapter for PhoneAdapter {
                 Box::new(sink),
                 outbound,
             )?;
+            agent.observe_with(live);
             agent::spawn(agent, stop)
                 .map_err(|e| AgentError::Sink(format!("cannot start the phone's thread: {e}")))
         })
@@ -314,6 +316,7 @@ impl Adapter for PhoneAdapter {
     async fn stop(&self) -> Result<(), AdapterError> {
         self.stop.store(true, Ordering::Relaxed);
         telemetry::phone_connected(&self.config.serial, false);
+        crate::health::of(&self.config.serial).connected(false);
         lock(&self.outbound).take();
         let Some(actor) = lock(&self.actor).take() else {
             return Ok(());
@@ -577,6 +580,7 @@ impl Sink for PhoneSink {
         }
         if !recorded.fresh.is_empty() {
             self.read_any = true;
+            crate::health::of(&self.device).message_read();
             telemetry::phone_read(&self.device, std::time::SystemTime::now());
         }
         for event in recorded.fresh {
@@ -619,6 +623,16 @@ impl Sink for PhoneSink {
 
     fn status(&mut self, device: &str, status: DeviceStatus) {
         tracing::info!(device, ?status, "device status");
+        let health = crate::health::of(device);
+        match &status {
+            DeviceStatus::Connected { map, .. } => {
+                health.connected(true);
+                health.reader(map);
+            }
+            DeviceStatus::Disconnected { .. } => health.connected(false),
+            DeviceStatus::ReaderChanged { reader, .. } => health.reader(reader),
+            DeviceStatus::ScreenUnrecognized { .. } | DeviceStatus::DialogDismissed { .. } => {}
+        }
         match status {
             DeviceStatus::Connected { .. } => {
                 telemetry::phone_connected(device, true);

@@ -102,7 +102,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         // The demo's server takes any free port: it must not collide with a real run.
         config.server.listen = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let poll = Duration::from_millis(100);
-        let code = serve(&config, args.handler, vec![phone], poll, &maps, stop, Some(print_activity)).await;
+        // A token for this run only, unless the environment gives one: the dashboard
+        // is on for every demo, and nobody else on the machine can guess its token.
+        let mut bytes = [0u8; 12];
+        getrandom::fill(&mut bytes).context("no randomness for the dashboard's token")?;
+        let token = hex::encode(bytes);
+        let code = serve(&config, args.handler, vec![phone], poll, &maps, stop, Some(print_activity), Some(&token)).await;
         script.abort();
         drop(adb_server);
         sim.shutdown().await;

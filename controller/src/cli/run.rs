@@ -148,6 +148,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         &maps,
         shutdown,
         printer,
+        None,
     )
     .await
 }
@@ -197,6 +198,15 @@ pub async fn shutdown_signal() {
     }
 }
 
+#[allow(clippy::print_stdout)] // CLI output: where the demo's dashboard is.
+fn announce_dashboard(url: &str, on: bool, token: Option<&str>) {
+    match (on, token) {
+        (true, Some(token)) => println!("  dashboard: {url}  (token for this run: {token})\n"),
+        (true, None) => println!("  dashboard: {url}  (sign in with a token of the environment)\n"),
+        (false, _) => {}
+    }
+}
+
 #[allow(clippy::print_stdout)] // CLI output: the activity stream the user asked for.
 fn print_activity_json(activity: &Activity) {
     if let Ok(line) = serde_json::to_string(activity) {
@@ -205,7 +215,10 @@ fn print_activity_json(activity: &Activity) {
 }
 
 /// Runs phones and the config's adapters until `shutdown` resolves or a phone has
-/// stopped by itself. Exits non-zero when a phone stopped with an error.
+/// stopped by itself. Exits non-zero when a phone stopped with an error. `demo_token`:
+/// the token the API and dashboard take when the environment names none, and the
+/// dashboard's address printed with it (`tapwire demo`).
+#[allow(clippy::too_many_arguments)] // one per thing run and demo choose differently
 pub async fn serve(
     config: &Config,
     handler: HandlerKind,
@@ -214,6 +227,7 @@ pub async fn serve(
     maps: &UiMaps,
     shutdown: impl std::future::Future<Output = ()>,
     on_activity: Option<fn(&Activity)>,
+    demo_token: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     // Before anything runs: what is counted before the recorder is there is lost.
     let metrics = tapwire::server::metrics::install().map_err(anyhow::Error::msg)?;
@@ -244,7 +258,24 @@ pub async fn serve(
             }
         });
     }
-    let api_tokens = tapwire::server::api::Tokens::from_env(&api_config);
+    let mut api_tokens = tapwire::server::api::Tokens::from_env(&api_config);
+    let demo_token = demo_token.filter(|_| api_tokens.is_none());
+    if let Some(token) = demo_token {
+        api_tokens = tapwire::server::api::Tokens::parse(token);
+    }
+    let dashboard = listener
+        .local_addr()
+        .map(|addr| format!("http://{addr}{}", tapwire::server::dashboard::PATH))
+        .unwrap_or_default();
+    match &api_tokens {
+        Some(_) => tracing::info!(url = %dashboard, "dashboard on: sign in with an API token"),
+        None => {
+            tracing::info!(env = %api_config.tokens_env, "dashboard off: no API token in the environment variable")
+        }
+    }
+    if on_activity.is_some() {
+        announce_dashboard(&dashboard, api_tokens.is_some(), demo_token);
+    }
     let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(tapwire::server::run(
         listener,

@@ -1,9 +1,11 @@
 //! The one HTTP server of `tapwire run`: `/healthz`, `/metrics` ([`metrics`]: Prometheus
 //! text), and each adapter's inbound routes at `/callback/<adapter-name>`. The REST API
-//! ([`api`], under `/api/v1`, when a token is configured) and the dashboard mount here too. [`run`] takes a bound listener and a shutdown future, so tests start the real
-//! server on port 0.
+//! ([`api`], under `/api/v1`) and the dashboard ([`dashboard`], at `/dashboard`) mount here
+//! too when a token is configured. [`run`] takes a bound listener and a shutdown future, so
+//! tests start the real server on port 0.
 
 pub mod api;
+pub mod dashboard;
 pub mod metrics;
 
 use std::future::Future;
@@ -43,15 +45,21 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8787))
 }
 
-/// Every route of the server, for `runtime`'s adapters; the REST API when there are
-/// `api_tokens`.
+/// Every route of the server, for `runtime`'s adapters; the REST API and the dashboard
+/// when there are `api_tokens`. Inside tokio, it also starts following the runtime's
+/// sends for the sources' health ([`crate::health::follow`]).
 pub fn app(runtime: Arc<Runtime>, api_tokens: Option<api::Tokens>) -> axum::Router {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(crate::health::follow(runtime.subscribe()));
+    }
     let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
         .with_state(runtime.clone());
     if let Some(tokens) = api_tokens {
-        app = app.merge(api::router(runtime.clone(), tokens));
+        app = app
+            .merge(api::router(runtime.clone(), tokens.clone()))
+            .merge(dashboard::router(tokens));
     }
     for adapter in runtime.adapters() {
         if let Some(routes) = adapter.routes() {

@@ -131,10 +131,45 @@ impl MemoryStore {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// What `views.rs` reads: events with their status (`pending`, `handled`, `dead`),
+    /// actions with their status and when each was stored.
+    pub(super) fn snapshot(&self) -> super::views::Snapshot {
+        let state = self.state();
+        let dead = |id: &str| {
+            state
+                .dead
+                .iter()
+                .any(|(letter, status)| letter.event.id == id && *status == "dead")
+        };
+        let events = state
+            .events
+            .iter()
+            .map(|(event, pending)| {
+                let status = match (*pending, dead(&event.id)) {
+                    (true, _) => "pending",
+                    (false, true) => "dead",
+                    (false, false) => "handled",
+                };
+                (event.clone(), status.to_string())
+            })
+            .collect();
+        let actions = state
+            .actions
+            .iter()
+            .zip(&state.created)
+            .map(|((id, action, status), at)| (id.clone(), action.clone(), *status, at.clone()))
+            .collect();
+        (events, actions)
+    }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
+    fn views(&self) -> Option<&dyn super::views::Views> {
+        Some(self)
+    }
+
     async fn watermark(
         &self,
         device: &str,

@@ -9,6 +9,7 @@
 
 pub mod memory;
 pub mod sqlite;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -355,6 +356,12 @@ pub trait Store: Send + Sync {
     /// The last `limit` turns kept under `key` (an LLM handler's conversation), oldest
     /// first.
     async fn llm_turns(&self, key: &str, limit: usize) -> Result<Vec<Turn>, StoreError>;
+
+    /// The reads people make of a running controller (conversations, an event's status:
+    /// [`views`]); None for a backend without them.
+    fn views(&self) -> Option<&dyn views::Views> {
+        None
+    }
 
     /// Appends `turns` under `key`, then keeps only the newest `keep` of them.
     async fn push_llm_turns(

@@ -87,6 +87,11 @@ impl SqliteStore {
         })
     }
 
+    /// The read pool, for `views.rs`.
+    pub(super) fn read_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Queues a write for the next group commit and waits until it has committed.
     async fn write(&self, write: Write) -> Result<Written, StoreError> {
         let (reply, answer) = oneshot::channel();
@@ -118,6 +123,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn views(&self) -> Option<&dyn super::views::Views> {
+        Some(self)
+    }
+
     async fn watermark(
         &self,
         device: &str,

@@ -131,7 +131,7 @@ pub fn tapwire_run(adb: &AdbServer, serial: &str, db: &Path, extra: &[&str]) -> 
     tapwire_run_env(adb, serial, db, extra, &[])
 }
 
-/// [`tapwire_run`] with `env` added to its environment.
+/// [`tapwire_run`] with `env` added to its environment (the API's tokens).
 pub fn tapwire_run_env(
     adb: &AdbServer,
     serial: &str,

@@ -12,6 +12,7 @@
 
 mod chat;
 mod navigate;
+mod observe;
 mod scan;
 mod send;
 
@@ -32,6 +33,7 @@ use crate::tail::Watermark;
 use crate::transport::{ShellOutput, Transport, TransportError};
 use crate::uimap::{UiMap, UiMapError, UiMaps, Version};
 
+pub use observe::{MessageSeen, Observation, Observer, RoleBox, RowSeen, png_size};
 pub use scan::Orphan;
 use scan::{KnownChat, RowHint};
 
@@ -284,6 +286,8 @@ pub struct PhoneAgent {
     proven_send: Option<send::ProvenSend>,
     /// An orphan was used up by a read not yet stored.
     orphans_changed: bool,
+    /// Who is shown each screen read (a live view), and what was shown last.
+    observing: observe::Observing,
     pub stats: AgentStats,
 }
 
@@ -392,6 +396,7 @@ impl PhoneAgent {
             orphans: Vec::new(),
             proven_send: None,
             orphans_changed: false,
+            observing: observe::Observing::default(),
             stats: AgentStats::default(),
         }
     }
@@ -460,6 +465,7 @@ impl PhoneAgent {
         if !self.pending.is_empty() {
             self.deliver_pending()?;
         }
+        self.refresh_if_wanted()?;
         let hot = self
             .last_news
             .is_some_and(|at| at.elapsed() < self.config.hot_window);
@@ -565,6 +571,7 @@ impl PhoneAgent {
     /// Asks the screen reader what is in front. It looks through the actor's own
     /// transport, so its shell calls are counted and logged with the actor's.
     pub fn read(&mut self) -> Result<ScreenReading, AgentError> {
+        self.before_read();
         let mut phone = CountedShell {
             transport: self.transport.as_mut(),
             device: &self.config.device,
@@ -582,7 +589,9 @@ impl PhoneAgent {
                 },
             );
         }
-        Ok(reading?)
+        let reading = reading?;
+        self.publish(&reading);
+        Ok(reading)
     }
 
     fn tap(&mut self, at: Rect) -> Result<(), AgentError> {

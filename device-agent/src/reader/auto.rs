@@ -150,6 +150,20 @@ impl ScreenReader for AutoReader {
     fn changed(&mut self) -> Option<ReaderChange> {
         self.change.take()
     }
+
+    fn keep_frames(&mut self, keep: bool) {
+        if let Ok(vision) = &mut self.vision {
+            vision.keep_frames(keep);
+        }
+    }
+
+    /// The vision reader's frame, while it is the one reading (a tree read takes none).
+    fn take_frame(&mut self) -> Option<super::Frame> {
+        match (&self.using, &mut self.vision) {
+            (Using::Vision { .. }, Ok(vision)) => vision.take_frame(),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,69 @@ pub trait ScreenReader: Send {
     fn changed(&mut self) -> Option<ReaderChange> {
         None
     }
+
+    /// Keep the screenshot each read takes, for [`take_frame`](ScreenReader::take_frame):
+    /// asked before each read with whether a live view watches. Off by default, since a
+    /// frame is megabytes; a reader that takes no screenshots ignores it.
+    fn keep_frames(&mut self, _keep: bool) {}
+
+    /// The screenshot the last read was made from, if this reader took one and was asked
+    /// to keep it: a live view shows it instead of taking another.
+    fn take_frame(&mut self) -> Option<Frame> {
+        None
+    }
+}
+
+/// A screenshot as `screencap` printed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// `screencap -p`.
+    Png(Vec<u8>),
+    /// Plain `screencap`: a little-endian header (width, height, pixel format, from
+    /// Android 9 a colour space), then RGBA rows.
+    Raw(Vec<u8>),
+}
+
+impl Frame {
+    /// Width and height, read from the header alone.
+    pub fn size(&self) -> Option<(u32, u32)> {
+        match self {
+            Frame::Png(png) => crate::agent::png_size(png),
+            Frame::Raw(raw) => {
+                let word = |i: usize| {
+                    raw.get(i * 4..i * 4 + 4)
+                        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                        .map(u32::from_le_bytes)
+                };
+                Some((word(0)?, word(1)?))
+            }
+        }
+    }
+
+    /// The frame as PNG: as it is, or encoded from the raw pixels (tens of milliseconds
+    /// for a phone's screen: done where a PNG is asked for, never on the actor's thread).
+    pub fn to_png(&self) -> Result<Vec<u8>, String> {
+        match self {
+            Frame::Png(png) => Ok(png.clone()),
+            Frame::Raw(raw) => {
+                let image = vision::decode_screenshot(raw).map_err(|e| e.to_string())?;
+                let mut png = Vec::new();
+                image::ImageEncoder::write_image(
+                    image::codecs::png::PngEncoder::new_with_quality(
+                        &mut png,
+                        image::codecs::png::CompressionType::Fast,
+                        image::codecs::png::FilterType::Adaptive,
+                    ),
+                    image.as_raw(),
+                    image.width(),
+                    image.height(),
+                    image::ExtendedColorType::Rgb8,
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(png)
+            }
+        }
+    }
 }
 
 /// The reader in use changed, and why (for a status line the user sees).

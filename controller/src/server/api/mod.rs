@@ -1,7 +1,8 @@
 //! The REST API under `/api/v1`: send through any phone or adapter (through the outbox,
 //! once per idempotency key), read an action's status, list the sources, list, replay
-//! and drop dead letters, list, give and revoke grants. Every route
-//! needs `Authorization: Bearer <token>`, the tokens read from the environment variable
+//! and drop dead letters, list, give and revoke grants, conversations and their messages,
+//! an event's status, a phone's live view. Every route
+//! needs `Authorization: Bearer <token>` (or the dashboard's cookie, [`COOKIE`]), the tokens read from the environment variable
 //! `[server.api] tokens_env` names (comma separated); with none set the API is not
 //! mounted at all.
 //!
@@ -11,9 +12,12 @@
 //! and the document holds nothing an install could not read from the source anyway.
 
 pub mod actions;
+pub mod conversations;
 pub mod dlq;
+pub mod events;
 pub mod grants;
 pub mod messages;
+pub mod phones;
 pub mod sources;
 pub mod subscriptions;
 
@@ -68,9 +72,22 @@ fn default_tokens_env() -> String {
     "TAPWIRE_API_TOKENS".to_string()
 }
 
+/// The cookie the dashboard's login sets, which the API takes as well as a bearer token
+/// (a browser's `EventSource` cannot send an `Authorization` header).
+pub const COOKIE: &str = "tapwire_session";
+
 /// The bearer tokens the API accepts; never empty.
 #[derive(Clone)]
 pub struct Tokens(Arc<Vec<Vec<u8>>>);
+
+/// What the cookie holds for `token`: its SHA-256 in hex. Not the token itself, so the
+/// cookie's value is safe in a cookie whatever characters the token has, and a cookie
+/// read off a disk does not give the token away to other clients of the API (it still
+/// opens the API through a browser, as any session cookie does).
+pub fn cookie_value(token: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token))
+}
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +133,35 @@ impl Tokens {
         self.0
             .iter()
             .fold(false, |found, token| found | bool::from(token.ct_eq(given)))
+    }
+
+    /// Whether `given` is the cookie value of one of the tokens ([`cookie_value`]),
+    /// compared in constant time like [`Tokens::accepts`].
+    pub fn accepts_cookie(&self, given: &str) -> bool {
+        self.0.iter().fold(false, |found, token| {
+            found | bool::from(cookie_value(token).as_bytes().ct_eq(given.as_bytes()))
+        })
+    }
+
+    /// Whether a request carries one of the tokens, as a bearer token or the dashboard's
+    /// cookie; if not, why.
+    pub fn authorizes(&self, headers: &axum::http::HeaderMap) -> Result<(), &'static str> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if let Some(token) = bearer {
+            return if self.accepts(token.trim().as_bytes()) {
+                Ok(())
+            } else {
+                Err("wrong bearer token")
+            };
+        }
+        match cookie(headers, COOKIE) {
+            Some(value) if self.accepts_cookie(value) => Ok(()),
+            Some(_) => Err("wrong session cookie"),
+            None => Err("no bearer token"),
+        }
     }
 }
 
@@ -272,20 +318,25 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers (RFC 6265 §5.4:
+/// `name=value` pairs separated by `; `).
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
 /// Refuses a request without one of the tokens: 401 with a `WWW-Authenticate`
 /// challenge (RFC 6750 §3), and a warning naming why.
 async fn authorize(State(tokens): State<Tokens>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let reason = match given {
-        None => "no bearer token",
-        Some(token) if tokens.accepts(token.trim().as_bytes()) => {
-            return next.run(request).await;
-        }
-        Some(_) => "wrong bearer token",
+    let reason = match tokens.authorizes(request.headers()) {
+        Ok(()) => return next.run(request).await,
+        Err(reason) => reason,
     };
     tracing::warn!(path = %request.uri().path(), reason, "API request refused");
     let mut response =
@@ -301,7 +352,7 @@ async fn authorize(State(tokens): State<Tokens>, request: Request, next: Next) -
 #[openapi(
     info(
         title = "Tapwire REST API",
-        description = "Send through any phone or adapter, follow actions, list sources."
+        description = "Send through any phone or adapter, follow actions and events, list sources with their health and conversations with their messages, manage dead letters and grants, watch a phone live."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -353,6 +404,11 @@ fn parts() -> (axum::Router<Arc<Runtime>>, utoipa::openapi::OpenApi) {
         .routes(routes!(dlq::replay))
         .routes(routes!(dlq::drop))
         .routes(routes!(grants::list, grants::grant, grants::revoke))
+        .routes(routes!(conversations::list))
+        .routes(routes!(conversations::messages))
+        .routes(routes!(events::get))
+        .routes(routes!(phones::live))
+        .routes(routes!(phones::screenshot))
         .routes(routes!(openapi));
     OpenApiRouter::new().nest(PREFIX, api).split_for_parts()
 }
@@ -386,6 +442,34 @@ mod tests {
         assert!(!tokens.accepts(b"alph"));
         assert!(!tokens.accepts(b"alphaa"));
         assert!(!tokens.accepts(b""));
+        assert!(tokens.accepts_cookie(&cookie_value(b"beta")));
+        assert!(!tokens.accepts_cookie("beta"));
+    }
+
+    #[test]
+    fn a_request_passes_with_the_token_or_its_cookie_only() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let tokens = Tokens::parse("alpha").expect("a token");
+        let with = |name: header::HeaderName, value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_str(value).expect("ascii"));
+            headers
+        };
+        let good = format!("theme=dark; {COOKIE}={}", cookie_value(b"alpha"));
+        assert_eq!(tokens.authorizes(&with(header::COOKIE, &good)), Ok(()));
+        assert_eq!(
+            tokens.authorizes(&with(header::AUTHORIZATION, "Bearer alpha")),
+            Ok(())
+        );
+        assert_eq!(
+            tokens.authorizes(&with(header::COOKIE, &format!("{COOKIE}=alpha"))),
+            Err("wrong session cookie")
+        );
+        assert_eq!(
+            tokens.authorizes(&with(header::AUTHORIZATION, "Bearer beta")),
+            Err("wrong bearer token")
+        );
+        assert_eq!(tokens.authorizes(&HeaderMap::new()), Err("no bearer token"));
     }
 
     #[derive(Debug, Deserialize)]
@@ -434,6 +518,11 @@ mod tests {
             "/api/v1/dlq/{id}",
             "/api/v1/grants",
             "/api/v1/openapi.json",
+            "/api/v1/conversations",
+            "/api/v1/conversations/{source}/{id}/messages",
+            "/api/v1/events/{id}",
+            "/api/v1/phones/{name}/live",
+            "/api/v1/phones/{name}/screen.png",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {paths:?}");
         }

@@ -1,6 +1,7 @@
-//! `GET /api/v1/sources`: the phones and adapters connected, with the health known
-//! today (running, callback rejections). Phone details (connection, reader mode, last
-//! read) and adapters' last success come when the adapters report them.
+//! `GET /api/v1/sources`: the phones and adapters connected, with their health: running,
+//! callback rejections, and what [`crate::health`] keeps (a phone's connection, reader
+//! mode and last read; an adapter's last success and last failure). Copied from atomics,
+//! no store query: cheap enough to poll every second.
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub struct Source {
     pub running: bool,
     /// Callback requests refused since the start, by reason.
     pub rejections: Vec<Rejection>,
+    pub health: crate::health::Health,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,6 +60,7 @@ pub async fn list(State(runtime): State<Arc<Runtime>>) -> Json<Vec<Source>> {
                     count,
                 })
                 .collect(),
+            health: crate::health::of(a.name()).snapshot(),
         })
         .collect();
     sources.sort_by(|a, b| a.name.cmp(&b.name));

@@ -518,6 +518,9 @@ pub struct VisionReader {
     name: String,
     last: Option<Timings>,
     cache: LineCache,
+    /// Keep each read's screenshot (a live view watches), and the last one kept.
+    keep_frames: bool,
+    frame: Option<super::Frame>,
 }
 
 impl VisionReader {
@@ -531,6 +534,8 @@ impl VisionReader {
             name,
             last: None,
             cache: LineCache::default(),
+            keep_frames: false,
+            frame: None,
         }
     }
 
@@ -544,6 +549,8 @@ impl ScreenReader for VisionReader {
     /// Takes a screenshot and reads it; a screenshot cut short is taken again.
     fn read(&mut self, phone: &mut dyn Transport) -> Result<ScreenReading, ReadError> {
         const ATTEMPTS: u32 = 3;
+        // A failed read leaves no frame: the last one would show an older screen.
+        self.frame = None;
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             let started = Instant::now();
@@ -562,6 +569,12 @@ impl ScreenReader for VisionReader {
                         "screen read from a screenshot"
                     );
                     self.last = Some(reading.timings);
+                    if self.keep_frames {
+                        self.frame = Some(match self.capture {
+                            Capture::Png => super::Frame::Png(out.stdout),
+                            Capture::Raw => super::Frame::Raw(out.stdout),
+                        });
+                    }
                     return Ok(reading.reading);
                 }
                 Err(VisionError::Ocr(e)) => return Err(ReadError::Ocr(e)),
@@ -583,6 +596,17 @@ impl ScreenReader for VisionReader {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn keep_frames(&mut self, keep: bool) {
+        self.keep_frames = keep;
+        if !keep {
+            self.frame = None;
+        }
+    }
+
+    fn take_frame(&mut self) -> Option<super::Frame> {
+        self.frame.take()
     }
 }
 
