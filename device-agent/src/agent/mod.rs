@@ -33,7 +33,7 @@ use crate::tail::Watermark;
 use crate::transport::{ShellOutput, Transport, TransportError};
 use crate::uimap::{UiMap, UiMapError, UiMaps, Version};
 
-pub use observe::{MessageSeen, Observation, Observer, RoleBox, RowSeen, png_size};
+pub use observe::{MessageSeen, Observation, Observer, RoleBox, RowSeen};
 pub use scan::Orphan;
 use scan::{KnownChat, RowHint};
 

@@ -89,7 +89,12 @@ impl Frame {
     /// Width and height, read from the header alone.
     pub fn size(&self) -> Option<(u32, u32)> {
         match self {
-            Frame::Png(png) => crate::agent::png_size(png),
+            // The header alone is read, not the pixels.
+            Frame::Png(png) => {
+                image::ImageReader::with_format(std::io::Cursor::new(png), image::ImageFormat::Png)
+                    .into_dimensions()
+                    .ok()
+            }
             Frame::Raw(raw) => {
                 let word = |i: usize| {
                     raw.get(i * 4..i * 4 + 4)
@@ -162,4 +167,28 @@ pub enum ReadError {
     /// The OCR engine failed: reading again will fail again.
     #[error(transparent)]
     Ocr(#[from] OcrError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Frame;
+
+    #[test]
+    fn a_frames_size_comes_from_its_header_and_what_is_not_an_image_has_none() {
+        let mut png = Vec::new();
+        image::RgbImage::new(7, 5)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .expect("encode");
+        assert_eq!(Frame::Png(png.clone()).size(), Some((7, 5)));
+        assert_eq!(Frame::Png(png[..20].to_vec()).size(), None);
+        assert_eq!(
+            Frame::Png(b"not a png at all, really".to_vec()).size(),
+            None
+        );
+        let mut raw = Vec::new();
+        for word in [1080u32, 2400, 1] {
+            raw.extend_from_slice(&word.to_le_bytes());
+        }
+        assert_eq!(Frame::Raw(raw).size(), Some((1080, 2400)));
+    }
 }
