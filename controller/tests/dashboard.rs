@@ -474,7 +474,9 @@ async fn vision_frames_are_streamed_and_served_as_png() {
         .expect("answered");
     assert_eq!(png.headers()["content-type"], "image/png");
     let png = png.bytes().await.expect("bytes");
-    let size = tapwire_device_agent::agent::png_size(&png).expect("a PNG");
+    let size = tapwire_device_agent::reader::Frame::Png(png.to_vec())
+        .size()
+        .expect("a PNG");
     assert_eq!(
         serde_json::json!([size.0, size.1]),
         screen["size"],
