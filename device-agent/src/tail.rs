@@ -268,9 +268,17 @@ pub fn new_items(
         };
     }
     // Back over `wanted` messages from others, from the one the preview showed (or the end).
+    // A preview that no message shows exactly may be a misread one (OCR): then the oldest
+    // message it could be is taken, so that a misreading can make history news but never
+    // news history (messages that came after the list was read are news as well).
     let anchor = preview
         .filter(|_| tail.is_empty())
-        .and_then(|p| visible.iter().rposition(|i| preview_matches(p, i)))
+        .and_then(|p| {
+            visible
+                .iter()
+                .rposition(|i| preview_matches(p, i))
+                .or_else(|| visible.iter().position(|i| preview_nearly_matches(p, i)))
+        })
         .map_or(visible.len(), |i| i + 1);
     let (start, found) = back_over_others(visible, anchor, wanted);
     NewItems {
@@ -340,6 +348,20 @@ pub fn prepend_page(earlier: &[ChatItem], later: &[ChatItem]) -> Vec<ChatItem> {
 /// preview is cut with `…`, may lead with `[N条] ` or `[@所有人] `, and shows a group
 /// sender as `Sender: text`.
 pub fn preview_matches(preview: &str, last: &TailItem) -> bool {
+    preview_fits(preview, last, 0)
+}
+
+/// [`preview_matches`] allowing `misread` characters to differ, one for one: what OCR
+/// makes of small grey preview text now and then (`7` read as `了`). Never for short
+/// texts, where one character is most of the message.
+pub fn preview_nearly_matches(preview: &str, last: &TailItem) -> bool {
+    preview_fits(preview, last, 1)
+}
+
+/// The least characters a text has before a misread one may be forgiven.
+const MISREAD_MIN_CHARS: usize = 4;
+
+fn preview_fits(preview: &str, last: &TailItem, misread: usize) -> bool {
     let Some(text) = last.text.as_deref() else {
         return true; // nothing to compare with
     };
@@ -360,14 +382,36 @@ pub fn preview_matches(preview: &str, last: &TailItem) -> bool {
     let candidates = std::iter::once(fold(text)).chain(with_sender.map(|s| fold(&s)));
     for candidate in candidates {
         let fits = match cut {
-            Some(prefix) => candidate.starts_with(&fold(prefix)),
-            None => candidate == fold(shown),
+            Some(prefix) => within(&candidate, &fold(prefix), misread, true),
+            None => within(&candidate, &fold(shown), misread, false),
         };
         if fits {
             return true;
         }
     }
     false
+}
+
+/// Whether `shown` is `text` (or, with `prefix`, its start) with at most `misread`
+/// characters replaced by others.
+fn within(text: &str, shown: &str, misread: usize, prefix: bool) -> bool {
+    if misread == 0 {
+        return if prefix {
+            text.starts_with(shown)
+        } else {
+            text == shown
+        };
+    }
+    let text: Vec<char> = text.chars().collect();
+    let shown: Vec<char> = shown.chars().collect();
+    let comparable = if prefix {
+        shown.len() <= text.len()
+    } else {
+        shown.len() == text.len()
+    };
+    comparable
+        && shown.len() >= MISREAD_MIN_CHARS
+        && text.iter().zip(&shown).filter(|(a, b)| a != b).count() <= misread
 }
 
 /// A stable key for a new message: the same message read again (after a crash, on a
@@ -574,6 +618,41 @@ mod tests {
         let visible = vec![other("h1"), other("n1"), other("n2")];
         assert_eq!(new_items(&[], &visible, Some(1), Some("n1")).start, 1);
         assert_eq!(new_items(&[], &visible, Some(1), None).start, 2);
+    }
+
+    #[test]
+    fn a_misread_preview_never_makes_news_history() {
+        // The list showed 3 unread, the newest "韩梅梅消息7", read by OCR as "…消息了";
+        // "韩梅梅消息13" arrived before the chat opened. Seen on vision_e2e's kill test,
+        // seed 14495246789030605320: counted from the end, "消息4" was lost.
+        let visible = vec![
+            other("韩梅梅消息4"),
+            other("韩梅梅消息6"),
+            other("韩梅梅消息7"),
+            other("韩梅梅消息13"),
+        ];
+        assert_eq!(
+            new_items(&[], &visible, Some(3), Some("韩梅梅消息了")).start,
+            0
+        );
+        assert!(preview_nearly_matches(
+            "韩梅梅消息了",
+            &other("韩梅梅消息7")
+        ));
+        assert!(preview_nearly_matches(
+            "[3条] 韩梅梅消…",
+            &other("韩梅梅消息7")
+        ));
+        // Two characters off, or a short text one off, is another message.
+        assert!(!preview_nearly_matches(
+            "韩梅梅消了了",
+            &other("韩梅梅消息7")
+        ));
+        assert!(!preview_nearly_matches("好的", &other("好吧")));
+        assert!(!preview_nearly_matches("韩梅梅消息", &other("韩梅梅消息7")));
+        // An exact match still wins over a near one.
+        let visible = vec![other("h1 abcd"), other("n1 abcd"), other("n2 abcd")];
+        assert_eq!(new_items(&[], &visible, Some(1), Some("n1 abcd")).start, 1);
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl PhoneAgent {
             .map(|(_, t)| t)
             .collect();
         let mut found = tail::new_items(&watermark.tail, &visible, unread, preview);
+        tracing::debug!(device = %device, conversation, unread = ?unread, preview = ?preview, old_preview = ?hint.old_preview, watermark = watermark.tail.len(), visible = visible.len(), start = found.start, complete = found.complete, "where the news starts");
         if let Some(old) = hint.old_preview.as_deref()
             && watermark.tail.is_empty()
             && let Some(at) = visible.iter().rposition(|i| tail::preview_matches(old, i))
