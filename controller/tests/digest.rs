@@ -1,7 +1,7 @@
 //! Group digests end to end: the real `tapwire run`, a virtual phone (phone-sim through a
 //! real adb server) with a WeChat group, and a loopback stand-in of an OpenAI-compatible
-//! chat API. A member's `/digest 3` gets the model's summary of the group's three messages
-//! before it, in the group; asking again at once is refused for a while; a schedule
+//! chat API. A member's `/digest 30` gets the model's summary of the group's thirty
+//! messages before it, in the group; asking again at once is refused for a while; a schedule
 //! posts the digest of the same group to another chat.
 
 mod support;
@@ -146,28 +146,23 @@ async fn a_group_asks_for_its_digest_and_a_schedule_posts_one_elsewhere() {
     let tapwire: Tapwire = support::tapwire_config(&config, &[]);
     let c = &phone.control;
 
-    for (sender, text) in [
-        ("王芳", "周五上线"),
-        ("李雷", "我来写发布说明"),
-        ("陈静", "测试周四做完"),
-        ("赵强", "那就这么定了"),
-    ] {
-        c.incoming(&said("项目群", sender, text));
-        tokio::time::sleep(Duration::from_millis(150)).await;
+    // Thirty messages from four members, then a member asks for the digest.
+    let members = ["王芳", "李雷", "陈静", "赵强"];
+    let said_texts: Vec<String> = (0..30).map(|i| format!("第{i}条：进度更新 {i}")).collect();
+    for (i, text) in said_texts.iter().enumerate() {
+        c.incoming(&said("项目群", members[i % members.len()], text));
+        tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    c.incoming(&said("项目群", "王芳", "/digest 3"));
+    c.incoming(&said("项目群", "王芳", "/digest 30"));
     let answers = wait_for_chat(c, "项目群", 1).await;
-    assert_eq!(answers, ["摘要：3 行"], "log: {}", tapwire.log());
+    assert_eq!(answers, ["摘要：30 行"], "log: {}", tapwire.log());
     let asked = model.asked.lock().expect("lock").clone();
     assert_eq!(asked.len(), 1, "{asked:?}");
     let transcript: Vec<&str> = asked[0].lines().filter(|l| l.starts_with('[')).collect();
-    assert_eq!(transcript.len(), 3, "{}", asked[0]);
-    for (line, expected) in transcript.iter().zip([
-        "李雷: 我来写发布说明",
-        "陈静: 测试周四做完",
-        "赵强: 那就这么定了",
-    ]) {
-        assert!(line.ends_with(expected), "{line} / {expected}");
+    assert_eq!(transcript.len(), 30, "{}", asked[0]);
+    for (i, (line, text)) in transcript.iter().zip(&said_texts).enumerate() {
+        let expected = format!("{}: {text}", members[i % members.len()]);
+        assert!(line.ends_with(&expected), "{line} / {expected}");
     }
     assert!(asked[0].starts_with("请用中文总结"), "{}", asked[0]);
 
@@ -182,15 +177,12 @@ async fn a_group_asks_for_its_digest_and_a_schedule_posts_one_elsewhere() {
     assert_eq!(posted.len(), 1, "log: {}", tapwire.log());
     let asked = model.asked.lock().expect("lock").clone();
     assert_eq!(asked.len(), 2, "{asked:?}");
-    for text in [
-        "周五上线",
-        "我来写发布说明",
-        "测试周四做完",
-        "那就这么定了",
-        "/digest 3",
-    ] {
-        assert!(asked[1].contains(text), "{text} missing: {}", asked[1]);
-    }
+    let lines: Vec<&str> = asked[1].lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(lines.len(), 10, "{}", asked[1]);
+    // The newest ten of the group: the last eight updates and both requests.
+    assert!(lines[0].ends_with(said_texts[22].as_str()), "{}", asked[1]);
+    assert!(lines[8].ends_with("/digest 30"), "{}", asked[1]);
+    assert!(lines[9].ends_with("/digest"), "{}", asked[1]);
     // What members said, not the bot's own answers (no summary of summaries).
     assert!(!asked[1].contains("摘要："), "{}", asked[1]);
     assert!(posted[0].starts_with("摘要："), "{posted:?}");

@@ -339,8 +339,9 @@ impl Adapter for PhoneAdapter {
     }
 }
 
-/// The phone's actor, reading the screen as `mode` says. The OCR engine is loaded here,
-/// when the phone connects, so that no screen waits for it.
+/// The phone's actor, reading the screen as `mode` says. In `vision` mode the OCR engine
+/// is loaded here, when the phone connects, so that no screen waits for it; in `auto` mode
+/// when WeChat first hides its tree.
 fn build_agent(
     mode: ReadMode,
     probe: Duration,
@@ -363,11 +364,11 @@ fn build_agent(
         ReadMode::Auto => {
             let (version, map) = agent::detect_map(transport.as_mut(), maps, &config.device)?;
             let tree = UiTreeReader::new(config.device.clone(), map, version);
-            let vision = vision(&config.device).map_err(|e| e.to_string());
-            if let Err(why) = &vision {
-                tracing::warn!(device = %config.device, %why, "no vision reader: if WeChat hides its tree, this phone cannot be read");
-            }
-            let reader = AutoReader::new(config.device.clone(), tree, vision).probe_every(probe);
+            let device = config.device.clone();
+            // Loaded only if WeChat hides its tree: the engine's memory is kept for phones
+            // that need it.
+            let build = Box::new(move || vision(&device).map_err(|e| e.to_string()));
+            let reader = AutoReader::lazy(config.device.clone(), tree, build).probe_every(probe);
             PhoneAgent::with_reader(config, transport, Box::new(reader), sink, outbound)
         }
     }

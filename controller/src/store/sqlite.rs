@@ -101,6 +101,22 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Stores one action through the group commit; None when its key was stored before.
+    async fn store_one(
+        &self,
+        row: ActionRow,
+        action: &Action,
+    ) -> Result<Option<StoredAction>, StoreError> {
+        let ids = vec![(row.id.clone(), false)];
+        let written = self
+            .write(Write {
+                actions: vec![row],
+                ..Write::default()
+            })
+            .await?;
+        Ok(stored_actions(std::slice::from_ref(action), ids, written.stored).pop())
+    }
+
     async fn actions_where(&self, query: &'static str) -> Result<Vec<StoredAction>, StoreError> {
         let rows = sqlx::query(query).fetch_all(&self.pool).await?;
         rows.into_iter()
@@ -250,14 +266,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<StoredAction>, StoreError> {
         let key = format!("{}:{tag}", event.idempotency_key);
         let row = ActionRow::new(key, &event.id, action, &now_rfc3339())?;
-        let ids = vec![(row.id.clone(), false)];
-        let written = self
-            .write(Write {
-                actions: vec![row],
-                ..Write::default()
-            })
-            .await?;
-        Ok(stored_actions(std::slice::from_ref(action), ids, written.stored).pop())
+        self.store_one(row, action).await
     }
 
     /// Moves an event to the dead-letter queue: the handler gave up on it. The event is
@@ -502,14 +511,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<StoredAction>, StoreError> {
         let mut row = ActionRow::new(key.to_string(), "", action, &now_rfc3339())?;
         row.event_id = None;
-        let ids = vec![(row.id.clone(), false)];
-        let written = self
-            .write(Write {
-                actions: vec![row],
-                ..Write::default()
-            })
-            .await?;
-        Ok(stored_actions(std::slice::from_ref(action), ids, written.stored).pop())
+        self.store_one(row, action).await
     }
 
     async fn action(&self, id: &str) -> Result<Option<ActionRecord>, StoreError> {

@@ -24,14 +24,26 @@ pub const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(30);
 pub struct AutoReader {
     device: String,
     tree: UiTreeReader,
-    /// `Err` says why there is none (no OCR engine on this machine): a hidden tree is then
-    /// the tree reader's error, with that reason added to the log.
-    vision: Result<VisionReader, String>,
+    vision: Vision,
+    /// Whether the vision reader keeps its frames (a live view watches), for when it is built.
+    keep_frames: bool,
     using: Using,
     probe_every: Duration,
     change: Option<ReaderChange>,
     /// `auto:` and the reader in use, for [`ScreenReader::name`].
     name: String,
+}
+
+/// Builds the vision reader: `Err` says why there is none (no OCR engine on this machine).
+pub type VisionFactory = Box<dyn FnOnce() -> Result<VisionReader, String> + Send>;
+
+/// The vision reader, built when WeChat first hides its tree. Its OCR engine holds about
+/// 100 MB (tesseract with its Chinese model), which a phone whose tree stays visible never
+/// needs; the price is one load (about a second) at the first switch.
+enum Vision {
+    Later(VisionFactory),
+    /// `Err`: a hidden tree is the tree reader's error, with this reason in the log.
+    Built(Result<VisionReader, String>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,18 +53,27 @@ enum Using {
 }
 
 impl AutoReader {
-    /// `vision` is built (its engine warm) before the first read, so that a switch costs
-    /// no load in the middle of a conversation.
+    /// With a vision reader built already (its engine warm).
     pub fn new(
         device: impl Into<String>,
         tree: UiTreeReader,
         vision: Result<VisionReader, String>,
     ) -> Self {
+        AutoReader::with_vision(device.into(), tree, Vision::Built(vision))
+    }
+
+    /// With a vision reader that `build` makes the first time the tree is hidden.
+    pub fn lazy(device: impl Into<String>, tree: UiTreeReader, build: VisionFactory) -> Self {
+        AutoReader::with_vision(device.into(), tree, Vision::Later(build))
+    }
+
+    fn with_vision(device: String, tree: UiTreeReader, vision: Vision) -> Self {
         let name = format!("auto:{}", tree.name());
         AutoReader {
-            device: device.into(),
+            device,
             tree,
             vision,
+            keep_frames: false,
             using: Using::Tree,
             probe_every: DEFAULT_PROBE_EVERY,
             change: None,
@@ -71,18 +92,46 @@ impl AutoReader {
         matches!(self.using, Using::Vision { .. })
     }
 
+    /// The vision reader, built now if this is the first time it is needed.
+    fn vision(&mut self) -> &mut Result<VisionReader, String> {
+        if let Vision::Later(_) = self.vision {
+            let Vision::Later(build) =
+                std::mem::replace(&mut self.vision, Vision::Built(Err(String::new())))
+            else {
+                unreachable!("checked just above")
+            };
+            let started = Instant::now();
+            let mut built = build();
+            match &mut built {
+                Ok(vision) => {
+                    vision.keep_frames(self.keep_frames);
+                    tracing::info!(device = %self.device, reader = %vision.name(), took_ms = started.elapsed().as_millis() as u64, "vision reader loaded");
+                }
+                Err(why) => {
+                    tracing::warn!(device = %self.device, %why, "no vision reader: while WeChat hides its tree, this phone cannot be read")
+                }
+            }
+            self.vision = Vision::Built(built);
+        }
+        match &mut self.vision {
+            Vision::Built(vision) => vision,
+            Vision::Later(_) => unreachable!("built above"),
+        }
+    }
+
     fn switch_to_vision(&mut self, version: &str) {
-        let Ok(vision) = &self.vision else {
+        let Ok(vision) = self.vision() else {
             return;
         };
+        let vision_name = vision.name().to_string();
         let reason = format!(
             "WeChat {version} hides its screen from uiautomator (no trusted accessibility service is on); reading screenshots instead, and looking for the tree again every {} s",
             self.probe_every.as_secs()
         );
-        tracing::warn!(device = %self.device, reader = %vision.name(), %reason, "reading the screen from screenshots");
-        self.name = format!("auto:{}", vision.name());
+        tracing::warn!(device = %self.device, reader = %vision_name, %reason, "reading the screen from screenshots");
+        self.name = format!("auto:{vision_name}");
         self.change = Some(ReaderChange {
-            reader: vision.name().to_string(),
+            reader: vision_name.clone(),
             reason,
         });
         self.using = Using::Vision {
@@ -126,20 +175,22 @@ impl ScreenReader for AutoReader {
         }
         if let Using::Tree = self.using {
             match self.tree.read(phone) {
-                Err(ReadError::HiddenTree { version }) => match &self.vision {
-                    Ok(_) => self.switch_to_vision(&version),
-                    Err(why) => {
-                        tracing::warn!(device = %self.device, %why, "WeChat hides its tree and no vision reader can take over");
-                        return Err(ReadError::HiddenTree { version });
+                Err(ReadError::HiddenTree { version }) => {
+                    match self.vision().as_ref().map(drop).map_err(String::clone) {
+                        Ok(()) => self.switch_to_vision(&version),
+                        Err(why) => {
+                            tracing::warn!(device = %self.device, %why, "WeChat hides its tree and no vision reader can take over");
+                            return Err(ReadError::HiddenTree { version });
+                        }
                     }
-                },
+                }
                 other => return other,
             }
         }
         match &mut self.vision {
-            Ok(vision) => vision.read(phone),
+            Vision::Built(Ok(vision)) => vision.read(phone),
             // Unreachable: the switch above needs a vision reader.
-            Err(_) => self.tree.read(phone),
+            _ => self.tree.read(phone),
         }
     }
 
@@ -152,7 +203,8 @@ impl ScreenReader for AutoReader {
     }
 
     fn keep_frames(&mut self, keep: bool) {
-        if let Ok(vision) = &mut self.vision {
+        self.keep_frames = keep;
+        if let Vision::Built(Ok(vision)) = &mut self.vision {
             vision.keep_frames(keep);
         }
     }
@@ -160,7 +212,7 @@ impl ScreenReader for AutoReader {
     /// The vision reader's frame, while it is the one reading (a tree read takes none).
     fn take_frame(&mut self) -> Option<super::Frame> {
         match (&self.using, &mut self.vision) {
-            (Using::Vision { .. }, Ok(vision)) => vision.take_frame(),
+            (Using::Vision { .. }, Vision::Built(Ok(vision))) => vision.take_frame(),
             _ => None,
         }
     }
@@ -277,6 +329,32 @@ mod tests {
     fn auto() -> AutoReader {
         let vision = VisionReader::new("phone-1", Box::new(NoText), Capture::Raw);
         AutoReader::new("phone-1", tree(), Ok(vision))
+    }
+
+    #[test]
+    fn the_vision_reader_is_built_only_when_the_tree_first_hides() {
+        let built = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = built.clone();
+        let mut reader = AutoReader::lazy(
+            "phone-1",
+            tree(),
+            Box::new(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(VisionReader::new("phone-1", Box::new(NoText), Capture::Raw))
+            }),
+        );
+        reader.keep_frames(true);
+        let mut phone = Phone::new(false);
+        reader.read(&mut phone).expect("read");
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 0);
+        phone.hidden = true;
+        for _ in 0..3 {
+            reader.read(&mut phone).expect("read");
+        }
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(reader.on_vision());
+        // The live view asked for frames before the reader existed: it gets them.
+        assert!(reader.take_frame().is_some());
     }
 
     #[test]
