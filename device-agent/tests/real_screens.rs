@@ -471,23 +471,15 @@ fn the_readme_lists_every_fixture_and_parses() {
 
 #[test]
 fn vivo_conversation_list_720() {
-    // Rows, mutes and all but one unread mark right; previews of pinned rows begin with
-    // noise (README, "What fails").
-    check(
-        "list-8.0.x-vivo-720x1608.png",
-        0.90,
-        &["线上打螺丝: unread Dot, is None"],
-    );
+    // Rows, unread marks and mutes right; grey glyphs at 720 px cost a few characters.
+    check("list-8.0.x-vivo-720x1608.png", 0.98, &[]);
 }
 
 #[test]
 fn xiaomi_conversation_list_1080() {
-    // The `元宝` row's title with its `AI` tag is not read (README, "What fails").
-    check(
-        "list-8.0.x-xiaomi-1080x2400.png",
-        0.80,
-        &["missed: 元宝AI", "extra: row"],
-    );
+    // Rows, unread marks and mutes right; grey glyphs under JPEG noise cost characters
+    // (README, "What fails").
+    check("list-8.0.x-xiaomi-1080x2400.png", 0.90, &[]);
 }
 
 #[test]
