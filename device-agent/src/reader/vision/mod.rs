@@ -461,7 +461,9 @@ impl Ocr<'_, '_> {
             let preview = text(&row.preview, self)?;
             let time = text(&row.time, self)?;
             let unread = match (&row.badge, row.dot) {
-                (Some(b), _) => self.count(b)?.map_or(Unread::Dot, Unread::Count),
+                // A badge is a count: digits that cannot be read leave it uncounted, never
+                // a dot (which the actor takes for one message).
+                (Some(b), _) => self.count(b)?.map_or(Unread::Uncounted, Unread::Count),
                 (None, true) => Unread::Dot,
                 (None, false) => Unread::None,
             };
