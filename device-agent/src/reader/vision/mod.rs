@@ -180,6 +180,11 @@ pub fn read_image_cached(
     let grid = Grid::new(img);
     let layout = segment::segment(&grid);
     let segment = started.elapsed();
+    // Without a cache kept between screens, one for this screen: a group's sender names
+    // repeat (every message of one member carries the same name line, pixel for pixel), as
+    // do short replies and time dividers, and the engine reads each picture once.
+    let mut own = LineCache::default();
+    let cache = Some(cache.unwrap_or(&mut own));
     let mut ocr = Ocr {
         grid: &grid,
         engine,
