@@ -463,7 +463,20 @@ impl Ocr<'_, '_> {
                     }
                 };
             let title = text(&row.title, self)?;
-            let preview = text(&row.preview, self)?;
+            // A preview quotes the last message, emoji and all: blanked as in a bubble.
+            let preview = match &row.preview {
+                Some(l) => self
+                    .read(
+                        l.rect,
+                        row.background,
+                        TextLayout::Line,
+                        crop::Shape::Line,
+                        true,
+                    )?
+                    .map(|(t, _)| t)
+                    .filter(|t| !t.is_empty()),
+                None => None,
+            };
             let time = text(&row.time, self)?;
             let unread = match (&row.badge, row.dot) {
                 // A badge is a count: digits that cannot be read leave it uncounted, never
