@@ -33,6 +33,10 @@ pub enum Unread {
     None,
     /// A red dot without a number (muted chats).
     Dot,
+    /// A count badge whose number could not be read (a screenshot's digits smudged, cut or
+    /// too small). Unread, how many unknown: never a dot's one, which would make a chat's
+    /// first read take one message as news and lose the rest.
+    Uncounted,
     Count(u32),
 }
 

@@ -471,44 +471,36 @@ fn the_readme_lists_every_fixture_and_parses() {
 
 #[test]
 fn vivo_conversation_list_720() {
-    // Rows, mutes and all but one unread mark right; previews of pinned rows begin with
-    // noise (README, "What fails").
-    check(
-        "list-8.0.x-vivo-720x1608.png",
-        0.90,
-        &["线上打螺丝: unread Dot, is None"],
-    );
+    // Rows, unread marks and mutes right; grey glyphs at 720 px cost a few characters.
+    check("list-8.0.x-vivo-720x1608.png", 0.98, &[]);
 }
 
 #[test]
 fn xiaomi_conversation_list_1080() {
-    // The `元宝` row's title with its `AI` tag is not read (README, "What fails").
-    check(
-        "list-8.0.x-xiaomi-1080x2400.png",
-        0.80,
-        &["missed: 元宝AI", "extra: row"],
-    );
+    // Rows, unread marks and mutes right; grey glyphs under JPEG noise cost characters
+    // (README, "What fails").
+    check("list-8.0.x-xiaomi-1080x2400.png", 0.95, &[]);
 }
 
 #[test]
 fn vivo_group_chat_with_system_lines_720() {
-    check("group-8.0.x-vivo-720x1608.png", 0.95, &[]);
+    check("group-8.0.x-vivo-720x1608.png", 0.96, &[]);
 }
 
 #[test]
 fn xiaomi_private_chat_1080() {
-    check("private-8.0.x-xiaomi-1080x2400.png", 0.95, &[]);
+    check("private-8.0.x-xiaomi-1080x2400.png", 0.99, &[]);
 }
 
 #[test]
 fn xiaomi_group_chat_of_pictures_1080() {
-    // Structure exact; `昀` of the sender's name read as `隐` four times (README).
+    // Structure exact; `昀` of the sender's name read as `隐` or `罗` (README).
     check("group-pictures-8.0.x-xiaomi-1080x2400.png", 0.94, &[]);
 }
 
 #[test]
 fn a_2019_private_chat_cropped_upstream() {
-    // Structure exact; JPEG noise costs glyphs (README, "What fails").
+    // Structure exact; JPEG noise costs glyphs (`啥`, `。。。`: README, "What fails").
     check("private-7.0.x-2019-cropped-1080x1771.png", 0.92, &[]);
 }
 

@@ -245,3 +245,81 @@ fn a_scripted_reader_drives_the_actor_to_the_news_and_back() {
     agent.cycle().expect("a second round");
     assert_eq!(recorded.lock().expect("recorded").batches.len(), 1);
 }
+
+/// Runs one round of the actor over `list` (the chat's row marked `unread`, its preview
+/// without a `[N条]` count) and `chat`, and returns the messages it recorded.
+fn first_read_with(unread: Unread, chat: ScreenReading) -> Vec<(Option<String>, Option<String>)> {
+    let mut before = list(false);
+    for row in &mut before.list.as_mut().expect("a list").rows {
+        if row.title.as_deref() == Some(CHAT) {
+            row.unread = unread.clone();
+            row.preview = Some("万事如意，大吉大利: @杨帆\u{2005}，做什么的…".into());
+        }
+    }
+    let row = before
+        .list
+        .as_ref()
+        .and_then(|l| l.rows.iter().find(|r| r.title.as_deref() == Some(CHAT)))
+        .expect("the chat's row")
+        .bounds;
+    let back = chat
+        .chat
+        .as_ref()
+        .and_then(|c| c.back_button)
+        .expect("a back button");
+    let screens = HashMap::from([
+        (Screen::List.name().to_string(), before),
+        (Screen::Chat.name().to_string(), chat),
+        (Screen::ListRead.name().to_string(), list(true)),
+    ]);
+    let state = Arc::new(Mutex::new(PhoneState {
+        screen: Screen::List,
+        commands: Vec::new(),
+    }));
+    let recorded = Arc::new(Mutex::new(Recorded::default()));
+    let (_replies, outbound) = mpsc::channel();
+    let mut config = AgentConfig::new("phone-1");
+    config.idle = IdleStrategy::FullDump;
+    config.reply_wait = Duration::from_millis(10);
+    let mut agent = PhoneAgent::with_reader(
+        config,
+        Box::new(Phone { state, row, back }),
+        Box::new(ScriptedReader { screens }),
+        Box::new(RecordingSink(recorded.clone())),
+        outbound,
+    )
+    .expect("agent");
+    agent.cycle().expect("one round");
+    let batches = recorded.lock().expect("recorded").batches.clone();
+    batches
+        .iter()
+        .flat_map(|b| &b.messages)
+        .map(|m| (m.sender.clone(), m.text.clone()))
+        .collect()
+}
+
+/// A count badge whose digits a screenshot did not show (`Unread::Uncounted`) on a chat
+/// never read: the burst of messages that ends the chat is news. Read as a dot, the same
+/// badge would make the actor take one message and lose the others.
+#[test]
+fn a_badge_whose_count_was_not_read_takes_the_whole_burst_as_news() {
+    // The real group chat, its last two time dividers taken out: three messages from
+    // others after the last divider, none of ours.
+    let mut chat = real_reading("chat-8.0.x-2026-01-group.xml");
+    let messages = &mut chat.chat.as_mut().expect("a chat").messages;
+    let dividers: Vec<usize> = messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.kind == tapwire_device_agent::screen::ItemKind::TimeDivider)
+        .map(|(i, _)| i)
+        .collect();
+    for i in dividers.iter().rev().take(2) {
+        messages.remove(*i);
+    }
+    let burst = first_read_with(Unread::Uncounted, chat.clone());
+    assert_eq!(burst.len(), 3, "{burst:#?}");
+    assert_eq!(burst[1].0.as_deref(), Some("陈静"));
+    assert_eq!(burst[2].0.as_deref(), Some("万事如意，大吉大利"));
+    // What a dot would have done: one message, two lost.
+    assert_eq!(first_read_with(Unread::Dot, chat).len(), 1);
+}

@@ -377,3 +377,51 @@ fn badge_counts_are_read_exactly() {
     }
     assert!(misread.is_empty(), "{misread:#?}");
 }
+
+/// A count badge whose digits cannot be read (smudged here: the white digits painted over
+/// with the badge's red) is a badge of unknown count, never a dot: a dot tells the actor
+/// "one message", and a first read would then lose the rest. A real dot stays a dot.
+#[test]
+fn a_badge_whose_digits_cannot_be_read_is_uncounted_not_a_dot() {
+    let d = phone(Screen::FHD, Theme::Light);
+    let want = truth(&d).list.expect("list");
+    let alice = want
+        .rows
+        .iter()
+        .find(|r| r.title.as_deref() == Some("Alice"))
+        .expect("Alice's row");
+    assert_eq!(alice.unread, Unread::Count(2));
+    let mut img = shot(&d);
+    let red = |p: &Rgb<u8>| {
+        p.0.iter()
+            .zip([0xFA, 0x51, 0x51])
+            .all(|(a, b)| a.abs_diff(b) <= 30)
+    };
+    let (b, w) = (alice.bounds, img.width() as i32);
+    let mut smudged = 0;
+    for y in b.top.max(0)..b.bottom {
+        let xs: Vec<i32> = (0..w / 3)
+            .filter(|&x| red(img.get_pixel(x as u32, y as u32)))
+            .collect();
+        if let (Some(&x0), Some(&x1)) = (xs.first(), xs.last()) {
+            for x in x0..=x1 {
+                img.put_pixel(x as u32, y as u32, Rgb([0xFA, 0x51, 0x51]));
+                smudged += 1;
+            }
+        }
+    }
+    assert!(smudged > 100, "Alice's badge was found and painted over");
+    let seen = vision::read_image(&img, engine().as_mut())
+        .expect("read")
+        .reading
+        .list
+        .expect("list");
+    let unread = |title: &str| {
+        seen.rows
+            .iter()
+            .find(|r| r.title.as_deref() == Some(title))
+            .map(|r| r.unread.clone())
+    };
+    assert_eq!(unread("Alice"), Some(Unread::Uncounted), "{seen:#?}");
+    assert_eq!(unread("静音群"), Some(Unread::Dot), "{seen:#?}");
+}

@@ -237,6 +237,7 @@ fn render_list(out: &mut String, list: &ConversationList) {
         let unread = match &row.unread {
             Unread::None => "-".to_string(),
             Unread::Dot => "dot".to_string(),
+            Unread::Uncounted => "badge ?".to_string(),
             Unread::Count(n) => n.to_string(),
         };
         let muted = match row.muted {

@@ -6,7 +6,7 @@ use crate::screen::{ChatItem, ChatView, ItemKind, ScreenKind, Side};
 use crate::tail::{self, TailItem, TailKind, Watermark};
 
 use super::navigate::Scroll;
-use super::scan::RowHint;
+use super::scan::{self, RowHint};
 use super::{AgentError, Batch, Delivered, Outbound, PhoneAgent, PhoneMessage};
 
 impl PhoneAgent {
@@ -31,8 +31,8 @@ impl PhoneAgent {
         shown: Shown,
     ) -> Result<Vec<TailItem>, AgentError> {
         self.unread_seen.remove(conversation);
-        let unread = hint.unread;
-        let preview = hint.preview.as_deref();
+        let mut unread = hint.unread;
+        let mut preview = hint.preview.as_deref();
         let device = self.config.device.clone();
         let watermark = self
             .sink
@@ -44,7 +44,21 @@ impl PhoneAgent {
             .into_iter()
             .map(|(_, t)| t)
             .collect();
+        // A badge whose number could not be read, on a chat never read: the burst that ends
+        // it is news (at least as many as a count known otherwise), counted back from the
+        // end; while that burst fills the screen, it may go on above it.
+        let uncounted = hint.uncounted && watermark.tail.is_empty();
+        let burst = |items: &[ChatItem]| {
+            let n = scan::trailing_burst(items).max(hint.unread.unwrap_or(0));
+            (Some(n), scan::burst_start(items, items.len()).is_none())
+        };
+        let mut open_burst = false;
+        if uncounted {
+            (unread, open_burst) = burst(&items);
+            preview = None;
+        }
         let mut found = tail::new_items(&watermark.tail, &visible, unread, preview);
+        found.complete &= !open_burst;
         tracing::debug!(device = %device, conversation, unread = ?unread, preview = ?preview, old_preview = ?hint.old_preview, watermark = watermark.tail.len(), visible = visible.len(), start = found.start, complete = found.complete, "where the news starts");
         if let Some(old) = hint.old_preview.as_deref()
             && watermark.tail.is_empty()
@@ -98,7 +112,11 @@ impl PhoneAgent {
                 .map(|(_, t)| t)
                 .collect();
             let before = found.start;
+            if uncounted {
+                (unread, open_burst) = burst(&items);
+            }
             found = tail::new_items(&watermark.tail, &visible, unread, preview);
+            found.complete &= !open_burst;
             // What the first page decided (a preview, an orphan) stays decided: the
             // page added above only shifts where it starts.
             let added = visible.len().saturating_sub(end_before);

@@ -72,7 +72,14 @@ impl PhoneAgent {
                         // A count only grows until the chat is read, and reading it
                         // forgets this hint. A smaller one means a mistaken open cleared
                         // the badge: what it counted is still news, before the new count.
-                        if let Some(old) = self.unread_seen.get(title).and_then(|h| h.unread)
+                        let earlier = self.unread_seen.get(title).and_then(|h| h.unread);
+                        if hint.uncounted
+                            && let Some(old) = earlier
+                        {
+                            // Its number unread now, the count seen before still holds: it
+                            // only grows until the chat is read.
+                            hint.unread = Some(hint.unread.map_or(old, |n| n.max(old)));
+                        } else if let Some(old) = earlier
                             && let Some(new) = hint.unread
                             && new < old
                         {
@@ -213,9 +220,10 @@ impl PhoneAgent {
             before.and_then(|l| l.rows.iter().find(|r| r.title.as_deref() == Some(title)))
         };
         let unread_count = |row: &ConversationRow| match row.unread {
-            Unread::Count(n) => n,
-            Unread::Dot => 1,
-            Unread::None => 0,
+            Unread::Count(n) => Some(n),
+            Unread::Dot => Some(1),
+            Unread::None => Some(0),
+            Unread::Uncounted => None,
         };
         let partner = private_partner(&orphan);
         let mut candidates: Vec<&ConversationRow> = Vec::new();
@@ -235,7 +243,9 @@ impl PhoneAgent {
                 continue;
             }
             let cleared = !row.unread.is_unread() && chat_fits_row(&orphan, row);
-            let dropped = earlier(title).is_some_and(|e| unread_count(e) > unread_count(row));
+            let dropped = earlier(title).is_some_and(
+                |e| matches!((unread_count(e), unread_count(row)), (Some(a), Some(b)) if a > b),
+            );
             if cleared || dropped || partner == Some(title) {
                 candidates.push(row);
             }
@@ -247,7 +257,7 @@ impl PhoneAgent {
                 // It jumped into the list under the tap: what just came is news.
                 self.keep_orphan(Orphan {
                     newest,
-                    unread: trailing_burst(&orphan),
+                    unread: trailing_burst(&orphan.messages),
                     open_ended: burst_start(&orphan.messages, orphan.messages.len()).is_none(),
                     people: people_in(&orphan),
                     after_preview: None,
@@ -269,6 +279,7 @@ impl PhoneAgent {
             // previewed then is new.
             (None, Some(r)) => RowHint {
                 unread: None,
+                uncounted: false,
                 preview: None,
                 old_preview: r.preview.clone(),
             },
@@ -278,7 +289,8 @@ impl PhoneAgent {
             (None, None) => {
                 from_burst = true;
                 RowHint {
-                    unread: Some(trailing_burst(&orphan)),
+                    unread: Some(trailing_burst(&orphan.messages)),
+                    uncounted: false,
                     preview: None,
                     old_preview: None,
                 }
@@ -391,6 +403,11 @@ fn news_above(
     };
     let others = |items: &[TailItem]| items.iter().filter(|i| i.kind == TailKind::Other).count();
     match (hint.unread, &hint.old_preview) {
+        // A badge whose count was not read: the burst that ends the chat is the news, as
+        // on a first read without a count; one that fills the screen may go on above it.
+        _ if hint.uncounted => burst_start(&chat.messages, chat.messages.len())
+            .is_none()
+            .then(|| carried(others(visible), true, None)),
         (None, Some(old)) => (!visible.iter().any(|i| tail::preview_matches(old, i)))
             .then(|| carried(others(visible), false, Some(old.clone()))),
         (None, None) => None,
@@ -428,9 +445,9 @@ fn private_partner(chat: &ChatView) -> Option<&str> {
 /// How many messages from others end the chat, back to our last message or the last
 /// time divider (WeChat puts one before a message that comes after a pause): on a chat
 /// never read, the burst that just came. At least one.
-fn trailing_burst(chat: &ChatView) -> u32 {
+pub(super) fn trailing_burst(items: &[ChatItem]) -> u32 {
     let mut burst = 0;
-    for item in chat.messages.iter().rev() {
+    for item in items.iter().rev() {
         match item.kind {
             ItemKind::TimeDivider => break,
             ItemKind::System => {}
@@ -444,7 +461,7 @@ fn trailing_burst(chat: &ChatView) -> u32 {
 /// The index of the first item of the burst of others' messages that ends before `end`:
 /// just after our last message or the last time divider. None when the burst reaches the
 /// first item, so where it starts is not on screen.
-fn burst_start(items: &[ChatItem], end: usize) -> Option<usize> {
+pub(super) fn burst_start(items: &[ChatItem], end: usize) -> Option<usize> {
     items[..end.min(items.len())]
         .iter()
         .rposition(|item| {
@@ -458,6 +475,12 @@ fn burst_start(items: &[ChatItem], end: usize) -> Option<usize> {
 #[derive(Debug, Clone, Default)]
 pub(super) struct RowHint {
     pub(super) unread: Option<u32>,
+    /// The badge's number could not be read (`Unread::Uncounted`): there is news, and on a
+    /// first read it is the burst of others' messages that ends the chat, at least
+    /// `unread` of them when a count is known otherwise (a muted row's `[N条]`, an
+    /// earlier sighting). A chat read before is read from its watermark, which needs no
+    /// count.
+    pub(super) uncounted: bool,
     pub(super) preview: Option<String>,
     /// The preview of a chat without a badge: on a first read, what follows it is new.
     pub(super) old_preview: Option<String>,
@@ -468,10 +491,12 @@ impl RowHint {
         let unread = match row.unread {
             Unread::Count(n) => Some(n),
             Unread::Dot => row.preview_count().or(Some(1)),
+            Unread::Uncounted => row.preview_count(),
             Unread::None => None,
         };
         RowHint {
             unread,
+            uncounted: row.unread == Unread::Uncounted,
             preview: row.preview.clone(),
             old_preview: None,
         }
@@ -621,18 +646,18 @@ mod tests {
             item(Text, Side::Left, None, Some("李雷")),
         ]);
         assert_eq!(private_partner(&private), Some("李雷"));
-        assert_eq!(trailing_burst(&private), 2);
+        assert_eq!(trailing_burst(&private.messages), 2);
         let group = chat(vec![
             item(Text, Side::Left, Some("王芳"), Some("王芳")),
             item(Text, Side::Left, Some("陈静"), Some("陈静")),
         ]);
         assert_eq!(private_partner(&group), None);
-        assert_eq!(trailing_burst(&group), 2);
+        assert_eq!(trailing_burst(&group.messages), 2);
         let ours_last = chat(vec![
             item(Text, Side::Left, None, Some("李雷")),
             item(Text, Side::Right, None, Some("我")),
         ]);
-        assert_eq!(trailing_burst(&ours_last), 1, "at least one");
+        assert_eq!(trailing_burst(&ours_last.messages), 1, "at least one");
         assert_eq!(private_partner(&chat(Vec::new())), None);
     }
 
@@ -661,6 +686,7 @@ mod tests {
         let seen = visible(&chat);
         let hint = |unread: Option<u32>, preview: Option<&str>, old: Option<&str>| RowHint {
             unread,
+            uncounted: false,
             preview: preview.map(Into::into),
             old_preview: old.map(Into::into),
         };

@@ -27,8 +27,12 @@ const INK: u8 = 170;
 /// How a crop is cut out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
-    /// Text on a fill that covers the whole rectangle.
+    /// Text on a fill that covers the whole rectangle, in as many lines as it holds.
     Plain,
+    /// One line of text (a row's title or preview, a sender's name): never cut into
+    /// lines, as a line of CJK glyphs may have a row without ink across its whole width
+    /// (`元宝`: between 宀 and 玉, and below 元's top strokes).
+    Line,
     /// Text on a fill that may not reach the corners (a round badge): what lies outside the
     /// fill's span on each row is not text.
     Pill,
@@ -141,7 +145,7 @@ pub fn prepare(
         emoji = blank_emoji(&mut gray, &odd);
     }
     Some(Prepared {
-        lines: split_lines(&gray, glyph_px),
+        lines: split_lines(&gray, glyph_px, shape == Shape::Line),
         emoji,
     })
 }
@@ -150,7 +154,7 @@ pub fn prepare(
 /// its ink, scaled so that the tallest line is `glyph_px` high, with a white margin.
 /// Engines read one line at a time more reliably than a block (tesseract drops whole short
 /// blocks now and then), and the reader knows where lines are better than they do.
-fn split_lines(gray: &GrayImage, glyph_px: u32) -> Vec<GrayImage> {
+fn split_lines(gray: &GrayImage, glyph_px: u32, one_line: bool) -> Vec<GrayImage> {
     let (w, h) = gray.dimensions();
     let inked: Vec<bool> = (0..h)
         .map(|y| (0..w).any(|x| gray.get_pixel(x, y).0[0] < INK))
@@ -169,6 +173,9 @@ fn split_lines(gray: &GrayImage, glyph_px: u32) -> Vec<GrayImage> {
     let Some(tallest) = bands.iter().map(|b| b.1 - b.0).max() else {
         return Vec::new();
     };
+    if one_line && let (Some(first), Some(last)) = (bands.first(), bands.last()) {
+        bands = vec![(first.0, last.1)];
+    }
     // A thin band (a stroke of `一`, a dot of `i` apart from its stem) belongs to the
     // nearest full line when it is close to it.
     let mut merged: Vec<(u32, u32)> = Vec::new();

@@ -180,6 +180,11 @@ pub fn read_image_cached(
     let grid = Grid::new(img);
     let layout = segment::segment(&grid);
     let segment = started.elapsed();
+    // Without a cache kept between screens, one for this screen: a group's sender names
+    // repeat (every message of one member carries the same name line, pixel for pixel), as
+    // do short replies and time dividers, and the engine reads each picture once.
+    let mut own = LineCache::default();
+    let cache = Some(cache.unwrap_or(&mut own));
     let mut ocr = Ocr {
         grid: &grid,
         engine,
@@ -236,10 +241,11 @@ impl Ocr<'_, '_> {
         rect: Rect,
         fill: Rgb,
         layout: TextLayout,
+        shape: crop::Shape,
         emoji: bool,
     ) -> Result<Option<(String, usize)>, OcrError> {
         let started = Instant::now();
-        let result = self.read_inner(rect, fill, layout, emoji);
+        let result = self.read_inner(rect, fill, layout, shape, emoji);
         self.spent += started.elapsed();
         result
     }
@@ -249,14 +255,10 @@ impl Ocr<'_, '_> {
         rect: Rect,
         fill: Rgb,
         layout: TextLayout,
+        shape: crop::Shape,
         emoji: bool,
     ) -> Result<Option<(String, usize)>, OcrError> {
         let glyph = self.engine.line_px();
-        let shape = if layout == TextLayout::Word {
-            crop::Shape::Pill
-        } else {
-            crop::Shape::Plain
-        };
         let Some(prepared) = crop::prepare(self.grid.img, rect, fill, glyph, emoji, shape) else {
             return Ok(None);
         };
@@ -295,11 +297,24 @@ impl Ocr<'_, '_> {
         Ok(Some((crop::clean(&lines.join("\n")), prepared.emoji)))
     }
 
+    /// Reads a line known to be one line: a title, a row's preview or time, a sender.
     fn line(&mut self, line: &TextLine, fill: Rgb) -> Result<Option<String>, OcrError> {
-        let rect = line.rect;
-        let layout = TextLayout::Line;
+        self.text(line, fill, crop::Shape::Line)
+    }
+
+    /// Reads centred text that may wrap onto a second line (a long system line).
+    fn lines(&mut self, line: &TextLine, fill: Rgb) -> Result<Option<String>, OcrError> {
+        self.text(line, fill, crop::Shape::Plain)
+    }
+
+    fn text(
+        &mut self,
+        line: &TextLine,
+        fill: Rgb,
+        shape: crop::Shape,
+    ) -> Result<Option<String>, OcrError> {
         Ok(self
-            .read(rect, fill, layout, false)?
+            .read(line.rect, fill, TextLayout::Line, shape, false)?
             .map(|(t, _)| t)
             .filter(|t| !t.is_empty()))
     }
@@ -311,7 +326,13 @@ impl Ocr<'_, '_> {
             self.grid.px(1.0),
         );
         Ok(self
-            .read(rect, [0xFA, 0x51, 0x51], TextLayout::Word, false)?
+            .read(
+                rect,
+                [0xFA, 0x51, 0x51],
+                TextLayout::Word,
+                crop::Shape::Pill,
+                false,
+            )?
             .and_then(|(t, _)| crop::count(&t)))
     }
 
@@ -346,7 +367,8 @@ impl Ocr<'_, '_> {
                         right: body.right - grid.px(4.0),
                         bottom: body.bottom - grid.px(2.0),
                     };
-                    let read = self.read(rect, fill, TextLayout::Block, true)?;
+                    let read =
+                        self.read(rect, fill, TextLayout::Block, crop::Shape::Plain, true)?;
                     let (text, n) = read.unwrap_or_default();
                     (ItemKind::Text, side(own), Some(text), n)
                 }
@@ -366,14 +388,14 @@ impl Ocr<'_, '_> {
                         )
                         .0;
                     let text = self
-                        .read(rect, fill, TextLayout::Line, false)?
+                        .read(rect, fill, TextLayout::Line, crop::Shape::Line, false)?
                         .map(|(t, _)| t)
                         .filter(|t| !t.is_empty());
                     (ItemKind::Media, side(own), text, 0)
                 }
                 Block::Picture { own } => (ItemKind::Media, side(own), None, 0),
                 Block::Centre(line) => {
-                    let text = self.line(&line, bg)?;
+                    let text = self.lines(&line, bg)?;
                     let kind = if text.as_deref().is_some_and(looks_like_time) {
                         ItemKind::TimeDivider
                     } else {
@@ -395,9 +417,15 @@ impl Ocr<'_, '_> {
         let field = grid.to_rect(&chat.field);
         let input_text = if chat.field_has_text {
             let inner = pad(field, -grid.px(6.0), -grid.px(3.0));
-            self.read(inner, chat.field_colour, TextLayout::Line, true)?
-                .map(|(t, _)| t)
-                .unwrap_or_default()
+            self.read(
+                inner,
+                chat.field_colour,
+                TextLayout::Line,
+                crop::Shape::Plain,
+                true,
+            )?
+            .map(|(t, _)| t)
+            .unwrap_or_default()
         } else {
             String::new()
         };
@@ -435,10 +463,25 @@ impl Ocr<'_, '_> {
                     }
                 };
             let title = text(&row.title, self)?;
-            let preview = text(&row.preview, self)?;
+            // A preview quotes the last message, emoji and all: blanked as in a bubble.
+            let preview = match &row.preview {
+                Some(l) => self
+                    .read(
+                        l.rect,
+                        row.background,
+                        TextLayout::Line,
+                        crop::Shape::Line,
+                        true,
+                    )?
+                    .map(|(t, _)| t)
+                    .filter(|t| !t.is_empty()),
+                None => None,
+            };
             let time = text(&row.time, self)?;
             let unread = match (&row.badge, row.dot) {
-                (Some(b), _) => self.count(b)?.map_or(Unread::Dot, Unread::Count),
+                // A badge is a count: digits that cannot be read leave it uncounted, never
+                // a dot (which the actor takes for one message).
+                (Some(b), _) => self.count(b)?.map_or(Unread::Uncounted, Unread::Count),
                 (None, true) => Unread::Dot,
                 (None, false) => Unread::None,
             };

@@ -1170,8 +1170,15 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
         .map(|a| a.x1)
         .max()
         .unwrap_or(0);
+    let side = avatars
+        .iter()
+        .filter(|a| (a.w() - a.h()).abs() <= 2)
+        .map(Cells::w)
+        .min()
+        .unwrap_or(0);
     let mut rows = Vec::new();
     for (i, a) in avatars.iter().enumerate() {
+        let side = if side == 0 { a.w() } else { side };
         // Cut at the list's edge: not a whole row.
         if (a.h() as f32) < 0.85 * a.w() as f32 || touches(a, &area) {
             continue;
@@ -1196,9 +1203,22 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
             x1: a.x1 + 16,
             y1: a.y0 + 16,
         };
+        // A badge or a dot is a disc of at least 5 dp centred on the avatar's top-right
+        // corner; red inside an avatar's picture (a few cells of a red dress in a group's
+        // mosaic) is smaller or elsewhere. The corner is measured from the avatar's
+        // bottom-left, which no disc touches (its box grows by the disc's anti-aliased
+        // ring), with the side every avatar in the list has.
+        let corner_x = a.x0 + side;
+        let corner_y = a.y1 - side;
         let red = components(corner, |x, y| near(grid.at(x, y), RED, 30))
             .into_iter()
             .map(|c| c.cells)
+            .filter(|r| {
+                r.w() >= 5
+                    && r.h() >= 5
+                    && ((r.x0 + r.x1) / 2 - corner_x).abs() <= r.w()
+                    && ((r.y0 + r.y1) / 2 - corner_y).abs() <= r.h()
+            })
             .max_by_key(|c| c.w() * c.h());
         let (badge, dot) = match red {
             Some(r) if r.h() >= 11 => (Some(r), false),
@@ -1215,12 +1235,47 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
             let c = grid.at(x, y);
             (lum(c) - lum(grid.edge(y))).abs() > 40.0 && !reddish(c)
         };
-        let mid = (a.y0 + a.y1) / 2;
-        let upper = Cells { y1: mid, ..text };
-        let lower = Cells { y0: mid, ..text };
+        // The title line (with the time) above the avatar's middle, the preview line (with
+        // the mute bell) below it. The lines are found as bands of ink first and then put on
+        // either side, not cut at the middle: a title's lower strokes, a keycap emoji in it,
+        // reach below the middle, and a cut there gave the preview a sliver of the title.
+        let mid2 = a.y0 + a.y1;
+        let (mut upper, mut lower) = (
+            Cells {
+                y1: text.y0,
+                ..text
+            },
+            Cells {
+                y1: text.y0,
+                ..text
+            },
+        );
+        for band in ink_bands(text, ink, 1) {
+            if band.h() < 3 {
+                continue;
+            }
+            let half = if band.y0 + band.y1 < mid2 {
+                &mut upper
+            } else {
+                &mut lower
+            };
+            *half = if half.h() == 0 {
+                Cells {
+                    y0: band.y0,
+                    y1: band.y1,
+                    ..text
+                }
+            } else {
+                Cells {
+                    y0: half.y0.min(band.y0),
+                    y1: half.y1.max(band.y1),
+                    ..text
+                }
+            };
+        }
         let mut title = None;
         let mut time = None;
-        let mut up = clusters(tight(upper, ink), ink, 9);
+        let mut up = clusters(upper, ink, 9);
         if let Some(last) = up.last()
             && up.len() > 1
             && last.x1 >= grid.w - 20
@@ -1228,11 +1283,16 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
             time = Some(text_line(grid, *last, background));
             up.pop();
         }
+        // A tag after the name (`元宝` then a grey `AI` pill) is a mark, like the mute bell,
+        // not part of the chat's name, which the chat's own title bar shows without it.
+        while up.len() > 1 && up.last().is_some_and(|c| is_tag(grid, c)) {
+            up.pop();
+        }
         if let Some(first) = up.first() {
             let all = up.iter().fold(*first, |acc, c| acc.union(c));
             title = Some(text_line(grid, all, background));
         }
-        let mut down = clusters(tight(lower, ink), ink, 9);
+        let mut down = clusters(lower, ink, 9);
         let mut muted = false;
         if let Some(last) = down.last()
             && last.x1 >= grid.w - 20
@@ -1273,24 +1333,30 @@ fn list(grid: &Grid<'_>, bar: &Bar) -> ListLayout {
     }
 }
 
-fn reddish(c: Rgb) -> bool {
-    i32::from(c[0]) - i32::from(c[1].max(c[2])) > 40
+/// A filled pill of one colour with a short word inside it (light on the fill): most of
+/// its box is that colour, as no run of glyphs is (strokes cover a third of their box or
+/// less, and an anti-aliased glyph has no one colour).
+fn is_tag(grid: &Grid<'_>, c: &Cells) -> bool {
+    if c.w() < 8 || c.h() < 8 {
+        return false;
+    }
+    let mut fills: Vec<Rgb> = Vec::new();
+    for y in c.y0..c.y1 {
+        for x in c.x0..c.x1 {
+            let p = grid.at(x, y);
+            if (lum(p) - lum(grid.edge(y))).abs() > 20.0 {
+                fills.push(p);
+            }
+        }
+    }
+    fills.sort_by(|a, b| lum(*a).total_cmp(&lum(*b)));
+    let Some(&median) = fills.get(fills.len() / 2) else {
+        return false;
+    };
+    let same = fills.iter().filter(|p| near(**p, median, 16)).count();
+    same * 10 >= (c.w() * c.h()) as usize * 6
 }
 
-/// `area` shrunk to the rows that hold ink.
-fn tight(area: Cells, ink: impl Fn(i32, i32) -> bool) -> Cells {
-    ink_bands(area, &ink, 3)
-        .into_iter()
-        .reduce(|a, b| a.union(&b))
-        .map_or(
-            Cells {
-                y1: area.y0,
-                ..area
-            },
-            |b| Cells {
-                x0: area.x0,
-                x1: area.x1,
-                ..b
-            },
-        )
+fn reddish(c: Rgb) -> bool {
+    i32::from(c[0]) - i32::from(c[1].max(c[2])) > 40
 }
