@@ -61,6 +61,9 @@ struct Expected {
     file: String,
     screen: ScreenKind,
     title: String,
+    /// What the input field holds (`- input:`), and whether `发送` shows (`- send: yes`).
+    input: Option<String>,
+    send: bool,
     items: Vec<Item>,
     rows: Vec<Row>,
 }
@@ -80,6 +83,8 @@ fn expectations() -> Vec<Expected> {
                 file: rest.trim_end_matches('`').to_string(),
                 screen: ScreenKind::Other,
                 title: String::new(),
+                input: None,
+                send: false,
                 items: Vec::new(),
                 rows: Vec::new(),
             });
@@ -94,6 +99,10 @@ fn expectations() -> Vec<Expected> {
             };
         } else if let Some(t) = line.strip_prefix("- title:") {
             e.title = t.trim().to_string();
+        } else if let Some(t) = line.strip_prefix("- input:") {
+            e.input = Some(t.trim().to_string());
+        } else if let Some(t) = line.strip_prefix("- send:") {
+            e.send = t.trim() == "yes";
         } else if line.starts_with("| ") {
             let c = cells(line);
             if c[0].parse::<u32>().is_err() {
@@ -359,7 +368,7 @@ fn check(file: &str, min_chars: f64, known: &[&str]) {
     let read = vision::read_screenshot(&bytes, engine().as_mut()).expect("read");
     let reading = read.reading;
     assert_eq!(reading.kind, e.screen, "{file}: screen kind; {reading:#?}");
-    let (s, title) = match e.screen {
+    let (mut s, title) = match e.screen {
         ScreenKind::Chat => {
             let chat = reading.chat.as_ref().expect("chat");
             (score_chat(e, &chat.messages), chat.title.clone())
@@ -369,6 +378,18 @@ fn check(file: &str, min_chars: f64, known: &[&str]) {
             (score_list(e, &list.rows), list.title.clone())
         }
     };
+    // The input field's text counts with the characters; the send button must show exactly
+    // when the README says it does (the actor taps it by its place on the screenshot).
+    if let Some(chat) = &reading.chat {
+        let typed = chat.input.as_ref().map_or("", |i| i.text.as_str());
+        s.text(e.input.as_deref().unwrap_or(""), typed);
+        if e.input.is_none() && !typed.is_empty() {
+            s.extra.push(format!("input {typed:?}"));
+        }
+        if chat.send_button.is_some() != e.send {
+            s.wrong.push(format!("send button {:?}", chat.send_button));
+        }
+    }
     let what = if e.screen == ScreenKind::Chat {
         ("items", "sides", "kinds")
     } else {
@@ -406,7 +427,13 @@ fn check(file: &str, min_chars: f64, known: &[&str]) {
         eprintln!("  wrong: {w}");
     }
     if e.screen == ScreenKind::Chat {
-        for m in &reading.chat.as_ref().expect("chat").messages {
+        let chat = reading.chat.as_ref().expect("chat");
+        eprintln!(
+            "  input: {:?}, send button {:?}",
+            chat.input.as_ref().map(|i| &i.text),
+            chat.send_button
+        );
+        for m in &chat.messages {
             eprintln!(
                 "  read: {:?} {:?} {:?} {:?}",
                 m.side, m.kind, m.sender, m.text
@@ -496,6 +523,11 @@ fn xiaomi_private_chat_1080() {
 fn xiaomi_group_chat_of_pictures_1080() {
     // Structure exact; `昀` of the sender's name read as `隐` or `罗` (README).
     check("group-pictures-8.0.x-xiaomi-1080x2400.png", 0.94, &[]);
+}
+
+#[test]
+fn xiaomi_group_chat_with_text_typed_1080() {
+    check("group-typed-8.0.x-xiaomi-1080x2400.png", 0.90, &[]);
 }
 
 #[test]

@@ -929,8 +929,16 @@ fn chat(grid: &Grid<'_>, bar: &Bar) -> ChatLayout {
         x1: field.x1 - 6,
         y1: field.y1 - 3,
     };
-    let field_has_text =
-        count_cells(grid, inner, |c| (lum(c) - lum(field_colour)).abs() > 60.0) > 3;
+    // Typed text starts at the field's left edge. What else may stand in an empty field
+    // does not: the caret (WeChat's green, a thin bar at the left) is left out by its
+    // colour, and a voice-input microphone that newer builds draw inside the field sits at
+    // its right end (seen on real 8.0 screens, fixtures/real-screens).
+    let ink = |c: Rgb| (lum(c) - lum(field_colour)).abs() > 60.0 && !near(c, BRAND, 40);
+    let start = Cells {
+        x1: inner.x0 + inner.w() / 4,
+        ..inner
+    };
+    let field_has_text = count_cells(grid, start, ink) > 3;
     let send_button = components(bar.cells, |x, y| near(grid.at(x, y), BRAND, 30))
         .into_iter()
         .filter(|c| c.cells.w() >= 20 && c.cells.h() >= 12 && c.fill() > 0.5)
