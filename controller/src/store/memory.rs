@@ -483,13 +483,16 @@ impl Store for MemoryStore {
     async fn failed_actions(
         &self,
         target: Option<&str>,
+        conversation: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ActionRecord>, StoreError> {
         let state = self.state();
         let mut failed: Vec<ActionRecord> = (0..state.actions.len())
             .filter(|&i| {
                 let (_, action, status) = &state.actions[i];
-                *status == ActionStatus::Failed && target.is_none_or(|t| action.target() == t)
+                *status == ActionStatus::Failed
+                    && target.is_none_or(|t| action.target() == t)
+                    && conversation.is_none_or(|c| action.conversation() == c)
             })
             .map(|i| state.record(i))
             .collect();

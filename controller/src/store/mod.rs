@@ -329,10 +329,11 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Event>, StoreError>;
 
     /// Actions that failed for good (retries used up, or refused), newest first; only
-    /// those to `target` when given. The outbox's dead letters.
+    /// those to `target`, and to its `conversation`, when given. The outbox's dead letters.
     async fn failed_actions(
         &self,
         target: Option<&str>,
+        conversation: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ActionRecord>, StoreError>;
 

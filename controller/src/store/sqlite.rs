@@ -554,13 +554,16 @@ impl Store for SqliteStore {
     async fn failed_actions(
         &self,
         target: Option<&str>,
+        conversation: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ActionRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, body, status, last_error, attempts, created_at, updated_at FROM actions \
-             WHERE status = 'failed' AND (?1 IS NULL OR target = ?1) ORDER BY updated_at DESC, id LIMIT ?2",
+             WHERE status = 'failed' AND (?1 IS NULL OR target = ?1) \
+             AND (?2 IS NULL OR conversation = ?2) ORDER BY updated_at DESC, id LIMIT ?3",
         )
         .bind(target)
+        .bind(conversation)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
@@ -1512,15 +1515,28 @@ mod tests {
                     .await
                     .expect("fail");
             }
-            let failed = store.failed_actions(None, 10).await.expect("failed");
+            let failed = store.failed_actions(None, None, 10).await.expect("failed");
             assert_eq!(failed.len(), 2);
             let to_subs = store
-                .failed_actions(Some("subscriptions"), 10)
+                .failed_actions(Some("subscriptions"), None, 10)
                 .await
                 .expect("failed");
             assert_eq!(to_subs.len(), 1);
             assert_eq!(to_subs[0].action.id, a.id);
             assert_eq!(to_subs[0].error.as_deref(), Some("HTTP 500"));
+            let other_conversation = store
+                .failed_actions(Some("subscriptions"), Some("sub_2"), 10)
+                .await
+                .expect("failed");
+            assert!(other_conversation.is_empty());
+            assert_eq!(
+                store
+                    .failed_actions(Some("subscriptions"), Some("sub_1"), 10)
+                    .await
+                    .expect("failed")
+                    .len(),
+                1
+            );
             assert!(store.retry_action(&a.id).await.expect("retry"));
             // Only a failed one goes back, and only once.
             assert!(!store.retry_action(&a.id).await.expect("retry"));
@@ -1531,7 +1547,11 @@ mod tests {
                 [a.id.as_str()]
             );
             assert_eq!(
-                store.failed_actions(None, 10).await.expect("failed").len(),
+                store
+                    .failed_actions(None, None, 10)
+                    .await
+                    .expect("failed")
+                    .len(),
                 1
             );
 

@@ -219,13 +219,9 @@ pub async fn failures(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ActionView>>, ApiError> {
     in_force(&runtime)?;
-    let failed = runtime.store().failed_actions(Some(TARGET), 1000).await?;
-    Ok(Json(
-        failed
-            .into_iter()
-            .filter(|r| r.action.action.conversation() == id)
-            .take(100)
-            .map(ActionView::from)
-            .collect(),
-    ))
+    let failed = runtime
+        .store()
+        .failed_actions(Some(TARGET), Some(&id), 100)
+        .await?;
+    Ok(Json(failed.into_iter().map(ActionView::from).collect()))
 }
