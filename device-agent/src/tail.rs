@@ -351,9 +351,9 @@ pub fn preview_matches(preview: &str, last: &TailItem) -> bool {
     preview_fits(preview, last, 0)
 }
 
-/// [`preview_matches`] allowing `misread` characters to differ, one for one: what OCR
-/// makes of small grey preview text now and then (`7` read as `了`). Never for short
-/// texts, where one character is most of the message.
+/// [`preview_matches`] allowing one character misread: replaced, dropped or added, as
+/// OCR does with small grey preview text now and then (`7` read as `了`, or `7` as `7了`).
+/// Never for short texts, where one character is most of the message.
 pub fn preview_nearly_matches(preview: &str, last: &TailItem) -> bool {
     preview_fits(preview, last, 1)
 }
@@ -393,7 +393,7 @@ fn preview_fits(preview: &str, last: &TailItem, misread: usize) -> bool {
 }
 
 /// Whether `shown` is `text` (or, with `prefix`, its start) with at most `misread`
-/// characters replaced by others.
+/// characters misread: replaced, dropped or added (Levenshtein distance), as OCR does.
 fn within(text: &str, shown: &str, misread: usize, prefix: bool) -> bool {
     if misread == 0 {
         return if prefix {
@@ -402,16 +402,19 @@ fn within(text: &str, shown: &str, misread: usize, prefix: bool) -> bool {
             text == shown
         };
     }
-    let text: Vec<char> = text.chars().collect();
-    let shown: Vec<char> = shown.chars().collect();
-    let comparable = if prefix {
-        shown.len() <= text.len()
-    } else {
-        shown.len() == text.len()
-    };
-    comparable
-        && shown.len() >= MISREAD_MIN_CHARS
-        && text.iter().zip(&shown).filter(|(a, b)| a != b).count() <= misread
+    let shown_len = shown.chars().count();
+    if shown_len < MISREAD_MIN_CHARS {
+        return false;
+    }
+    if !prefix {
+        return strsim::levenshtein(text, shown) <= misread;
+    }
+    // A cut preview shows the start of the text: some start of about its length.
+    let text_len = text.chars().count();
+    (shown_len.saturating_sub(misread)..=(shown_len + misread).min(text_len)).any(|n| {
+        let head: String = text.chars().take(n).collect();
+        strsim::levenshtein(&head, shown) <= misread
+    })
 }
 
 /// A stable key for a new message: the same message read again (after a crash, on a
@@ -643,13 +646,33 @@ mod tests {
             "[3条] 韩梅梅消…",
             &other("韩梅梅消息7")
         ));
+        // A character added or dropped is a misread too (seed 1586719256440681653 read
+        // "韩梅梅消息7" as "…消息7了" and lost two messages).
+        assert!(preview_nearly_matches(
+            "韩梅梅消息7了",
+            &other("韩梅梅消息7")
+        ));
+        assert!(preview_nearly_matches("韩梅梅消息", &other("韩梅梅消息7")));
+        let visible = vec![
+            other("韩梅梅消息1"),
+            other("韩梅梅消息5"),
+            other("韩梅梅消息7"),
+            other("韩梅梅消息8"),
+        ];
+        assert_eq!(
+            new_items(&[], &visible, Some(3), Some("韩梅梅消息7了")).start,
+            0
+        );
         // Two characters off, or a short text one off, is another message.
         assert!(!preview_nearly_matches(
             "韩梅梅消了了",
             &other("韩梅梅消息7")
         ));
+        assert!(!preview_nearly_matches(
+            "韩梅梅消息7了了",
+            &other("韩梅梅消息7")
+        ));
         assert!(!preview_nearly_matches("好的", &other("好吧")));
-        assert!(!preview_nearly_matches("韩梅梅消息", &other("韩梅梅消息7")));
         // An exact match still wins over a near one.
         let visible = vec![other("h1 abcd"), other("n1 abcd"), other("n2 abcd")];
         assert_eq!(new_items(&[], &visible, Some(1), Some("n1 abcd")).start, 1);
