@@ -21,19 +21,14 @@ fn main() -> std::process::ExitCode {
 
 /// Tesseract's OpenMP threads spin while they wait: on the small crops the vision reader
 /// hands it, two threads are several times slower than one (docs/benchmarks.md). libgomp
-/// reads `OMP_THREAD_LIMIT` once, when the program loads, so the binary starts itself again
-/// with it (same process id: `exec`) unless the user chose a value.
+/// reads `OMP_THREAD_LIMIT` when it is loaded, which is when the first screenshot is read
+/// (libtesseract is opened then, not linked), so setting it here is early enough; a value
+/// the user chose is kept.
+#[allow(unsafe_code)]
 fn one_openmp_thread() {
-    #[cfg(unix)]
-    if std::env::var_os("OMP_THREAD_LIMIT").is_none()
-        && let Ok(exe) = std::env::current_exe()
-    {
-        use std::os::unix::process::CommandExt;
-        let error = std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env("OMP_THREAD_LIMIT", "1")
-            .exec();
-        // Not fatal: the reader only runs slower.
-        eprintln!("warning: could not restart with OMP_THREAD_LIMIT=1: {error}");
+    if std::env::var_os("OMP_THREAD_LIMIT").is_none() {
+        // SAFETY: the first statement of `main`: no other thread exists yet to read or
+        // write the environment at the same time.
+        unsafe { std::env::set_var("OMP_THREAD_LIMIT", "1") };
     }
 }

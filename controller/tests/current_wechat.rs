@@ -12,7 +12,8 @@ use serde_json::Value;
 use tapwire_phone_sim::{IncomingMessage, SimConfig, settings::Preset};
 
 use support::{
-    AdbServer, assert_answered_in_order, phone, tapwire_once, tapwire_run, wait_for_sent,
+    AdbServer, assert_answered_in_order, phone, tapwire_once, tapwire_once_with_env, tapwire_run,
+    wait_for_sent,
 };
 
 const TODAY: &str = "8.0.78";
@@ -217,6 +218,15 @@ async fn doctor_names_each_problem_and_its_fix() {
         check(&json, &healthy.serial, "animations")["status"],
         "warn"
     );
+    let ocr = check(&json, "computer", "ocr");
+    assert_eq!(ocr["status"], "ok", "{ocr}");
+    assert!(
+        ocr["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("tesseract"),
+        "{ocr}"
+    );
 
     // Hidden, but Select to Speak is installed: run will bring it back.
     let hidden = phone(&adb, current(|_| {})).await;
@@ -283,6 +293,49 @@ async fn doctor_names_each_problem_and_its_fix() {
         p.sim.shutdown().await;
     }
     locked_out.shutdown().await;
+}
+
+/// Without its OCR data, only a phone configured for screenshots is blocked; the others are
+/// warned that a hidden tree could not be read.
+#[test]
+fn doctor_blocks_a_vision_phone_without_ocr_and_warns_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ocr_check = |mode: &str| {
+        let config = dir.path().join(format!("{mode}.toml"));
+        std::fs::write(
+            &config,
+            format!("[[phones]]\nserial = \"emulator-5554\"\nmode = \"{mode}\"\n"),
+        )
+        .expect("config written");
+        let (_, out) = tapwire_once_with_env(
+            &[
+                "doctor",
+                "--json",
+                "--config",
+                config.to_str().expect("utf-8 path"),
+                // Nothing listens there: the computer's checks are all this needs.
+                "--adb-server",
+                "127.0.0.1:1",
+            ],
+            &[("TAPWIRE_TESSERACT_LANGS", "tapwire_no_such_language")],
+            Duration::from_secs(60),
+        );
+        let start = out.find('{').unwrap_or_else(|| panic!("no JSON in: {out}"));
+        let end = out.rfind('}').expect("JSON end") + 1;
+        let json: Value =
+            serde_json::from_str(&out[start..end]).unwrap_or_else(|e| panic!("{e}: {out}"));
+        check(&json, "computer", "ocr").clone()
+    };
+    let vision = ocr_check("vision");
+    assert_eq!(vision["status"], "fail", "{vision}");
+    assert!(
+        vision["fix"]
+            .as_str()
+            .expect("fix")
+            .contains("tesseract-ocr-chi-sim"),
+        "{vision}"
+    );
+    assert_eq!(ocr_check("auto")["status"], "warn");
 }
 
 fn run_once(adb: &AdbServer, serial: &str, db: &str, mode: &str) -> (bool, String) {

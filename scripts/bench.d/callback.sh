@@ -203,6 +203,19 @@ idle_cpu0=$(cpu_secs "$tapwire_pid")
 sleep 10
 idle_cpu=$(awk -v a="$idle_cpu0" -v b="$(cpu_secs "$tapwire_pid")" 'BEGIN { printf "%.1f", (b - a) * 10 }')
 echo "tapwire: RSS idle (one phone polled, 9 adapters) $(mib "$idle_rss"); CPU idle ${idle_cpu} % of a core"
+if [ -n "${TAPWIRE_API_TOKENS:-}" ]; then
+    # One open dashboard: its live view of the phone is what costs (a screenshot per read,
+    # decoded and kept while someone watches); the page's assets are static.
+    token=${TAPWIRE_API_TOKENS%%,*}
+    curl -sN -H "Authorization: Bearer $token" -o "$work/live.out" \
+        "http://127.0.0.1:$listen_port/api/v1/phones/127.0.0.1:$phone_port/live" &
+    live_pid=$!
+    pids+=("$live_pid")
+    sleep 15
+    grep -q '^event: screen' "$work/live.out" || { echo "the live view sent no screen" >&2; exit 1; }
+    echo "tapwire: RSS with one live view open $(mib "$(kb "$tapwire_pid" VmRSS)") (peak $(mib "$(kb "$tapwire_pid" VmHWM)"))"
+    kill "$live_pid" 2>/dev/null || true
+fi
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) before the runs, $(nproc) cores"
 
 cpu0=$(cpu_secs "$tapwire_pid")

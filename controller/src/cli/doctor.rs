@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use clap::Args;
 use serde::Serialize;
+use tapwire::adapter::phone::ReadMode;
 use tapwire::config::Config;
 use tapwire::store::StorageConfig;
 use tapwire_device_agent::UiMaps;
@@ -59,6 +60,7 @@ fn checks(args: &DoctorArgs) -> Vec<Scoped> {
     checks.push(computer(check));
     let config = config.unwrap_or_default();
     checks.push(computer(database_check(&config.storage)));
+    checks.push(computer(ocr_check(&config)));
     let maps = match UiMaps::load_dir(&super::ui_maps_dir(args.ui_maps.clone())) {
         Ok(maps) => {
             let names: Vec<&str> = maps.maps().iter().map(|m| m.name.as_str()).collect();
@@ -205,6 +207,37 @@ fn database_check(storage: &StorageConfig) -> Check {
             format!("{}: {error}", path.display()),
             "point [storage] path (or --db) at a writable place",
         ),
+    }
+}
+
+/// Loads the OCR engine as a vision-mode phone would. Only a phone configured for `vision`
+/// cannot run without it; `auto` phones still work wherever the tree can be had.
+fn ocr_check(config: &Config) -> Check {
+    const NAME: &str = "ocr";
+    match tapwire_device_agent::ocr::default_engine() {
+        Ok(engine) => Check::ok(
+            NAME,
+            format!(
+                "{} {} loaded",
+                engine.name(),
+                tapwire_device_agent::ocr::tesseract::library_version().unwrap_or("?")
+            ),
+        ),
+        Err(error) => {
+            let fix = "install tesseract with its chi_sim and eng data (scripts/setup does: Debian \
+                       `tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng`, macOS \
+                       `brew install tesseract tesseract-lang`)";
+            let vision = config.phones.iter().any(|p| p.mode == ReadMode::Vision);
+            if vision {
+                Check::fail(NAME, error.to_string(), fix)
+            } else {
+                Check::warn(
+                    NAME,
+                    format!("{error}; phones whose tree is hidden cannot be read"),
+                    fix,
+                )
+            }
+        }
     }
 }
 

@@ -251,9 +251,19 @@ impl Drop for Tapwire {
 
 /// Runs `tapwire` to completion with a timeout and returns (exit success, stderr).
 pub fn tapwire_once(args: &[&str], timeout: Duration) -> (bool, String) {
+    tapwire_once_with_env(args, &[], timeout)
+}
+
+/// `tapwire_once` with these environment variables added.
+pub fn tapwire_once_with_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tapwire"))
         .args(args)
         .env("TAPWIRE_UI_MAPS", repo_root().join("ui-maps"))
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

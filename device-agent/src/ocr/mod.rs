@@ -5,13 +5,12 @@
 //! every crop of every screen; one instance belongs to one thread (`Send`, not `Sync`), so a
 //! worker that reads several phones' screens keeps one engine per thread.
 //!
-//! - [`tesseract`] (cargo feature `tesseract`, on by default): the system's libtesseract
-//!   with `chi_sim+eng`, the field's standard (DESIGN.md §4).
+//! - [`tesseract`]: the system's libtesseract with `chi_sim+eng`, the field's standard
+//!   (DESIGN.md §4), opened when the first engine is made.
 //!
 //! A second engine (PP-OCR models through an ONNX runtime, DESIGN.md §4) would be one more
 //! file here implementing [`OcrEngine`].
 
-#[cfg(feature = "tesseract")]
 pub mod tesseract;
 
 use image::GrayImage;
@@ -64,20 +63,10 @@ pub trait OcrEngine: Send {
     fn recognise(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError>;
 }
 
-/// The default engine, loaded and warm: tesseract with `chi_sim+eng` when built with it.
+/// The default engine, loaded and warm: tesseract with `chi_sim+eng`, or the languages
+/// `TAPWIRE_TESSERACT_LANGS` names.
 pub fn default_engine() -> Result<Box<dyn OcrEngine>, OcrError> {
-    #[cfg(feature = "tesseract")]
-    {
-        let languages = std::env::var(tesseract::LANGUAGES_ENV)
-            .unwrap_or_else(|_| tesseract::DEFAULT_LANGUAGES.to_string());
-        Ok(Box::new(tesseract::TesseractEngine::new(&languages)?))
-    }
-    #[cfg(not(feature = "tesseract"))]
-    {
-        Err(OcrError::Unavailable {
-            engine: "tesseract".into(),
-            reason: "this build of Tapwire has no OCR engine (build with the `tesseract` feature)"
-                .into(),
-        })
-    }
+    let languages = std::env::var(tesseract::LANGUAGES_ENV)
+        .unwrap_or_else(|_| tesseract::DEFAULT_LANGUAGES.to_string());
+    Ok(Box::new(tesseract::TesseractEngine::new(&languages)?))
 }

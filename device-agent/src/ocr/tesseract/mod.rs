@@ -1,5 +1,5 @@
-//! Tesseract through the system's libtesseract (`tesseract` crate's plumbing layer: safe
-//! calls on one `TessBaseAPI`), loaded once with `chi_sim+eng` and reused for every crop.
+//! Tesseract through the system's libtesseract (its C API, opened at run time by
+//! [`capi`]), loaded once with `chi_sim+eng` and reused for every crop.
 //!
 //! Facts this follows (tesseract's own documentation, `tesseract-ocr/tessdoc`
 //! `ImproveQuality.md` and `tess4/...`): the LSTM models read best when a capital letter is
@@ -9,15 +9,17 @@
 //! resolution" guess. Pixels go in raw (`SetImage` with one byte per pixel), so no crop is
 //! encoded as a PNG on the way.
 
-use std::ffi::CString;
+mod capi;
+
+use std::ffi::c_int;
 use std::path::PathBuf;
 
 use image::GrayImage;
-use tesseract::PageSegMode;
-use tesseract::plumbing::TessBaseApi;
-use tesseract::plumbing::tesseract_sys::{TessOcrEngineMode_OEM_LSTM_ONLY, TessPageSegMode};
 
 use super::{OcrEngine, OcrError, Recognised, TextLayout};
+use capi::{BaseApi, CapiError};
+
+pub use capi::{LIBRARY_ENV, version as library_version};
 
 /// WeChat's UI is Chinese with English and digits mixed in.
 pub const DEFAULT_LANGUAGES: &str = "chi_sim+eng";
@@ -40,9 +42,9 @@ pub struct TesseractEngine {
 }
 
 struct Api {
-    api: TessBaseApi,
+    api: BaseApi,
     /// The page segmentation mode set last, so it is set again only when it changes.
-    psm: Option<TessPageSegMode>,
+    psm: Option<c_int>,
     /// Whether only digits are read now (badges).
     digits: bool,
 }
@@ -59,26 +61,22 @@ impl TesseractEngine {
             engine: NAME.into(),
             reason,
         };
-        let langs = CString::new(languages)
-            .map_err(|_| unavailable(format!("bad language list {languages:?}")))?;
-        let load = |langs: &CString| {
-            let mut api = TessBaseApi::create();
-            match api.init_4(None, Some(langs), TessOcrEngineMode_OEM_LSTM_ONLY) {
-                Ok(()) => Ok(Api {
+        let load = |list: &str| {
+            let list = capi::language_list(list)
+                .ok_or_else(|| unavailable(format!("bad language list {languages:?}")))?;
+            match BaseApi::new(&list) {
+                Ok(api) => Ok(Api {
                     api,
                     psm: None,
                     digits: false,
                 }),
+                Err(CapiError::Unavailable(reason)) => Err(unavailable(reason)),
                 Err(_) => Err(unavailable(missing_data_hint(languages))),
             }
         };
-        let api = load(&langs)?;
+        let api = load(languages)?;
         let first_only = match languages.split_once('+') {
-            Some((first, _)) => {
-                let first = CString::new(first)
-                    .map_err(|_| unavailable(format!("bad language list {languages:?}")))?;
-                Some(load(&first)?)
-            }
+            Some((first, _)) => Some(load(first)?),
             None => None,
         };
         Ok(TesseractEngine {
@@ -144,7 +142,7 @@ impl OcrEngine for TesseractEngine {
 impl Api {
     fn read(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError> {
         match layout {
-            TextLayout::Block => return self.read_in(crop, PageSegMode::PsmSingleBlock, false),
+            TextLayout::Block => return self.read_in(crop, capi::PSM_SINGLE_BLOCK, false),
             TextLayout::Line => {
                 // One line (mode 7) reads grey UI text under JPEG noise best (`11月7日`, not
                 // `11878`; `昨天`, not `PER`: fixtures/real-screens, 91 -> 95 % on a list),
@@ -152,11 +150,11 @@ impl Api {
                 // well-known phrase (`加入了和群聊`). Raw line (mode 13) has neither habit:
                 // a line mode 7 read as nothing or unsure of is read again raw, and the surer
                 // reading kept (the same model's confidences, so they compare).
-                let line = self.read_in(crop, PageSegMode::PsmSingleLine, false)?;
+                let line = self.read_in(crop, capi::PSM_SINGLE_LINE, false)?;
                 if line.text.chars().any(char::is_alphanumeric) && line.confidence >= LINE_SURE {
                     return Ok(line);
                 }
-                let raw = self.read_in(crop, PageSegMode::PsmRawLine, false)?;
+                let raw = self.read_in(crop, capi::PSM_RAW_LINE, false)?;
                 let empty = !line.text.chars().any(char::is_alphanumeric);
                 return Ok(if empty || raw.confidence > line.confidence {
                     raw
@@ -177,9 +175,9 @@ impl Api {
             confidence: 0.0,
         };
         for mode in [
-            PageSegMode::PsmSingleWord,
-            PageSegMode::PsmSingleLine,
-            PageSegMode::PsmSingleChar,
+            capi::PSM_SINGLE_WORD,
+            capi::PSM_SINGLE_LINE,
+            capi::PSM_SINGLE_CHAR,
         ] {
             read = self.read_in(&padded, mode, true)?;
             if read.text.chars().any(|c| c.is_ascii_digit()) {
@@ -192,11 +190,10 @@ impl Api {
     fn read_in(
         &mut self,
         crop: &GrayImage,
-        mode: PageSegMode,
+        mode: c_int,
         digits: bool,
     ) -> Result<Recognised, OcrError> {
-        let (w, h) = (crop.width() as i32, crop.height() as i32);
-        let mode = mode.as_tess_page_seg_mode();
+        let failed = |error: CapiError| TesseractEngine::failed(&error.to_string());
         if self.psm != Some(mode) {
             self.api.set_page_seg_mode(mode);
             self.psm = Some(mode);
@@ -206,27 +203,25 @@ impl Api {
             let whitelist = if digits { c"0123456789+" } else { c"" };
             self.api
                 .set_variable(c"tessedit_char_whitelist", whitelist)
-                .map_err(|_| TesseractEngine::failed("tessedit_char_whitelist was refused"))?;
+                .map_err(failed)?;
             self.digits = digits;
         }
         self.api
-            .set_image(crop.as_raw(), w, h, 1, w)
-            .map_err(|e| TesseractEngine::failed(&format!("the crop was refused: {e:?}")))?;
+            .set_grey_image(crop.as_raw(), crop.width(), crop.height())
+            .map_err(failed)?;
         self.api.set_source_resolution(300);
-        self.api
-            .recognize()
-            .map_err(|_| TesseractEngine::failed("recognition failed"))?;
+        self.api.recognize().map_err(failed)?;
         let text = self
             .api
-            .get_utf8_text()
-            .map_err(|_| TesseractEngine::failed("no text came back"))?;
-        let text = text.as_ref().to_string_lossy().trim_end().to_string();
+            .utf8_text()
+            .ok_or_else(|| TesseractEngine::failed("no text came back"))?;
+        let text = text.trim_end().to_string();
         // The least sure word: one misread word in a line of good ones is what matters.
         let confidence = self
             .api
-            .all_word_confidences()
-            .ok()
-            .and_then(|c| c.iter().copied().min())
+            .word_confidences()
+            .into_iter()
+            .min()
             .unwrap_or_else(|| self.api.mean_text_conf())
             .clamp(0, 100) as f32
             / 100.0;
