@@ -352,7 +352,7 @@ async fn authorize(State(tokens): State<Tokens>, request: Request, next: Next) -
 #[openapi(
     info(
         title = "Tapwire REST API",
-        description = "Send through any phone or adapter, follow actions and events, list sources with their health and conversations with their messages, manage dead letters and grants, watch a phone live."
+        description = "Send through any phone or adapter, follow actions and events, list sources with their health and conversations with their messages, manage dead letters and grants, subscribe a URL to event types (deliveries signed with X-Tapwire-Signature-256: sha256=HMAC-SHA256 of the body), watch a phone live."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
