@@ -218,15 +218,10 @@ async fn doctor_names_each_problem_and_its_fix() {
         check(&json, &healthy.serial, "animations")["status"],
         "warn"
     );
-    let ocr = check(&json, "computer", "ocr");
-    assert_eq!(ocr["status"], "ok", "{ocr}");
-    assert!(
-        ocr["detail"]
-            .as_str()
-            .expect("detail")
-            .contains("tesseract"),
-        "{ocr}"
-    );
+    for engine in ["tesseract", "ppocr"] {
+        let ocr = check(&json, "computer", &format!("ocr ({engine})"));
+        assert_eq!(ocr["status"], "ok", "{ocr}");
+    }
 
     // Hidden, but Select to Speak is installed: run will bring it back.
     let hidden = phone(&adb, current(|_| {})).await;
@@ -295,16 +290,18 @@ async fn doctor_names_each_problem_and_its_fix() {
     locked_out.shutdown().await;
 }
 
-/// Without its OCR data, only a phone configured for screenshots is blocked; the others are
-/// warned that a hidden tree could not be read.
+/// Without an engine's data, only a phone configured for screenshots with that engine is
+/// blocked; otherwise the engine is reported as unusable, not as blocking `run`.
 #[test]
-fn doctor_blocks_a_vision_phone_without_ocr_and_warns_the_others() {
+fn doctor_blocks_a_vision_phone_without_its_ocr_engine_and_warns_the_others() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ocr_check = |mode: &str| {
-        let config = dir.path().join(format!("{mode}.toml"));
+    let missing = dir.path().join("no-ppocr-here");
+    let missing = missing.to_str().expect("utf-8 path");
+    let ocr_check = |phone: &str, engine: &str| {
+        let config = dir.path().join("tapwire.toml");
         std::fs::write(
             &config,
-            format!("[[phones]]\nserial = \"emulator-5554\"\nmode = \"{mode}\"\n"),
+            format!("[[phones]]\nserial = \"emulator-5554\"\n{phone}\n"),
         )
         .expect("config written");
         let (_, out) = tapwire_once_with_env(
@@ -317,16 +314,19 @@ fn doctor_blocks_a_vision_phone_without_ocr_and_warns_the_others() {
                 "--adb-server",
                 "127.0.0.1:1",
             ],
-            &[("TAPWIRE_TESSERACT_LANGS", "tapwire_no_such_language")],
+            &[
+                ("TAPWIRE_TESSERACT_LANGS", "tapwire_no_such_language"),
+                ("TAPWIRE_PPOCR_DIR", missing),
+            ],
             Duration::from_secs(60),
         );
         let start = out.find('{').unwrap_or_else(|| panic!("no JSON in: {out}"));
         let end = out.rfind('}').expect("JSON end") + 1;
         let json: Value =
             serde_json::from_str(&out[start..end]).unwrap_or_else(|e| panic!("{e}: {out}"));
-        check(&json, "computer", "ocr").clone()
+        check(&json, "computer", &format!("ocr ({engine})")).clone()
     };
-    let vision = ocr_check("vision");
+    let vision = ocr_check("mode = \"vision\"", "tesseract");
     assert_eq!(vision["status"], "fail", "{vision}");
     assert!(
         vision["fix"]
@@ -335,7 +335,14 @@ fn doctor_blocks_a_vision_phone_without_ocr_and_warns_the_others() {
             .contains("tesseract-ocr-chi-sim"),
         "{vision}"
     );
-    assert_eq!(ocr_check("auto")["status"], "warn");
+    assert_eq!(ocr_check("mode = \"vision\"", "ppocr")["status"], "warn");
+    let ppocr = ocr_check("mode = \"vision\"\nocr = \"ppocr\"", "ppocr");
+    assert_eq!(ppocr["status"], "fail", "{ppocr}");
+    assert!(
+        ppocr["detail"].as_str().expect("detail").contains(missing),
+        "{ppocr}"
+    );
+    assert_eq!(ocr_check("mode = \"auto\"", "tesseract")["status"], "warn");
 }
 
 fn run_once(adb: &AdbServer, serial: &str, db: &str, mode: &str) -> (bool, String) {

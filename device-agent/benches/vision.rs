@@ -1,6 +1,7 @@
 //! Screenshot → screen reading at 1080×2400, per chat screen, split into decoding,
 //! segmentation and OCR, with one warm engine on one core (`OMP_THREAD_LIMIT=1`, set by
-//! `.cargo/config.toml`).
+//! `.cargo/config.toml`; ONNX Runtime is given one thread): tesseract, then PP-OCR
+//! (`TAPWIRE_OCR` picks one).
 //!
 //! `cargo bench -p tapwire-device-agent --bench vision` (or `scripts/bench`). The chat
 //! screens come from phone-sim (the corpus test's kind of content: Chinese, English,
@@ -117,8 +118,26 @@ fn main() {
     for s in &shots {
         std::fs::write(dir.join(format!("{}.png", s.name)), &s.png).expect("write PNG");
     }
+    // Every engine, one after the other, on the same screens; `TAPWIRE_OCR` picks one.
+    let kinds: Vec<ocr::EngineKind> = match std::env::var(ocr::ENGINE_ENV) {
+        Ok(name) => vec![name.parse().expect("TAPWIRE_OCR: tesseract or ppocr")],
+        Err(_) => ocr::EngineKind::ALL.to_vec(),
+    };
+    for kind in kinds {
+        measure(kind, &shots);
+    }
+    println!(
+        "vision png sizes: mean {:.0} KB PNG, {:.0} KB raw",
+        shots.iter().map(|s| s.png.len()).sum::<usize>() as f64 / 1024.0 / shots.len() as f64,
+        shots.iter().map(|s| s.raw.len()).sum::<usize>() as f64 / 1024.0 / shots.len() as f64
+    );
+}
+
+fn measure(kind: ocr::EngineKind, shots: &[Shot]) {
     let load = Instant::now();
-    let mut engine = ocr::default_engine().expect("tesseract (scripts/setup installs it)");
+    let mut engine = kind
+        .load()
+        .unwrap_or_else(|e| panic!("{e} (scripts/setup installs every engine)"));
     println!(
         "vision engine {} loaded in {:.0} ms (once per thread); OMP_THREAD_LIMIT={}",
         engine.name(),
@@ -126,7 +145,7 @@ fn main() {
         std::env::var("OMP_THREAD_LIMIT").unwrap_or_else(|_| "unset".into())
     );
     // Warm: the first lines read load the models' remaining pages.
-    for s in &shots {
+    for s in shots {
         vision::read_screenshot(&s.png, engine.as_mut()).expect("reading");
     }
     const ROUNDS: usize = 3;
@@ -135,7 +154,7 @@ fn main() {
     let mut crops = 0;
     let mut messages = 0;
     for _ in 0..ROUNDS {
-        for s in &shots {
+        for s in shots {
             let started = Instant::now();
             let r = vision::read_screenshot(&s.png, engine.as_mut()).expect("reading");
             total.push(ms(started.elapsed()));
@@ -160,8 +179,9 @@ fn main() {
         v.sort_by(f64::total_cmp);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let name = engine.name().to_string();
     println!(
-        "vision rust 1080x2400: {} screens x {ROUNDS}, {:.1} items and {:.1} OCR lines per screen",
+        "vision rust {name} 1080x2400: {} screens x {ROUNDS}, {:.1} items and {:.1} OCR lines per screen",
         shots.len(),
         messages as f64 / n,
         crops as f64 / n
@@ -170,11 +190,11 @@ fn main() {
         ("decode PNG (screencap -p)", &png_decode),
         ("decode raw (screencap)", &raw_decode),
         ("segmentation", &segment),
-        ("OCR (tesseract, all lines)", &ocr_t),
+        ("OCR (all lines)", &ocr_t),
         ("PNG -> reading, total", &total),
     ] {
         println!(
-            "vision rust {label:<28} mean {:>7.1} ms  p50 {:>7.1} ms  max {:>7.1} ms",
+            "vision rust {name} {label:<26} mean {:>7.1} ms  p50 {:>7.1} ms  max {:>7.1} ms",
             mean(v),
             percentile(v, 0.5),
             percentile(v, 1.0)
@@ -184,7 +204,7 @@ fn main() {
     let mut warm = Vec::new();
     let mut hits = 0;
     let mut lines = 0;
-    for s in &shots {
+    for s in shots {
         let mut cache = vision::LineCache::default();
         vision::read_screenshot_cached(&s.before, engine.as_mut(), Some(&mut cache))
             .expect("reading");
@@ -197,18 +217,13 @@ fn main() {
     }
     warm.sort_by(f64::total_cmp);
     println!(
-        "vision rust re-read after one new message (line cache, {:.0} % of lines cached) mean {:>7.1} ms  p50 {:>7.1} ms",
+        "vision rust {name} re-read after one new message (line cache, {:.0} % of lines cached) mean {:>7.1} ms  p50 {:>7.1} ms",
         100.0 * hits as f64 / lines.max(1) as f64,
         mean(&warm),
         percentile(&warm, 0.5)
     );
     println!(
-        "vision rust raw -> reading (decode raw + segmentation + OCR): mean {:.1} ms",
+        "vision rust {name} raw -> reading (decode raw + segmentation + OCR): mean {:.1} ms",
         mean(&raw_decode) + mean(&segment) + mean(&ocr_t)
-    );
-    println!(
-        "vision png sizes: mean {:.0} KB PNG, {:.0} KB raw",
-        shots.iter().map(|s| s.png.len()).sum::<usize>() as f64 / 1024.0 / shots.len() as f64,
-        shots.iter().map(|s| s.raw.len()).sum::<usize>() as f64 / 1024.0 / shots.len() as f64
     );
 }

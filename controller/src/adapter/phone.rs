@@ -77,6 +77,10 @@ pub struct PhoneConfig {
     /// In `auto` mode, while screenshots are read, how often one dump looks whether the
     /// tree is back (seconds; 30 by default).
     pub probe_secs: Option<u64>,
+    /// The OCR engine that reads screenshots: `tesseract` or `ppocr` (PP-OCR through ONNX
+    /// Runtime: faster, and surer on rare glyphs); `TAPWIRE_OCR`, else tesseract, when left
+    /// out.
+    pub ocr: Option<ocr::EngineKind>,
 }
 
 fn prepare_by_default() -> bool {
@@ -114,6 +118,7 @@ impl PhoneConfig {
             pacing: PacingConfig::default(),
             mode: ReadMode::default(),
             probe_secs: None,
+            ocr: None,
         }
     }
 
@@ -276,6 +281,7 @@ impl Adapter for PhoneAdapter {
         }
         agent_config.pacing = self.config.pacing.clone();
         let (maps, stop) = (self.maps.clone(), self.stop.clone());
+        let engine = self.config.ocr;
         let (mode, probe) = (
             self.config.mode,
             self.config
@@ -287,7 +293,7 @@ impl Adapter for PhoneAdapter {
         let live = crate::live::phone(&serial);
         let actor = tokio::task::spawn_blocking(move || {
             let mut agent = build_agent(
-                mode,
+                (mode, engine),
                 probe,
                 agent_config,
                 transport,
@@ -343,7 +349,7 @@ impl Adapter for PhoneAdapter {
 /// is loaded here, when the phone connects, so that no screen waits for it; in `auto` mode
 /// when WeChat first hides its tree.
 fn build_agent(
-    mode: ReadMode,
+    (mode, engine): (ReadMode, Option<ocr::EngineKind>),
     probe: Duration,
     config: AgentConfig,
     mut transport: Box<dyn Transport>,
@@ -351,8 +357,10 @@ fn build_agent(
     sink: Box<dyn Sink>,
     outbound: std::sync::mpsc::Receiver<Outbound>,
 ) -> Result<PhoneAgent, AgentError> {
-    let vision = |device: &str| {
-        ocr::default_engine().map(|engine| VisionReader::new(device, engine, Capture::Raw))
+    let vision = move |device: &str| {
+        engine
+            .map_or_else(ocr::default_engine, ocr::EngineKind::load)
+            .map(|engine| VisionReader::new(device, engine, Capture::Raw))
     };
     match mode {
         ReadMode::Tree => PhoneAgent::new(config, transport, maps, sink, outbound),

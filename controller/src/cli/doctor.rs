@@ -12,6 +12,7 @@ use tapwire::config::Config;
 use tapwire::store::StorageConfig;
 use tapwire_device_agent::UiMaps;
 use tapwire_device_agent::doctor::{Check, Status, check_phone};
+use tapwire_device_agent::ocr;
 use tapwire_device_agent::transport::{self, AdbServerTransport};
 
 #[derive(Debug, Args)]
@@ -60,7 +61,7 @@ fn checks(args: &DoctorArgs) -> Vec<Scoped> {
     checks.push(computer(check));
     let config = config.unwrap_or_default();
     checks.push(computer(database_check(&config.storage)));
-    checks.push(computer(ocr_check(&config)));
+    checks.extend(ocr_checks(&config).into_iter().map(computer));
     let maps = match UiMaps::load_dir(&super::ui_maps_dir(args.ui_maps.clone())) {
         Ok(maps) => {
             let names: Vec<&str> = maps.maps().iter().map(|m| m.name.as_str()).collect();
@@ -210,34 +211,62 @@ fn database_check(storage: &StorageConfig) -> Check {
     }
 }
 
-/// Loads the OCR engine as a vision-mode phone would. Only a phone configured for `vision`
-/// cannot run without it; `auto` phones still work wherever the tree can be had.
-fn ocr_check(config: &Config) -> Check {
-    const NAME: &str = "ocr";
-    match tapwire_device_agent::ocr::default_engine() {
-        Ok(engine) => Check::ok(
-            NAME,
-            format!(
-                "{} {} loaded",
-                engine.name(),
-                tapwire_device_agent::ocr::tesseract::library_version().unwrap_or("?")
-            ),
-        ),
-        Err(error) => {
-            let fix = "install tesseract with its chi_sim and eng data (scripts/setup does: Debian \
-                       `tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng`, macOS \
-                       `brew install tesseract tesseract-lang`)";
-            let vision = config.phones.iter().any(|p| p.mode == ReadMode::Vision);
-            if vision {
-                Check::fail(NAME, error.to_string(), fix)
-            } else {
-                Check::warn(
-                    NAME,
-                    format!("{error}; phones whose tree is hidden cannot be read"),
-                    fix,
-                )
+/// Loads each OCR engine as a vision-mode phone would. Only a phone configured for `vision`
+/// with that engine cannot run without it; `auto` phones still work wherever the tree can be
+/// had, and an engine no phone chose is optional.
+fn ocr_checks(config: &Config) -> Vec<Check> {
+    let chosen = std::env::var(ocr::ENGINE_ENV)
+        .ok()
+        .and_then(|name| name.parse().ok())
+        .unwrap_or_default();
+    ocr::EngineKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let name = match kind {
+                ocr::EngineKind::Tesseract => "ocr (tesseract)",
+                ocr::EngineKind::Ppocr => "ocr (ppocr)",
+            };
+            let fix = match kind {
+                ocr::EngineKind::Tesseract => {
+                    "install tesseract with its chi_sim and eng data (scripts/setup does: Debian \
+                     `tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng`, macOS \
+                     `brew install tesseract tesseract-lang`)"
+                }
+                ocr::EngineKind::Ppocr => {
+                    "run scripts/setup: it takes the PP-OCR model and ONNX Runtime from PyPI's \
+                     rapidocr-onnxruntime and onnxruntime wheels"
+                }
+            };
+            match kind.load() {
+                Ok(engine) => Check::ok(name, format!("{} loaded", engine_detail(kind, &*engine))),
+                Err(error) => {
+                    let blocks = config
+                        .phones
+                        .iter()
+                        .any(|p| p.mode == ReadMode::Vision && p.ocr.unwrap_or(chosen) == kind);
+                    if blocks {
+                        Check::fail(name, error.to_string(), fix)
+                    } else {
+                        Check::warn(
+                            name,
+                            format!("{error}; no phone can read screenshots with it"),
+                            fix,
+                        )
+                    }
+                }
             }
-        }
+        })
+        .collect()
+}
+
+fn engine_detail(kind: ocr::EngineKind, engine: &dyn ocr::OcrEngine) -> String {
+    match kind {
+        ocr::EngineKind::Tesseract => format!(
+            "{} {}",
+            engine.name(),
+            ocr::tesseract::library_version().unwrap_or("?")
+        ),
+        ocr::EngineKind::Ppocr => format!("{} ({})", engine.name(), ocr::ppocr::MODEL_FILE),
     }
 }
 

@@ -36,6 +36,10 @@ pub struct ReadArgs {
     /// directory's maps.
     #[arg(long, value_name = "FILE", conflicts_with = "ui_maps")]
     pub map: Option<PathBuf>,
+    /// The OCR engine for screenshots: tesseract or ppocr (default: `TAPWIRE_OCR`, else
+    /// tesseract).
+    #[arg(long, value_name = "ENGINE")]
+    pub ocr: Option<ocr::EngineKind>,
 }
 
 /// The maps a dump may be read with.
@@ -56,7 +60,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
     // Loaded on the first screenshot only, and once: a model takes a moment to load.
     let mut engine: Option<Box<dyn OcrEngine>> = None;
     for file in &files {
-        match read_any(file, &maps, args.wechat.as_deref(), &mut engine) {
+        match read_any(file, &maps, args.wechat.as_deref(), (&mut engine, args.ocr)) {
             Ok((reading, timings)) => {
                 let rendered = if args.json {
                     let mut json = serde_json::to_value(&reading)?;
@@ -124,7 +128,7 @@ fn read_any(
     path: &Path,
     maps: &Maps,
     wechat: Option<&str>,
-    engine: &mut Option<Box<dyn OcrEngine>>,
+    (engine, kind): (&mut Option<Box<dyn OcrEngine>>, Option<ocr::EngineKind>),
 ) -> anyhow::Result<(ScreenReading, Option<Timings>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let is_xml = bytes
@@ -136,7 +140,7 @@ fn read_any(
     }
     let engine = match engine {
         Some(engine) => engine,
-        None => engine.insert(ocr::default_engine()?),
+        None => engine.insert(kind.map_or_else(ocr::default_engine, ocr::EngineKind::load)?),
     };
     let reading = vision::read_screenshot(&bytes, engine.as_mut())?;
     Ok((reading.reading, Some(reading.timings)))

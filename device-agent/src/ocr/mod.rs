@@ -8,9 +8,10 @@
 //! - [`tesseract`]: the system's libtesseract with `chi_sim+eng`, the field's standard
 //!   (DESIGN.md §4), opened when the first engine is made.
 //!
-//! A second engine (PP-OCR models through an ONNX runtime, DESIGN.md §4) would be one more
-//! file here implementing [`OcrEngine`].
+//! - [`ppocr`]: PP-OCR's recognition model through ONNX Runtime (DESIGN.md §4), both taken
+//!   from PyPI's wheels by `scripts/setup` and opened when the first engine is made.
 
+pub mod ppocr;
 pub mod tesseract;
 
 use image::GrayImage;
@@ -63,10 +64,62 @@ pub trait OcrEngine: Send {
     fn recognise(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError>;
 }
 
-/// The default engine, loaded and warm: tesseract with `chi_sim+eng`, or the languages
-/// `TAPWIRE_TESSERACT_LANGS` names.
+/// Which engine reads a phone's screenshots (`ocr` of `[[phones]]`, `--ocr`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// libtesseract with `chi_sim+eng`, or the languages `TAPWIRE_TESSERACT_LANGS` names.
+    #[default]
+    Tesseract,
+    /// PP-OCR's recognition model through ONNX Runtime.
+    Ppocr,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 2] = [EngineKind::Tesseract, EngineKind::Ppocr];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Tesseract => "tesseract",
+            EngineKind::Ppocr => "ppocr",
+        }
+    }
+
+    /// The engine, loaded and warm.
+    pub fn load(self) -> Result<Box<dyn OcrEngine>, OcrError> {
+        Ok(match self {
+            EngineKind::Tesseract => {
+                let languages = std::env::var(tesseract::LANGUAGES_ENV)
+                    .unwrap_or_else(|_| tesseract::DEFAULT_LANGUAGES.to_string());
+                Box::new(tesseract::TesseractEngine::new(&languages)?)
+            }
+            EngineKind::Ppocr => Box::new(ppocr::PpOcrEngine::new()?),
+        })
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        EngineKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| format!("unknown OCR engine {name:?} (tesseract or ppocr)"))
+    }
+}
+
+/// Chooses the engine where no configuration says: `TAPWIRE_OCR`.
+pub const ENGINE_ENV: &str = "TAPWIRE_OCR";
+
+/// The engine `TAPWIRE_OCR` names (tesseract when unset), loaded and warm.
 pub fn default_engine() -> Result<Box<dyn OcrEngine>, OcrError> {
-    let languages = std::env::var(tesseract::LANGUAGES_ENV)
-        .unwrap_or_else(|_| tesseract::DEFAULT_LANGUAGES.to_string());
-    Ok(Box::new(tesseract::TesseractEngine::new(&languages)?))
+    let kind = match std::env::var(ENGINE_ENV) {
+        Ok(name) => name.parse().map_err(|reason| OcrError::Unavailable {
+            engine: name.clone(),
+            reason,
+        })?,
+        Err(_) => EngineKind::default(),
+    };
+    kind.load()
 }
