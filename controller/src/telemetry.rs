@@ -21,6 +21,7 @@ pub const DEAD_LETTERS: &str = "tapwire_dead_letters_total";
 pub const HANDLER_SECONDS: &str = "tapwire_handler_duration_seconds";
 pub const PLUGIN_RESTARTS: &str = "tapwire_plugin_restarts_total";
 pub const CALLBACK_REJECTIONS: &str = "tapwire_callback_rejections_total";
+pub const PASSIVE_SKIPPED: &str = "tapwire_passive_replies_skipped_total";
 pub const OUTBOX_DEPTH: &str = "tapwire_outbox_depth";
 pub const OUTBOX_OLDEST_AGE: &str = "tapwire_outbox_oldest_age_seconds";
 pub const DLQ_DEPTH: &str = "tapwire_dlq_depth";
@@ -58,6 +59,10 @@ pub fn describe() {
     describe_counter!(
         CALLBACK_REJECTIONS,
         "Callbacks refused at an adapter's door, by adapter and reason"
+    );
+    describe_counter!(
+        PASSIVE_SKIPPED,
+        "Callbacks answered without waiting for a passive reply because too many were waiting (answers lagging behind a burst); their answers went through the platform's API, by adapter"
     );
     describe_gauge!(
         OUTBOX_DEPTH,
@@ -101,6 +106,10 @@ pub fn action_retried(adapter: &str) {
 
 pub fn dead_lettered(handler: &str) {
     counter!(DEAD_LETTERS, "handler" => handler.to_string()).increment(1);
+}
+
+pub fn passive_skipped(adapter: &str) {
+    counter!(PASSIVE_SKIPPED, "adapter" => adapter.to_string()).increment(1);
 }
 
 pub fn plugin_restarted(plugin: &str) {

@@ -38,6 +38,8 @@ struct Table {
     /// Action id to event id, for the waiters that know their action.
     actions: HashMap<String, String>,
     serials: u64,
+    /// Callbacks are answered without waiting, the table being full (logged once per spell).
+    shedding: bool,
 }
 
 impl Table {
@@ -62,15 +64,41 @@ impl Table {
     }
 }
 
+/// How many callbacks of one adapter may wait for their answer at once. Each holds its
+/// connection open for up to the budget (4 s for WeCom); when answers lag behind the
+/// callbacks (a burst past what the store and handlers keep up with), waiting ones pile up
+/// by the thousand and their connections and requests by the hundred megabytes. Past this
+/// many, a callback is answered as soon as its event is stored, and its answer goes
+/// through the platform's API like any late one: nothing is lost, the memory stays
+/// bounded, and a healthy server (answers within milliseconds) never comes near it.
+pub const MAX_WAITING: usize = 512;
+
 /// The callbacks of one adapter that are waiting for their answer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Passive {
     table: Arc<Mutex<Table>>,
+    adapter: Arc<str>,
+    max_waiting: usize,
+}
+
+impl Default for Passive {
+    fn default() -> Self {
+        Passive::new()
+    }
 }
 
 impl Passive {
     pub fn new() -> Passive {
-        Passive::default()
+        Passive::for_adapter("", MAX_WAITING)
+    }
+
+    /// The table of `adapter` (for logs and metrics), holding at most `max_waiting`.
+    pub fn for_adapter(adapter: &str, max_waiting: usize) -> Passive {
+        Passive {
+            table: Arc::default(),
+            adapter: Arc::from(adapter),
+            max_waiting,
+        }
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -86,13 +114,26 @@ impl Passive {
     /// gets the answer.
     pub fn wait(&self, event: &str) -> Wait {
         let mut table = self.table();
+        let stand_aside = || Wait {
+            passive: self.clone(),
+            event: event.to_string(),
+            serial: 0,
+            receiver: None,
+        };
         if table.waiting.contains_key(event) {
-            return Wait {
-                passive: self.clone(),
-                event: event.to_string(),
-                serial: 0,
-                receiver: None,
-            };
+            return stand_aside();
+        }
+        if table.waiting.len() >= self.max_waiting {
+            crate::telemetry::passive_skipped(&self.adapter);
+            if !table.shedding {
+                table.shedding = true;
+                tracing::warn!(adapter = %self.adapter, waiting = table.waiting.len(), "answers lag behind callbacks: until fewer wait, callbacks are answered as soon as they are stored and their replies go through the API");
+            }
+            return stand_aside();
+        }
+        if table.shedding && table.waiting.len() < self.max_waiting / 2 {
+            table.shedding = false;
+            tracing::info!(adapter = %self.adapter, "answers keep up again: callbacks wait for their passive reply");
         }
         let (answer, receiver) = oneshot::channel();
         table.serials += 1;
@@ -196,6 +237,39 @@ impl Drop for Wait {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn past_its_limit_a_callback_does_not_wait_and_its_answer_goes_elsewhere() {
+        let passive = Passive::for_adapter("app", 2);
+        let _first = passive.wait("e1");
+        let _second = passive.wait("e2");
+        let third = passive.wait("e3");
+        assert_eq!(passive.len(), 2, "the third is not in the table");
+        passive.answering(
+            "e3",
+            Answering::Answer {
+                action: "a3",
+                last: true,
+            },
+        );
+        assert_eq!(passive.hand("a3", "hi".into()), Err("hi".into()));
+        let started = tokio::time::Instant::now();
+        assert_eq!(third.answer(BUDGET).await, None);
+        assert!(started.elapsed() < BUDGET, "it answered at once");
+        drop(_first);
+        drop(_second);
+        // Room again: the next one waits and gets its answer.
+        let fourth = passive.wait("e4");
+        passive.answering(
+            "e4",
+            Answering::Answer {
+                action: "a4",
+                last: true,
+            },
+        );
+        assert_eq!(passive.hand("a4", "ok".into()), Ok(()));
+        assert_eq!(fourth.answer(BUDGET).await, Some("ok".into()));
+    }
 
     const BUDGET: Duration = Duration::from_secs(5);
 

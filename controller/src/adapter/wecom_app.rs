@@ -293,7 +293,7 @@ impl WecomApp {
                 ctx: OnceLock::new(),
                 door: Door::new(name),
                 replays: Replays::new(),
-                passive: Passive::new(),
+                passive: Passive::for_adapter(name, super::passive::MAX_WAITING),
                 passive_budget: config.passive_budget(),
             }),
         })
