@@ -36,6 +36,21 @@ pub struct Recognised {
     pub confidence: f32,
 }
 
+impl Recognised {
+    /// What a crop too small to hold a glyph reads as, without asking an engine.
+    pub fn nothing() -> Recognised {
+        Recognised {
+            text: String::new(),
+            confidence: 0.0,
+        }
+    }
+}
+
+/// Smaller than any glyph an engine could read (a sliver left by segmentation).
+pub(crate) fn too_small(crop: &GrayImage) -> bool {
+    crop.width() < 4 || crop.height() < 4
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OcrError {
     /// The engine cannot run on this machine: its library or language data is missing, or

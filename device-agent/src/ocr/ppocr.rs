@@ -136,11 +136,8 @@ impl OcrEngine for PpOcrEngine {
     }
 
     fn recognise(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError> {
-        if crop.width() < 4 || crop.height() < 4 {
-            return Ok(Recognised {
-                text: String::new(),
-                confidence: 0.0,
-            });
+        if super::too_small(crop) {
+            return Ok(Recognised::nothing());
         }
         let width = self.fill_input(crop);
         let shape = [1_usize, 3, INPUT_HEIGHT as usize, width as usize];

@@ -111,11 +111,8 @@ impl OcrEngine for TesseractEngine {
     }
 
     fn recognise(&mut self, crop: &GrayImage, layout: TextLayout) -> Result<Recognised, OcrError> {
-        if crop.width() < 4 || crop.height() < 4 {
-            return Ok(Recognised {
-                text: String::new(),
-                confidence: 0.0,
-            });
+        if super::too_small(crop) {
+            return Ok(Recognised::nothing());
         }
         let first = self.api.read(crop, layout)?;
         match &mut self.first_only {
