@@ -30,7 +30,8 @@ sim=$target/release/tapwire-phone-sim
 
 venv=target/bench-venv
 requirements=scripts/bench.d/callback-requirements.txt
-if ! cmp -s "$requirements" "$venv/installed.txt" 2>/dev/null; then
+# Only for Python's runs: CB_ONLY_TAPWIRE=1 needs neither the venv nor the network.
+if [ -z "${CB_ONLY_TAPWIRE:-}" ] && ! cmp -s "$requirements" "$venv/installed.txt" 2>/dev/null; then
     echo "== WeCom callback: Python venv in $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q -r "$requirements"

@@ -39,8 +39,17 @@ pub enum StoreError {
     },
     #[error("cannot encode {what}: {0}", what = "JSON")]
     Encode(#[from] serde_json::Error),
+    /// From the SQLite writer thread (rusqlite); `during` names the step, which SQLite's
+    /// message alone does not (a batch runs many statements).
+    #[error("database error while {during}: {source}")]
+    Sqlite {
+        during: &'static str,
+        source: rusqlite::Error,
+    },
     #[error("the store's writer has stopped")]
     WriterGone,
+    #[error("cannot start the store's writer thread: {0}")]
+    WriterThread(std::io::Error),
 }
 
 /// Where an action is in its life. Stored before it is carried out, so a restart knows
