@@ -605,6 +605,7 @@ fn known_metrics() -> BTreeSet<String> {
         tapwire::telemetry::DEAD_LETTERS,
         tapwire::telemetry::PLUGIN_RESTARTS,
         tapwire::telemetry::CALLBACK_REJECTIONS,
+        tapwire::telemetry::PASSIVE_SKIPPED,
         tapwire::telemetry::OUTBOX_DEPTH,
         tapwire::telemetry::OUTBOX_OLDEST_AGE,
         tapwire::telemetry::DLQ_DEPTH,
