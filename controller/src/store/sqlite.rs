@@ -1026,6 +1026,15 @@ async fn start_writer(path: &Path) -> Result<(mpsc::Sender<Job>, JoinHandle<()>)
     Ok((jobs, thread))
 }
 
+/// What only the writer needs. Under a burst of callbacks it writes to four indexes per
+/// table keyed by random ids, so each row dirties its own pages: SQLite's default 2 MiB
+/// cache made it read those pages back from the file (pread ≈ 5 % of a profile at
+/// 5 000/s), and a checkpoint every 1 000 WAL pages (every ~50 ms at that rate) copied
+/// the same hot pages to the database again and again, each time with an fsync. A larger
+/// cache and a checkpoint every 8 192 pages (a WAL of up to 32 MiB on disk) do each page's
+/// work fewer times; the cache fills only with use.
+const WRITER_TUNING: &str = "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 8192;";
+
 /// The writer's connection, set up as `connect_options` sets up the pool's: WAL,
 /// synchronous NORMAL, foreign keys (sqlx's default, not SQLite's) and the busy timeout.
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
@@ -1036,6 +1045,8 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
     )
     .during("setting the writer's pragmas")?;
+    conn.execute_batch(WRITER_TUNING)
+        .during("setting the writer's cache and checkpoint size")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
