@@ -358,9 +358,7 @@ fn build_agent(
     outbound: std::sync::mpsc::Receiver<Outbound>,
 ) -> Result<PhoneAgent, AgentError> {
     let vision = move |device: &str| {
-        engine
-            .map_or_else(ocr::default_engine, ocr::EngineKind::load)
-            .map(|engine| VisionReader::new(device, engine, Capture::Raw))
+        ocr::engine(engine).map(|engine| VisionReader::new(device, engine, Capture::Raw))
     };
     match mode {
         ReadMode::Tree => PhoneAgent::new(config, transport, maps, sink, outbound),

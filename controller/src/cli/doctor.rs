@@ -215,10 +215,8 @@ fn database_check(storage: &StorageConfig) -> Check {
 /// with that engine cannot run without it; `auto` phones still work wherever the tree can be
 /// had, and an engine no phone chose is optional.
 fn ocr_checks(config: &Config) -> Vec<Check> {
-    let chosen = std::env::var(ocr::ENGINE_ENV)
-        .ok()
-        .and_then(|name| name.parse().ok())
-        .unwrap_or_default();
+    // A bad TAPWIRE_OCR is the engine's load error on a phone; here the default stands in.
+    let chosen = ocr::EngineKind::from_env().unwrap_or_default();
     ocr::EngineKind::ALL
         .into_iter()
         .map(|kind| {

@@ -140,7 +140,7 @@ fn read_any(
     }
     let engine = match engine {
         Some(engine) => engine,
-        None => engine.insert(kind.map_or_else(ocr::default_engine, ocr::EngineKind::load)?),
+        None => engine.insert(ocr::engine(kind)?),
     };
     let reading = vision::read_screenshot(&bytes, engine.as_mut())?;
     Ok((reading.reading, Some(reading.timings)))

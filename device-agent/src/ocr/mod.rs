@@ -127,14 +127,27 @@ impl std::str::FromStr for EngineKind {
 /// Chooses the engine where no configuration says: `TAPWIRE_OCR`.
 pub const ENGINE_ENV: &str = "TAPWIRE_OCR";
 
+impl EngineKind {
+    /// The engine `TAPWIRE_OCR` names, tesseract when unset; an unknown name is an error
+    /// naming the two there are.
+    pub fn from_env() -> Result<EngineKind, OcrError> {
+        match std::env::var(ENGINE_ENV) {
+            Ok(name) => name.parse().map_err(|reason| OcrError::Unavailable {
+                engine: name.clone(),
+                reason,
+            }),
+            Err(_) => Ok(EngineKind::default()),
+        }
+    }
+}
+
+/// `kind`, else the engine `TAPWIRE_OCR` names, loaded and warm: what a phone's `ocr` and
+/// `tapwire read --ocr` choose, falling back to the environment.
+pub fn engine(kind: Option<EngineKind>) -> Result<Box<dyn OcrEngine>, OcrError> {
+    kind.map_or_else(EngineKind::from_env, Ok)?.load()
+}
+
 /// The engine `TAPWIRE_OCR` names (tesseract when unset), loaded and warm.
 pub fn default_engine() -> Result<Box<dyn OcrEngine>, OcrError> {
-    let kind = match std::env::var(ENGINE_ENV) {
-        Ok(name) => name.parse().map_err(|reason| OcrError::Unavailable {
-            engine: name.clone(),
-            reason,
-        })?,
-        Err(_) => EngineKind::default(),
-    };
-    kind.load()
+    engine(None)
 }
