@@ -60,15 +60,22 @@ fn read_prints_what_the_vision_reader_sees_in_a_screenshot() {
     // Raw `screencap` output, named however: the bytes say what it is.
     let raw = dir.path().join("chat.bin");
     std::fs::write(&raw, device.screencap_raw()).expect("write");
-    for file in [&png, &raw] {
-        let (ok, out) = tapwire_once(
-            &["read", "--json", &file.to_string_lossy()],
-            Duration::from_secs(60),
-        );
+    // Without `--ocr`, the preferred engine that is installed: PP-OCR, which scripts/setup
+    // installs beside tesseract.
+    for (file, ocr, reader) in [
+        (&png, None, "vision:ppocr"),
+        (&raw, Some("tesseract"), "vision:tesseract"),
+    ] {
+        let file = file.to_string_lossy();
+        let args: Vec<&str> = match ocr {
+            Some(engine) => vec!["read", "--json", "--ocr", engine, &file],
+            None => vec!["read", "--json", &file],
+        };
+        let (ok, out) = tapwire_once(&args, Duration::from_secs(60));
         assert!(ok, "{out}");
         let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
         assert_eq!(json["kind"], "chat", "{out}");
-        assert_eq!(json["map"], "vision:tesseract");
+        assert_eq!(json["map"], reader);
         assert_eq!(json["chat"]["title"], "项目群");
         let messages = json["chat"]["messages"].as_array().expect("messages");
         let texts: Vec<(&str, &str, &str)> = messages
@@ -96,7 +103,7 @@ fn read_prints_what_the_vision_reader_sees_in_a_screenshot() {
     let (ok, out) = tapwire_once(&["read", &png.to_string_lossy()], Duration::from_secs(60));
     assert!(ok, "{out}");
     assert!(
-        out.contains("vision:tesseract") && out.contains("segmentation"),
+        out.contains("vision:ppocr") && out.contains("segmentation"),
         "{out}"
     );
 }

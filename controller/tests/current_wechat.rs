@@ -290,20 +290,29 @@ async fn doctor_names_each_problem_and_its_fix() {
     locked_out.shutdown().await;
 }
 
-/// Without an engine's data, only a phone configured for screenshots with that engine is
-/// blocked; otherwise the engine is reported as unusable, not as blocking `run`.
+/// Without an engine's data, only a phone configured for screenshots that needs that engine
+/// is blocked: one that names it, or one that names none when no engine loads. Otherwise the
+/// engine is reported as unusable, not as blocking `run`.
 #[test]
 fn doctor_blocks_a_vision_phone_without_its_ocr_engine_and_warns_the_others() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("no-ppocr-here");
     let missing = missing.to_str().expect("utf-8 path");
-    let ocr_check = |phone: &str, engine: &str| {
+    // `without`: the engines whose files are made unfindable.
+    let ocr_check = |phone: &str, without: &[&str], engine: &str| {
         let config = dir.path().join("tapwire.toml");
         std::fs::write(
             &config,
             format!("[[phones]]\nserial = \"emulator-5554\"\n{phone}\n"),
         )
         .expect("config written");
+        let mut env = Vec::new();
+        if without.contains(&"tesseract") {
+            env.push(("TAPWIRE_TESSERACT_LANGS", "tapwire_no_such_language"));
+        }
+        if without.contains(&"ppocr") {
+            env.push(("TAPWIRE_PPOCR_DIR", missing));
+        }
         let (_, out) = tapwire_once_with_env(
             &[
                 "doctor",
@@ -314,10 +323,7 @@ fn doctor_blocks_a_vision_phone_without_its_ocr_engine_and_warns_the_others() {
                 "--adb-server",
                 "127.0.0.1:1",
             ],
-            &[
-                ("TAPWIRE_TESSERACT_LANGS", "tapwire_no_such_language"),
-                ("TAPWIRE_PPOCR_DIR", missing),
-            ],
+            &env,
             Duration::from_secs(60),
         );
         let start = out.find('{').unwrap_or_else(|| panic!("no JSON in: {out}"));
@@ -326,7 +332,9 @@ fn doctor_blocks_a_vision_phone_without_its_ocr_engine_and_warns_the_others() {
             serde_json::from_str(&out[start..end]).unwrap_or_else(|e| panic!("{e}: {out}"));
         check(&json, "computer", &format!("ocr ({engine})")).clone()
     };
-    let vision = ocr_check("mode = \"vision\"", "tesseract");
+    let both = ["tesseract", "ppocr"];
+    // No engine at all: a vision phone naming none is blocked by each.
+    let vision = ocr_check("mode = \"vision\"", &both, "tesseract");
     assert_eq!(vision["status"], "fail", "{vision}");
     assert!(
         vision["fix"]
@@ -335,14 +343,43 @@ fn doctor_blocks_a_vision_phone_without_its_ocr_engine_and_warns_the_others() {
             .contains("tesseract-ocr-chi-sim"),
         "{vision}"
     );
-    assert_eq!(ocr_check("mode = \"vision\"", "ppocr")["status"], "warn");
-    let ppocr = ocr_check("mode = \"vision\"\nocr = \"ppocr\"", "ppocr");
+    assert_eq!(
+        ocr_check("mode = \"vision\"", &both, "ppocr")["status"],
+        "fail"
+    );
+    // PP-OCR stands in for a missing tesseract where the phone names no engine…
+    assert_eq!(
+        ocr_check("mode = \"vision\"", &["tesseract"], "tesseract")["status"],
+        "warn"
+    );
+    let stand_in = ocr_check("mode = \"vision\"", &["tesseract"], "ppocr");
+    assert_eq!(stand_in["status"], "ok", "{stand_in}");
+    assert!(
+        stand_in["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("phones without `ocr` read screenshots with it"),
+        "{stand_in}"
+    );
+    // …but never for one the phone names.
+    assert_eq!(
+        ocr_check(
+            "mode = \"vision\"\nocr = \"tesseract\"",
+            &["tesseract"],
+            "tesseract"
+        )["status"],
+        "fail"
+    );
+    let ppocr = ocr_check("mode = \"vision\"\nocr = \"ppocr\"", &["ppocr"], "ppocr");
     assert_eq!(ppocr["status"], "fail", "{ppocr}");
     assert!(
         ppocr["detail"].as_str().expect("detail").contains(missing),
         "{ppocr}"
     );
-    assert_eq!(ocr_check("mode = \"auto\"", "tesseract")["status"], "warn");
+    assert_eq!(
+        ocr_check("mode = \"auto\"", &both, "tesseract")["status"],
+        "warn"
+    );
 }
 
 fn run_once(adb: &AdbServer, serial: &str, db: &str, mode: &str) -> (bool, String) {

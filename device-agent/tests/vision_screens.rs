@@ -17,7 +17,7 @@ use tapwire_phone_sim::wechat::model::MsgKind;
 use tapwire_phone_sim::{Device, Scenario, Screen, SimConfig, Theme, build_device};
 
 fn engine() -> Box<dyn OcrEngine> {
-    ocr::default_engine().expect("tesseract with chi_sim+eng (scripts/setup installs it)")
+    ocr::default_engine().expect("PP-OCR or tesseract (scripts/setup installs both)")
 }
 
 fn phone(screen: Screen, theme: Theme) -> Device {
@@ -302,10 +302,12 @@ fn the_reader_takes_raw_screenshots_and_retries_one_cut_short() {
         outputs: VecDeque::from([raw[..raw.len() / 2].to_vec(), raw.clone()]),
         commands: Vec::new(),
     };
-    let mut reader = VisionReader::new("phone-1", engine(), Capture::Raw);
+    let engine = engine();
+    let expected_name = format!("vision:{}", engine.name());
+    let mut reader = VisionReader::new("phone-1", engine, Capture::Raw);
     let reading = reader.read(&mut phone).expect("read after one retry");
     assert_eq!(phone.commands, ["screencap", "screencap"]);
-    assert_eq!(reader.name(), "vision:tesseract");
+    assert_eq!(reader.name(), expected_name);
     same_messages(&reading, &truth(&d), 1);
     assert!(reader.last_timings().is_some());
 

@@ -78,8 +78,8 @@ pub struct PhoneConfig {
     /// tree is back (seconds; 30 by default).
     pub probe_secs: Option<u64>,
     /// The OCR engine that reads screenshots: `tesseract` or `ppocr` (PP-OCR through ONNX
-    /// Runtime: faster, and surer on rare glyphs); `TAPWIRE_OCR`, else tesseract, when left
-    /// out.
+    /// Runtime: faster, and surer on rare glyphs); `TAPWIRE_OCR`, else ppocr where it is
+    /// installed, else tesseract, when left out.
     pub ocr: Option<ocr::EngineKind>,
 }
 

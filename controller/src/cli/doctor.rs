@@ -212,14 +212,22 @@ fn database_check(storage: &StorageConfig) -> Check {
 }
 
 /// Loads each OCR engine as a vision-mode phone would. Only a phone configured for `vision`
-/// with that engine cannot run without it; `auto` phones still work wherever the tree can be
-/// had, and an engine no phone chose is optional.
+/// that needs that engine cannot run without it: one that names it (`ocr`, or
+/// `TAPWIRE_OCR`), or one that names none when no engine loads at all. `auto` phones still
+/// work wherever the tree can be had, and an engine no phone needs is optional.
 fn ocr_checks(config: &Config) -> Vec<Check> {
-    // A bad TAPWIRE_OCR is the engine's load error on a phone; here the default stands in.
-    let chosen = ocr::EngineKind::from_env().unwrap_or_default();
-    ocr::EngineKind::ALL
+    // A bad TAPWIRE_OCR is the engine's load error on a phone; here the preference stands in.
+    let chosen = ocr::EngineKind::from_env().ok().flatten();
+    let loads: Vec<_> = ocr::EngineKind::ALL
         .into_iter()
-        .map(|kind| {
+        .map(|kind| (kind, kind.load()))
+        .collect();
+    let preferred = ocr::EngineKind::PREFERENCE
+        .into_iter()
+        .find(|kind| loads.iter().any(|(k, load)| k == kind && load.is_ok()));
+    loads
+        .into_iter()
+        .map(|(kind, load)| {
             let name = match kind {
                 ocr::EngineKind::Tesseract => "ocr (tesseract)",
                 ocr::EngineKind::Ppocr => "ocr (ppocr)",
@@ -235,19 +243,32 @@ fn ocr_checks(config: &Config) -> Vec<Check> {
                      rapidocr-onnxruntime and onnxruntime wheels"
                 }
             };
-            match kind.load() {
-                Ok(engine) => Check::ok(name, format!("{} loaded", engine_detail(kind, &*engine))),
+            match load {
+                Ok(engine) => {
+                    let default = if chosen.is_none() && preferred == Some(kind) {
+                        "; phones without `ocr` read screenshots with it"
+                    } else {
+                        ""
+                    };
+                    Check::ok(
+                        name,
+                        format!("{} loaded{default}", engine_detail(kind, &*engine)),
+                    )
+                }
                 Err(error) => {
-                    let blocks = config
-                        .phones
-                        .iter()
-                        .any(|p| p.mode == ReadMode::Vision && p.ocr.unwrap_or(chosen) == kind);
+                    let blocks = config.phones.iter().any(|p| {
+                        p.mode == ReadMode::Vision
+                            && match p.ocr.or(chosen) {
+                                Some(named) => named == kind,
+                                None => preferred.is_none(),
+                            }
+                    });
                     if blocks {
                         Check::fail(name, error.to_string(), fix)
                     } else {
                         Check::warn(
                             name,
-                            format!("{error}; no phone can read screenshots with it"),
+                            format!("{error}; no phone needs it to read screenshots"),
                             fix,
                         )
                     }

@@ -37,7 +37,7 @@ pub struct ReadArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "ui_maps")]
     pub map: Option<PathBuf>,
     /// The OCR engine for screenshots: tesseract or ppocr (default: `TAPWIRE_OCR`, else
-    /// tesseract).
+    /// ppocr where installed, else tesseract).
     #[arg(long, value_name = "ENGINE")]
     pub ocr: Option<ocr::EngineKind>,
 }

@@ -80,11 +80,10 @@ pub trait OcrEngine: Send {
 }
 
 /// Which engine reads a phone's screenshots (`ocr` of `[[phones]]`, `--ocr`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     /// libtesseract with `chi_sim+eng`, or the languages `TAPWIRE_TESSERACT_LANGS` names.
-    #[default]
     Tesseract,
     /// PP-OCR's recognition model through ONNX Runtime.
     Ppocr,
@@ -92,6 +91,12 @@ pub enum EngineKind {
 
 impl EngineKind {
     pub const ALL: [EngineKind; 2] = [EngineKind::Tesseract, EngineKind::Ppocr];
+
+    /// The engines tried in turn where no phone's `ocr`, `--ocr` or `TAPWIRE_OCR` names one.
+    /// PP-OCR first: on WeChat's screens it reads more characters right, and sooner, than
+    /// tesseract (docs/benchmarks.md, "PP-OCR, the second engine"); tesseract is what a
+    /// system package provides where scripts/setup has not put PP-OCR's files.
+    pub const PREFERENCE: [EngineKind; 2] = [EngineKind::Ppocr, EngineKind::Tesseract];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -128,26 +133,59 @@ impl std::str::FromStr for EngineKind {
 pub const ENGINE_ENV: &str = "TAPWIRE_OCR";
 
 impl EngineKind {
-    /// The engine `TAPWIRE_OCR` names, tesseract when unset; an unknown name is an error
-    /// naming the two there are.
-    pub fn from_env() -> Result<EngineKind, OcrError> {
+    /// The engine `TAPWIRE_OCR` names, none when unset; an unknown name is an error naming
+    /// the two there are.
+    pub fn from_env() -> Result<Option<EngineKind>, OcrError> {
         match std::env::var(ENGINE_ENV) {
-            Ok(name) => name.parse().map_err(|reason| OcrError::Unavailable {
-                engine: name.clone(),
-                reason,
-            }),
-            Err(_) => Ok(EngineKind::default()),
+            Ok(name) => name
+                .parse()
+                .map(Some)
+                .map_err(|reason| OcrError::Unavailable {
+                    engine: name.clone(),
+                    reason,
+                }),
+            Err(_) => Ok(None),
         }
     }
 }
 
-/// `kind`, else the engine `TAPWIRE_OCR` names, loaded and warm: what a phone's `ocr` and
-/// `tapwire read --ocr` choose, falling back to the environment.
+/// `kind`, else the engine `TAPWIRE_OCR` names, else the first of
+/// [`EngineKind::PREFERENCE`] that loads, loaded and warm: what a phone's `ocr` and
+/// `tapwire read --ocr` choose. An engine named and missing is an error, never replaced by
+/// another: a user who chose one gets that one or is told why not.
 pub fn engine(kind: Option<EngineKind>) -> Result<Box<dyn OcrEngine>, OcrError> {
-    kind.map_or_else(EngineKind::from_env, Ok)?.load()
+    match kind.map_or_else(EngineKind::from_env, |kind| Ok(Some(kind)))? {
+        Some(kind) => kind.load(),
+        None => preferred_engine(),
+    }
 }
 
-/// The engine `TAPWIRE_OCR` names (tesseract when unset), loaded and warm.
+/// The first engine of [`EngineKind::PREFERENCE`] that loads; why each before it did not is
+/// logged, and why every one failed is the error.
+fn preferred_engine() -> Result<Box<dyn OcrEngine>, OcrError> {
+    let mut reasons = Vec::new();
+    for kind in EngineKind::PREFERENCE {
+        match kind.load() {
+            Ok(engine) => {
+                if !reasons.is_empty() {
+                    tracing::info!(
+                        engine = kind.name(),
+                        skipped = %reasons.join("; "),
+                        "reading screenshots with the next OCR engine installed"
+                    );
+                }
+                return Ok(engine);
+            }
+            Err(error) => reasons.push(error.to_string()),
+        }
+    }
+    Err(OcrError::Unavailable {
+        engine: "ppocr or tesseract".into(),
+        reason: reasons.join("; "),
+    })
+}
+
+/// The engine `TAPWIRE_OCR` names, else the preferred one installed, loaded and warm.
 pub fn default_engine() -> Result<Box<dyn OcrEngine>, OcrError> {
     engine(None)
 }
