@@ -19,7 +19,9 @@ use tapwire_device_agent::UiMaps;
 use tapwire_device_agent::agent::{
     self, AgentConfig, Batch, DeviceStatus, IdleStrategy, Outbound, PhoneAgent, SendOutcome, Sink,
 };
+use tapwire_device_agent::ocr::{self, EngineKind};
 use tapwire_device_agent::pacing::PacingConfig;
+use tapwire_device_agent::reader::vision::{Capture, VisionReader};
 use tapwire_device_agent::tail::Watermark;
 use tapwire_device_agent::transport::AdbServerTransport;
 use tapwire_phone_sim::{IncomingMessage, Latency, SimConfig, SimControl};
@@ -113,6 +115,16 @@ struct Rig {
     thread: Option<std::thread::JoinHandle<Result<agent::AgentStats, agent::AgentError>>>,
 }
 
+/// How the actor reads the phone's screen.
+#[derive(Clone, Copy)]
+enum Reading {
+    /// `uiautomator dump`, on a WeChat build that shows its tree.
+    Tree,
+    /// Screenshots read by `engine`, on a 1080×2400 phone whose WeChat (8.0.78, no trusted
+    /// accessibility service) hides its tree, as `mode = "vision"` runs.
+    Vision(EngineKind),
+}
+
 impl Rig {
     async fn start(
         idle: IdleStrategy,
@@ -120,9 +132,28 @@ impl Rig {
         pacing: PacingConfig,
         hot_window: Duration,
     ) -> Rig {
+        Rig::start_reading(Reading::Tree, idle, latency, pacing, hot_window).await
+    }
+
+    async fn start_reading(
+        reading: Reading,
+        idle: IdleStrategy,
+        latency: Latency,
+        pacing: PacingConfig,
+        hot_window: Duration,
+    ) -> Rig {
+        let sim_config = match reading {
+            Reading::Tree => SimConfig::default(),
+            Reading::Vision(_) => SimConfig {
+                wechat_version: "8.0.78".into(),
+                accessibility_suite: false,
+                screen: tapwire_phone_sim::Screen::FHD,
+                ..SimConfig::default()
+            },
+        };
         let sim = tapwire_phone_sim::start(SimConfig {
             control_addr: None,
-            ..SimConfig::default()
+            ..sim_config
         })
         .await
         .expect("sim");
@@ -152,8 +183,24 @@ impl Rig {
         let thread = tokio::task::spawn_blocking(move || {
             let transport =
                 AdbServerTransport::connect(server, &addr.to_string()).expect("adb transport");
-            let agent = PhoneAgent::new(config, Box::new(transport), &maps, Box::new(sink), rx)
-                .expect("agent");
+            let agent = match reading {
+                Reading::Tree => {
+                    PhoneAgent::new(config, Box::new(transport), &maps, Box::new(sink), rx)
+                }
+                Reading::Vision(kind) => {
+                    // Loaded before the first poll, as the controller does at start.
+                    let engine = ocr::engine(Some(kind)).expect("OCR engine (scripts/setup)");
+                    let reader = VisionReader::new(addr.to_string(), engine, Capture::Raw);
+                    PhoneAgent::with_reader(
+                        config,
+                        Box::new(transport),
+                        Box::new(reader),
+                        Box::new(sink),
+                        rx,
+                    )
+                }
+            }
+            .expect("agent");
             agent::spawn(agent, stop2).expect("thread")
         })
         .await
@@ -256,17 +303,39 @@ async fn latency(
     label: &str,
     count: usize,
 ) {
+    latency_reading(
+        Reading::Tree,
+        idle,
+        latency,
+        pacing,
+        hot_window,
+        label,
+        count,
+    )
+    .await
+}
+
+async fn latency_reading(
+    reading: Reading,
+    idle: IdleStrategy,
+    latency: Latency,
+    pacing: PacingConfig,
+    hot_window: Duration,
+    label: &str,
+    count: usize,
+) {
     let settle = Duration::from_millis(latency.dump_ms * 5 + 500)
         + Duration::from_millis(if pacing.enabled { pacing.min_gap_ms } else { 0 });
-    let rig = Rig::start(idle, latency, pacing, hot_window).await;
+    let rig = Rig::start_reading(reading, idle, latency, pacing, hot_window).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let dumps_before = rig
-        .control
-        .stats()
-        .commands
-        .get("uiautomator")
-        .copied()
-        .unwrap_or(0);
+    // Screen reads: dumps in tree mode, screenshots in vision mode.
+    let reads = |stats: &tapwire_phone_sim::device::StatsSnapshot| {
+        ["uiautomator", "screencap"]
+            .iter()
+            .map(|c| stats.commands.get(*c).copied().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let reads_before = reads(&rig.control.stats());
     let mut samples = Vec::new();
     for i in 0..count {
         let sent = rig.control.sent().len();
@@ -283,17 +352,10 @@ async fn latency(
         tokio::time::sleep(settle).await;
     }
     samples.sort();
-    let dumps = rig
-        .control
-        .stats()
-        .commands
-        .get("uiautomator")
-        .copied()
-        .unwrap_or(0)
-        - dumps_before;
+    let screen_reads = reads(&rig.control.stats()) - reads_before;
     if !samples.is_empty() {
         println!(
-            "latency {label} {idle:?}{}: arrival → reply sent p50 {:?}, p99 {:?}, max {:?} ({} messages, {:.1} dumps per message)",
+            "latency {label} {idle:?}{}: arrival → reply sent p50 {:?}, p99 {:?}, max {:?} ({} messages, {:.1} screen reads per message)",
             if idle == IdleStrategy::FullDump {
                 ""
             } else if hot_window.is_zero() {
@@ -305,7 +367,7 @@ async fn latency(
             percentile(&samples, 0.99),
             samples[samples.len() - 1],
             samples.len(),
-            dumps as f64 / samples.len() as f64
+            screen_reads as f64 / samples.len() as f64
         );
     }
     rig.stop().await;
@@ -364,7 +426,7 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .try_init();
-    // PHONE_LOOP=throughput runs only that part (also: idle, latency, latency-real,
+    // PHONE_LOOP=throughput runs only that part (also: idle, latency, latency-real, vision,
     // saturated).
     let only = std::env::var("PHONE_LOOP").unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -420,6 +482,22 @@ fn main() {
                 8,
             )
             .await;
+        }
+        if wants("vision") {
+            for kind in EngineKind::ALL {
+                for hot in [HOT, Duration::ZERO] {
+                    latency_reading(
+                        Reading::Vision(kind),
+                        IdleStrategy::ChangeSignal,
+                        REAL_PHONE,
+                        PacingConfig::off(),
+                        hot,
+                        &format!("vision ({}), real-phone latencies", kind.name()),
+                        10,
+                    )
+                    .await;
+                }
+            }
         }
         if only == "saturated" {
             throughput(

@@ -1,5 +1,6 @@
-"""The vision reader's work done the common Python way (Pillow + pytesseract), for a
-side-by-side figure with `cargo bench --bench vision` on the same 1080x2400 screenshots.
+"""The vision reader's work done the common Python ways, for a side-by-side figure with
+`cargo bench --bench vision` on the same 1080x2400 screenshots: Pillow + pytesseract
+(beside Tapwire's tesseract engine) or RapidOCR, PP-OCR in onnxruntime (beside its ppocr).
 
 Per screenshot:
 - decode: Pillow opens the PNG;
@@ -10,16 +11,20 @@ Per screenshot:
 - OCR: pytesseract on exactly the line images the Rust reader handed tesseract for that
   screen (saved by `TAPWIRE_VISION_CROPS`), same languages and page segmentation modes.
   pytesseract runs the tesseract program once per image, as it always does.
+- `--ocr rapidocr`: RapidOCR's recogniser (the same PP-OCRv4 model Tapwire's ppocr engine
+  runs) on the same line images, one onnxruntime thread;
+- `--ocr rapidocr-full`: what RapidOCR users run: its whole pipeline (text detection,
+  direction classifier, recogniser) on the whole screenshot, one thread, in place of the
+  segmentation and line images.
 
-Usage: vision.py SHOT.png CROPS_DIR [SHOT.png CROPS_DIR ...]. Prints one JSON line with the
-mean milliseconds per screen.
+Usage: vision.py [--ocr tesseract|rapidocr|rapidocr-full] SHOT.png CROPS_DIR [...].
+Prints one JSON line with the mean milliseconds per screen.
 """
 import json
 import os
 import sys
 import time
 
-import pytesseract
 from PIL import Image, ImageOps
 
 OWN = [(0x95, 0xEC, 0x69), (0xA0, 0xE7, 0x5A), (0x3E, 0xB5, 0x75)]
@@ -98,7 +103,33 @@ def segment(img):
     return lines
 
 
+def line_reader(ocr):
+    """A function reading one line image, with its engine loaded once, outside the clock."""
+    if ocr == "tesseract":
+        import pytesseract
+
+        def read(line):
+            # A count badge is read as one word, everything else as one raw line.
+            psm = 8 if line.width < 2 * line.height else 13
+            pytesseract.image_to_string(line, lang=LANGS, config=f"--psm {psm} --dpi 300")
+
+        return read
+    import numpy
+    from rapidocr_onnxruntime import RapidOCR
+
+    engine = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+    if ocr == "rapidocr-full":
+        return lambda image: engine(numpy.asarray(image.convert("RGB")))
+    return lambda line: engine(
+        numpy.asarray(line.convert("RGB")), use_det=False, use_cls=False, use_rec=True
+    )
+
+
 def main(args):
+    ocr = "tesseract"
+    if args[:1] == ["--ocr"]:
+        ocr, args = args[1], args[2:]
+    read = line_reader(ocr)
     pairs = list(zip(args[0::2], args[1::2]))
     totals = {"decode": 0.0, "segment": 0.0, "ocr": 0.0}
     crops = 0
@@ -108,20 +139,23 @@ def main(args):
         img.load()
         img = img.convert("RGB")
         totals["decode"] += time.perf_counter() - t
+        if ocr == "rapidocr-full":
+            t = time.perf_counter()
+            read(img)
+            totals["ocr"] += time.perf_counter() - t
+            continue
         t = time.perf_counter()
         segment(img)
         totals["segment"] += time.perf_counter() - t
         t = time.perf_counter()
         for name in sorted(os.listdir(crop_dir)):
-            line = Image.open(os.path.join(crop_dir, name))
-            # A count badge is read as one word, everything else as one raw line.
-            psm = 8 if line.width < 2 * line.height else 13
-            pytesseract.image_to_string(line, lang=LANGS, config=f"--psm {psm} --dpi 300")
+            read(Image.open(os.path.join(crop_dir, name)))
             crops += 1
         totals["ocr"] += time.perf_counter() - t
     n = max(len(pairs), 1)
     out = {k + "_ms": round(v * 1000 / n, 1) for k, v in totals.items()}
     out["total_ms"] = round(sum(totals.values()) * 1000 / n, 1)
+    out["ocr"] = ocr
     out["screens"] = len(pairs)
     out["lines_per_screen"] = round(crops / n, 1)
     print(json.dumps(out))
