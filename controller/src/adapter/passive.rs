@@ -71,7 +71,12 @@ impl Table {
 /// many, a callback is answered as soon as its event is stored, and its answer goes
 /// through the platform's API like any late one: nothing is lost, the memory stays
 /// bounded, and a healthy server (answers within milliseconds) never comes near it.
-pub const MAX_WAITING: usize = 512;
+/// 2 048 is about 0.4 s of callbacks at 5 000 a second, far inside WeCom's 5 s: at 512
+/// (0.1 s) one stall of the store's checkpoint tipped a 5 000/s run into shedding, and a
+/// shed callback costs more (an API call and its record) than a passive answer, so the
+/// server fell further behind (docs/benchmarks.md, session 10). A waiting callback holds
+/// some 20 KiB (session 7: 640 MiB with about 30 000 outstanding).
+pub const MAX_WAITING: usize = 2048;
 
 /// The callbacks of one adapter that are waiting for their answer.
 #[derive(Debug, Clone)]
