@@ -296,26 +296,6 @@ const HOT: Duration = Duration::from_secs(20);
 /// `hot_window` zero measures the first message after a quiet spell (longer than the
 /// window): the change signal alone.
 async fn latency(
-    idle: IdleStrategy,
-    latency: Latency,
-    pacing: PacingConfig,
-    hot_window: Duration,
-    label: &str,
-    count: usize,
-) {
-    latency_reading(
-        Reading::Tree,
-        idle,
-        latency,
-        pacing,
-        hot_window,
-        label,
-        count,
-    )
-    .await
-}
-
-async fn latency_reading(
     reading: Reading,
     idle: IdleStrategy,
     latency: Latency,
@@ -444,6 +424,7 @@ fn main() {
         if only == "latency-real" {
             for hot in [HOT, Duration::ZERO] {
                 latency(
+                    Reading::Tree,
                     IdleStrategy::ChangeSignal,
                     REAL_PHONE,
                     PacingConfig::off(),
@@ -457,6 +438,7 @@ fn main() {
         if wants("latency") {
             let off = PacingConfig::off;
             latency(
+                Reading::Tree,
                 IdleStrategy::ChangeSignal,
                 ZERO,
                 off(),
@@ -470,10 +452,20 @@ fn main() {
                 (IdleStrategy::ChangeSignal, Duration::ZERO),
                 (IdleStrategy::FullDump, HOT),
             ] {
-                latency(idle, REAL_PHONE, off(), hot, "real-phone latencies", 12).await;
+                latency(
+                    Reading::Tree,
+                    idle,
+                    REAL_PHONE,
+                    off(),
+                    hot,
+                    "real-phone latencies",
+                    12,
+                )
+                .await;
             }
             // What a user runs: a person's pace on top of the phone's.
             latency(
+                Reading::Tree,
                 IdleStrategy::ChangeSignal,
                 REAL_PHONE,
                 PacingConfig::default(),
@@ -486,7 +478,7 @@ fn main() {
         if wants("vision") {
             for kind in EngineKind::ALL {
                 for hot in [HOT, Duration::ZERO] {
-                    latency_reading(
+                    latency(
                         Reading::Vision(kind),
                         IdleStrategy::ChangeSignal,
                         REAL_PHONE,
