@@ -1301,7 +1301,7 @@ fn insert_events(conn: &Connection, rows: &[&EventRow]) -> Result<HashSet<String
         let sql = values_sql(
             "INSERT INTO events (id, idempotency_key, source, event_type, conversation, body, status, created_at) ",
             chunk.iter().map(|_| "(?, ?, ?, ?, ?, ?, 'pending', ?)"),
-            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+            " ON CONFLICT (id) DO NOTHING RETURNING idempotency_key",
         );
         let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 7);
         for row in chunk {
@@ -1334,7 +1334,7 @@ fn insert_actions(conn: &Connection, rows: &[&ActionRow]) -> Result<HashSet<Stri
                     "(?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
                 }
             }),
-            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+            " ON CONFLICT (id) DO NOTHING RETURNING idempotency_key",
         );
         let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 8);
         for row in chunk {
@@ -1629,6 +1629,7 @@ mod tests {
             .action(&action_id(&action_key(
                 &{
                     let mut e = crate::event::test_message("phone", "chat", "hi", false);
+                    e.id = "ev_claim".into();
                     e.idempotency_key = "k_claim".into();
                     e
                 },
@@ -2374,5 +2375,151 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         drop(store);
+    }
+
+    /// A database from before migration 0006 (a second unique index on the keys) keeps
+    /// every row, rowid and pointer through the rebuild, and still stores a key once.
+    #[tokio::test]
+    async fn the_key_index_rebuild_keeps_every_row_and_still_stores_a_key_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(connect_options(&path).expect("options"))
+                .await
+                .expect("connect");
+            let mut before = sqlx::migrate!("./migrations");
+            let last = before
+                .migrations
+                .iter()
+                .position(|m| m.version == 6)
+                .expect("migration 6");
+            before.migrations = before.migrations[..last].to_vec().into();
+            before.run(&pool).await.expect("migrate to 5");
+            // Rowids out of key order, as a long-lived database has them after deletes.
+            for (rowid, key, status) in [(7, "k_b", "handled"), (3, "k_a", "pending")] {
+                sqlx::query(
+                    "INSERT INTO events (rowid, id, idempotency_key, source, event_type, body, status, created_at) \
+                     VALUES (?, ?, ?, 'p', 'message.received', ?, ?, '2026-11-30T10:00:00.000Z')",
+                )
+                .bind(rowid)
+                .bind(crate::event::event_id(key))
+                .bind(key)
+                .bind(serde_json::to_string(&event(key)).expect("json"))
+                .bind(status)
+                .execute(&pool)
+                .await
+                .expect("event");
+            }
+            sqlx::query(
+                "INSERT INTO actions (rowid, id, idempotency_key, event_id, target, conversation, body, status, attempts, last_error, created_at, updated_at) \
+                 VALUES (5, 'act_x', 'k_b:0', ?, 'p', 'c', '{}', 'failed', 3, 'unplugged', 't0', 't1')",
+            )
+            .bind(crate::event::event_id("k_b"))
+            .execute(&pool)
+            .await
+            .expect("action");
+            sqlx::query(
+                "INSERT INTO dead_letters (id, event_id, handler, body, error, attempts, created_at, updated_at) \
+                 VALUES ('dl_x', ?, 'hook', '{}', 'gone', 5, 't0', 't1')",
+            )
+            .bind(crate::event::event_id("k_b"))
+            .execute(&pool)
+            .await
+            .expect("dead letter");
+            pool.close().await;
+        }
+
+        let store = SqliteStore::open(&path).await.expect("open migrates");
+        let pool = store.read_pool();
+        let events: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT rowid, idempotency_key, status FROM events ORDER BY rowid")
+                .fetch_all(pool)
+                .await
+                .expect("events");
+        assert_eq!(
+            events,
+            [
+                (3, "k_a".to_string(), "pending".to_string()),
+                (7, "k_b".to_string(), "handled".to_string())
+            ]
+        );
+        let action: (i64, String, String, i64, Option<String>, String) = sqlx::query_as(
+            "SELECT rowid, event_id, status, attempts, last_error, updated_at FROM actions",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("action");
+        assert_eq!(
+            action,
+            (
+                5,
+                crate::event::event_id("k_b"),
+                "failed".into(),
+                3,
+                Some("unplugged".into()),
+                "t1".into()
+            )
+        );
+        let dead: (String, String, i64) =
+            sqlx::query_as("SELECT id, event_id, attempts FROM dead_letters")
+                .fetch_one(pool)
+                .await
+                .expect("dead letter");
+        assert_eq!(dead, ("dl_x".into(), crate::event::event_id("k_b"), 5));
+        // The pointers still name tables that exist: a dangling one would be listed.
+        let dangling: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(pool)
+                .await
+                .expect("check");
+        assert!(dangling.is_empty(), "{dangling:?}");
+        let schema: Vec<(String,)> = sqlx::query_as(
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('actions', 'dead_letters') AND type = 'table'",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("schema");
+        assert!(
+            schema.len() == 2
+                && schema
+                    .iter()
+                    .all(|(sql,)| sql.contains("REFERENCES \"events\" (id)")),
+            "{schema:?}"
+        );
+        // One unique index per table left: the primary key's.
+        let unique: Vec<(String,)> = sqlx::query_as(
+            "SELECT m.name FROM sqlite_master m, pragma_index_list(m.name) i \
+             WHERE m.type = 'table' AND m.name IN ('events', 'actions') AND i.\"unique\" = 1 ORDER BY m.name",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("indexes");
+        assert_eq!(unique, [("actions".to_string(),), ("events".to_string(),)]);
+        let named: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("named indexes");
+        let named: Vec<&str> = named.iter().map(|(n,)| n.as_str()).collect();
+        assert!(
+            ["actions_status", "events_conversation", "events_status"]
+                .iter()
+                .all(|n| named.contains(n)),
+            "{named:?}"
+        );
+        // A redelivered key is still stored once; a new one is stored.
+        assert!(!store.insert_event(&event("k_a")).await.expect("again"));
+        assert!(store.insert_event(&event("k_c")).await.expect("new"));
+        // Foreign keys are enforced again on the connections after the migration.
+        let orphan = sqlx::query(
+            "INSERT INTO dead_letters (id, event_id, handler, body, error, attempts, created_at, updated_at) \
+             VALUES ('dl_y', 'ev_none', 'hook', '{}', 'gone', 1, 't0', 't1')",
+        )
+        .execute(pool)
+        .await;
+        assert!(orphan.is_err(), "a dead letter of no event was stored");
     }
 }

@@ -603,6 +603,7 @@ mod tests {
     fn message(sender: &str, text: &str, key: &str) -> Event {
         let mut event = test_message("phone", sender, text, false);
         event.idempotency_key = key.into();
+        event.id = crate::event::event_id(key);
         event
     }
 
