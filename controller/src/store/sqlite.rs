@@ -10,7 +10,6 @@ use std::time::Duration;
 use tapwire_device_agent::tail::same_text;
 
 use async_trait::async_trait;
-use rusqlite::types::ToSql;
 use rusqlite::{Connection, params};
 use serde::Deserialize;
 use sqlx::Row;
@@ -50,14 +49,10 @@ fn default_path() -> PathBuf {
 /// The most writes one group commit takes: enough to absorb every lane at once, few
 /// enough that one commit stays short and a bad write's retry alone is cheap.
 const MAX_BATCH: usize = 256;
-/// The most rows one multi-row statement carries (events: 7 parameters each, far below
-/// SQLite's 32766).
-const MAX_ROWS: usize = 256;
 /// How long any of our connections waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Prepared statements the writer keeps. A multi-row statement's text depends on its
-/// row count, so a batch of another size is another statement: rusqlite's default of 16
-/// would keep re-preparing them; 100 is what sqlx kept per connection.
+/// Prepared statements the writer keeps: more than its two dozen texts, so none is
+/// prepared twice (rusqlite's default is 16); 100 is what sqlx keeps per connection.
 const STATEMENT_CACHE: usize = 100;
 
 #[derive(Clone)]
@@ -1171,16 +1166,15 @@ fn apply(conn: &mut Connection, writes: &[Write]) -> Result<Vec<Written>, StoreE
 /// How many statements `run` will execute.
 fn statements(writes: &[Write]) -> usize {
     let count = |part: fn(&Write) -> usize| writes.iter().map(part).sum::<usize>();
-    let multi_row = |part: fn(&Write) -> usize| count(part).div_ceil(MAX_ROWS);
     count(|w| usize::from(w.watermark.is_some()))
-        + multi_row(|w| w.events.len())
-        + multi_row(|w| w.actions.len())
+        + count(|w| w.events.len())
+        + count(|w| w.actions.len())
         + count(|w| match w.finish {
             Some(Finish::Dead(_)) => 2,
-            _ => 0,
+            Some(Finish::Handled(_)) => 1,
+            None => 0,
         })
-        + multi_row(|w| usize::from(matches!(w.finish, Some(Finish::Handled(_)))))
-        + multi_row(|w| usize::from(w.claim.is_some()))
+        + count(|w| usize::from(w.claim.is_some()))
         + count(|w| w.status.len())
         + count(|w| 2 * usize::from(w.settle.is_some()))
 }
@@ -1292,101 +1286,123 @@ fn upsert_watermark(conn: &Connection, row: &WatermarkRow) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Inserts events, many per statement; returns the keys stored now. RETURNING (SQLite
-/// 3.35+, Postgres) names exactly the rows inserted: a key stored before is skipped by
-/// ON CONFLICT and not reported.
+// The hot statements below change one row each and run once per row, from the
+// statement cache. A statement that may change several rows (a multi-row VALUES, an
+// `IN (…)` list) and may abort on a constraint makes SQLite keep a statement journal
+// inside a transaction, a copy of every page before the statement first changes it, so
+// that an abort can undo the statement alone: a fifth of the writer's time at full
+// speed (`perf`, session 11), more than the per-statement overhead it saved. One row by
+// primary key needs no journal.
+
+/// Inserts events; returns the keys stored now. A key stored before (its id is the key's
+/// hash) is skipped by ON CONFLICT and changes no row.
 fn insert_events(conn: &Connection, rows: &[&EventRow]) -> Result<HashSet<String>, StoreError> {
+    let during = "inserting an event";
     let mut inserted = HashSet::new();
-    for chunk in rows.chunks(MAX_ROWS) {
-        let sql = values_sql(
-            "INSERT INTO events (id, idempotency_key, source, event_type, conversation, body, status, created_at) ",
-            chunk.iter().map(|_| "(?, ?, ?, ?, ?, ?, 'pending', ?)"),
-            " ON CONFLICT (id) DO NOTHING RETURNING idempotency_key",
-        );
-        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 7);
-        for row in chunk {
-            values.extend([
-                &row.id as &dyn ToSql,
-                &row.key,
-                &row.source,
-                &row.event_type,
-                &row.conversation,
-                &row.body,
-                &row.created_at,
-            ]);
+    if rows.is_empty() {
+        return Ok(inserted);
+    }
+    let mut statement = conn
+        .prepare_cached(
+            "INSERT INTO events (id, idempotency_key, source, event_type, conversation, body, status, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .during(during)?;
+    for row in rows {
+        let changed = statement
+            .execute(params![
+                row.id,
+                row.key,
+                row.source,
+                row.event_type,
+                row.conversation,
+                row.body,
+                row.created_at
+            ])
+            .during(during)?;
+        if changed == 1 {
+            inserted.insert(row.key.clone());
         }
-        returned(conn, "inserting events", &sql, &values, &mut inserted)?;
     }
     Ok(inserted)
 }
 
-/// Inserts actions, many per statement; returns the keys stored now (see `insert_events`).
+/// Inserts actions; returns the keys stored now (see `insert_events`).
 fn insert_actions(conn: &Connection, rows: &[&ActionRow]) -> Result<HashSet<String>, StoreError> {
+    let during = "inserting an action";
     let mut inserted = HashSet::new();
-    for chunk in rows.chunks(MAX_ROWS) {
-        let sql = values_sql(
-            "INSERT INTO actions (id, idempotency_key, event_id, target, conversation, body, status, attempts, created_at, updated_at) ",
-            chunk.iter().map(|row| {
-                // A claimed row is handed out now: counted as one attempt, as a claim is.
-                if row.claimed {
-                    "(?, ?, ?, ?, ?, ?, 'dispatched', 1, ?, ?)"
-                } else {
-                    "(?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
-                }
-            }),
-            " ON CONFLICT (id) DO NOTHING RETURNING idempotency_key",
-        );
-        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() * 8);
-        for row in chunk {
-            values.extend([
-                &row.id as &dyn ToSql,
-                &row.key,
-                &row.event_id,
-                &row.target,
-                &row.conversation,
-                &row.body,
-                &row.now,
-                &row.now,
-            ]);
+    if rows.is_empty() {
+        return Ok(inserted);
+    }
+    let mut statement = conn
+        .prepare_cached(
+            "INSERT INTO actions (id, idempotency_key, event_id, target, conversation, body, status, attempts, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .during(during)?;
+    for row in rows {
+        // A claimed row is handed out now: counted as one attempt, as a claim is.
+        let (status, attempts) = if row.claimed {
+            (ActionStatus::Dispatched.as_str(), 1)
+        } else {
+            (ActionStatus::Pending.as_str(), 0)
+        };
+        let changed = statement
+            .execute(params![
+                row.id,
+                row.key,
+                row.event_id,
+                row.target,
+                row.conversation,
+                row.body,
+                status,
+                attempts,
+                row.now,
+                row.now
+            ])
+            .during(during)?;
+        if changed == 1 {
+            inserted.insert(row.key.clone());
         }
-        returned(conn, "inserting actions", &sql, &values, &mut inserted)?;
     }
     Ok(inserted)
 }
 
-/// Marks events handled, many per statement.
+/// Marks events handled.
 fn set_handled(conn: &Connection, ids: &[&str]) -> Result<(), StoreError> {
-    for chunk in ids.chunks(MAX_ROWS) {
-        let sql = format!(
-            "UPDATE events SET status = 'handled' WHERE id IN ({})",
-            placeholders(chunk.len())
-        );
-        execute(
-            conn,
-            "marking events handled",
-            &sql,
-            rusqlite::params_from_iter(chunk),
-        )?;
+    let during = "marking an event handled";
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut statement = conn
+        .prepare_cached("UPDATE events SET status = 'handled' WHERE id = ?")
+        .during(during)?;
+    for id in ids {
+        statement.execute([id]).during(during)?;
     }
     Ok(())
 }
 
 /// Moves pending actions to dispatched; returns the ids it moved. The `status =
-/// 'pending'` condition makes a second claim of the same action, in this statement or
-/// any later one, move nothing.
+/// 'pending'` condition makes a second claim of the same action, in this batch or any
+/// later one, move nothing.
 fn claim_actions(conn: &Connection, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
-    let now = now_rfc3339();
+    let during = "claiming an action";
     let mut claimed = HashSet::new();
-    for chunk in ids.chunks(MAX_ROWS) {
-        let sql = format!(
+    if ids.is_empty() {
+        return Ok(claimed);
+    }
+    let now = now_rfc3339();
+    let mut statement = conn
+        .prepare_cached(
             "UPDATE actions SET status = 'dispatched', attempts = attempts + 1, updated_at = ? \
-             WHERE status = 'pending' AND id IN ({}) RETURNING id",
-            placeholders(chunk.len())
-        );
-        let mut values: Vec<&dyn ToSql> = Vec::with_capacity(chunk.len() + 1);
-        values.push(&now);
-        values.extend(chunk.iter().map(|id| id as &dyn ToSql));
-        returned(conn, "claiming actions", &sql, &values, &mut claimed)?;
+             WHERE id = ? AND status = 'pending'",
+        )
+        .during(during)?;
+    for id in ids {
+        if statement.execute(params![now, id]).during(during)? == 1 {
+            claimed.insert((*id).to_string());
+        }
     }
     Ok(claimed)
 }
@@ -1431,33 +1447,6 @@ fn insert_dead_letter(conn: &Connection, row: &DeadRow) -> Result<(), StoreError
     Ok(())
 }
 
-/// A multi-row statement: `head`, `VALUES` with one tuple per row, then `tail`; the text
-/// sqlx's `QueryBuilder::push_values` made, so it reads the same in a trace.
-fn values_sql<'a>(
-    head: &str,
-    tuples: impl ExactSizeIterator<Item = &'a str>,
-    tail: &str,
-) -> String {
-    let mut sql = String::with_capacity(head.len() + 7 + tuples.len() * 40 + tail.len());
-    sql.push_str(head);
-    sql.push_str("VALUES ");
-    for (index, tuple) in tuples.enumerate() {
-        if index > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(tuple);
-    }
-    sql.push_str(tail);
-    sql
-}
-
-/// `?, ?, …`: `count` parameters for an `IN (…)` list.
-fn placeholders(count: usize) -> String {
-    let mut list = "?, ".repeat(count);
-    list.truncate(list.len().saturating_sub(2));
-    list
-}
-
 /// Runs one statement through the writer's statement cache; returns the rows it changed.
 fn execute(
     conn: &Connection,
@@ -1468,22 +1457,6 @@ fn execute(
     conn.prepare_cached(sql)
         .and_then(|mut statement| statement.execute(values))
         .during(during)
-}
-
-/// Runs a statement whose RETURNING names one text column, adding each value to `into`.
-fn returned(
-    conn: &Connection,
-    during: &'static str,
-    sql: &str,
-    values: &[&dyn ToSql],
-    into: &mut HashSet<String>,
-) -> Result<(), StoreError> {
-    let mut statement = conn.prepare_cached(sql).during(during)?;
-    let mut rows = statement.query(values).during(during)?;
-    while let Some(row) = rows.next().during(during)? {
-        into.insert(row.get(0).during(during)?);
-    }
-    Ok(())
 }
 
 /// Names the step a rusqlite error happened in: SQLite's own message rarely says which
