@@ -7,6 +7,7 @@
 //! survives the process: tests and trials). A backend is one file implementing [`Store`]
 //! plus one line in [`open`]; callers hold a [`SharedStore`] and never see what is under it.
 
+mod checkpoint;
 pub mod memory;
 pub mod sqlite;
 pub mod views;

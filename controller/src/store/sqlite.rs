@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::oneshot;
 
+use super::checkpoint::Checkpointer;
 use super::{
     ActionRecord, ActionStatus, Backlog, DeadLetter, DeadLetterInfo, ReadBatch, Recorded, Store,
     StoreError, StoredAction, StoredSubscription, TargetBacklog, Turn, action_id, action_key,
@@ -1009,7 +1010,20 @@ async fn start_writer(path: &Path) -> Result<(mpsc::Sender<Job>, JoinHandle<()>)
         .spawn(move || match open_writer(&path) {
             Ok(conn) => {
                 let _ = opened.send(Ok(()));
-                Writer { conn, path }.serve(&queue);
+                let checkpointer = match Checkpointer::start(&path) {
+                    // Not joined: it ends once the writer drops its handle.
+                    Ok((checkpointer, _thread)) => Some(checkpointer),
+                    Err(error) => {
+                        tracing::warn!(%error, "no checkpoint thread; the writer checkpoints alone");
+                        None
+                    }
+                };
+                Writer {
+                    conn,
+                    path,
+                    checkpointer,
+                }
+                .serve(&queue);
             }
             Err(error) => {
                 let _ = opened.send(Err(error));
@@ -1021,14 +1035,14 @@ async fn start_writer(path: &Path) -> Result<(mpsc::Sender<Job>, JoinHandle<()>)
     Ok((jobs, thread))
 }
 
-/// What only the writer needs. Under a burst of callbacks it writes to four indexes per
-/// table keyed by random ids, so each row dirties its own pages: SQLite's default 2 MiB
-/// cache made it read those pages back from the file (pread ≈ 5 % of a profile at
-/// 5 000/s), and a checkpoint every 1 000 WAL pages (every ~50 ms at that rate) copied
-/// the same hot pages to the database again and again, each time with an fsync. A larger
-/// cache and a checkpoint every 8 192 pages (a WAL of up to 32 MiB on disk) do each page's
-/// work fewer times; the cache fills only with use.
-const WRITER_TUNING: &str = "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 8192;";
+/// What only the writer needs. Under a burst of callbacks it writes to indexes keyed by
+/// random ids, so each row dirties its own pages: SQLite's default 2 MiB cache made it
+/// read those pages back from the file (pread ≈ 5 % of a profile at 5 000/s); the cache
+/// fills only with use. The log is copied into the database by `checkpoint.rs` between
+/// commits; the writer's own checkpoint, every 1 024 pages, finds only the last few
+/// commits left to copy and lets the log start again from its beginning. (Before that
+/// thread, the writer copied 8 192 pages at a time, ≈ 50 ms with every caller waiting.)
+const WRITER_TUNING: &str = "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 1024;";
 
 /// The writer's connection, set up as `connect_options` sets up the pool's: WAL,
 /// synchronous NORMAL, foreign keys (sqlx's default, not SQLite's) and the busy timeout.
@@ -1054,12 +1068,13 @@ struct Writer {
     conn: Connection,
     /// To open the connection again should one be stuck in a transaction (`settle`).
     path: PathBuf,
+    /// Copies the log into the database between commits (`checkpoint.rs`).
+    checkpointer: Option<Checkpointer>,
 }
 
 impl Writer {
     /// Applies queued writes in batches until the last sender is gone: what was queued
-    /// while the previous batch committed goes into one transaction, with one multi-row
-    /// statement per kind of row, and each caller is answered only once that transaction
+    /// while the previous batch committed goes into one transaction, and each caller is answered only once that transaction
     /// has committed (so an event is still stored before it is routed, and actions before
     /// they are dispatched). Under load the cost of a commit (the WAL append, BEGIN and
     /// COMMIT) is shared by the batch; a write alone costs one commit, as before.
@@ -1083,6 +1098,9 @@ impl Writer {
                 };
             }
             commit_batch(&mut self, std::mem::take(&mut batch));
+            if let Some(checkpointer) = &self.checkpointer {
+                checkpointer.nudge();
+            }
         }
     }
 
