@@ -24,7 +24,7 @@ use rusqlite::Connection;
 /// Rest after a checkpoint before the next, so commits in the meantime are copied
 /// together (a page written by many commits once). Short, because what is left when
 /// the writer's own checkpoint comes is what it copies while callers wait: at 5 000
-/// callbacks/s, p99 6.8–7.6 ms with 2 ms, 10–12 ms with 5 ms, 17–19 ms with 20 ms
+/// callbacks/s, p99 6.8–7.6 ms with 2 ms, 10–12 ms with 5 ms, 15–22 ms with 20 ms
 /// (`BENCH=callback scripts/bench`, session 11).
 const PAUSE: Duration = Duration::from_millis(2);
 
