@@ -79,6 +79,16 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Answer every request 200 with an empty body and do nothing else, on
+    /// 127.0.0.1:PORT: the most callbacks any server can answer on this machine with
+    /// this generator beside it (no signature, no AES, no XML, no store).
+    Ceiling {
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Worker threads (the machine's cores by default, as `tapwire run` has).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -119,7 +129,22 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(stand_in(port))
         }
+        Cmd::Ceiling { port, threads } => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = threads {
+                runtime.worker_threads(threads.max(1));
+            }
+            runtime.enable_all().build()?.block_on(ceiling(port))
+        }
     }
+}
+
+async fn ceiling(port: u16) -> anyhow::Result<()> {
+    let app = axum::Router::new().fallback(|| async { "" });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("ceiling listening http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
 }
 
 struct Plan {

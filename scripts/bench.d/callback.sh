@@ -3,7 +3,8 @@
 # through a private adb server) and one adapter of every type, the wecom_app one fed
 # signed+encrypted callbacks by controller/examples/callback_load.rs from its own process;
 # then a Python WXBizMsgCrypt callback server (FastAPI on uvicorn, 2 workers) fed the same.
-# Both at an open-loop 5 000 requests/s, then at full speed. Prints requests/s, p50, p99,
+# Both at an open-loop 5 000 requests/s, then at full speed; last, the same generator
+# against a server that does nothing (the ceiling). Prints requests/s, p50, p99,
 # the controller's RSS idle and under load, and how fast its active replies went out.
 # Run from the repository root: `BENCH=callback scripts/bench`. Knobs: CB_SECONDS (10),
 # CB_RATE (5000), CB_CONCURRENCY (64), CB_PY_WORKERS (2); CB_NO_BUILD=1 uses the release
@@ -275,3 +276,19 @@ for pid in $py_pid $(cat "/proc/$py_pid/task/"*/children 2>/dev/null); do
     py_rss=$((py_rss + $(kb "$pid" VmRSS)))
 done
 echo "python: RSS after the runs, uvicorn and its $py_workers workers together $(mib "$py_rss")"
+stop_all
+
+# --- Ceiling -----------------------------------------------------------------------------
+# The same generator at full speed against a server that answers 200 and does nothing
+# else: the most callbacks any server could be answered at here, beside which "N× Python"
+# is to be read.
+"$load" ceiling >"$work/ceiling.out" 2>&1 &
+pids+=($!)
+ceiling=""
+for _ in $(seq 50); do
+    ceiling=$(sed -n 's/^ceiling listening //p' "$work/ceiling.out")
+    [ -n "$ceiling" ] && break
+    sleep 0.1
+done
+[ -n "$ceiling" ] || { echo "the ceiling server did not start" >&2; exit 1; }
+drive ceiling-full "$ceiling/callback" --concurrency "$concurrency"
