@@ -1,7 +1,7 @@
 //! The phone loop, measured against phone-sim: what an idle poll costs, how long a message
-
 //! waits for its answer, and how many answers one phone gives per minute, for Tapwire's
-//! change signal beside the plain "full dump every poll" approach.
+//! change signal beside the plain "full dump every poll" approach (Tapwire's own actor
+//! dumping on every poll, and `scripts/bench.d/poller.py`, the Python loop users run).
 //!
 //! `cargo bench -p tapwire-device-agent --bench phone_loop` (or `scripts/bench`). Prints a
 //! table; docs/benchmarks.md keeps the figures.
@@ -113,6 +113,8 @@ struct Rig {
     control: SimControl,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<Result<agent::AgentStats, agent::AgentError>>>,
+    /// The Python poller users run today, when it watches the phone instead of Tapwire.
+    poller: Option<std::process::Child>,
 }
 
 /// How the actor reads the phone's screen.
@@ -211,6 +213,41 @@ impl Rig {
             control,
             stop,
             thread: Some(thread),
+            poller: None,
+        }
+    }
+
+    /// The phone watched by `scripts/bench.d/poller.py` (a dump every poll, parsed by
+    /// ElementTree, one `adb` process per command), polling as often as the agent does.
+    async fn start_python(latency: Latency) -> Rig {
+        let sim = tapwire_phone_sim::start(SimConfig {
+            control_addr: None,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("sim");
+        let control = sim.control();
+        control.set_latency(latency);
+        let addr = sim.adb_addr();
+        let adb = AdbServer::start();
+        adb.connect(addr);
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let poller = std::process::Command::new("python3")
+            .arg(format!("{root}/scripts/bench.d/poller.py"))
+            .args(["--adb-port", &adb.port.to_string()])
+            .args(["--serial", &addr.to_string()])
+            .args(["--map", &format!("{root}/ui-maps/wechat-8.0.toml")])
+            .args(["--poll", "0.2"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 (scripts/setup)");
+        Rig {
+            adb,
+            sim,
+            control,
+            stop: Arc::default(),
+            thread: None,
+            poller: Some(poller),
         }
     }
 
@@ -218,6 +255,10 @@ impl Rig {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        if let Some(mut poller) = self.poller.take() {
+            let _ = poller.kill();
+            let _ = poller.wait();
         }
         self.sim.shutdown().await;
         drop(self.adb);
@@ -307,6 +348,22 @@ async fn latency(
     let settle = Duration::from_millis(latency.dump_ms * 5 + 500)
         + Duration::from_millis(if pacing.enabled { pacing.min_gap_ms } else { 0 });
     let rig = Rig::start_reading(reading, idle, latency, pacing, hot_window).await;
+    let strategy = format!(
+        "{idle:?}{}",
+        if idle == IdleStrategy::FullDump {
+            ""
+        } else if hot_window.is_zero() {
+            " (first message after a quiet spell)"
+        } else {
+            " (within a conversation: hot window)"
+        }
+    );
+    measure_latency(rig, settle, &format!("{label} {strategy}"), count).await;
+}
+
+/// Messages offered one at a time, each after the watcher has gone idle again; prints
+/// arrival → reply sent.
+async fn measure_latency(rig: Rig, settle: Duration, label: &str, count: usize) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Screen reads: dumps in tree mode, screenshots in vision mode.
     let reads = |stats: &tapwire_phone_sim::device::StatsSnapshot| {
@@ -323,7 +380,7 @@ async fn latency(
         rig.control
             .incoming(&message(CHATS[i % CHATS.len()], format!("延迟测试 {i}")));
         if !rig.wait_sent(sent + 1, Duration::from_secs(30)).await {
-            println!("latency {label} {idle:?}: message {i} not answered within 30 s");
+            println!("latency {label}: message {i} not answered within 30 s");
             break;
         }
         samples.push(start.elapsed());
@@ -335,14 +392,7 @@ async fn latency(
     let screen_reads = reads(&rig.control.stats()) - reads_before;
     if !samples.is_empty() {
         println!(
-            "latency {label} {idle:?}{}: arrival → reply sent p50 {:?}, p99 {:?}, max {:?} ({} messages, {:.1} screen reads per message)",
-            if idle == IdleStrategy::FullDump {
-                ""
-            } else if hot_window.is_zero() {
-                " (first message after a quiet spell)"
-            } else {
-                " (within a conversation: hot window)"
-            },
+            "latency {label}: arrival → reply sent p50 {:?}, p99 {:?}, max {:?} ({} messages, {:.1} screen reads per message)",
             percentile(&samples, 0.5),
             percentile(&samples, 0.99),
             samples[samples.len() - 1],
@@ -463,6 +513,14 @@ fn main() {
                 )
                 .await;
             }
+            // What users run today: a Python script dumping on every poll.
+            measure_latency(
+                Rig::start_python(REAL_PHONE).await,
+                Duration::from_millis(REAL_PHONE.dump_ms * 5 + 500),
+                "real-phone latencies python-poller",
+                12,
+            )
+            .await;
             // What a user runs: a person's pace on top of the phone's.
             latency(
                 Reading::Tree,
