@@ -79,7 +79,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         // Before the writer opens: it takes the schema as it finds it.
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        migrate(&pool).await?;
         // Not joined: the thread outlives any caller (one that gives up waiting cannot cut
         // a batch short) and ends once the last `SqliteStore` clone is dropped.
         let (writer, _thread) = start_writer(path).await?;
@@ -783,6 +783,43 @@ fn action_record(row: &sqlx::sqlite::SqliteRow) -> Result<ActionRecord, StoreErr
         created_at: row.try_get(5)?,
         updated_at: row.try_get(6)?,
     })
+}
+
+/// Brings the schema up to date. A migration that rebuilds a table (0006) copies every
+/// row once, which on a database of millions of events takes a while (21 s for a million
+/// events and their actions here): said before it starts, so a long start is not
+/// mistaken for a hang.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let migrator = sqlx::migrate!("./migrations");
+    let latest = migrator.migrations.iter().map(|m| m.version).max();
+    // None on a new database (no table yet): nothing to copy, nothing to say.
+    let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(pool)
+        .await
+        .ok()
+        .flatten();
+    let started = std::time::Instant::now();
+    let updating = matches!((applied, latest), (Some(applied), Some(latest)) if applied < latest);
+    if updating {
+        tracing::info!(
+            from = applied,
+            to = latest,
+            "updating the store's schema; on a large database this takes a while, once"
+        );
+    }
+    migrator.run(pool).await?;
+    if updating {
+        // A rebuild goes through the log: a million events left a 700 MB WAL file, which
+        // SQLite reuses but never shrinks by itself.
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "the store's schema is up to date"
+        );
+    }
+    Ok(())
 }
 
 /// The pool's connections. `open_writer` sets the writer's up the same way (a test
