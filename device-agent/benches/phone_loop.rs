@@ -153,22 +153,13 @@ impl Rig {
                 ..SimConfig::default()
             },
         };
-        let sim = tapwire_phone_sim::start(SimConfig {
-            control_addr: None,
-            ..sim_config
-        })
-        .await
-        .expect("sim");
-        let control = sim.control();
-        control.set_latency(latency);
+        let (sim, control, adb) = phone(sim_config, latency).await;
         let maps = UiMaps::load_dir(&std::path::PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../ui-maps"
         )))
         .expect("maps");
         let addr = sim.adb_addr();
-        let adb = AdbServer::start();
-        adb.connect(addr);
         let server = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, adb.port);
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = EchoSink {
@@ -220,17 +211,8 @@ impl Rig {
     /// The phone watched by `scripts/bench.d/poller.py` (a dump every poll, parsed by
     /// ElementTree, one `adb` process per command), polling as often as the agent does.
     async fn start_python(latency: Latency) -> Rig {
-        let sim = tapwire_phone_sim::start(SimConfig {
-            control_addr: None,
-            ..SimConfig::default()
-        })
-        .await
-        .expect("sim");
-        let control = sim.control();
-        control.set_latency(latency);
+        let (sim, control, adb) = phone(SimConfig::default(), latency).await;
         let addr = sim.adb_addr();
-        let adb = AdbServer::start();
-        adb.connect(addr);
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let poller = std::process::Command::new("python3")
             .arg(format!("{root}/scripts/bench.d/poller.py"))
@@ -274,6 +256,31 @@ impl Rig {
         }
         false
     }
+}
+
+/// A phone-sim at `latency`, online on a private adb server of its own.
+async fn phone(
+    config: SimConfig,
+    latency: Latency,
+) -> (tapwire_phone_sim::SimHandle, SimControl, AdbServer) {
+    let sim = tapwire_phone_sim::start(SimConfig {
+        control_addr: None,
+        ..config
+    })
+    .await
+    .expect("sim");
+    let control = sim.control();
+    control.set_latency(latency);
+    let adb = AdbServer::start();
+    adb.connect(sim.adb_addr());
+    (sim, control, adb)
+}
+
+/// How long to wait after an answer before the next message, so that each one is
+/// measured from a watcher gone idle, not from the tail of its previous visit.
+fn settle(latency: Latency, pacing: &PacingConfig) -> Duration {
+    Duration::from_millis(latency.dump_ms * 5 + 500)
+        + Duration::from_millis(if pacing.enabled { pacing.min_gap_ms } else { 0 })
 }
 
 fn message(chat: &str, text: String) -> IncomingMessage {
@@ -345,8 +352,7 @@ async fn latency(
     label: &str,
     count: usize,
 ) {
-    let settle = Duration::from_millis(latency.dump_ms * 5 + 500)
-        + Duration::from_millis(if pacing.enabled { pacing.min_gap_ms } else { 0 });
+    let between = settle(latency, &pacing);
     let rig = Rig::start_reading(reading, idle, latency, pacing, hot_window).await;
     let strategy = format!(
         "{idle:?}{}",
@@ -358,7 +364,7 @@ async fn latency(
             " (within a conversation: hot window)"
         }
     );
-    measure_latency(rig, settle, &format!("{label} {strategy}"), count).await;
+    measure_latency(rig, between, &format!("{label} {strategy}"), count).await;
 }
 
 /// Messages offered one at a time, each after the watcher has gone idle again; prints
@@ -516,7 +522,7 @@ fn main() {
             // What users run today: a Python script dumping on every poll.
             measure_latency(
                 Rig::start_python(REAL_PHONE).await,
-                Duration::from_millis(REAL_PHONE.dump_ms * 5 + 500),
+                settle(REAL_PHONE, &PacingConfig::off()),
                 "real-phone latencies python-poller",
                 12,
             )
