@@ -819,17 +819,37 @@ template = "{{sender}}: {{text}}"
     }
     let log = |tapwire: &Tapwire| format!("(seed {seed}) log: {logs}{}", tapwire.log());
     let wecom_texts: Vec<String> = wecom_expected.iter().map(|(_, t)| t.clone()).collect();
+    let wecom_missing = || {
+        let wecom: Vec<String> = api.wecom_sends().into_iter().map(|(_, t)| t).collect();
+        wecom_texts
+            .iter()
+            .filter(|t| !wecom.contains(t))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     wait_until(
         "every answer",
         Duration::from_secs(90),
         || {
-            let wecom: Vec<String> = api.wecom_sends().into_iter().map(|(_, t)| t).collect();
             phone.control.sent().len() >= phone_expected.len()
-                && wecom_texts.iter().all(|t| wecom.contains(t))
+                && wecom_missing().is_empty()
                 && api.feishu_shown().len() >= group_forwards.len()
                 && api.robot_posts().len() >= group_forwards.len()
         },
-        || log(&tapwire),
+        // Which of the four is short, before the logs: a failure names its side.
+        || {
+            format!(
+                "phone sent {} of {}; WeCom missing {:?}; Feishu {} of {}; robot {} of {}; {}",
+                phone.control.sent().len(),
+                phone_expected.len(),
+                wecom_missing(),
+                api.feishu_shown().len(),
+                group_forwards.len(),
+                api.robot_posts().len(),
+                group_forwards.len(),
+                log(&tapwire)
+            )
+        },
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
